@@ -1,0 +1,61 @@
+// Package batch is the gateway's domain: what a Concur payment batch is, what closing one
+// yields, the error vocabulary every layer speaks, and the service that closes a batch by
+// its plain BatchID. It depends on nothing else of ours: the Concur client implements
+// [Upstream], and the HTTP layer calls [Service].
+package batch
+
+import (
+	"context"
+	"io"
+)
+
+// ListStatus filters the batch list. Concur takes it as a path segment.
+type ListStatus string
+
+// The batch-list filters Concur knows.
+const (
+	ListAll    ListStatus = ""
+	ListOpen   ListStatus = "OPEN"
+	ListClosed ListStatus = "CLOSED"
+)
+
+// Summary is one entry of Concur's batch list. URL is the encrypted Batch-URL: it is the
+// only way to address the batch upstream and never leaves the gateway.
+type Summary struct {
+	ID            string // unencrypted BatchID, as internal systems know it
+	Name          string
+	Total         string // decimal as Concur sent it, e.g. "1289.40"
+	Currency      string // ISO 4217
+	Count         string // number of reports, as Concur sent it
+	Type          string // "Employee" | "Card Program"
+	PaymentMethod string
+	URL           string // encrypted Batch-URL, opaque to the domain
+}
+
+// CloseResult is Concur's answer to a close. Every field is optional upstream; values are
+// passed through as sent (trimmed), so undocumented statuses are not lost.
+type CloseResult struct {
+	BatchStatus string // e.g. "CLOSED"
+	Status      string // e.g. "SUCCESS"
+	JobQueueKey string
+	FileURL     string // Concur's File-Url; opaque, kept server-side
+}
+
+// File is a payment file being streamed from Concur. The caller must close Body.
+type File struct {
+	Body               io.ReadCloser
+	ContentType        string // as Concur sent it, or sniffed when Concur sent none
+	ContentLength      int64  // -1 when unknown
+	ContentDisposition string // as Concur sent it; may be empty
+}
+
+// Upstream is what the domain needs from Concur. Implementations own transport,
+// credentials and XML, and return *Error values with upstream codes for every failure.
+type Upstream interface {
+	// ListBatches returns the batch list, filtered by status when status is not ListAll.
+	ListBatches(ctx context.Context, status ListStatus) ([]Summary, error)
+	// CloseBatch closes (v1.1, synchronous) the batch at the encrypted batchURL.
+	CloseBatch(ctx context.Context, batchURL string) (CloseResult, error)
+	// OpenFile starts the download of a File-Url returned by CloseBatch.
+	OpenFile(ctx context.Context, fileURL string) (*File, error)
+}

@@ -1,0 +1,80 @@
+package batch
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Code is a stable, snake_case error code. Callers program against it, so a code never
+// changes meaning once published. The HTTP layer maps each code to a status in one table.
+type Code string
+
+// The error vocabulary.
+const (
+	CodeInvalidBatchID      Code = "invalid_batch_id"      // the id is not 1-64 of [A-Za-z0-9_-]
+	CodeBatchNotFound       Code = "batch_not_found"       // not in the batch list, or Concur says it does not exist
+	CodeFileNotFound        Code = "file_not_found"        // no payment file is known for the batch
+	CodeBatchNotClosable    Code = "batch_not_closable"    // Concur refused the close as a business answer (e.g. no reports)
+	CodeUpstreamConflict    Code = "upstream_conflict"     // Concur answered 409
+	CodeUpstreamAuthFailed  Code = "upstream_auth_failed"  // Concur rejected our credentials even after renewal
+	CodeUpstreamRateLimited Code = "upstream_rate_limited" // Concur answered 429
+	CodeUpstreamUnavailable Code = "upstream_unavailable"  // Concur answered 503 (maintenance)
+	CodeUpstreamTimeout     Code = "upstream_timeout"      // no answer within the configured time-out
+	CodeUpstreamBadResponse Code = "upstream_bad_response" // malformed, oversized or unexpected answer
+	CodeUpstreamUnreachable Code = "upstream_unreachable"  // connection failed
+	CodeUpstreamHostRefused Code = "upstream_host_refused" // a Concur URL pointed at a host we do not trust
+	CodeUpstreamRejected    Code = "upstream_rejected"     // any other 4xx from Concur (e.g. 400 request limit)
+	CodeInternal            Code = "internal"              // a bug or an unclassified failure
+)
+
+// UpstreamError is what Concur said when it answered with an error.
+type UpstreamError struct {
+	Status     int    // Concur's HTTP status
+	Message    string // <Message>
+	ID         string // <Id>, Concur's correlation id
+	ServerTime string // <Server-Time>, Concur's local time without zone
+}
+
+// Error is the one error type that crosses layers. Detail is safe to show a caller;
+// Err is the cause, for the log only.
+type Error struct {
+	Code       Code
+	Detail     string
+	Upstream   *UpstreamError // set when Concur answered with an error
+	RetryAfter time.Duration  // set when the caller should wait before retrying
+	Err        error
+}
+
+func (e *Error) Error() string {
+	msg := string(e.Code)
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	if e.Upstream != nil {
+		msg += fmt.Sprintf(" (concur %d: %s)", e.Upstream.Status, e.Upstream.Message)
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an *Error with a caller-safe detail.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, CodeInternal for any
+// other non-nil error, and "" for nil.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return ""
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Code
+	}
+	return CodeInternal
+}
