@@ -1,0 +1,49 @@
+// Package api holds the JSON wire types of the payment-batch gateway, for Go services that
+// call it. It imports nothing of the gateway's internals.
+package api
+
+// CloseResponse is the answer to POST /batches/{id}/close.
+type CloseResponse struct {
+	// BatchID is the plain Concur BatchID that was closed.
+	BatchID string `json:"batchId" example:"6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"`
+	// BatchStatus is Concur's BatchStatus, passed through (documented value: CLOSED).
+	BatchStatus string `json:"batchStatus" example:"CLOSED"`
+	// Status is Concur's status of the close request, passed through (documented value: SUCCESS).
+	Status string `json:"status" example:"SUCCESS"`
+	// JobQueueKey is Concur's identifier of the batch job, when Concur sent one.
+	JobQueueKey string `json:"jobQueueKey,omitempty" example:"d$wIUEkl72LW299WTjTlskdy"`
+	// FileURL is the gateway's link to the payment file, when Concur produced one.
+	FileURL string `json:"fileUrl,omitempty" example:"/batches/6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13/file"`
+}
+
+// Problem is an RFC 9457 problem detail, served as application/problem+json.
+type Problem struct {
+	// Type identifies the kind of problem; it ends in the Code.
+	Type string `json:"type" example:"/problems/batch_not_found"`
+	// Title is a short, fixed summary of the kind of problem.
+	Title string `json:"title" example:"Batch not found"`
+	// Status is the HTTP status code.
+	Status int `json:"status" example:"404"`
+	// Detail explains this occurrence.
+	Detail string `json:"detail,omitempty" example:"batch 42 is not in Concur's batch list"`
+	// Instance is the path of the request that failed.
+	Instance string `json:"instance,omitempty" example:"/batches/42/close"`
+	// Code is stable and snake_case: program against it.
+	Code string `json:"code" example:"batch_not_found"`
+	// RequestID is the request's id, also sent as the X-Request-ID header.
+	RequestID string `json:"requestId,omitempty" example:"d4jb7ksa3fmq2elr0h5pcgvtn8"`
+	// Upstream is what Concur answered, when the problem comes from Concur.
+	Upstream *UpstreamProblem `json:"upstream,omitempty"`
+}
+
+// UpstreamProblem is Concur's own error answer.
+type UpstreamProblem struct {
+	// Status is Concur's HTTP status code.
+	Status int `json:"status" example:"500"`
+	// Message is Concur's error message.
+	Message string `json:"message,omitempty" example:"The batch you attempted to close does not contain any reports."`
+	// ID is Concur's error id, useful when talking to Concur support.
+	ID string `json:"id,omitempty" example:"8E7D1C2B-3A4F-4E5D-9C8B-7A6F5E4D3C2B"`
+	// ServerTime is Concur's server time of the error, without a time zone.
+	ServerTime string `json:"serverTime,omitempty" example:"2026-11-24T10:00:00"`
+}

@@ -1,0 +1,197 @@
+// Package config loads the gateway's configuration from the environment. Load takes the
+// lookup function as an argument so tests never touch the process environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Secret is a string that never prints itself.
+type Secret string
+
+// String masks the value so fmt, %v and errors cannot leak it.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "***"
+}
+
+// MarshalText masks the value for JSON and zerolog.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Reveal returns the value, for the one place that must send it.
+func (s Secret) Reveal() string { return string(s) }
+
+// Config is everything the gateway reads from its environment.
+type Config struct {
+	Addr string // GATEWAY_ADDR
+
+	ConcurBaseURL      string        // CONCUR_BASE_URL
+	ConcurTokenURL     string        // CONCUR_TOKEN_URL
+	ConcurClientID     string        // CONCUR_CLIENT_ID
+	ConcurClientSecret Secret        // CONCUR_CLIENT_SECRET(_FILE)
+	ConcurRefreshToken Secret        // CONCUR_REFRESH_TOKEN(_FILE)
+	ConcurAccessToken  Secret        // CONCUR_ACCESS_TOKEN(_FILE)
+	ConcurAuthScheme   string        // CONCUR_AUTH_SCHEME
+	ConcurTimeout      time.Duration // CONCUR_TIMEOUT
+
+	// BatchListMinInterval bounds how often an unknown id may trigger a batch-list fetch.
+	BatchListMinInterval time.Duration // GATEWAY_BATCH_LIST_MIN_INTERVAL
+
+	LogLevel  zerolog.Level // LOG_LEVEL
+	LogFormat string        // LOG_FORMAT
+}
+
+// UsesRefreshToken reports whether the gateway obtains tokens with the refresh-token grant
+// (as opposed to a static development token).
+func (c Config) UsesRefreshToken() bool { return c.ConcurAccessToken == "" }
+
+// MarshalZerologObject logs the configuration with secrets masked.
+func (c Config) MarshalZerologObject(e *zerolog.Event) {
+	e.Str("addr", c.Addr).
+		Str("concurBaseUrl", c.ConcurBaseURL).
+		Str("concurTokenUrl", c.ConcurTokenURL).
+		Str("concurClientId", c.ConcurClientID).
+		Stringer("concurClientSecret", c.ConcurClientSecret).
+		Stringer("concurRefreshToken", c.ConcurRefreshToken).
+		Stringer("concurAccessToken", c.ConcurAccessToken).
+		Str("concurAuthScheme", c.ConcurAuthScheme).
+		Dur("concurTimeout", c.ConcurTimeout).
+		Dur("batchListMinInterval", c.BatchListMinInterval).
+		Str("logLevel", c.LogLevel.String()).
+		Str("logFormat", c.LogFormat)
+}
+
+// Load reads the configuration through getenv and validates it, reporting every problem
+// at once. A variable NAME_FILE, where allowed, names a file holding the secret.
+func Load(getenv func(string) string) (Config, error) {
+	l := loader{getenv: getenv}
+	c := Config{
+		Addr:                 l.str("GATEWAY_ADDR", ":8080"),
+		ConcurBaseURL:        strings.TrimRight(l.str("CONCUR_BASE_URL", ""), "/"),
+		ConcurClientID:       l.str("CONCUR_CLIENT_ID", ""),
+		ConcurClientSecret:   l.secret("CONCUR_CLIENT_SECRET"),
+		ConcurRefreshToken:   l.secret("CONCUR_REFRESH_TOKEN"),
+		ConcurAccessToken:    l.secret("CONCUR_ACCESS_TOKEN"),
+		ConcurAuthScheme:     l.str("CONCUR_AUTH_SCHEME", "Bearer"),
+		ConcurTimeout:        l.duration("CONCUR_TIMEOUT", 60*time.Second),
+		BatchListMinInterval: l.duration("GATEWAY_BATCH_LIST_MIN_INTERVAL", 10*time.Second),
+		LogFormat:            l.str("LOG_FORMAT", "json"),
+	}
+	c.ConcurTokenURL = l.str("CONCUR_TOKEN_URL", "")
+	if c.ConcurTokenURL == "" && c.ConcurBaseURL != "" {
+		c.ConcurTokenURL = c.ConcurBaseURL + "/oauth2/v0/token"
+	}
+
+	if lvl, err := zerolog.ParseLevel(strings.ToLower(l.str("LOG_LEVEL", "info"))); err != nil || lvl == zerolog.NoLevel {
+		l.fail("LOG_LEVEL must be one of trace, debug, info, warn, error")
+	} else {
+		c.LogLevel = lvl
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		l.fail("LOG_FORMAT must be json or console")
+	}
+	if c.Addr == "" {
+		l.fail("GATEWAY_ADDR must not be empty")
+	}
+	l.httpURL("CONCUR_BASE_URL", c.ConcurBaseURL, true)
+	l.httpURL("CONCUR_TOKEN_URL", c.ConcurTokenURL, c.UsesRefreshToken())
+	switch c.ConcurAuthScheme {
+	case "Bearer", "OAuth":
+	default:
+		l.fail("CONCUR_AUTH_SCHEME must be Bearer or OAuth")
+	}
+	if c.ConcurTimeout <= 0 {
+		l.fail("CONCUR_TIMEOUT must be a positive duration such as 60s")
+	}
+	if c.BatchListMinInterval < 0 {
+		l.fail("GATEWAY_BATCH_LIST_MIN_INTERVAL must not be negative")
+	}
+	if c.UsesRefreshToken() {
+		for name, v := range map[string]string{
+			"CONCUR_CLIENT_ID":     c.ConcurClientID,
+			"CONCUR_CLIENT_SECRET": string(c.ConcurClientSecret),
+			"CONCUR_REFRESH_TOKEN": string(c.ConcurRefreshToken),
+		} {
+			if v == "" {
+				l.fail(name + " is required (or set CONCUR_ACCESS_TOKEN for a static development token)")
+			}
+		}
+	}
+	return c, l.err()
+}
+
+type loader struct {
+	getenv   func(string) string
+	problems []string
+}
+
+func (l *loader) fail(msg string) { l.problems = append(l.problems, msg) }
+
+func (l *loader) err() error {
+	if len(l.problems) == 0 {
+		return nil
+	}
+	slices.Sort(l.problems)
+	return errors.New("invalid configuration:\n  - " + strings.Join(l.problems, "\n  - "))
+}
+
+func (l *loader) str(name, def string) string {
+	if v := strings.TrimSpace(l.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (l *loader) duration(name string, def time.Duration) time.Duration {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		l.fail(fmt.Sprintf("%s must be a duration such as 30s (got %q)", name, v))
+		return def
+	}
+	return d
+}
+
+// secret reads NAME, or the file named by NAME_FILE; setting both is an error.
+func (l *loader) secret(name string) Secret {
+	v, file := l.getenv(name), strings.TrimSpace(l.getenv(name+"_FILE"))
+	switch {
+	case v != "" && file != "":
+		l.fail(fmt.Sprintf("set %s or %s_FILE, not both", name, name))
+		return ""
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			l.fail(fmt.Sprintf("%s_FILE: cannot read %s", name, file))
+			return ""
+		}
+		return Secret(strings.TrimSpace(string(b)))
+	}
+	return Secret(strings.TrimSpace(v))
+}
+
+func (l *loader) httpURL(name, v string, required bool) {
+	if v == "" {
+		if required {
+			l.fail(name + " is required")
+		}
+		return
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		l.fail(name + " must be an absolute http(s) URL without credentials")
+	}
+}

@@ -1,0 +1,119 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(map[string]string{
+		"CONCUR_BASE_URL":      "https://us.api.concursolutions.com/",
+		"CONCUR_CLIENT_ID":     "id",
+		"CONCUR_CLIENT_SECRET": "s3cret",
+		"CONCUR_REFRESH_TOKEN": "r3fresh",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8080" || c.ConcurTimeout != 60*time.Second || c.ConcurAuthScheme != "Bearer" ||
+		c.LogLevel != zerolog.InfoLevel || c.LogFormat != "json" {
+		t.Errorf("defaults wrong: %+v", c)
+	}
+	if want := "https://us.api.concursolutions.com/oauth2/v0/token"; c.ConcurTokenURL != want {
+		t.Errorf("token URL = %q, want %q", c.ConcurTokenURL, want)
+	}
+	if !c.UsesRefreshToken() {
+		t.Error("UsesRefreshToken = false")
+	}
+}
+
+func TestLoadReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	_, err := Load(env(map[string]string{
+		"CONCUR_AUTH_SCHEME": "Basic",
+		"CONCUR_TIMEOUT":     "soon",
+		"LOG_FORMAT":         "xml",
+		"LOG_LEVEL":          "loud",
+	}))
+	if err == nil {
+		t.Fatal("Load succeeded on bad config")
+	}
+	for _, want := range []string{
+		"CONCUR_BASE_URL is required", "CONCUR_CLIENT_ID is required", "CONCUR_CLIENT_SECRET is required",
+		"CONCUR_REFRESH_TOKEN is required", "CONCUR_AUTH_SCHEME", "CONCUR_TIMEOUT", "LOG_FORMAT", "LOG_LEVEL",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestLoadStaticTokenAndFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "token")
+	if err := os.WriteFile(file, []byte("static-token-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(env(map[string]string{
+		"CONCUR_BASE_URL":          "http://127.0.0.1:9090",
+		"CONCUR_ACCESS_TOKEN_FILE": file,
+		"CONCUR_AUTH_SCHEME":       "OAuth",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ConcurAccessToken.Reveal() != "static-token-value" || c.UsesRefreshToken() {
+		t.Errorf("static token not loaded from file: %+v", c)
+	}
+
+	_, err = Load(env(map[string]string{
+		"CONCUR_BASE_URL":          "http://127.0.0.1:9090",
+		"CONCUR_ACCESS_TOKEN":      "x",
+		"CONCUR_ACCESS_TOKEN_FILE": file,
+	}))
+	if err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("both value and file: err = %v", err)
+	}
+}
+
+func TestLoadRejectsBadURLs(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"ftp://x", "not a url", "https://user:pw@host", "/relative"} {
+		_, err := Load(env(map[string]string{"CONCUR_BASE_URL": u, "CONCUR_ACCESS_TOKEN": "t"}))
+		if err == nil || !strings.Contains(err.Error(), "CONCUR_BASE_URL must be") {
+			t.Errorf("CONCUR_BASE_URL=%q: err = %v", u, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "pw") {
+			t.Errorf("error leaks URL credentials: %v", err)
+		}
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	t.Parallel()
+	c := Config{ConcurClientSecret: "s3cret", ConcurRefreshToken: "r3fresh", ConcurAccessToken: "acc3ss"}
+	var sb strings.Builder
+	log := zerolog.New(&sb)
+	log.Info().Object("config", c).Send()
+	js, _ := json.Marshal(c)
+	for _, out := range []string{sb.String(), string(js), fmt.Sprintf("%v %+v %s", c, c, c.ConcurClientSecret)} {
+		for _, secret := range []string{"s3cret", "r3fresh", "acc3ss"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("secret %q printed in %s", secret, out)
+			}
+		}
+	}
+}

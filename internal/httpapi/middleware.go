@@ -1,0 +1,147 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/hlog"
+)
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	outcomeKey
+)
+
+// validRequestID is what we accept from a caller's X-Request-ID: anything else (CR/LF,
+// quotes, huge values) is replaced, so the header cannot inject into logs or answers.
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// requestID honours a well-formed X-Request-ID, or makes one, and echoes it.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if !validRequestID.MatchString(id) {
+			id = rand.Text()
+		}
+		w.Header().Set("X-Request-ID", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+	})
+}
+
+func requestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// outcome is what a handler tells the access log: the batch it worked on and the error
+// it answered with. Errors are logged once, here, at the edge.
+type outcome struct {
+	batchID string
+	err     error
+}
+
+func outcomeFrom(ctx context.Context) *outcome {
+	if o, ok := ctx.Value(outcomeKey).(*outcome); ok {
+		return o
+	}
+	return &outcome{} // outside accessLog (unit tests of a single handler): discard
+}
+
+// accessLog puts a request-scoped logger in the context (with the request id, so the
+// Concur client's lines carry it too) and writes one line per request.
+func accessLog(log zerolog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			l := log.With().Str("requestId", requestIDFrom(r.Context())).Logger()
+			o := &outcome{}
+			ctx := context.WithValue(l.WithContext(r.Context()), outcomeKey, o)
+			sw := &statusWriter{ResponseWriter: w}
+			next.ServeHTTP(sw, r.WithContext(ctx))
+
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			pattern := "unmatched"
+			if rc := chi.RouteContext(ctx); rc != nil && rc.RoutePattern() != "" {
+				pattern = rc.RoutePattern()
+			}
+			ev := l.Info()
+			switch {
+			case status >= 500:
+				ev = l.Error()
+			case status >= 400:
+				ev = l.Warn()
+			}
+			if o.batchID != "" {
+				ev = ev.Str("batchId", o.batchID)
+			}
+			if o.err != nil {
+				ev = ev.AnErr("error", o.err)
+			}
+			ev.Str("method", r.Method).
+				Str("route", pattern).
+				Int("status", status).
+				Int64("bytes", sw.bytes).
+				Dur("duration", time.Since(start)).
+				Msg("request")
+		})
+	}
+}
+
+// recoverer turns a panic into a logged 500 problem. http.ErrAbortHandler passes through.
+func recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			hlog.FromRequest(r).Error().Str("stack", string(debug.Stack())).Msg("panic")
+			outcomeFrom(r.Context()).err = fmt.Errorf("panic: %v", v)
+			if sw, ok := w.(*statusWriter); !ok || sw.status == 0 {
+				writeProblem(w, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusWriter records the status and size of an answer. Unwrap lets
+// http.ResponseController reach the underlying writer (flush, deadlines).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,113 @@
+// Package httpapi is the gateway's HTTP surface: routes, middleware, handlers and the
+// translation of errors into RFC 9457 problems. It depends on the domain, never the reverse.
+//
+//	@title						Payment-batch gateway
+//	@version					1.0
+//	@description				Closes SAP Concur payment batches with one JSON call. The gateway maps the plain BatchID to Concur's encrypted Batch-URL, calls Concur with its own credentials, and translates Concur's XML into JSON. Errors are RFC 9457 problems (application/problem+json) with a stable `code`.
+//	@BasePath					/
+//	@tag.name					batches
+//	@tag.description			Concur payment batches
+package httpapi
+
+import (
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/finplat/payment-batch-gateway/internal/batch"
+)
+
+// Deps is everything the HTTP layer needs.
+type Deps struct {
+	Log     zerolog.Logger
+	Batches BatchService
+	// FileWriteTimeout is how long writing one chunk of a payment file to a caller may
+	// take before the download is abandoned. Zero means one minute.
+	FileWriteTimeout time.Duration
+}
+
+// maxRequestBody bounds request bodies. No endpoint takes one today.
+const maxRequestBody = 64 << 10
+
+// NewHandler returns the gateway's whole API surface.
+//
+// Middleware order, outermost first: request id (so every later line and answer carries
+// it), access log (request-scoped logger, one line per request, errors logged once),
+// recoverer (a panic becomes a 500 problem and still gets its access-log line), body limit.
+func NewHandler(d Deps) http.Handler {
+	if d.FileWriteTimeout <= 0 {
+		d.FileWriteTimeout = time.Minute
+	}
+	r := chi.NewRouter()
+	r.Use(requestID, accessLog(d.Log), recoverer, limitBody(maxRequestBody))
+
+	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
+		writeProblem(w, req, batch.Errorf(codeRouteNotFound, "no route for %s %s", req.Method, req.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		allowed := allowedMethods(r, req.URL.Path)
+		for _, m := range allowed {
+			w.Header().Add("Allow", m)
+		}
+		writeProblem(w, req, batch.Errorf(codeMethodNotAllowed, "%s is not allowed here; allowed: %v", req.Method, allowed))
+	})
+
+	r.Post("/batches/{id}/close", handle(closeBatch(d.Batches)))
+	r.Get("/batches/{id}/file", handle(batchFile(d.Batches, d.FileWriteTimeout)))
+	r.Get("/healthz", healthz)
+	r.Get("/swagger", http.RedirectHandler("/swagger/index.html", http.StatusMovedPermanently).ServeHTTP)
+	r.Get("/swagger/*", swaggerUI())
+	return r
+}
+
+// allowedMethods lists the methods routed for path, for the Allow header of a 405.
+func allowedMethods(r chi.Routes, path string) []string {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		if r.Match(chi.NewRouteContext(), m, path) {
+			allowed = append(allowed, m)
+		}
+	}
+	return slices.Clip(allowed)
+}
+
+func limitBody(n int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler { return http.MaxBytesHandler(next, n) }
+}
+
+// healthz godoc
+//
+//	@Summary		Liveness
+//	@Description	Answers 200 while the process serves HTTP. It does not call Concur.
+//	@Tags			operations
+//	@Produce		plain
+//	@Success		200	{string}	string	"ok"
+//	@Router			/healthz [get]
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// handlerFunc is a handler whose failure is an error; handle turns it into a problem.
+type handlerFunc func(http.ResponseWriter, *http.Request) error
+
+// handle adapts a handlerFunc. The error goes to the access log (once) and, if nothing
+// was sent yet, to the caller as a problem. If the answer had started (a file stream
+// broke), the connection is aborted so the caller cannot mistake a cut file for a whole one.
+func handle(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		outcomeFrom(r.Context()).err = err
+		if sw, ok := w.(*statusWriter); ok && sw.status != 0 {
+			panic(http.ErrAbortHandler)
+		}
+		writeProblem(w, r, err)
+	}
+}

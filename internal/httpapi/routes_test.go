@@ -1,0 +1,192 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/finplat/payment-batch-gateway/api"
+	"github.com/finplat/payment-batch-gateway/internal/batch"
+)
+
+// panicky is a BatchService that fails in the way under test.
+type panicky struct{}
+
+func (panicky) Close(context.Context, string) (batch.CloseResult, error) { panic("boom") }
+func (panicky) File(context.Context, string) (*batch.File, error)       { panic("boom") }
+
+// syncBuffer is a log sink safe for parallel requests.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newTestHandler(t *testing.T, svc BatchService) (http.Handler, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	return NewHandler(Deps{Log: zerolog.New(logs), Batches: svc}), logs
+}
+
+func TestRoutingProblems(t *testing.T) {
+	t.Parallel()
+	h, _ := newTestHandler(t, panicky{})
+	tests := []struct {
+		name, method, path string
+		status             int
+		code, allow        string
+	}{
+		{"unknown route", "GET", "/nope", 404, "route_not_found", ""},
+		{"wrong method on close", "GET", "/batches/abc/close", 405, "method_not_allowed", "POST"},
+		{"wrong method on file", "DELETE", "/batches/abc/file", 405, "method_not_allowed", "GET"},
+		{"invalid id", "POST", "/batches/a.b/close", 400, "invalid_batch_id", ""},
+		{"encoded slash", "POST", "/batches/a%2Fb/close", 400, "invalid_batch_id", ""},
+		{"dot dot", "POST", "/batches/../close", 400, "invalid_batch_id", ""},
+		{"too long id", "POST", "/batches/" + strings.Repeat("a", 65) + "/close", 400, "invalid_batch_id", ""},
+		{"unicode id", "POST", "/batches/b%C3%A4tch/close", 400, "invalid_batch_id", ""},
+		{"unknown swagger file", "GET", "/swagger/../../etc/passwd", 404, "route_not_found", ""},
+		{"unknown swagger asset", "GET", "/swagger/nope.js", 404, "route_not_found", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(tt.method, "/", nil)
+			req.URL.Path, req.URL.RawPath = mustUnescape(t, tt.path), tt.path
+			h.ServeHTTP(rec, req)
+			var p api.Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || rec.Header().Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("not a problem (%v): %s %q", err, rec.Header().Get("Content-Type"), rec.Body)
+			}
+			if rec.Code != tt.status || p.Code != tt.code {
+				t.Errorf("got %d %s, want %d %s", rec.Code, p.Code, tt.status, tt.code)
+			}
+			if got := rec.Header().Get("Allow"); got != tt.allow {
+				t.Errorf("Allow = %q, want %q", got, tt.allow)
+			}
+		})
+	}
+}
+
+func TestPanicBecomesProblem(t *testing.T) {
+	t.Parallel()
+	h, logs := newTestHandler(t, panicky{})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/batches/abc/close", nil))
+	if rec.Code != 500 || !strings.Contains(rec.Body.String(), `"code":"internal"`) {
+		t.Fatalf("got %d %s", rec.Code, rec.Body)
+	}
+	if strings.Contains(rec.Body.String(), "boom") {
+		t.Errorf("panic value leaked: %s", rec.Body)
+	}
+	if !strings.Contains(logs.String(), `"message":"panic"`) || !strings.Contains(logs.String(), `"status":500`) {
+		t.Errorf("panic not logged with its access line:\n%s", logs)
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	t.Parallel()
+	h, logs := newTestHandler(t, panicky{})
+	tests := []struct {
+		name, in string
+		kept     bool
+	}{
+		{"honoured", "abc-123_x.y:z", true},
+		{"header injection", "abc\r\nX-Evil: 1", false},
+		{"quotes", `a"b`, false},
+		{"too long", strings.Repeat("a", 129), false},
+		{"absent", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/nope", nil)
+			req.Header["X-Request-Id"] = []string{tt.in}
+			h.ServeHTTP(rec, req)
+			got := rec.Header().Get("X-Request-ID")
+			if !validRequestID.MatchString(got) {
+				t.Fatalf("echoed id %q is not well-formed", got)
+			}
+			if (got == tt.in) != tt.kept {
+				t.Errorf("X-Request-ID %q -> %q, kept=%v", tt.in, got, tt.kept)
+			}
+			if !strings.Contains(rec.Body.String(), `"requestId":"`+got+`"`) {
+				t.Errorf("problem does not carry the request id: %s", rec.Body)
+			}
+		})
+	}
+	if strings.Contains(logs.String(), "X-Evil") {
+		t.Errorf("injected header reached the log")
+	}
+}
+
+func TestAccessLogLine(t *testing.T) {
+	t.Parallel()
+	h, logs := newTestHandler(t, panicky{})
+	req := httptest.NewRequest("POST", "/batches/a.b/close", nil)
+	req.Header.Set("X-Request-ID", "rid-42")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	var line map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(logs.String())), &line); err != nil {
+		t.Fatalf("want exactly one JSON log line, got %q: %v", logs, err)
+	}
+	for k, want := range map[string]any{
+		"requestId": "rid-42", "method": "POST", "route": "/batches/{id}/close", "status": float64(400), "message": "request",
+	} {
+		if line[k] != want {
+			t.Errorf("log %s = %v, want %v", k, line[k], want)
+		}
+	}
+	if _, ok := line["duration"]; !ok {
+		t.Errorf("no duration in %v", line)
+	}
+}
+
+func TestSwaggerServed(t *testing.T) {
+	t.Parallel()
+	h, _ := newTestHandler(t, panicky{})
+	for path, want := range map[string]string{
+		"/swagger/index.html": "swagger-ui",
+		"/swagger/doc.json":   `"/batches/{id}/close"`,
+		"/healthz":            "ok",
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("GET %s = %d, body does not contain %q", path, rec.Code, want)
+		}
+	}
+}
+
+func mustUnescape(t *testing.T, p string) string {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://x"+p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req.URL.Path
+}
