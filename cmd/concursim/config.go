@@ -1,0 +1,139 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
+)
+
+const defaultAddr = "127.0.0.1:9090"
+
+// config is everything concursim reads from its environment.
+type config struct {
+	Addr            string        // CONCURSIM_ADDR, default 127.0.0.1:9090
+	ClientID        string        // CONCURSIM_CLIENT_ID (required)
+	ClientSecret    string        // CONCURSIM_CLIENT_SECRET (required, never logged)
+	RefreshToken    string        // CONCURSIM_REFRESH_TOKEN (required, never logged)
+	TokenTTL        time.Duration // CONCURSIM_TOKEN_TTL, default 1h
+	ExpiresInNumber bool          // CONCURSIM_EXPIRES_IN: "string" (default) | "number"
+	Rotate          bool          // CONCURSIM_ROTATE, default true
+	URLElement      string        // CONCURSIM_URL_ELEMENT: Batch-URL (default) | Batch-Url
+	Geolocation     string        // CONCURSIM_GEOLOCATION, default: the request's origin
+	AsyncCloseDelay time.Duration // CONCURSIM_ASYNC_CLOSE_DELAY, default 2s; 0 closes at once
+	LargeFileBytes  int64         // CONCURSIM_LARGE_FILE_BYTES: >0 adds batch "large-file-batch"
+	ErrorNamespace  bool          // CONCURSIM_ERROR_NAMESPACE, default false
+	Disposition     bool          // CONCURSIM_CONTENT_DISPOSITION, default false
+}
+
+// loadConfig reads the configuration and reports every problem at once.
+func loadConfig(getenv func(string) string) (config, error) {
+	c := config{
+		Addr:            defaultAddr,
+		TokenTTL:        time.Hour,
+		Rotate:          true,
+		URLElement:      concursim.URLElementUpper,
+		AsyncCloseDelay: 2 * time.Second,
+	}
+	var errs []error
+	bad := func(name, v, want string) {
+		errs = append(errs, fmt.Errorf("%s=%q: want %s", name, v, want))
+	}
+	str := func(name string, dst *string) {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			*dst = v
+		}
+	}
+	required := func(name string, dst *string) {
+		if *dst = getenv(name); *dst == "" {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		}
+	}
+	boolean := func(name string, dst *bool) {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				bad(name, v, "true or false")
+			}
+			*dst = b
+		}
+	}
+	duration := func(name string, dst *time.Duration, least time.Duration) {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < least {
+				bad(name, v, "a duration such as 30s, at least "+least.String())
+			}
+			*dst = d
+		}
+	}
+
+	str("CONCURSIM_ADDR", &c.Addr)
+	required("CONCURSIM_CLIENT_ID", &c.ClientID)
+	required("CONCURSIM_CLIENT_SECRET", &c.ClientSecret)
+	required("CONCURSIM_REFRESH_TOKEN", &c.RefreshToken)
+	duration("CONCURSIM_TOKEN_TTL", &c.TokenTTL, time.Second)
+	duration("CONCURSIM_ASYNC_CLOSE_DELAY", &c.AsyncCloseDelay, 0)
+	boolean("CONCURSIM_ROTATE", &c.Rotate)
+	boolean("CONCURSIM_ERROR_NAMESPACE", &c.ErrorNamespace)
+	boolean("CONCURSIM_CONTENT_DISPOSITION", &c.Disposition)
+	switch v := strings.ToLower(strings.TrimSpace(getenv("CONCURSIM_EXPIRES_IN"))); v {
+	case "", "string":
+	case "number":
+		c.ExpiresInNumber = true
+	default:
+		bad("CONCURSIM_EXPIRES_IN", v, "string or number")
+	}
+	str("CONCURSIM_URL_ELEMENT", &c.URLElement)
+	if c.URLElement != concursim.URLElementUpper && c.URLElement != concursim.URLElementCamel {
+		bad("CONCURSIM_URL_ELEMENT", c.URLElement, concursim.URLElementUpper+" or "+concursim.URLElementCamel)
+	}
+	str("CONCURSIM_GEOLOCATION", &c.Geolocation)
+	if c.Geolocation != "" {
+		u, err := url.Parse(c.Geolocation)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" {
+			bad("CONCURSIM_GEOLOCATION", c.Geolocation, "an origin such as https://us.api.concursolutions.com")
+		}
+	}
+	if v := strings.TrimSpace(getenv("CONCURSIM_LARGE_FILE_BYTES")); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			bad("CONCURSIM_LARGE_FILE_BYTES", v, "a non-negative number of bytes")
+		}
+		c.LargeFileBytes = n
+	}
+	return c, errors.Join(errs...)
+}
+
+// options turns the configuration into simulator options.
+func (c config) options() concursim.Options {
+	o := concursim.Options{
+		ClientID:           c.ClientID,
+		ClientSecret:       c.ClientSecret,
+		RefreshToken:       c.RefreshToken,
+		AccessTokenTTL:     c.TokenTTL,
+		ExpiresInNumber:    c.ExpiresInNumber,
+		NoRotate:           !c.Rotate,
+		Geolocation:        c.Geolocation,
+		URLElement:         c.URLElement,
+		ErrorNamespace:     c.ErrorNamespace,
+		ContentDisposition: c.Disposition,
+		AsyncCloseDelay:    c.AsyncCloseDelay,
+		Batches:            concursim.Seed(),
+	}
+	if c.AsyncCloseDelay == 0 {
+		o.AsyncCloseDelay = -1 // the simulator reads 0 as its default; negative is "at once"
+	}
+	if c.LargeFileBytes > 0 {
+		o.Batches = append(o.Batches, concursim.Batch{
+			ID: "large-file-batch", Name: "Large File USD", Total: "1.00", Currency: "USD",
+			Type: concursim.TypeEmployee, PaymentMethod: "Expense Pay by SAP Concur",
+			Count: 1, FileSize: c.LargeFileBytes,
+		})
+	}
+	return o
+}

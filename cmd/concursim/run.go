@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
+)
+
+const shutdownTimeout = 10 * time.Second
+
+const usage = `usage: concursim [healthcheck]
+
+concursim serves a simulated SAP Concur Payment Batch API; "concursim healthcheck" probes
+one running on this machine (for container health checks). Configure it with CONCURSIM_ADDR, CONCURSIM_CLIENT_ID, CONCURSIM_CLIENT_SECRET,
+CONCURSIM_REFRESH_TOKEN, CONCURSIM_TOKEN_TTL, CONCURSIM_EXPIRES_IN, CONCURSIM_ROTATE,
+CONCURSIM_URL_ELEMENT, CONCURSIM_GEOLOCATION, CONCURSIM_ASYNC_CLOSE_DELAY,
+CONCURSIM_LARGE_FILE_BYTES, CONCURSIM_ERROR_NAMESPACE, CONCURSIM_CONTENT_DISPOSITION.
+`
+
+// run serves the simulator until ctx ends, then shuts down gracefully.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	switch {
+	case len(args) == 1 && args[0] == "healthcheck":
+		return healthcheck(ctx, getenv("CONCURSIM_ADDR"))
+	case len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+		_, _ = io.WriteString(stdout, usage)
+		return nil
+	case len(args) > 0:
+		_, _ = io.WriteString(stderr, usage)
+		return fmt.Errorf("unexpected arguments %q", args)
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	sim, err := concursim.New(cfg.options())
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+
+	log := zerolog.New(stdout).With().Timestamp().Logger()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info().Str("addr", ln.Addr().String()).Msg("listening")
+	log.Info().
+		Stringer("token_ttl", cfg.TokenTTL).Bool("expires_in_number", cfg.ExpiresInNumber).
+		Bool("rotate", cfg.Rotate).Str("url_element", cfg.URLElement).
+		Str("geolocation", cfg.Geolocation).Stringer("async_close_delay", cfg.AsyncCloseDelay).
+		Int64("large_file_bytes", cfg.LargeFileBytes).Msg("configured")
+
+	// Requests get a context that ends when shutdown starts, so slow faults give way.
+	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           accessLog(log, sim),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// No WriteTimeout: slow faults and large streamed files are the point; they end
+		// with the client or with shutdown.
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		BaseContext:    func(net.Listener) context.Context { return baseCtx },
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info().Msg("shutting down")
+	cancelBase()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// accessLog writes one line per request: method, path, status, bytes and duration.
+// It never logs headers or bodies, so tokens and secrets stay out of the log.
+func accessLog(log zerolog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w}
+		defer func() {
+			ev := log.Info().Str("method", r.Method).Str("path", r.URL.Path)
+			switch {
+			case rec.hijacked:
+				ev = ev.Bool("hijacked", true)
+			case rec.status == 0: // nothing written: net/http sends 200
+				ev = ev.Int("status", http.StatusOK)
+			default:
+				ev = ev.Int("status", rec.status)
+			}
+			ev.Int64("bytes", rec.bytes).Dur("duration", time.Since(start)).Msg("request")
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// recorder remembers the status and size of a response. Unwrap lets
+// http.ResponseController reach Flush and Hijack underneath.
+type recorder struct {
+	http.ResponseWriter
+	status   int
+	bytes    int64
+	hijacked bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Hijack is found by http.ResponseController through Unwrap; record it for the log.
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	r.hijacked = true
+	return http.NewResponseController(r.ResponseWriter).Hijack()
+}
+
+// healthcheck probes GET /_sim/healthz of a simulator listening on this machine at the
+// port of addr (CONCURSIM_ADDR), for images without a shell or curl.
+func healthcheck(ctx context.Context, addr string) error {
+	if addr == "" {
+		addr = defaultAddr
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("CONCURSIM_ADDR: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	u := "http://" + net.JoinHostPort("127.0.0.1", port) + "/_sim/healthz"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s answered %s", u, resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package concursim
+
+import (
+	"encoding/json"
+	"maps"
+	"net/http"
+)
+
+// Stats counts what the simulator has seen since New.
+type Stats struct {
+	TokenRequests   int `json:"tokenRequests"`   // every call of the token endpoint
+	TokenRefreshes  int `json:"tokenRefreshes"`  // successful refreshes
+	InvalidGrants   int `json:"invalidGrants"`   // unknown, reused or old refresh tokens
+	ListCalls       int `json:"listCalls"`       // authorised batch-list calls
+	Unauthorized    int `json:"unauthorized"`    // API calls answered 401 or 403 for want of a live token
+	ChunkedRejected int `json:"chunkedRejected"` // close calls refused for chunked bodies
+	FilesServed     int `json:"filesServed"`     // payment files sent
+
+	Closes        map[string]int `json:"closes"`        // per BatchID: successful v1.1 closes, regenerations included
+	Regenerations map[string]int `json:"regenerations"` // per BatchID: v1.1 closes of an already closed batch
+	AsyncCloses   map[string]int `json:"asyncCloses"`   // per BatchID: v1.2 closes accepted
+}
+
+func newStats() Stats {
+	return Stats{Closes: map[string]int{}, Regenerations: map[string]int{}, AsyncCloses: map[string]int{}}
+}
+
+// Stats returns a copy of the counters.
+func (s *Sim) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Closes = maps.Clone(s.stats.Closes)
+	st.Regenerations = maps.Clone(s.stats.Regenerations)
+	st.AsyncCloses = maps.Clone(s.stats.AsyncCloses)
+	return st
+}
+
+// maxFaultBytes bounds the body of PUT /_sim/fault.
+const maxFaultBytes = 16 << 10
+
+func (s *Sim) handleStats(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Stats())
+}
+
+// handleGetFault answers the current fault, or null.
+func (s *Sim) handleGetFault(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	var f *Fault
+	if s.fault != nil {
+		c := *s.fault
+		f = &c
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, f)
+}
+
+// handlePutFault installs the Fault in the JSON body and echoes it.
+func (s *Sim) handlePutFault(w http.ResponseWriter, r *http.Request) {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFaultBytes))
+	dec.DisallowUnknownFields()
+	var f Fault
+	if err := dec.Decode(&f); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid fault JSON: " + err.Error()})
+		return
+	}
+	if err := f.validate(); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	s.SetFault(f)
+	writeJSON(w, http.StatusOK, f)
+}
+
+func (s *Sim) handleDeleteFault(w http.ResponseWriter, _ *http.Request) {
+	s.ClearFault()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) handleExpireTokens(w http.ResponseWriter, _ *http.Request) {
+	s.ExpireAccessTokens()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok"))
+}

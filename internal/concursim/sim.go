@@ -1,0 +1,213 @@
+// Package concursim is an HTTP stand-in for SAP Concur's legacy Payment Batch API (v1.1
+// list and close, v1.2 asynchronous close, payment files) and its OAuth2 token endpoint.
+// It is faithful to what our client must cope with: rotating refresh tokens, 401 versus
+// 403, encrypted batch URLs, both spellings of Batch-URL, regeneration on a second close,
+// zip and CSV files, and a set of injectable faults (see [Fault]).
+//
+// A [Sim] is an [http.Handler]; mount it on an httptest.Server or an http.Server.
+// Administration lives under /_sim/ and is never faulted or authenticated.
+package concursim
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Batch is one payment batch as the simulator holds it.
+type Batch struct {
+	ID, Name, Total, Currency, Type, PaymentMethod string // Total "1289.40"; Type "Employee" | "Card Program"
+
+	Count    int   // reports in the batch; 0 => close answers 500 "does not contain any reports"
+	Closed   bool  // the batch is in the CLOSED list
+	FileSize int64 // >0: the payment file is a generated CSV of exactly this many bytes, streamed
+}
+
+// Batch types Concur documents.
+const (
+	TypeEmployee    = "Employee"
+	TypeCardProgram = "Card Program"
+)
+
+// Options configures a [Sim]. Zero values are the documented defaults.
+type Options struct {
+	ClientID, ClientSecret, RefreshToken string // credentials the token endpoint accepts (required)
+
+	AccessTokenTTL     time.Duration // default 1h
+	ExpiresInNumber    bool          // expires_in and refresh_expires_in as JSON numbers (default: strings)
+	NoRotate           bool          // default false: every refresh issues a new refresh token, the old one dies
+	Geolocation        string        // default: the origin the request arrived at
+	URLElement         string        // "Batch-URL" (default) or "Batch-Url"
+	ErrorNamespace     bool          // put <Error> in the paymentbatch namespace (default: no namespace)
+	ContentDisposition bool          // send Content-Disposition on files (default: none, it is undocumented)
+	AsyncCloseDelay    time.Duration // v1.2 close completes after this (default 2s; negative: at once)
+	Batches            []Batch       // nil => Seed()
+}
+
+// Spellings of the batch URL element seen in the wild.
+const (
+	URLElementUpper = "Batch-URL" // the reference documentation
+	URLElementCamel = "Batch-Url" // Concur's own sample client
+)
+
+const (
+	nsPaymentBatch = "http://www.concursolutions.com/api/expense/paymentbatch/2011/11"
+	nsXSI          = "http://www.w3.org/2001/XMLSchema-instance"
+	apiPrefix      = "/api/expense/paymentbatch/"
+)
+
+// Sim is the simulator. All state is guarded by mu; it is safe for concurrent use.
+type Sim struct {
+	opts Options
+	mux  *http.ServeMux
+	now  func() time.Time // replaced in tests
+
+	mu       sync.Mutex
+	batches  []*batchState          // in list order
+	byKey    map[string]*batchState // encrypted batch key -> batch
+	files    map[string]*batchState // JobRunKey -> batch; every key ever issued
+	refresh  string                 // the one refresh token currently accepted
+	access   map[string]time.Time   // access token -> expiry
+	fault    *Fault                 // nil: no fault
+	stats    Stats
+	timers   map[*time.Timer]struct{} // pending v1.2 closes
+	shutdown bool
+}
+
+type batchState struct {
+	Batch
+	key string // encrypted id in Batch-URL
+}
+
+// New validates opts and returns a ready simulator.
+func New(opts Options) (*Sim, error) {
+	var errs []error
+	if opts.ClientID == "" {
+		errs = append(errs, errors.New("concursim: ClientID is required"))
+	}
+	if opts.ClientSecret == "" {
+		errs = append(errs, errors.New("concursim: ClientSecret is required"))
+	}
+	if opts.RefreshToken == "" {
+		errs = append(errs, errors.New("concursim: RefreshToken is required"))
+	}
+	if opts.AccessTokenTTL <= 0 {
+		opts.AccessTokenTTL = time.Hour
+	}
+	switch opts.URLElement {
+	case "":
+		opts.URLElement = URLElementUpper
+	case URLElementUpper, URLElementCamel:
+	default:
+		errs = append(errs, fmt.Errorf("concursim: URLElement %q: want %q or %q",
+			opts.URLElement, URLElementUpper, URLElementCamel))
+	}
+	opts.Geolocation = strings.TrimRight(opts.Geolocation, "/")
+	if opts.AsyncCloseDelay == 0 {
+		opts.AsyncCloseDelay = 2 * time.Second
+	}
+	if opts.Batches == nil {
+		opts.Batches = Seed()
+	}
+	opts.Batches = slices.Clone(opts.Batches)
+
+	s := &Sim{
+		opts:    opts,
+		now:     time.Now,
+		byKey:   make(map[string]*batchState),
+		files:   make(map[string]*batchState),
+		refresh: opts.RefreshToken,
+		access:  make(map[string]time.Time),
+		stats:   newStats(),
+		timers:  make(map[*time.Timer]struct{}),
+	}
+	seen := make(map[string]bool)
+	for i, b := range opts.Batches {
+		if err := validateBatch(b); err != nil {
+			errs = append(errs, fmt.Errorf("concursim: batch %d: %w", i, err))
+		}
+		if seen[b.ID] {
+			errs = append(errs, fmt.Errorf("concursim: batch %d: duplicate ID %q", i, b.ID))
+		}
+		seen[b.ID] = true
+		bs := &batchState{Batch: b, key: newKey(32)}
+		s.batches = append(s.batches, bs)
+		s.byKey[bs.key] = bs
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	s.mux = s.routes()
+	return s, nil
+}
+
+func validateBatch(b Batch) error {
+	if b.ID == "" {
+		return errors.New("ID is empty")
+	}
+	if b.Count < 0 || b.FileSize < 0 {
+		return fmt.Errorf("batch %q: Count and FileSize must not be negative", b.ID)
+	}
+	if _, err := parseCents(b.Total); err != nil {
+		return fmt.Errorf("batch %q: Total: %w", b.ID, err)
+	}
+	return nil
+}
+
+// routes is the whole HTTP surface.
+func (s *Sim) routes() *http.ServeMux {
+	m := http.NewServeMux()
+	m.Handle("POST /oauth2/v0/token", s.faulted("token", http.HandlerFunc(s.handleToken)))
+
+	list := s.faulted("list", s.authed(http.HandlerFunc(s.handleList)))
+	m.Handle("GET "+apiPrefix+"v1.1/batchlist", list)
+	m.Handle("GET "+apiPrefix+"v1.1/batchlist/{$}", list)
+	m.Handle("GET "+apiPrefix+"v1.1/batchlist/{status}", list)
+	m.Handle("POST "+apiPrefix+"{version}/batch/{key}/close",
+		s.faulted("close", s.refuseChunked(s.authed(http.HandlerFunc(s.handleClose)))))
+	m.Handle("GET "+apiPrefix+"v1.1/batch/{key}/file", s.faulted("file", s.authed(http.HandlerFunc(s.handleFile))))
+
+	m.HandleFunc("GET /_sim/stats", s.handleStats)
+	m.HandleFunc("GET /_sim/fault", s.handleGetFault)
+	m.HandleFunc("PUT /_sim/fault", s.handlePutFault)
+	m.HandleFunc("DELETE /_sim/fault", s.handleDeleteFault)
+	m.HandleFunc("POST /_sim/expire-tokens", s.handleExpireTokens)
+	m.HandleFunc("GET /_sim/healthz", s.handleHealthz)
+
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, http.StatusNotFound, "The requested resource was not found.")
+	})
+	return m
+}
+
+// ServeHTTP serves the simulated API and the /_sim/ administration endpoints.
+func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Close stops pending v1.2 close timers. Later v1.2 closes complete at once.
+// The simulator keeps answering requests; Close only releases timers.
+func (s *Sim) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shutdown = true
+	for t := range s.timers {
+		t.Stop()
+		delete(s.timers, t)
+	}
+}
+
+// origin is where URLs handed out point to: the Geolocation option, or the origin the
+// request arrived at.
+func (s *Sim) origin(r *http.Request) string {
+	if s.opts.Geolocation != "" {
+		return s.opts.Geolocation
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
