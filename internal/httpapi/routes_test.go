@@ -20,7 +20,7 @@ import (
 type panicky struct{}
 
 func (panicky) Close(context.Context, string) (batch.CloseResult, error) { panic("boom") }
-func (panicky) File(context.Context, string) (*batch.File, error)       { panic("boom") }
+func (panicky) File(context.Context, string) (*batch.File, error)        { panic("boom") }
 
 // syncBuffer is a log sink safe for parallel requests.
 type syncBuffer struct {

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	stdlog "log"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/finplat/payment-batch-gateway/internal/concur"
+	"github.com/finplat/payment-batch-gateway/internal/config"
+	"github.com/finplat/payment-batch-gateway/internal/httpapi"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// run is the whole program; main only wires it to the process. It serves until ctx ends,
+// then shuts down gracefully, letting in-flight closes finish.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	switch {
+	case len(args) == 1 && args[0] == "healthcheck":
+		return healthcheck(ctx, getenv("GATEWAY_ADDR"))
+	case len(args) > 0:
+		fmt.Fprintln(stderr, "usage: gateway [healthcheck]   (configured by environment variables; see README.md)")
+		return fmt.Errorf("unexpected arguments %q", args)
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stdout)
+	log.Info().Str("version", version).Object("config", cfg).Msg("starting")
+
+	up, err := concur.New(concur.Config{
+		BaseURL:      cfg.ConcurBaseURL,
+		TokenURL:     cfg.ConcurTokenURL,
+		ClientID:     cfg.ConcurClientID,
+		ClientSecret: cfg.ConcurClientSecret.Reveal(),
+		RefreshToken: cfg.ConcurRefreshToken.Reveal(),
+		AccessToken:  cfg.ConcurAccessToken.Reveal(),
+		AuthScheme:   cfg.ConcurAuthScheme,
+		Timeout:      cfg.ConcurTimeout,
+		UserAgent:    "payment-batch-gateway/" + version,
+	})
+	if err != nil {
+		return fmt.Errorf("concur client: %w", err)
+	}
+	svc := batch.NewService(up, batch.Options{BatchListMinInterval: cfg.BatchListMinInterval})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler: httpapi.NewHandler(httpapi.Deps{
+			Log:              log,
+			Batches:          svc,
+			FileWriteTimeout: cfg.ConcurTimeout,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// A close may take a token refresh, a batch-list fetch, the close, a renewal and
+		// a retry, each bounded by CONCUR_TIMEOUT. File downloads move their own deadline.
+		WriteTimeout:   5*cfg.ConcurTimeout + 10*time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
+	}
+
+	base := "http://" + displayAddr(ln.Addr())
+	log.Info().
+		Str("addr", ln.Addr().String()).
+		Str("swaggerUi", base+"/swagger/index.html").
+		Msgf("listening; Swagger UI at %s/swagger/index.html", base)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info().Msg("shutting down; finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ConcurTimeout+5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {
+	if cfg.LogFormat == "console" {
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(out).Level(cfg.LogLevel).With().Timestamp().Logger()
+}
+
+// displayAddr turns a wildcard listen address into one a person can paste.
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return a.String()
+	}
+	return fmt.Sprintf("localhost:%d", tcp.Port)
+}
+
+// healthcheck probes a gateway running on this machine, for container health checks in
+// images that have no shell or curl.
+func healthcheck(ctx context.Context, addr string) error {
+	if addr == "" {
+		addr = ":8080"
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("GATEWAY_ADDR: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort("127.0.0.1", port)+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz answered %s", resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,193 @@
+// Package concur is the gateway's client for SAP Concur's legacy Payment Batch API. It owns
+// the transport (time-outs, host guard, no redirects), the credentials (OAuth2 refresh with
+// rotation, single-flight) and the XML. Every failure is a *batch.Error with an upstream code.
+package concur
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/finplat/payment-batch-gateway/internal/batch"
+)
+
+// Defaults for Config.
+const (
+	DefaultTimeout   = 60 * time.Second
+	DefaultUserAgent = "payment-batch-gateway"
+)
+
+// apiPrefix is where every Payment Batch resource lives; Batch-URLs and File-Urls must be under it.
+const apiPrefix = "/api/expense/paymentbatch/"
+
+// Config configures a Client. Either AccessToken (static, development) or TokenURL,
+// ClientID, ClientSecret and RefreshToken (OAuth2 refresh-token grant) must be set.
+type Config struct {
+	BaseURL      string // API origin when the token carries no geolocation, e.g. https://us.api.concursolutions.com
+	TokenURL     string // OAuth2 token endpoint (form POST)
+	ClientID     string
+	ClientSecret string
+	RefreshToken string
+	AccessToken  string        // static token: when set, the token endpoint is never called
+	AuthScheme   string        // "Bearer" (default) or "OAuth"
+	Timeout      time.Duration // per Concur call; for a file download, per read; default 60s
+	UserAgent    string        // default "payment-batch-gateway"
+	// Transport is the base transport. nil means a clone of http.DefaultTransport with a
+	// 10s dial and TLS handshake time-out and a response header time-out of Timeout.
+	Transport http.RoundTripper
+	// OnRefresh, when set, is called with the newest refresh token (Concur may rotate it on
+	// every refresh) and the token's geolocation ("" when none), before the new access token
+	// is used. It is the seam to persist the rotated refresh token: if it returns an error,
+	// the refresh fails. It must not retain ctx.
+	OnRefresh func(ctx context.Context, refreshToken, geolocation string) error
+}
+
+// Client talks to Concur. It is safe for concurrent use.
+type Client struct {
+	baseOrigin string // canonical origin of Config.BaseURL
+	timeout    time.Duration
+	userAgent  string
+	httpc      *http.Client // auth transport, no redirects
+	tokens     *tokenSource
+	listLimit  int64 // body cap of the batch list; a field so tests can lower it
+}
+
+var _ batch.Upstream = (*Client)(nil)
+
+// New validates cfg and returns a Client. Errors name the offending fields, never their values.
+func New(cfg Config) (*Client, error) {
+	var errs []error
+	bad := func(field, why string) { errs = append(errs, fmt.Errorf("%s: %s", field, why)) }
+
+	base, err := parseOrigin(cfg.BaseURL)
+	switch {
+	case cfg.BaseURL == "":
+		bad("BaseURL", "is required")
+	case err != nil:
+		bad("BaseURL", "must be an absolute http(s) URL without user info or query")
+	case strings.Trim(pathOf(cfg.BaseURL), "/") != "":
+		bad("BaseURL", "must not have a path")
+	}
+	static := cfg.AccessToken != ""
+	if !static {
+		if cfg.TokenURL == "" {
+			bad("TokenURL", "is required when AccessToken is not set")
+		} else if u, err := url.Parse(cfg.TokenURL); err != nil || !isHTTP(u) || u.User != nil {
+			bad("TokenURL", "must be an absolute http(s) URL without user info")
+		}
+		for _, f := range []struct{ name, v string }{
+			{"ClientID", cfg.ClientID}, {"ClientSecret", cfg.ClientSecret}, {"RefreshToken", cfg.RefreshToken},
+		} {
+			if f.v == "" {
+				bad(f.name, "is required when AccessToken is not set")
+			}
+		}
+	}
+	scheme := "Bearer"
+	switch {
+	case cfg.AuthScheme == "" || strings.EqualFold(cfg.AuthScheme, "Bearer"):
+	case strings.EqualFold(cfg.AuthScheme, "OAuth"):
+		scheme = "OAuth"
+	default:
+		bad("AuthScheme", `must be "Bearer" or "OAuth"`)
+	}
+	if cfg.Timeout < 0 {
+		bad("Timeout", "must not be negative")
+	}
+	if strings.ContainsAny(cfg.UserAgent, "\r\n") {
+		bad("UserAgent", "must be a single line")
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("concur: invalid config: %w", errors.Join(errs...))
+	}
+
+	timeout := cmp.Or(cfg.Timeout, DefaultTimeout)
+	ua := cmp.Or(cfg.UserAgent, DefaultUserAgent)
+	rt := cfg.Transport
+	if rt == nil {
+		rt = defaultTransport(timeout)
+	}
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c := &Client{
+		baseOrigin: base,
+		listLimit:  maxListBody,
+		timeout:    timeout,
+		userAgent:  ua,
+		httpc: &http.Client{
+			Transport:     &authTransport{base: rt, scheme: scheme, trustedBase: base},
+			CheckRedirect: noRedirect,
+		},
+		tokens: &tokenSource{
+			tokenURL:     cfg.TokenURL,
+			clientID:     cfg.ClientID,
+			clientSecret: cfg.ClientSecret,
+			refresh:      cfg.RefreshToken,
+			onRefresh:    cfg.OnRefresh,
+			timeout:      timeout,
+			userAgent:    ua,
+			httpc:        &http.Client{Transport: rt, CheckRedirect: noRedirect},
+			now:          time.Now,
+		},
+	}
+	if static {
+		c.tokens.static = &token{access: cfg.AccessToken}
+	}
+	return c, nil
+}
+
+// ListBatches returns Concur's batch list, filtered by status unless status is ListAll.
+func (c *Client) ListBatches(ctx context.Context, status batch.ListStatus) ([]batch.Summary, error) {
+	switch status {
+	case batch.ListAll, batch.ListOpen, batch.ListClosed:
+	default:
+		return nil, &batch.Error{Code: batch.CodeInternal, Detail: "unknown batch list filter"}
+	}
+	var out []batch.Summary
+	err := c.do(ctx, request{
+		op:     opList,
+		method: http.MethodGet,
+		path:   apiPrefix + "v1.1/batchlist/" + string(status),
+		limit:  c.listLimit,
+		decode: func(r io.Reader) (err error) { out, err = decodeBatchList(r); return err },
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CloseBatch closes (v1.1, synchronous) the batch at batchURL, the Batch-URL from the list.
+// A File-Url on a foreign host is returned as is: the close happened; OpenFile refuses it.
+func (c *Client) CloseBatch(ctx context.Context, batchURL string) (batch.CloseResult, error) {
+	raw := strings.TrimSpace(batchURL)
+	u, err := parseConcurURL(raw)
+	if err != nil {
+		return batch.CloseResult{}, err
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return batch.CloseResult{}, &batch.Error{Code: batch.CodeUpstreamBadResponse,
+			Detail: "the Batch-URL from Concur has an unexpected shape"}
+	}
+	var out batch.CloseResult
+	err = c.do(ctx, request{
+		op:     opClose,
+		method: http.MethodPost,
+		url:    strings.TrimSuffix(raw, "/") + "/close", // as given: never re-escape its '$'
+		limit:  maxSmallBody,
+		decode: func(r io.Reader) (err error) { out, err = decodeClose(r); return err },
+	})
+	return out, err
+}
+
+func pathOf(s string) string {
+	if u, err := url.Parse(strings.TrimSpace(s)); err == nil {
+		return u.Path
+	}
+	return ""
+}

@@ -1,0 +1,146 @@
+package concur
+
+import (
+	"cmp"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/finplat/payment-batch-gateway/internal/batch"
+)
+
+const (
+	maxSmallBody = 1 << 20   // close answers and error bodies
+	maxListBody  = 128 << 20 // the batch list, decoded as a stream
+)
+
+// request is one Concur call. Exactly one of path (relative to the API base of the token
+// in use) and url (absolute, already host-checked for shape) is set.
+type request struct {
+	op     operation
+	method string
+	path   string
+	url    string
+	limit  int64                 // body cap for a 200 XML answer
+	decode func(io.Reader) error // decodes a 200 XML answer; nil for the file download
+}
+
+// attempt is one try's context: cancelled with errCallTimeout when its timer fires.
+type attempt struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+}
+
+func newAttempt(parent context.Context, d time.Duration) *attempt {
+	ctx, cancel := context.WithCancelCause(parent)
+	return &attempt{ctx: ctx, cancel: cancel, timer: time.AfterFunc(d, func() { cancel(errCallTimeout) })}
+}
+
+func (a *attempt) end() {
+	a.timer.Stop()
+	a.cancel(context.Canceled)
+}
+
+// do performs an XML call: send, then decode the 200 body through r.limit within the
+// same time-out, classifying every failure.
+func (c *Client) do(ctx context.Context, r request) error {
+	resp, a, err := c.send(ctx, r)
+	if err != nil {
+		return err
+	}
+	defer a.end()
+	defer resp.Body.Close()
+	if !isXML(resp.Header.Get("Content-Type")) {
+		return &batch.Error{Code: batch.CodeUpstreamBadResponse,
+			Detail: "Concur answered " + r.op.String() + " with a non-XML content type"}
+	}
+	body := &capReader{r: resp.Body, n: r.limit}
+	if err := r.decode(body); err != nil {
+		if body.err != nil { // the read failed: time-out, cut connection, over the limit
+			return transportError(ctx, a.ctx, body.err)
+		}
+		return &batch.Error{Code: batch.CodeUpstreamBadResponse,
+			Detail: "Concur's answer to " + r.op.String() + " is not the expected XML", Err: err}
+	}
+	return nil
+}
+
+// send performs r with credentials and returns a 200 answer, its body open and its attempt
+// running (the caller ends it). On 401/403 it renews the token once and retries once.
+func (c *Client) send(ctx context.Context, r request) (*http.Response, *attempt, error) {
+	tok, err := c.tokens.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for try := 0; ; try++ {
+		target := r.url
+		if target == "" {
+			target = cmp.Or(tok.apiBase, c.baseOrigin) + r.path
+		}
+		req, err := http.NewRequestWithContext(ctx, r.method, target, http.NoBody)
+		if err != nil {
+			return nil, nil, &batch.Error{Code: batch.CodeUpstreamBadResponse,
+				Detail: "cannot build a request to Concur's URL", Err: err}
+		}
+		if !tok.trusts(c.baseOrigin, originOf(req.URL)) {
+			return nil, nil, hostRefused() // nothing was sent
+		}
+		accept := "application/xml"
+		if r.op == opFile {
+			accept = "*/*"
+		}
+		req.Header.Set("Accept", accept)
+		req.Header.Set("User-Agent", c.userAgent)
+
+		a := newAttempt(withToken(ctx, tok), c.timeout)
+		resp, err := c.httpc.Do(req.WithContext(a.ctx))
+		if err != nil {
+			a.end()
+			return nil, nil, transportError(ctx, a.ctx, err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			return resp, a, nil
+		}
+		up := readUpstreamError(resp)
+		a.end()
+		if ctx.Err() != nil {
+			return nil, nil, callerGone(ctx)
+		}
+		if (up.Status == http.StatusUnauthorized || up.Status == http.StatusForbidden) &&
+			try == 0 && c.tokens.static == nil {
+			if tok, err = c.tokens.renew(ctx, tok); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		return nil, nil, statusError(r.op, resp.Header, up)
+	}
+}
+
+// readUpstreamError reads an error answer (through the small limit) and closes it. The body
+// may be Concur's <Error>, empty or HTML: only the status is certain.
+func readUpstreamError(resp *http.Response) *batch.UpstreamError {
+	defer resp.Body.Close()
+	up := &batch.UpstreamError{Status: resp.StatusCode}
+	body, err := readAll(resp.Body, maxSmallBody)
+	if err != nil {
+		return up // cut or oversized: classify by status alone
+	}
+	if e, err := decodeErrorBody(bytesReader(body)); err == nil {
+		up.Message, up.ID, up.ServerTime = clip(e.Message), clip(e.ID), clip(e.ServerTime)
+	}
+	return up
+}
+
+// maxMessage bounds what an error keeps of Concur's text: it ends up in logs and Details.
+const maxMessage = 1024
+
+func clip(s string) string {
+	if len(s) <= maxMessage {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxMessage], "") + "…"
+}

@@ -1,0 +1,323 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/finplat/payment-batch-gateway/api"
+	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/finplat/payment-batch-gateway/internal/concur"
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
+	"github.com/finplat/payment-batch-gateway/internal/httpapi"
+)
+
+const (
+	employeeBatch = "6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"
+	emptyBatch    = "c0ffee00-1d2e-4f3a-9b8c-7d6e5f4a3b2c"
+)
+
+// env is the whole request path: HTTP handler -> domain -> Concur client -> a simulated
+// Concur served over real HTTP.
+type env struct {
+	sim     *concursim.Sim
+	simURL  string
+	gateway *httptest.Server
+}
+
+type envOptions struct {
+	timeout   time.Duration
+	baseURL   string                                                // overrides the simulator's URL as Concur base
+	wrapSim   func(sim http.Handler, self func() string) http.Handler // interposes on the simulator
+	simOption func(*concursim.Options)
+}
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	opts := concursim.Options{ClientID: "gw", ClientSecret: "client-secret-value", RefreshToken: "refresh-token-value"}
+	if o.simOption != nil {
+		o.simOption(&opts)
+	}
+	sim, err := concursim.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	var h http.Handler = sim
+	var srv *httptest.Server
+	if o.wrapSim != nil {
+		h = o.wrapSim(sim, func() string { return srv.URL })
+	}
+	srv = httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	base := srv.URL
+	if o.baseURL != "" {
+		base = o.baseURL
+	}
+	if o.timeout == 0 {
+		o.timeout = 5 * time.Second
+	}
+	up, err := concur.New(concur.Config{
+		BaseURL: base, TokenURL: base + "/oauth2/v0/token",
+		ClientID: "gw", ClientSecret: "client-secret-value", RefreshToken: "refresh-token-value",
+		Timeout: o.timeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := batch.NewService(up, batch.Options{})
+	log := zerolog.New(zerolog.NewTestWriter(t))
+	gw := httptest.NewServer(httpapi.NewHandler(httpapi.Deps{Log: log, Batches: svc}))
+	t.Cleanup(gw.Close)
+	return &env{sim: sim, simURL: srv.URL, gateway: gw}
+}
+
+func (e *env) post(t *testing.T, path string) (*http.Response, []byte) {
+	t.Helper()
+	return send(t, "POST", e.gateway.URL+path)
+}
+
+func send(t *testing.T, method, url string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+func problemOf(t *testing.T, resp *http.Response, body []byte) api.Problem {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type %q, body %s", ct, body)
+	}
+	var p api.Problem
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("problem not JSON: %v: %s", err, body)
+	}
+	if p.Status != resp.StatusCode || p.RequestID == "" || p.RequestID != resp.Header.Get("X-Request-ID") {
+		t.Fatalf("problem inconsistent with its answer: %+v", p)
+	}
+	return p
+}
+
+// TestErrorTable drives every row of the issue's error table through a fake Concur server.
+func TestErrorTable(t *testing.T) {
+	t.Parallel()
+	closedListener := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := "http://" + ln.Addr().String()
+		ln.Close()
+		return u
+	}()
+
+	tests := []struct {
+		name       string
+		o          envOptions
+		fault      *concursim.Fault
+		id         string
+		status     int
+		code       string
+		retryAfter string
+		upstream   int // Concur status expected in the problem, 0 for none
+	}{
+		{name: "invalid id", id: "bad.id", status: 400, code: "invalid_batch_id"},
+		{name: "not in batch list", id: "no-such-batch", status: 404, code: "batch_not_found"},
+		{name: "concur 404", id: employeeBatch, status: 404, code: "batch_not_found", upstream: 404,
+			fault: &concursim.Fault{Op: "close", Mode: "status", Status: 404, Message: "The Batch ID is invalid."}},
+		{name: "concur 400 batch id invalid", id: employeeBatch, status: 404, code: "batch_not_found", upstream: 400,
+			fault: &concursim.Fault{Op: "close", Mode: "status", Status: 400, Message: "Batch ID 123 is invalid."}},
+		{name: "concur 500 no reports", id: emptyBatch, status: 409, code: "batch_not_closable", upstream: 500},
+		{name: "concur 409", id: employeeBatch, status: 409, code: "upstream_conflict", upstream: 409,
+			fault: &concursim.Fault{Op: "close", Mode: "status", Status: 409, Message: "conflict"}},
+		{name: "concur 401 after renewal", id: employeeBatch, status: 502, code: "upstream_auth_failed", upstream: 401,
+			fault: &concursim.Fault{Op: "close", Mode: "status", Status: 401, Message: "Authorization header missing"}},
+		{name: "concur 403 after renewal", id: employeeBatch, status: 502, code: "upstream_auth_failed", upstream: 403,
+			fault: &concursim.Fault{Op: "close", Mode: "status", Status: 403, Message: "token revoked"}},
+		{name: "concur 429 with Retry-After", id: employeeBatch, status: 429, code: "upstream_rate_limited", retryAfter: "120", upstream: 429,
+			fault: &concursim.Fault{Op: "close", Mode: "status", Status: 429, Message: "slow down", RetryAfter: "120"}},
+		{name: "concur 429 without Retry-After", id: employeeBatch, status: 429, code: "upstream_rate_limited", retryAfter: "60", upstream: 429,
+			fault: &concursim.Fault{Op: "close", Mode: "status", Status: 429, Message: "slow down"}},
+		{name: "concur 503", id: employeeBatch, status: 503, code: "upstream_unavailable", retryAfter: "300", upstream: 503,
+			fault: &concursim.Fault{Op: "close", Mode: "status", Status: 503, Message: "maintenance"}},
+		{name: "time-out", id: employeeBatch, status: 504, code: "upstream_timeout", o: envOptions{timeout: 300 * time.Millisecond},
+			fault: &concursim.Fault{Op: "close", Mode: "slow", Delay: concursim.Duration(3 * time.Second)}},
+		{name: "unreachable", id: employeeBatch, status: 502, code: "upstream_unreachable", o: envOptions{baseURL: closedListener}},
+		{name: "connection reset", id: employeeBatch, status: 502, code: "upstream_unreachable",
+			fault: &concursim.Fault{Op: "close", Mode: "reset"}},
+		{name: "malformed XML", id: employeeBatch, status: 502, code: "upstream_bad_response",
+			fault: &concursim.Fault{Op: "close", Mode: "malformed"}},
+		{name: "HTML error page", id: employeeBatch, status: 502, code: "upstream_bad_response", upstream: 502,
+			fault: &concursim.Fault{Op: "close", Mode: "html"}},
+		{name: "JSON instead of XML", id: employeeBatch, status: 502, code: "upstream_bad_response",
+			fault: &concursim.Fault{Op: "close", Mode: "wrongtype"}},
+		{name: "oversize answer", id: employeeBatch, status: 502, code: "upstream_bad_response",
+			fault: &concursim.Fault{Op: "close", Mode: "huge"}},
+		{name: "XML bomb", id: employeeBatch, status: 502, code: "upstream_bad_response",
+			fault: &concursim.Fault{Op: "close", Mode: "bomb"}},
+		{name: "deep XML", id: employeeBatch, status: 502, code: "upstream_bad_response",
+			fault: &concursim.Fault{Op: "close", Mode: "deep"}},
+		{name: "broken batch list", id: employeeBatch, status: 502, code: "upstream_bad_response",
+			fault: &concursim.Fault{Op: "list", Mode: "malformed"}},
+		{name: "other 4xx", id: employeeBatch, status: 502, code: "upstream_rejected", upstream: 400,
+			fault: &concursim.Fault{Op: "close", Mode: "status", Status: 400, Message: "Request limit exceeded"}},
+		{name: "token endpoint down", id: employeeBatch, status: 503, code: "upstream_unavailable", upstream: 503,
+			fault: &concursim.Fault{Op: "token", Mode: "status", Status: 503, Message: "maintenance"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, tt.o)
+			if tt.fault != nil {
+				e.sim.SetFault(*tt.fault)
+			}
+			resp, body := e.post(t, "/batches/"+tt.id+"/close")
+			p := problemOf(t, resp, body)
+			if resp.StatusCode != tt.status || p.Code != tt.code {
+				t.Fatalf("got %d %s, want %d %s: %s", resp.StatusCode, p.Code, tt.status, tt.code, body)
+			}
+			if got := resp.Header.Get("Retry-After"); got != tt.retryAfter {
+				t.Errorf("Retry-After = %q, want %q", got, tt.retryAfter)
+			}
+			switch {
+			case tt.upstream == 0 && p.Upstream != nil && tt.code != "upstream_bad_response":
+				t.Errorf("unexpected upstream part: %+v", p.Upstream)
+			case tt.upstream != 0 && (p.Upstream == nil || p.Upstream.Status != tt.upstream):
+				t.Errorf("upstream = %+v, want Concur status %d", p.Upstream, tt.upstream)
+			}
+			for _, secret := range []string{"client-secret-value", "refresh-token-value"} {
+				if strings.Contains(string(body), secret) {
+					t.Errorf("a credential leaked into the answer")
+				}
+			}
+			if tt.code == "batch_not_closable" && !strings.Contains(p.Detail, "does not contain any reports") {
+				t.Errorf("Concur's message not in detail: %q", p.Detail)
+			}
+		})
+	}
+}
+
+// The renewal after a 401/403 happens once and the close is retried once.
+func TestAuthFailureRenewsOnceAndRetriesOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.sim.SetFault(concursim.Fault{Op: "close", Mode: "status", Status: 403, Message: "expired", Count: 1})
+	resp, body := e.post(t, "/batches/"+employeeBatch+"/close")
+	if resp.StatusCode != 200 {
+		t.Fatalf("close after one 403: %d %s", resp.StatusCode, body)
+	}
+	st := e.sim.Stats()
+	if st.TokenRefreshes != 2 || st.Closes[employeeBatch] != 1 {
+		t.Errorf("refreshes=%d closes=%v, want 2 refreshes (initial + renewal) and 1 close", st.TokenRefreshes, st.Closes)
+	}
+}
+
+// A Batch-URL pointing anywhere but the Concur host is refused, and that host never
+// hears from the gateway.
+func TestHostGuard(t *testing.T) {
+	t.Parallel()
+	var foreignHits atomic.Int32
+	foreign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		foreignHits.Add(1)
+	}))
+	t.Cleanup(foreign.Close)
+
+	// Rewrite the simulator's batch list so every Batch-URL points at the foreign server.
+	e := newEnv(t, envOptions{wrapSim: func(sim http.Handler, self func() string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.Contains(r.URL.Path, "/batchlist") {
+				sim.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			sim.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				if k != "Content-Length" {
+					w.Header()[k] = v
+				}
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = io.WriteString(w, strings.ReplaceAll(rec.Body.String(), self(), foreign.URL))
+		})
+	}})
+	resp, body := e.post(t, "/batches/"+employeeBatch+"/close")
+	if p := problemOf(t, resp, body); resp.StatusCode != 502 || p.Code != "upstream_host_refused" {
+		t.Fatalf("got %d %s", resp.StatusCode, body)
+	}
+	if n := foreignHits.Load(); n != 0 {
+		t.Errorf("the foreign host received %d requests", n)
+	}
+}
+
+// Any number of concurrent unknown ids cost Concur one batch-list call.
+func TestUnknownIDFloodSharesOneListCall(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.sim.SetFault(concursim.Fault{Op: "list", Mode: "slow", Delay: concursim.Duration(200 * time.Millisecond)})
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			resp, body := e.post(t, "/batches/unknown-"+string(rune('a'+i%26))+"/close")
+			if resp.StatusCode != 404 {
+				t.Errorf("unknown id: %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+	wg.Wait()
+	if n := e.sim.Stats().ListCalls; n != 1 {
+		t.Errorf("50 concurrent unknown ids caused %d batch-list calls, want 1", n)
+	}
+}
+
+// The reference page's example response translates exactly, end to end.
+func TestReferenceExampleTranslates(t *testing.T) {
+	t.Parallel()
+	const reference = `<BatchStatus xmlns="http://www.concursolutions.com/api/expense/paymentbatch/2011/11" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">
+    <BatchStatus>CLOSED</BatchStatus>
+    <File-Url>http:// www.concursolutions.com/api/expense/paymentbatch/v1.1/batch/n$s4MtBKgvoJxAYcbggR7eD2jRU$sxYjePU/file</File-Url>
+    <Status>SUCCESS</Status>
+    <JobQueueKey>d$wIUEkl72LW299WTjTlskdy</JobQueueKey>
+</BatchStatus>`
+	e := newEnv(t, envOptions{wrapSim: func(sim http.Handler, _ func() string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasSuffix(r.URL.Path, "/close") {
+				sim.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/xml")
+			_, _ = io.WriteString(w, reference)
+		})
+	}})
+	resp, body := e.post(t, "/batches/12345678901234567890/close")
+	want := `{"batchId":"12345678901234567890","batchStatus":"CLOSED","status":"SUCCESS","jobQueueKey":"d$wIUEkl72LW299WTjTlskdy","fileUrl":"/batches/12345678901234567890/file"}` + "\n"
+	if resp.StatusCode != 200 || string(body) != want {
+		t.Fatalf("got %d\n%s\nwant\n%s", resp.StatusCode, body, want)
+	}
+	// The example's File-Url (with its stray space) is not a URL we may send credentials to.
+	resp, body = send(t, "GET", e.gateway.URL+"/batches/12345678901234567890/file")
+	if p := problemOf(t, resp, body); resp.StatusCode != 502 {
+		t.Errorf("file of the reference example: %d %s", resp.StatusCode, p.Code)
+	}
+}
