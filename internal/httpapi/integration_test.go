@@ -36,7 +36,7 @@ type env struct {
 
 type envOptions struct {
 	timeout   time.Duration
-	baseURL   string                                                // overrides the simulator's URL as Concur base
+	baseURL   string                                                  // overrides the simulator's URL as Concur base
 	wrapSim   func(sim http.Handler, self func() string) http.Handler // interposes on the simulator
 	simOption func(*concursim.Options)
 }
