@@ -41,7 +41,7 @@ type envOptions struct {
 	simOption func(*concursim.Options)
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	opts := concursim.Options{ClientID: "gw", ClientSecret: "client-secret-value", RefreshToken: "refresh-token-value"}
 	if o.simOption != nil {
