@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Options tunes a Service.
@@ -17,8 +19,9 @@ type Options struct {
 
 // Service closes batches by their plain BatchID and serves their payment files.
 type Service struct {
-	up  Upstream
-	dir *directory
+	up     Upstream
+	dir    *directory
+	closes singleflight.Group // one close in flight per batch in this process
 
 	mu    sync.RWMutex
 	files map[string]string // BatchID -> Concur File-Url, kept server-side only
@@ -40,6 +43,10 @@ func NewService(up Upstream, opts Options) *Service {
 // Close closes the batch with the given plain BatchID through Concur's synchronous (v1.1)
 // close, and remembers the File-Url so that File can serve it.
 //
+// Concurrent closes of the same batch share one Concur close and its answer: closing a
+// closed batch makes Concur regenerate its payment file. The shared close runs to its end
+// even if every caller gives up, so its outcome is never lost.
+//
 // When Concur says the batch does not exist, the batch list is refreshed once (within the
 // refresh bound): if it now maps the id to another Batch-URL, the close is tried once more
 // there; otherwise the answer is CodeBatchNotFound. A not-found answer means Concur did not
@@ -48,6 +55,19 @@ func (s *Service) Close(ctx context.Context, id string) (CloseResult, error) {
 	if err := ValidateID(id); err != nil {
 		return CloseResult{}, err
 	}
+	ch := s.closes.DoChan(id, func() (any, error) {
+		return s.close(context.WithoutCancel(ctx), id)
+	})
+	select {
+	case <-ctx.Done():
+		return CloseResult{}, ctx.Err()
+	case r := <-ch:
+		res, _ := r.Val.(CloseResult)
+		return res, r.Err
+	}
+}
+
+func (s *Service) close(ctx context.Context, id string) (CloseResult, error) {
 	sum, err := s.dir.lookup(ctx, id)
 	if err != nil {
 		return CloseResult{}, err
@@ -78,14 +98,6 @@ func (s *Service) retryAfterRefresh(ctx context.Context, id, staleURL string, no
 	return s.up.CloseBatch(ctx, fresh.URL)
 }
 
-// HasFile reports whether a payment file is known for the batch.
-func (s *Service) HasFile(id string) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, ok := s.files[id]
-	return ok
-}
-
 // File opens the payment file of the last successful close of the batch. The caller must
 // close the returned file's Body.
 func (s *Service) File(ctx context.Context, id string) (*File, error) {
@@ -96,7 +108,7 @@ func (s *Service) File(ctx context.Context, id string) (*File, error) {
 	fileURL, ok := s.files[id]
 	s.mu.RUnlock()
 	if !ok {
-		return nil, Errorf(CodeFileNotFound, "no payment file is known for batch %s: close the batch first", id)
+		return nil, Errorf(CodeFileNotFound, "this gateway knows no payment file for batch %s", id)
 	}
 	return s.up.OpenFile(ctx, fileURL)
 }

@@ -177,3 +177,31 @@ func TestInvalidIDNeverReachesConcur(t *testing.T) {
 		t.Errorf("invalid ids reached Concur: %+v", st)
 	}
 }
+
+// Concurrent closes of one batch share one Concur close: a second close would make Concur
+// regenerate the payment file.
+func TestConcurrentClosesOfOneBatchShareOneConcurClose(t *testing.T) {
+	t.Parallel()
+	svc, sim, _ := newService(t, 0)
+	sim.SetFault(concursim.Fault{Op: "close", Mode: "slow", Delay: concursim.Duration(300 * time.Millisecond)})
+	var wg sync.WaitGroup
+	results := make([]batch.CloseResult, 20)
+	for i := range results {
+		wg.Go(func() {
+			res, err := svc.Close(context.Background(), employeeBatch)
+			if err != nil {
+				t.Errorf("close %d: %v", i, err)
+			}
+			results[i] = res
+		})
+	}
+	wg.Wait()
+	if n := sim.Stats().Closes[employeeBatch]; n != 1 {
+		t.Fatalf("Concur saw %d closes of one batch, want 1", n)
+	}
+	for i, r := range results {
+		if r != results[0] || r.JobQueueKey == "" {
+			t.Errorf("caller %d got %+v, caller 0 got %+v", i, r, results[0])
+		}
+	}
+}

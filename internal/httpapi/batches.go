@@ -55,9 +55,8 @@ func closeBatch(svc BatchService) handlerFunc {
 		if err != nil {
 			return err
 		}
-		// A close that may have reached Concur must finish and be answered even if the
-		// caller hangs up; every Concur call is bounded by the client's own time-out.
-		res, err := svc.Close(context.WithoutCancel(r.Context()), id)
+		// The domain finishes a close that has started even if this caller hangs up.
+		res, err := svc.Close(r.Context(), id)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -319,5 +320,38 @@ func TestReferenceExampleTranslates(t *testing.T) {
 	resp, body = send(t, "GET", e.gateway.URL+"/batches/12345678901234567890/file")
 	if p := problemOf(t, resp, body); resp.StatusCode != 502 {
 		t.Errorf("file of the reference example: %d %s", resp.StatusCode, p.Code)
+	}
+}
+
+// A caller that hangs up mid-close does not cancel the close: Concur closes the batch once,
+// and the gateway records its File-Url, so the file can be fetched afterwards.
+func TestCloseSurvivesCallerHangUp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.sim.SetFault(concursim.Fault{Op: "close", Mode: "slow", Delay: concursim.Duration(600 * time.Millisecond), Count: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", e.gateway.URL+"/batches/"+employeeBatch+"/close", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the caller was meant to give up first, got %s", resp.Status)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, _ := send(t, "GET", e.gateway.URL+"/batches/"+employeeBatch+"/file")
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the close was abandoned with its caller: file answers %s, Concur closes %v",
+				resp.Status, e.sim.Stats().Closes)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := e.sim.Stats().Closes[employeeBatch]; n != 1 {
+		t.Errorf("Concur closes = %d, want 1", n)
 	}
 }

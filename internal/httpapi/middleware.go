@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
-	"github.com/rs/zerolog/hlog"
 )
 
 type ctxKey int
@@ -45,9 +44,14 @@ func requestIDFrom(ctx context.Context) string {
 // outcome is what a handler tells the access log: the batch it worked on and the error
 // it answered with. Errors are logged once, here, at the edge.
 type outcome struct {
-	batchID string
-	err     error
+	batchID    string
+	err        error
+	stack      string // set when the request panicked
+	callerGone bool   // the caller hung up before the answer
 }
+
+// statusCallerGone is logged for a request whose caller hung up (nginx's convention).
+const statusCallerGone = 499
 
 func outcomeFrom(ctx context.Context) *outcome {
 	if o, ok := ctx.Value(outcomeKey).(*outcome); ok {
@@ -57,7 +61,8 @@ func outcomeFrom(ctx context.Context) *outcome {
 }
 
 // accessLog puts a request-scoped logger in the context (with the request id, so the
-// Concur client's lines carry it too) and writes one line per request.
+// Concur client's lines carry it too) and writes one line per request. The line is written
+// in a defer, so a request aborted by a panic (a cut file stream) still gets it.
 func accessLog(log zerolog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -66,40 +71,50 @@ func accessLog(log zerolog.Logger) func(http.Handler) http.Handler {
 			o := &outcome{}
 			ctx := context.WithValue(l.WithContext(r.Context()), outcomeKey, o)
 			sw := &statusWriter{ResponseWriter: w}
+			defer func() { logRequest(l, r.WithContext(ctx), sw, o, time.Since(start)) }()
 			next.ServeHTTP(sw, r.WithContext(ctx))
-
-			status := sw.status
-			if status == 0 {
-				status = http.StatusOK
-			}
-			pattern := "unmatched"
-			if rc := chi.RouteContext(ctx); rc != nil && rc.RoutePattern() != "" {
-				pattern = rc.RoutePattern()
-			}
-			ev := l.Info()
-			switch {
-			case status >= 500:
-				ev = l.Error()
-			case status >= 400:
-				ev = l.Warn()
-			}
-			if o.batchID != "" {
-				ev = ev.Str("batchId", o.batchID)
-			}
-			if o.err != nil {
-				ev = ev.AnErr("error", o.err)
-			}
-			ev.Str("method", r.Method).
-				Str("route", pattern).
-				Int("status", status).
-				Int64("bytes", sw.bytes).
-				Dur("duration", time.Since(start)).
-				Msg("request")
 		})
 	}
 }
 
-// recoverer turns a panic into a logged 500 problem. http.ErrAbortHandler passes through.
+func logRequest(l zerolog.Logger, r *http.Request, sw *statusWriter, o *outcome, took time.Duration) {
+	status := sw.status
+	switch {
+	case o.callerGone && status == 0:
+		status = statusCallerGone
+	case status == 0:
+		status = http.StatusOK
+	}
+	pattern := "unmatched"
+	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+		pattern = rc.RoutePattern()
+	}
+	ev := l.Info()
+	switch {
+	case status >= 500 || o.stack != "":
+		ev = l.Error()
+	case status >= 400 || o.err != nil:
+		ev = l.Warn()
+	}
+	if o.batchID != "" {
+		ev = ev.Str("batchId", o.batchID)
+	}
+	if o.err != nil {
+		ev = ev.AnErr("error", o.err)
+	}
+	if o.stack != "" {
+		ev = ev.Str("stack", o.stack)
+	}
+	ev.Str("method", r.Method).
+		Str("route", pattern).
+		Int("status", status).
+		Int64("bytes", sw.bytes).
+		Dur("duration", took).
+		Msg("request")
+}
+
+// recoverer turns a panic into a 500 problem; the access-log line carries the panic and
+// its stack. http.ErrAbortHandler passes through.
 func recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -110,10 +125,11 @@ func recoverer(next http.Handler) http.Handler {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			hlog.FromRequest(r).Error().Str("stack", string(debug.Stack())).Msg("panic")
-			outcomeFrom(r.Context()).err = fmt.Errorf("panic: %v", v)
+			err := fmt.Errorf("panic: %v", v)
+			o := outcomeFrom(r.Context())
+			o.err, o.stack = err, string(debug.Stack())
 			if sw, ok := w.(*statusWriter); !ok || sw.status == 0 {
-				writeProblem(w, r, fmt.Errorf("panic: %v", v))
+				writeProblem(w, r, err)
 			}
 		}()
 		next.ServeHTTP(w, r)

@@ -104,7 +104,12 @@ func handle(h handlerFunc) http.HandlerFunc {
 		if err == nil {
 			return
 		}
-		outcomeFrom(r.Context()).err = err
+		o := outcomeFrom(r.Context())
+		o.err = err
+		if r.Context().Err() != nil { // the caller left: nobody to answer
+			o.callerGone = true
+			return
+		}
 		if sw, ok := w.(*statusWriter); ok && sw.status != 0 {
 			panic(http.ErrAbortHandler)
 		}

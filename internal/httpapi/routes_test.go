@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -102,8 +106,9 @@ func TestPanicBecomesProblem(t *testing.T) {
 	if strings.Contains(rec.Body.String(), "boom") {
 		t.Errorf("panic value leaked: %s", rec.Body)
 	}
-	if !strings.Contains(logs.String(), `"message":"panic"`) || !strings.Contains(logs.String(), `"status":500`) {
-		t.Errorf("panic not logged with its access line:\n%s", logs)
+	if lines := strings.Count(logs.String(), "\n"); lines != 1 ||
+		!strings.Contains(logs.String(), `"stack":`) || !strings.Contains(logs.String(), `"status":500`) {
+		t.Errorf("want the panic and its stack on the one access line:\n%s", logs)
 	}
 }
 
@@ -189,4 +194,42 @@ func mustUnescape(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return req.URL.Path
+}
+
+// brokenFile serves a file whose stream fails after the answer has started.
+type brokenFile struct{ panicky }
+
+func (brokenFile) File(context.Context, string) (*batch.File, error) {
+	body := io.MultiReader(strings.NewReader(strings.Repeat("x", 100<<10)), iotest.ErrReader(errors.New("concur stream cut")))
+	return &batch.File{Body: io.NopCloser(body), ContentType: "text/csv", ContentLength: 1 << 20}, nil
+}
+
+// A download that breaks mid-stream is cut off (never passed off as a whole file), and
+// still gets its one access-log line carrying the error.
+func TestBrokenDownloadIsAbortedAndLogged(t *testing.T) {
+	t.Parallel()
+	h, logs := newTestHandler(t, brokenFile{})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest("GET", srv.URL+"/batches/abc/file", nil)
+	req.Header.Set("X-Request-ID", "cut-download-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatal("a cut download read as complete")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), `"requestId":"cut-download-1"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no access-log line for the cut download:\n%s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "concur stream cut") {
+		t.Errorf("the cause is not logged:\n%s", logs)
+	}
 }
