@@ -28,6 +28,7 @@ run: build ## Start the bundled Concur simulator and the gateway wired to it
 	export CONCURSIM_CLIENT_ID=gateway-dev CONCURSIM_CLIENT_SECRET=$$(rand) CONCURSIM_REFRESH_TOKEN=$$(rand); \
 	CONCURSIM_ADDR=$(SIM_ADDR) bin/concursim > bin/concursim.log 2>&1 & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null || true' EXIT INT TERM; \
+	(umask 077; echo "$$CONCURSIM_REFRESH_TOKEN" > bin/concur-refresh-token); \
 	echo "Concur simulator on http://$(SIM_ADDR) (log: bin/concursim.log)"; \
 	echo; \
 	echo "  Swagger UI:            http://$(GATEWAY_ADDR)/swagger/index.html"; \
@@ -36,7 +37,7 @@ run: build ## Start the bundled Concur simulator and the gateway wired to it
 	echo; \
 	GATEWAY_ADDR=$(GATEWAY_ADDR) LOG_FORMAT=$${LOG_FORMAT:-console} \
 	CONCUR_BASE_URL=http://$(SIM_ADDR) CONCUR_CLIENT_ID=$$CONCURSIM_CLIENT_ID \
-	CONCUR_CLIENT_SECRET=$$CONCURSIM_CLIENT_SECRET CONCUR_REFRESH_TOKEN=$$CONCURSIM_REFRESH_TOKEN \
+	CONCUR_CLIENT_SECRET=$$CONCURSIM_CLIENT_SECRET CONCUR_REFRESH_TOKEN_FILE=bin/concur-refresh-token \
 	bin/gateway
 
 .PHONY: test

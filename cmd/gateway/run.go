@@ -36,7 +36,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg, stdout)
-	log.Info().Str("version", version).Object("config", cfg).Msg("starting")
 
 	up, err := concur.New(concur.Config{
 		BaseURL:      cfg.ConcurBaseURL,
@@ -48,9 +47,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		AuthScheme:   cfg.ConcurAuthScheme,
 		Timeout:      cfg.ConcurTimeout,
 		UserAgent:    "payment-batch-gateway/" + version,
+		OnRefresh:    keepRotatedRefreshToken(cfg, log),
 	})
 	if err != nil {
 		return fmt.Errorf("concur client: %w", err)
+	}
+	log.Info().Str("version", version).Object("config", cfg).Msg("starting")
+	if cfg.UsesRefreshToken() && cfg.ConcurRefreshTokenFile == "" {
+		log.Warn().Msg("CONCUR_REFRESH_TOKEN is set directly: Concur rotates refresh tokens, and the newest lives " +
+			"in memory only, so a restart will present a stale one and be refused (invalid_grant). " +
+			"Use CONCUR_REFRESH_TOKEN_FILE with a writable file: the gateway keeps the newest token there.")
 	}
 	svc := batch.NewService(up, batch.Options{BatchListMinInterval: cfg.BatchListMinInterval})
 
@@ -66,9 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		// A close may take a token refresh, a batch-list fetch, the close, a renewal and
-		// a retry, each bounded by CONCUR_TIMEOUT. File downloads move their own deadline.
-		WriteTimeout:   5*cfg.ConcurTimeout + 10*time.Second,
+		// File downloads move their own write deadline as they progress.
+		WriteTimeout:   closeBudget(cfg.ConcurTimeout) + 10*time.Second,
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
@@ -89,7 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	log.Info().Msg("shutting down; finishing in-flight requests")
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ConcurTimeout+5*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeBudget(cfg.ConcurTimeout)+5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
@@ -99,6 +104,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// closeBudget is the longest one close can take: a token refresh, a batch-list fetch, the
+// close with one renewal and retry, and after a not-found one list refresh and one more
+// close with its renewal and retry, each bounded by the Concur time-out. The server's
+// write time-out and the shutdown grace period derive from it, so neither cuts a close
+// that is still within its bounds.
+func closeBudget(concurTimeout time.Duration) time.Duration { return 9 * concurTimeout }
+
+// keepRotatedRefreshToken writes each new refresh token back to CONCUR_REFRESH_TOKEN_FILE
+// before the new access token is used. A failed write is logged, not returned: Concur has
+// already redeemed the old token, so failing the refresh would only lose the new one too.
+func keepRotatedRefreshToken(cfg config.Config, log zerolog.Logger) func(context.Context, string, string) error {
+	if cfg.ConcurRefreshTokenFile == "" {
+		return nil
+	}
+	return func(_ context.Context, refreshToken, _ string) error {
+		if err := config.WriteSecretFile(cfg.ConcurRefreshTokenFile, config.Secret(refreshToken)); err != nil {
+			log.Error().Err(err).Msg("could not keep the rotated Concur refresh token: a restart will need a person to re-authorise the gateway")
+		}
+		return nil
+	}
 }
 
 func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"net/http"
+	"slices"
 )
 
 // Stats counts what the simulator has seen since New.
@@ -19,7 +20,14 @@ type Stats struct {
 	Closes        map[string]int `json:"closes"`        // per BatchID: successful v1.1 closes, regenerations included
 	Regenerations map[string]int `json:"regenerations"` // per BatchID: v1.1 closes of an already closed batch
 	AsyncCloses   map[string]int `json:"asyncCloses"`   // per BatchID: v1.2 closes accepted
+
+	// IssuedTokens lists the access and refresh tokens issued (the first maxIssuedKept),
+	// so tests can prove none of them leaks into a client's logs or answers.
+	IssuedTokens []string `json:"issuedTokens"`
 }
+
+// maxIssuedKept bounds IssuedTokens, so a long-running simulator does not grow.
+const maxIssuedKept = 1000
 
 func newStats() Stats {
 	return Stats{Closes: map[string]int{}, Regenerations: map[string]int{}, AsyncCloses: map[string]int{}}
@@ -33,6 +41,7 @@ func (s *Sim) Stats() Stats {
 	st.Closes = maps.Clone(s.stats.Closes)
 	st.Regenerations = maps.Clone(s.stats.Regenerations)
 	st.AsyncCloses = maps.Clone(s.stats.AsyncCloses)
+	st.IssuedTokens = slices.Clone(s.stats.IssuedTokens)
 	return st
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // admin sends a request to a /_sim/ endpoint.
@@ -129,6 +130,7 @@ func TestAdminStats(t *testing.T) {
 		"regenerations": map[string]any{idCard: 1.0}, // the v1.2 close completed at once
 		"asyncCloses":   map[string]any{idCard: 1.0},
 	}
+	delete(got, "issuedTokens") // random; TestStatsListIssuedTokens covers it
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("stats JSON (-want +got):\n%s", diff)
 	}
@@ -137,5 +139,19 @@ func TestAdminStats(t *testing.T) {
 	st.Closes[idCard] = 99
 	if f.sim.Stats().Closes[idCard] != 1 {
 		t.Error("Stats shares its maps with the simulator")
+	}
+}
+
+// ignoreIssued leaves the issued tokens (random) out of counter comparisons.
+var ignoreIssued = cmpopts.IgnoreFields(Stats{}, "IssuedTokens")
+
+func TestStatsListIssuedTokens(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	_, first := f.refresh(t, testRefresh)
+	_, second := f.refresh(t, first.RefreshToken)
+	want := []string{first.AccessToken, first.RefreshToken, second.AccessToken, second.RefreshToken}
+	if diff := cmp.Diff(want, f.sim.Stats().IssuedTokens); diff != "" {
+		t.Errorf("issued tokens (-want +got):\n%s", diff)
 	}
 }

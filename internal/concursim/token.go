@@ -67,6 +67,9 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	s.access[access] = now.Add(s.opts.AccessTokenTTL)
 	s.stats.TokenRefreshes++
+	if len(s.stats.IssuedTokens) < maxIssuedKept {
+		s.stats.IssuedTokens = append(s.stats.IssuedTokens, access, refresh)
+	}
 	s.mu.Unlock()
 
 	expiresIn := int64(s.opts.AccessTokenTTL / time.Second)

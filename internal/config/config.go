@@ -35,14 +35,17 @@ func (s Secret) Reveal() string { return string(s) }
 type Config struct {
 	Addr string // GATEWAY_ADDR
 
-	ConcurBaseURL      string        // CONCUR_BASE_URL
-	ConcurTokenURL     string        // CONCUR_TOKEN_URL
-	ConcurClientID     string        // CONCUR_CLIENT_ID
-	ConcurClientSecret Secret        // CONCUR_CLIENT_SECRET(_FILE)
-	ConcurRefreshToken Secret        // CONCUR_REFRESH_TOKEN(_FILE)
-	ConcurAccessToken  Secret        // CONCUR_ACCESS_TOKEN(_FILE)
-	ConcurAuthScheme   string        // CONCUR_AUTH_SCHEME
-	ConcurTimeout      time.Duration // CONCUR_TIMEOUT
+	ConcurBaseURL      string // CONCUR_BASE_URL
+	ConcurTokenURL     string // CONCUR_TOKEN_URL
+	ConcurClientID     string // CONCUR_CLIENT_ID
+	ConcurClientSecret Secret // CONCUR_CLIENT_SECRET(_FILE)
+	ConcurRefreshToken Secret // CONCUR_REFRESH_TOKEN(_FILE)
+	// ConcurRefreshTokenFile is CONCUR_REFRESH_TOKEN_FILE when the token came from a file:
+	// rotated refresh tokens are written back there, so a restart redeems the newest.
+	ConcurRefreshTokenFile string
+	ConcurAccessToken      Secret        // CONCUR_ACCESS_TOKEN(_FILE)
+	ConcurAuthScheme       string        // CONCUR_AUTH_SCHEME
+	ConcurTimeout          time.Duration // CONCUR_TIMEOUT
 
 	// BatchListMinInterval bounds how often an unknown id may trigger a batch-list fetch.
 	BatchListMinInterval time.Duration // GATEWAY_BATCH_LIST_MIN_INTERVAL
@@ -64,6 +67,7 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 		Stringer("concurClientSecret", c.ConcurClientSecret).
 		Stringer("concurRefreshToken", c.ConcurRefreshToken).
 		Stringer("concurAccessToken", c.ConcurAccessToken).
+		Str("concurRefreshTokenFile", c.ConcurRefreshTokenFile).
 		Str("concurAuthScheme", c.ConcurAuthScheme).
 		Dur("concurTimeout", c.ConcurTimeout).
 		Dur("batchListMinInterval", c.BatchListMinInterval).
@@ -76,16 +80,17 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 func Load(getenv func(string) string) (Config, error) {
 	l := loader{getenv: getenv}
 	c := Config{
-		Addr:                 l.str("GATEWAY_ADDR", ":8080"),
-		ConcurBaseURL:        strings.TrimRight(l.str("CONCUR_BASE_URL", ""), "/"),
-		ConcurClientID:       l.str("CONCUR_CLIENT_ID", ""),
-		ConcurClientSecret:   l.secret("CONCUR_CLIENT_SECRET"),
-		ConcurRefreshToken:   l.secret("CONCUR_REFRESH_TOKEN"),
-		ConcurAccessToken:    l.secret("CONCUR_ACCESS_TOKEN"),
-		ConcurAuthScheme:     l.str("CONCUR_AUTH_SCHEME", "Bearer"),
-		ConcurTimeout:        l.duration("CONCUR_TIMEOUT", 60*time.Second),
-		BatchListMinInterval: l.duration("GATEWAY_BATCH_LIST_MIN_INTERVAL", 10*time.Second),
-		LogFormat:            l.str("LOG_FORMAT", "json"),
+		Addr:                   l.str("GATEWAY_ADDR", ":8080"),
+		ConcurBaseURL:          strings.TrimRight(l.str("CONCUR_BASE_URL", ""), "/"),
+		ConcurClientID:         l.str("CONCUR_CLIENT_ID", ""),
+		ConcurClientSecret:     l.secret("CONCUR_CLIENT_SECRET"),
+		ConcurRefreshToken:     l.secret("CONCUR_REFRESH_TOKEN"),
+		ConcurAccessToken:      l.secret("CONCUR_ACCESS_TOKEN"),
+		ConcurRefreshTokenFile: l.str("CONCUR_REFRESH_TOKEN_FILE", ""),
+		ConcurAuthScheme:       authScheme(l.str("CONCUR_AUTH_SCHEME", "Bearer")),
+		ConcurTimeout:          l.duration("CONCUR_TIMEOUT", 60*time.Second),
+		BatchListMinInterval:   l.duration("GATEWAY_BATCH_LIST_MIN_INTERVAL", 10*time.Second),
+		LogFormat:              l.str("LOG_FORMAT", "json"),
 	}
 	c.ConcurTokenURL = l.str("CONCUR_TOKEN_URL", "")
 	if c.ConcurTokenURL == "" && c.ConcurBaseURL != "" {
@@ -103,12 +108,17 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.Addr == "" {
 		l.fail("GATEWAY_ADDR must not be empty")
 	}
-	l.httpURL("CONCUR_BASE_URL", c.ConcurBaseURL, true)
+	if u := l.httpURL("CONCUR_BASE_URL", c.ConcurBaseURL, true); u != nil && (u.Path != "" || u.RawQuery != "" || u.Fragment != "") {
+		l.fail("CONCUR_BASE_URL must be an origin such as https://us.api.concursolutions.com, without a path or query")
+	}
 	l.httpURL("CONCUR_TOKEN_URL", c.ConcurTokenURL, c.UsesRefreshToken())
 	switch c.ConcurAuthScheme {
 	case "Bearer", "OAuth":
 	default:
 		l.fail("CONCUR_AUTH_SCHEME must be Bearer or OAuth")
+	}
+	if c.ConcurRefreshTokenFile != "" && !c.UsesRefreshToken() {
+		l.fail("CONCUR_REFRESH_TOKEN_FILE and CONCUR_ACCESS_TOKEN exclude each other")
 	}
 	if c.ConcurTimeout <= 0 {
 		l.fail("CONCUR_TIMEOUT must be a positive duration such as 60s")
@@ -183,15 +193,29 @@ func (l *loader) secret(name string) Secret {
 	return Secret(strings.TrimSpace(v))
 }
 
-func (l *loader) httpURL(name, v string, required bool) {
+// httpURL checks an absolute http(s) URL and returns it parsed, or nil after a failure.
+func (l *loader) httpURL(name, v string, required bool) *url.URL {
 	if v == "" {
 		if required {
 			l.fail(name + " is required")
 		}
-		return
+		return nil
 	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		l.fail(name + " must be an absolute http(s) URL without credentials")
+		return nil
 	}
+	return u
+}
+
+// authScheme accepts the scheme in any case and returns Concur's spelling.
+func authScheme(v string) string {
+	switch {
+	case strings.EqualFold(v, "Bearer"):
+		return "Bearer"
+	case strings.EqualFold(v, "OAuth"):
+		return "OAuth"
+	}
+	return v
 }

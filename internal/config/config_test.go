@@ -117,3 +117,55 @@ func TestSecretsNeverPrint(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteSecretFileRoundTrips(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "refresh-token")
+	if err := os.WriteFile(path, []byte("first\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteSecretFile(path, "rotated-value"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(env(map[string]string{
+		"CONCUR_BASE_URL": "http://127.0.0.1:1", "CONCUR_CLIENT_ID": "id", "CONCUR_CLIENT_SECRET": "s",
+		"CONCUR_REFRESH_TOKEN_FILE": path,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ConcurRefreshToken.Reveal() != "rotated-value" || c.ConcurRefreshTokenFile != path {
+		t.Errorf("reloaded %q from %q", c.ConcurRefreshToken.Reveal(), c.ConcurRefreshTokenFile)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+	err = WriteSecretFile(filepath.Join(dir, "missing-dir", "x"), "never-printed")
+	if err == nil || strings.Contains(err.Error(), "never-printed") {
+		t.Errorf("write into a missing directory: %v", err)
+	}
+}
+
+func TestLoadBaseURLAndSchemeRules(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"CONCUR_ACCESS_TOKEN": "t", "LOG_LEVEL": "nope"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for bk, bv := range base {
+			m[bk] = bv
+		}
+		return m
+	}
+	_, err := Load(env(with("CONCUR_BASE_URL", "https://h/api")))
+	if err == nil || !strings.Contains(err.Error(), "without a path") || !strings.Contains(err.Error(), "LOG_LEVEL") {
+		t.Errorf("a base URL with a path must be reported with the other problems: %v", err)
+	}
+	c, err := Load(env(map[string]string{"CONCUR_BASE_URL": "https://h/", "CONCUR_ACCESS_TOKEN": "t", "CONCUR_AUTH_SCHEME": "oauth"}))
+	if err != nil || c.ConcurAuthScheme != "OAuth" || c.ConcurBaseURL != "https://h" {
+		t.Errorf("scheme %q base %q: %v", c.ConcurAuthScheme, c.ConcurBaseURL, err)
+	}
+}

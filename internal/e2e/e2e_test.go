@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -148,7 +149,11 @@ func TestSecretsNeverLogged(t *testing.T) {
 		t.Errorf("gateway exit: %v", err)
 	}
 	logs := s.gw.logs.String()
-	for _, secret := range s.secrets {
+	issued := s.stats(t).IssuedTokens
+	if len(issued) < 4 {
+		t.Fatalf("want several issued tokens to look for, got %d", len(issued))
+	}
+	for _, secret := range append(s.secrets, issued...) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("a credential appears in the gateway log")
 		}
@@ -253,5 +258,43 @@ func TestBadConfigFailsAtStart(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("start error does not mention %q:\n%s", want, out)
 		}
+	}
+}
+
+// Concur rotates refresh tokens and refuses a reused one: a gateway restarted on the same
+// token file must present the newest token, not the one it was first given.
+func TestRestartRedeemsNewestRefreshToken(t *testing.T) {
+	t.Parallel()
+	tokenFile := filepath.Join(t.TempDir(), "refresh-token")
+	refresh := randomHex(t)
+	if err := os.WriteFile(tokenFile, []byte(refresh+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startStack(t,
+		map[string]string{"CONCURSIM_REFRESH_TOKEN": refresh},
+		map[string]string{"CONCUR_REFRESH_TOKEN": "", "CONCUR_REFRESH_TOKEN_FILE": tokenFile})
+	if r := do(t, "POST", s.gw.URL+"/batches/"+employeeBatch+"/close", nil); r.Status != 200 {
+		t.Fatalf("first close: %d %s", r.Status, r.Body)
+	}
+	if err := s.gw.stop(t); err != nil {
+		t.Fatalf("stopping the first gateway: %v", err)
+	}
+	b, err := os.ReadFile(tokenFile)
+	if err != nil || strings.TrimSpace(string(b)) == refresh {
+		t.Fatalf("the rotated refresh token was not written back (%v)", err)
+	}
+
+	gw2 := start(t, "gateway", map[string]string{
+		"GATEWAY_ADDR": "127.0.0.1:0", "CONCUR_BASE_URL": s.sim.URL, "CONCUR_CLIENT_ID": "gateway-e2e",
+		"CONCUR_CLIENT_SECRET": s.secrets[0], "CONCUR_REFRESH_TOKEN_FILE": tokenFile,
+	})
+	if r := do(t, "POST", gw2.URL+"/batches/"+cardBatch+"/close", nil); r.Status != 200 {
+		t.Fatalf("close after restart: %d %s", r.Status, r.Body)
+	}
+	if st := s.stats(t); st.InvalidGrants != 0 || st.TokenRefreshes != 2 {
+		t.Errorf("refreshes %d, invalid grants %d: want 2 and 0", st.TokenRefreshes, st.InvalidGrants)
+	}
+	if strings.Contains(s.gw.logs.String()+gw2.logs.String(), strings.TrimSpace(string(b))) {
+		t.Errorf("the rotated refresh token appears in a log")
 	}
 }

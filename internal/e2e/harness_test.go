@@ -242,6 +242,7 @@ type simStats struct {
 	Closes         map[string]int `json:"closes"`
 	Regenerations  map[string]int `json:"regenerations"`
 	FilesServed    int            `json:"filesServed"`
+	IssuedTokens   []string       `json:"issuedTokens"`
 }
 
 func (s *stack) stats(t *testing.T) simStats {
