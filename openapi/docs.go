@@ -42,54 +42,120 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/api.CloseResponse"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
                         }
                     },
                     "400": {
                         "description": "invalid_batch_id",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
                         }
                     },
                     "404": {
                         "description": "batch_not_found",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
                         }
                     },
                     "409": {
                         "description": "batch_not_closable, upstream_conflict",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
                         }
                     },
                     "429": {
                         "description": "upstream_rate_limited (with Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "Seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
                         }
                     },
                     "500": {
                         "description": "internal",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
                         }
                     },
                     "502": {
                         "description": "upstream_auth_failed, upstream_bad_response, upstream_unreachable, upstream_host_refused, upstream_rejected",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
                         }
                     },
                     "503": {
                         "description": "upstream_unavailable (with Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "Seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
                         }
                     },
                     "504": {
                         "description": "upstream_timeout",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "Seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
                         }
                     }
                 }
@@ -123,30 +189,108 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "type": "file"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
                         }
                     },
                     "400": {
                         "description": "invalid_batch_id",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
                         }
                     },
                     "404": {
                         "description": "file_not_found",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "upstream_rate_limited (with Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "Seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
                         }
                     },
                     "502": {
-                        "description": "upstream_host_refused, upstream_bad_response, upstream_unreachable",
+                        "description": "upstream_host_refused, upstream_bad_response, upstream_unreachable, upstream_auth_failed, upstream_rejected",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "upstream_unavailable (with Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "Seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
                         }
                     },
                     "504": {
                         "description": "upstream_timeout",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "Seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
                         }
                     }
                 }

@@ -41,13 +41,19 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	}()
 
 	addr := make(chan string, 1)
+	scanned := make(chan struct{})
+	t.Cleanup(func() { <-scanned }) // no t.Log after the test ends
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(stdoutR)
 		for sc.Scan() {
 			t.Log(sc.Text())
 			var line struct{ Message, Addr string }
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Addr != "" && strings.HasPrefix(line.Message, "listening") {
-				addr <- line.Addr
+				select {
+				case addr <- line.Addr:
+				default:
+				}
 			}
 		}
 	}()

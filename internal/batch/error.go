@@ -51,8 +51,10 @@ func (e *Error) Error() string {
 	if e.Detail != "" {
 		msg += ": " + e.Detail
 	}
-	if e.Upstream != nil {
-		msg += fmt.Sprintf(" (concur %d: %s)", e.Upstream.Status, e.Upstream.Message)
+	if u := e.Upstream; u != nil && u.Message != "" {
+		msg += fmt.Sprintf(" (concur %d: %s)", u.Status, u.Message)
+	} else if u != nil {
+		msg += fmt.Sprintf(" (concur %d)", u.Status)
 	}
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()

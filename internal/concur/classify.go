@@ -8,9 +8,11 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
@@ -19,6 +21,8 @@ import (
 const (
 	defaultRateLimitWait   = 60 * time.Second
 	defaultUnavailableWait = 5 * time.Minute
+	timeoutWait            = 5 * time.Minute // Concur: after a time-out, wait 5 minutes before retrying
+	maxRetryAfter          = 24 * time.Hour  // a longer Retry-After is not believed
 )
 
 var (
@@ -77,22 +81,26 @@ func statusError(op operation, h http.Header, up *batch.UpstreamError) *batch.Er
 	return e
 }
 
-// retryAfter reads a Retry-After header (delta-seconds or HTTP-date), else def.
+// retryAfter reads a Retry-After header (delta-seconds or HTTP-date). It returns def when
+// the header is absent, unreadable, over a day, or not positive (0, negative, a date that
+// has passed): the caller always gets a wait to honour.
 func retryAfter(v string, def time.Duration) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return def
 	}
+	d := time.Duration(-1)
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 || n > int64(24*time.Hour/time.Second) {
-			return def
+		if n > 0 && n <= int64(maxRetryAfter/time.Second) {
+			d = time.Duration(n) * time.Second
 		}
-		return time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = time.Until(t).Round(time.Second)
 	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t).Round(time.Second), 0)
+	if d <= 0 || d > maxRetryAfter {
+		return def
 	}
-	return def
+	return d
 }
 
 // transportError classifies a failure to get (or read) an answer. caller is the caller's
@@ -114,15 +122,55 @@ func transportError(caller, attempt context.Context, err error) *batch.Error {
 	return &batch.Error{Code: batch.CodeUpstreamUnreachable, Detail: "could not reach Concur", Err: err}
 }
 
+// timeoutError and callerGone are the two CodeUpstreamTimeout errors; both carry Concur's
+// advice to wait 5 minutes after a time-out.
 func timeoutError(err error) *batch.Error {
-	return &batch.Error{Code: batch.CodeUpstreamTimeout, Detail: "Concur did not answer in time", Err: err}
+	return &batch.Error{Code: batch.CodeUpstreamTimeout, Detail: "Concur did not answer in time",
+		RetryAfter: timeoutWait, Err: err}
 }
 
 // callerGone reports that the caller's context ended; it wraps ctx.Err() so that
 // errors.Is(err, context.Canceled) holds.
 func callerGone(ctx context.Context) *batch.Error {
-	return &batch.Error{Code: batch.CodeUpstreamTimeout,
-		Detail: "the request ended before Concur answered", Err: ctx.Err()}
+	return &batch.Error{Code: batch.CodeUpstreamTimeout, Detail: "the request ended before Concur answered",
+		RetryAfter: timeoutWait, Err: ctx.Err()}
+}
+
+// Closing a batch that is already closed regenerates its payment file, so a close whose
+// outcome is not known must say so: the caller has to check the batch list, not retry.
+const closeOutcomeUnknown = "the close request may have reached Concur, but no answer came: " +
+	"Concur may or may not have closed the batch. Check the batch list (CLOSED) before closing it again: " +
+	"closing a closed batch regenerates its payment file"
+
+// closeUnreadable is the Detail for a close that Concur answered with 200 but whose answer
+// could not be read; why says what went wrong with it.
+func closeUnreadable(why string) string {
+	return "Concur accepted the close (HTTP 200), so the batch is probably closed, but its answer could not be read (" +
+		why + "). Do not close it again blindly: closing a closed batch regenerates its payment file; " +
+		"check the batch list (CLOSED) first"
+}
+
+// reach records, through httptrace, how far a request got: asked once the transport looked
+// for a connection, connected once it had one (from then on the request may reach Concur).
+type reach struct{ asked, connected atomic.Bool }
+
+func (r *reach) trace(ctx context.Context) context.Context {
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GetConn: func(string) { r.asked.Store(true) },
+		GotConn: func(httptrace.GotConnInfo) { r.connected.Store(true) },
+	})
+}
+
+// mayHaveSent reports whether a request that failed with err may have reached Concur. Only
+// a failure to connect (dial, DNS) proves it did not; a transport that does not report its
+// connections (asked never set) is assumed to have sent it.
+func (r *reach) mayHaveSent(err error) bool {
+	var dns *net.DNSError
+	var op *net.OpError
+	if errors.As(err, &dns) || (errors.As(err, &op) && op.Op == "dial") {
+		return false
+	}
+	return r.connected.Load() || !r.asked.Load()
 }
 
 // isXML accepts application/xml, text/xml and */*+xml, with parameters.

@@ -29,7 +29,10 @@ const apiPrefix = "/api/expense/paymentbatch/"
 // Config configures a Client. Either AccessToken (static, development) or TokenURL,
 // ClientID, ClientSecret and RefreshToken (OAuth2 refresh-token grant) must be set.
 type Config struct {
-	BaseURL      string // API origin when the token carries no geolocation, e.g. https://us.api.concursolutions.com
+	// BaseURL is the API origin when the token carries no geolocation, e.g.
+	// https://us.api.concursolutions.com. When it is https, a token whose geolocation is
+	// http is refused; an http BaseURL (development, simulator) accepts an http geolocation.
+	BaseURL      string
 	TokenURL     string // OAuth2 token endpoint (form POST)
 	ClientID     string
 	ClientSecret string
@@ -129,6 +132,7 @@ func New(cfg Config) (*Client, error) {
 			clientSecret: cfg.ClientSecret,
 			refresh:      cfg.RefreshToken,
 			onRefresh:    cfg.OnRefresh,
+			allowHTTPGeo: strings.HasPrefix(base, "http://"),
 			timeout:      timeout,
 			userAgent:    ua,
 			httpc:        &http.Client{Transport: rt, CheckRedirect: noRedirect},

@@ -222,6 +222,10 @@ func wantCode(t *testing.T, err error, code batch.Code) *batch.Error {
 	if e.Code != code {
 		t.Fatalf("code = %s, want %s (error: %v)", e.Code, code, err)
 	}
+	// Concur: after a time-out, wait 5 minutes before retrying. Every time-out says so.
+	if code == batch.CodeUpstreamTimeout && e.RetryAfter != 5*time.Minute {
+		t.Errorf("RetryAfter = %v, want 5m0s on a time-out", e.RetryAfter)
+	}
 	for _, secret := range []string{"at-", "rt-", "client-secret", "static-", "Bearer", "Authorization"} {
 		if strings.Contains(err.Error(), secret) {
 			t.Errorf("error %q contains %q", err, secret)

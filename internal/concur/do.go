@@ -3,6 +3,7 @@ package concur
 import (
 	"cmp"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -45,7 +46,8 @@ func (a *attempt) end() {
 }
 
 // do performs an XML call: send, then decode the 200 body through r.limit within the
-// same time-out, classifying every failure.
+// same time-out, classifying every failure. A close whose 200 answer cannot be read says
+// that the batch is probably closed.
 func (c *Client) do(ctx context.Context, r request) error {
 	resp, a, err := c.send(ctx, r)
 	if err != nil {
@@ -53,19 +55,44 @@ func (c *Client) do(ctx context.Context, r request) error {
 	}
 	defer a.end()
 	defer resp.Body.Close()
+	e, why := decodeAnswer(ctx, a, resp, r)
+	if e == nil {
+		return nil
+	}
+	if r.op == opClose {
+		e.Detail = closeUnreadable(why)
+	}
+	return e
+}
+
+// decodeAnswer reads a 200 answer through r.decode; on failure it also says, for
+// closeUnreadable, what went wrong with the answer.
+func decodeAnswer(ctx context.Context, a *attempt, resp *http.Response, r request) (*batch.Error, string) {
 	if !isXML(resp.Header.Get("Content-Type")) {
 		return &batch.Error{Code: batch.CodeUpstreamBadResponse,
-			Detail: "Concur answered " + r.op.String() + " with a non-XML content type"}
+			Detail: "Concur answered " + r.op.String() + " with a non-XML content type"}, "its content type is not XML"
 	}
 	body := &capReader{r: resp.Body, n: r.limit}
-	if err := r.decode(body); err != nil {
-		if body.err != nil { // the read failed: time-out, cut connection, over the limit
-			return transportError(ctx, a.ctx, body.err)
-		}
-		return &batch.Error{Code: batch.CodeUpstreamBadResponse,
-			Detail: "Concur's answer to " + r.op.String() + " is not the expected XML", Err: err}
+	err := r.decode(body)
+	if err == nil {
+		return nil, ""
 	}
-	return nil
+	if body.err == nil {
+		return &batch.Error{Code: batch.CodeUpstreamBadResponse,
+			Detail: "Concur's answer to " + r.op.String() + " is not the expected XML", Err: err}, "it is not the expected XML"
+	}
+	// The read failed: time-out, cut connection, over the limit.
+	e := transportError(ctx, a.ctx, body.err)
+	switch {
+	case errors.Is(body.err, errTooLarge):
+		return e, "it is over the size limit"
+	case e.Code == batch.CodeUpstreamTimeout && ctx.Err() != nil:
+		return e, "the request ended while it was being read"
+	case e.Code == batch.CodeUpstreamTimeout:
+		return e, "it did not arrive within the time-out"
+	default:
+		return e, "the connection failed while it was being read"
+	}
 }
 
 // send performs r with credentials and returns a 200 answer, its body open and its attempt
@@ -95,11 +122,20 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, *attempt,
 		req.Header.Set("Accept", accept)
 		req.Header.Set("User-Agent", c.userAgent)
 
+		if ctx.Err() != nil {
+			return nil, nil, callerGone(ctx) // nothing was sent
+		}
 		a := newAttempt(withToken(ctx, tok), c.timeout)
-		resp, err := c.httpc.Do(req.WithContext(a.ctx))
+		var rc reach
+		resp, err := c.httpc.Do(req.WithContext(rc.trace(a.ctx)))
 		if err != nil {
 			a.end()
-			return nil, nil, transportError(ctx, a.ctx, err)
+			e := transportError(ctx, a.ctx, err)
+			if r.op == opClose && (e.Code == batch.CodeUpstreamTimeout || e.Code == batch.CodeUpstreamUnreachable) &&
+				rc.mayHaveSent(err) {
+				e.Detail = closeOutcomeUnknown
+			}
+			return nil, nil, e
 		}
 		if resp.StatusCode == http.StatusOK {
 			return resp, a, nil

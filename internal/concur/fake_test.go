@@ -17,7 +17,8 @@ const tokenPath = "/oauth2/v0/token"
 
 // fakeConcur is a fake Concur: an OAuth2 token endpoint that rotates refresh tokens and
 // refuses reused ones (400 invalid_grant, code 108), and the Payment Batch API behind
-// Bearer auth, serving testdata fixtures unless a test installs its own handler.
+// Authorization with exactly one scheme (Bearer unless the test sets scheme), serving
+// testdata fixtures unless a test installs its own handler.
 type fakeConcur struct {
 	t   *testing.T
 	srv *httptest.Server
@@ -28,6 +29,7 @@ type fakeConcur struct {
 	mu          sync.Mutex
 	expiresIn   any    // JSON value of expires_in: "3600" or 3600
 	geolocation string // returned with each token; "" for none
+	scheme      string // the only Authorization scheme the API accepts: "Bearer" or "OAuth"
 	rotate      bool   // issue a new refresh token on every refresh
 	tokenDelay  time.Duration
 	tokenFail   http.HandlerFunc // overrides the token endpoint when set
@@ -43,6 +45,7 @@ func newFake(t *testing.T) *fakeConcur {
 	f := &fakeConcur{
 		t:         t,
 		expiresIn: "3600",
+		scheme:    "Bearer",
 		rotate:    true,
 		refresh:   map[string]bool{"rt-0": true},
 		access:    map[string]bool{},
@@ -127,7 +130,7 @@ func (f *fakeConcur) serveToken(w http.ResponseWriter, r *http.Request) {
 func (f *fakeConcur) serveAPI(w http.ResponseWriter, r *http.Request) {
 	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	f.mu.Lock()
-	valid, api := (scheme == "Bearer" || scheme == "OAuth") && f.access[tok], f.api
+	valid, api := scheme == f.scheme && f.access[tok], f.api
 	f.mu.Unlock()
 	if !valid {
 		writeXMLError(w, http.StatusForbidden, "Invalid or expired token")

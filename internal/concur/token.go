@@ -16,15 +16,16 @@ import (
 
 const (
 	maxTokenBody = 64 << 10         // token endpoint answers
-	refreshEarly = 60 * time.Second // renew a token that expires within this
+	refreshEarly = 60 * time.Second // renew a token that expires within this, or within half its lifetime if shorter
 )
 
 // token is one access token. It is immutable once built; identity (the pointer) tells
 // whether a token that Concur refused is still the current one.
 type token struct {
-	access  string
-	expiry  time.Time // zero: unknown, used until Concur refuses it
-	apiBase string    // canonical origin of the geolocation; "" when none
+	access   string
+	expiry   time.Time     // zero: unknown, used until Concur refuses it
+	lifetime time.Duration // expires_in as granted; meaningful only with expiry
+	apiBase  string        // canonical origin of the geolocation; "" when none
 }
 
 // trusts reports whether origin may receive this token: Config.BaseURL's or the geolocation's.
@@ -41,6 +42,7 @@ type tokenSource struct {
 	clientID     string
 	clientSecret string
 	onRefresh    func(ctx context.Context, refreshToken, geolocation string) error
+	allowHTTPGeo bool // Config.BaseURL is http:// (development, simulator): an http geolocation is accepted
 	timeout      time.Duration
 	userAgent    string
 	httpc        *http.Client
@@ -63,36 +65,30 @@ type flight struct {
 	err  error
 }
 
-// get returns a token that does not expire within a minute, refreshing it if needed.
+// get returns a token that is not about to expire (see freshLocked), refreshing it if needed.
 func (s *tokenSource) get(ctx context.Context) (*token, error) {
 	if s.static != nil {
 		return s.static, nil
 	}
-	s.mu.Lock()
-	if s.cur != nil && s.freshLocked(s.cur) {
-		t := s.cur
-		s.mu.Unlock()
-		return t, nil
-	}
-	if s.refused != nil {
-		s.mu.Unlock()
-		return nil, s.refused
-	}
-	f := s.startLocked(ctx)
-	s.mu.Unlock()
-	return s.wait(ctx, f)
+	return s.acquire(ctx, nil)
 }
 
 // renew is called after Concur refused failed. If another caller already replaced it, the
 // replacement is returned; otherwise one refresh is made (or joined).
 func (s *tokenSource) renew(ctx context.Context, failed *token) (*token, error) {
+	return s.acquire(ctx, failed)
+}
+
+// acquire returns the current token unless it is stale or is failed (nil for none), else
+// starts or joins the one refresh.
+func (s *tokenSource) acquire(ctx context.Context, failed *token) (*token, error) {
 	s.mu.Lock()
 	if s.cur != nil && s.cur != failed && s.freshLocked(s.cur) {
 		t := s.cur
 		s.mu.Unlock()
 		return t, nil
 	}
-	if s.cur == failed {
+	if failed != nil && s.cur == failed {
 		s.cur = nil
 	}
 	if s.refused != nil {
@@ -104,8 +100,15 @@ func (s *tokenSource) renew(ctx context.Context, failed *token) (*token, error) 
 	return s.wait(ctx, f)
 }
 
+// freshLocked reports whether t may still be used: it is renewed once less than
+// min(refreshEarly, half its lifetime) remains, so a short-lived token (expires_in of a
+// minute or less) is not renewed on every call.
 func (s *tokenSource) freshLocked(t *token) bool {
-	return t.expiry.IsZero() || s.now().Add(refreshEarly).Before(t.expiry)
+	if t.expiry.IsZero() {
+		return true
+	}
+	margin := min(refreshEarly, t.lifetime/2)
+	return !s.now().Add(margin).After(t.expiry)
 }
 
 func (s *tokenSource) startLocked(ctx context.Context) *flight {
@@ -198,7 +201,7 @@ func (s *tokenSource) fetch(ctx context.Context) (*token, error) {
 		s.refresh = newRT
 		s.mu.Unlock()
 	}
-	tok, geo, verr := buildToken(ans, s.now())
+	tok, geo, verr := buildToken(ans, s.now(), s.allowHTTPGeo)
 	if s.onRefresh != nil {
 		if err := s.onRefresh(ctx, newRT, geo); err != nil {
 			return nil, &batch.Error{Code: batch.CodeInternal,
@@ -211,13 +214,18 @@ func (s *tokenSource) fetch(ctx context.Context) (*token, error) {
 	return tok, nil
 }
 
-// buildToken validates a successful answer. geo is the validated geolocation or "".
-func buildToken(ans tokenAnswer, now time.Time) (*token, string, error) {
+// buildToken validates a successful answer. geo is the validated geolocation or "". An http
+// geolocation is refused unless allowHTTP (Config.BaseURL is itself http): bearer tokens
+// never travel in cleartext when the configured API is https.
+func buildToken(ans tokenAnswer, now time.Time, allowHTTP bool) (*token, string, error) {
 	var geo, base string
 	if g := strings.TrimSpace(ans.Geolocation); g != "" {
 		o, err := parseOrigin(g)
 		if err != nil {
 			return nil, "", badToken("the token answer has an invalid geolocation", err)
+		}
+		if !allowHTTP && !strings.HasPrefix(o, "https://") {
+			return nil, "", badToken("the token answer has a geolocation that is not https", nil)
 		}
 		geo, base = g, o
 	}
@@ -231,7 +239,8 @@ func buildToken(ans tokenAnswer, now time.Time) (*token, string, error) {
 			return nil, geo, badToken("the token answer has an invalid expires_in", err)
 		}
 		if secs > 0 {
-			tok.expiry = now.Add(time.Duration(secs) * time.Second)
+			tok.lifetime = time.Duration(secs) * time.Second
+			tok.expiry = now.Add(tok.lifetime)
 		}
 	}
 	return tok, geo, nil
@@ -266,7 +275,7 @@ func tokenStatusError(resp *http.Response, ans tokenAnswer) *batch.Error {
 		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), defaultRateLimitWait)
 	case resp.StatusCode >= 500:
 		e.Code, e.Detail = batch.CodeUpstreamUnavailable, "Concur's token endpoint is unavailable"
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), 0)
+		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), defaultUnavailableWait)
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		e.Code, e.Detail = batch.CodeUpstreamBadResponse, "Concur's token endpoint answered with a redirect"
 	default:

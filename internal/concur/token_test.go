@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
@@ -37,7 +39,7 @@ func TestRenewOn403(t *testing.T) {
 func TestStaticToken(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.set(func(f *fakeConcur) { f.access["static-1"] = true })
+	f.set(func(f *fakeConcur) { f.access["static-1"], f.scheme = true, "OAuth" })
 	c, _ := newClient(t, f, func(c *Config) {
 		c.AccessToken, c.AuthScheme, c.TokenURL, c.RefreshToken = "static-1", "OAuth", "", ""
 	})
@@ -54,6 +56,65 @@ func TestStaticToken(t *testing.T) {
 	}
 	if n := f.apiCalls.Load(); n != 2 {
 		t.Errorf("API calls = %d, want 2 (no retry)", n)
+	}
+}
+
+// The Authorization header carries the configured scheme, canonically spelt: Bearer by
+// default, OAuth for a legacy token. The fake accepts only the scheme the case expects.
+func TestAuthScheme(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		scheme string // Config.AuthScheme
+		static bool   // a static AccessToken rather than the refresh grant
+		want   string // the scheme on the wire
+	}{
+		{"default", "", false, "Bearer"},
+		{"Bearer", "Bearer", false, "Bearer"},
+		{"bearer lower case", "bearer", false, "Bearer"},
+		{"OAuth", "OAuth", false, "OAuth"},
+		{"oauth lower case", "oauth", false, "OAuth"},
+		{"static default", "", true, "Bearer"},
+		{"static OAuth", "OAuth", true, "OAuth"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			var (
+				mu  sync.Mutex
+				got []string
+			)
+			f.set(func(f *fakeConcur) {
+				f.scheme = tt.want
+				f.access["static-1"] = true
+				f.api = func(w http.ResponseWriter, r *http.Request) {
+					mu.Lock()
+					got = append(got, r.Header.Get("Authorization"))
+					mu.Unlock()
+					f.fixtures(w, r)
+				}
+			})
+			c, _ := newClient(t, f, func(c *Config) {
+				c.AuthScheme = tt.scheme
+				if tt.static {
+					c.AccessToken, c.TokenURL, c.RefreshToken = "static-1", "", ""
+				}
+			})
+			for _, op := range []operation{opList, opClose, opFile} {
+				if err := call(t.Context(), c, f, op); err != nil {
+					t.Fatalf("%s: %v", op, err)
+				}
+			}
+			tok := "at-1"
+			if tt.static {
+				tok = "static-1"
+			}
+			want := tt.want + " " + tok
+			mu.Lock()
+			defer mu.Unlock()
+			assertEqual(t, []string{want, want, want}, got)
+		})
 	}
 }
 
@@ -190,6 +251,44 @@ func TestExpiresInForms(t *testing.T) {
 	}
 }
 
+// A token that lives a minute or less is not renewed on every call: it is renewed when less
+// than half its lifetime remains (60s before expiry for longer-lived tokens).
+func TestShortLivedToken(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		expiresIn  any
+		keep, renw time.Duration // clock moves: still used after keep, renewed after keep+renw
+	}{
+		{"30", 14 * time.Second, 2 * time.Second},  // renewed under 15s left
+		{60, 29 * time.Second, 2 * time.Second},    // renewed under 30s left
+		{"120", 59 * time.Second, 2 * time.Second}, // renewed under 60s left
+		{1, 0, time.Second},                        // a one-second token is still used at once
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.expiresIn), func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			f.set(func(f *fakeConcur) { f.expiresIn = tt.expiresIn })
+			c, clock := newClient(t, f, nil)
+			list := func(wantTokenCalls int64) {
+				t.Helper()
+				if _, err := c.ListBatches(t.Context(), batch.ListAll); err != nil {
+					t.Fatal(err)
+				}
+				if got := f.tokenCalls.Load(); got != wantTokenCalls {
+					t.Fatalf("token calls = %d, want %d", got, wantTokenCalls)
+				}
+			}
+			list(1)
+			list(1) // right away: the new token is used, not renewed
+			clock.advance(tt.keep)
+			list(1)
+			clock.advance(tt.renw)
+			list(2)
+		})
+	}
+}
+
 func TestTokenEndpointFailures(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -243,6 +342,51 @@ func TestTokenEndpointFailures(t *testing.T) {
 	}
 }
 
+// A throttled or failing token endpoint tells the caller when to come back, with the same
+// defaults as the API: the Retry-After header when positive, else 60s for 429 and 5 minutes
+// for 5xx.
+func TestTokenEndpointRetryAfter(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter string // header; "" sends none
+		code       batch.Code
+		want       time.Duration
+	}{
+		{"503 no header", 503, "", batch.CodeUpstreamUnavailable, 5 * time.Minute},
+		{"503 seconds", 503, "30", batch.CodeUpstreamUnavailable, 30 * time.Second},
+		{"503 zero", 503, "0", batch.CodeUpstreamUnavailable, 5 * time.Minute},
+		{"500 no header", 500, "", batch.CodeUpstreamUnavailable, 5 * time.Minute},
+		{"502 garbage header", 502, "soon", batch.CodeUpstreamUnavailable, 5 * time.Minute},
+		{"429 no header", 429, "", batch.CodeUpstreamRateLimited, time.Minute},
+		{"429 seconds", 429, "7", batch.CodeUpstreamRateLimited, 7 * time.Second},
+		{"429 negative", 429, "-3", batch.CodeUpstreamRateLimited, time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			f.set(func(f *fakeConcur) {
+				f.tokenFail = func(w http.ResponseWriter, _ *http.Request) {
+					if tt.retryAfter != "" {
+						w.Header().Set("Retry-After", tt.retryAfter)
+					}
+					writeJSON(w, tt.status, map[string]any{"error": "server_error"})
+				}
+			})
+			c, _ := newClient(t, f, nil)
+			e := wantCode(t, call(t.Context(), c, f, opList), tt.code)
+			if e.RetryAfter != tt.want {
+				t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, tt.want)
+			}
+			if e.Upstream == nil || e.Upstream.Status != tt.status {
+				t.Errorf("Upstream = %+v, want status %d", e.Upstream, tt.status)
+			}
+		})
+	}
+}
+
 // A caller that gives up while a refresh is running gets its own ctx error; the refresh
 // completes for the others.
 func TestWaitForRefreshRespectsCallerContext(t *testing.T) {
@@ -281,5 +425,78 @@ func TestGeolocation(t *testing.T) {
 	}
 	if auth.apiCalls.Load() != 0 || geo.apiCalls.Load() != 2 {
 		t.Errorf("API calls: base %d, geolocation %d; want 0 and 2", auth.apiCalls.Load(), geo.apiCalls.Load())
+	}
+}
+
+// A geolocation over cleartext is refused when Config.BaseURL is https: the bearer token
+// never goes to it. The rotated refresh token is still kept (and persisted) and redeemed next.
+func TestGeolocationCleartextRefused(t *testing.T) {
+	t.Parallel()
+	auth, geo := newFake(t), newFake(t) // auth: the token endpoint; geo: an http "data centre"
+	auth.set(func(f *fakeConcur) { f.geolocation = geo.srv.URL })
+	geo.set(func(g *fakeConcur) { g.access["at-1"], g.access["at-2"] = true, true })
+	type persisted struct{ rt, geo string }
+	var (
+		mu   sync.Mutex
+		seen []persisted
+	)
+	c, _ := newClient(t, auth, func(c *Config) {
+		c.BaseURL = "https://us.api.concursolutions.invalid" // https: never contacted in this test
+		c.OnRefresh = func(_ context.Context, rt, geo string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, persisted{rt, geo})
+			return nil
+		}
+	})
+	for range 2 {
+		e := wantCode(t, call(t.Context(), c, auth, opList), batch.CodeUpstreamBadResponse)
+		if !strings.Contains(e.Detail, "geolocation") {
+			t.Errorf("Detail = %q, want it to name the geolocation", e.Detail)
+		}
+	}
+	if n := geo.apiCalls.Load(); n != 0 {
+		t.Errorf("the http geolocation received %d API calls", n)
+	}
+	auth.mu.Lock()
+	redeemed := append([]string(nil), auth.redeemed...)
+	auth.mu.Unlock()
+	assertEqual(t, []string{"rt-0", "rt-1"}, redeemed)
+	mu.Lock()
+	defer mu.Unlock()
+	assertEqual(t, []persisted{{"rt-1", ""}, {"rt-2", ""}}, seen, cmp.AllowUnexported(persisted{}))
+}
+
+func TestBuildTokenGeolocationScheme(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		base, geo string
+		wantBase  string // "" when refused
+	}{
+		{"https://us.api.concursolutions.com", "https://emea.api.concursolutions.com", "https://emea.api.concursolutions.com"},
+		{"https://us.api.concursolutions.com", "http://emea.api.concursolutions.com", ""},
+		{"https://us.api.concursolutions.com", "HTTP://emea.api.concursolutions.com:80", ""},
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8081", "http://127.0.0.1:8081"},
+		{"http://127.0.0.1:8080", "https://emea.api.concursolutions.com", "https://emea.api.concursolutions.com"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.base+" "+tt.geo, func(t *testing.T) {
+			t.Parallel()
+			allowHTTP := strings.HasPrefix(tt.base, "http://")
+			tok, geo, err := buildToken(tokenAnswer{AccessToken: "at-x", Geolocation: tt.geo}, time.Now(), allowHTTP)
+			if tt.wantBase == "" {
+				wantCode(t, err, batch.CodeUpstreamBadResponse)
+				if geo != "" {
+					t.Errorf("geo = %q, want none", geo)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.apiBase != tt.wantBase || geo != tt.geo {
+				t.Errorf("apiBase %q geo %q, want %q %q", tok.apiBase, geo, tt.wantBase, tt.geo)
+			}
+		})
 	}
 }

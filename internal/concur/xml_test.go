@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
@@ -260,10 +261,10 @@ func readFile(t *testing.T, name string) []byte {
 	return b
 }
 
-// assertEqual compares with reflect.DeepEqual (go-cmp is not in go.mod) and prints both sides.
-func assertEqual[T any](t *testing.T, want, got T) {
+// assertEqual compares with cmp.Diff and reports the difference.
+func assertEqual[T any](t *testing.T, want, got T, opts ...cmp.Option) {
 	t.Helper()
-	if !reflect.DeepEqual(want, got) {
-		t.Errorf("mismatch:\nwant %+v\ngot  %+v", want, got)
+	if diff := cmp.Diff(want, got, opts...); diff != "" {
+		t.Errorf("mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -111,7 +111,10 @@ func Load(getenv func(string) string) (Config, error) {
 	if u := l.httpURL("CONCUR_BASE_URL", c.ConcurBaseURL, true); u != nil && (u.Path != "" || u.RawQuery != "" || u.Fragment != "") {
 		l.fail("CONCUR_BASE_URL must be an origin such as https://us.api.concursolutions.com, without a path or query")
 	}
-	l.httpURL("CONCUR_TOKEN_URL", c.ConcurTokenURL, c.UsesRefreshToken())
+	if u := l.httpURL("CONCUR_TOKEN_URL", c.ConcurTokenURL, c.UsesRefreshToken()); u != nil &&
+		u.Scheme == "http" && strings.HasPrefix(c.ConcurBaseURL, "https://") {
+		l.fail("CONCUR_TOKEN_URL must be https when CONCUR_BASE_URL is: the client secret travels to it")
+	}
 	switch c.ConcurAuthScheme {
 	case "Bearer", "OAuth":
 	default:

@@ -169,3 +169,14 @@ func TestLoadBaseURLAndSchemeRules(t *testing.T) {
 		t.Errorf("scheme %q base %q: %v", c.ConcurAuthScheme, c.ConcurBaseURL, err)
 	}
 }
+
+func TestLoadRefusesCleartextTokenURL(t *testing.T) {
+	t.Parallel()
+	_, err := Load(env(map[string]string{
+		"CONCUR_BASE_URL": "https://us.api.concursolutions.com", "CONCUR_TOKEN_URL": "http://us.api.concursolutions.com/oauth2/v0/token",
+		"CONCUR_CLIENT_ID": "id", "CONCUR_CLIENT_SECRET": "s", "CONCUR_REFRESH_TOKEN": "r",
+	}))
+	if err == nil || !strings.Contains(err.Error(), "CONCUR_TOKEN_URL must be https") {
+		t.Errorf("err = %v", err)
+	}
+}

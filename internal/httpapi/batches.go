@@ -48,6 +48,8 @@ func batchID(r *http.Request) (string, error) {
 //	@Failure		502	{object}	api.Problem	"upstream_auth_failed, upstream_bad_response, upstream_unreachable, upstream_host_refused, upstream_rejected"
 //	@Failure		503	{object}	api.Problem	"upstream_unavailable (with Retry-After)"
 //	@Failure		504	{object}	api.Problem	"upstream_timeout"
+//	@Header			all	{string}	X-Request-ID	"The request's id: the caller's, when well-formed, or a new one"
+//	@Header			429,503,504	{integer}	Retry-After	"Seconds to wait before trying again"
 //	@Router			/batches/{id}/close [post]
 func closeBatch(svc BatchService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
@@ -85,8 +87,13 @@ func closeBatch(svc BatchService) handlerFunc {
 //	@Success		200	{file}		file
 //	@Failure		400	{object}	api.Problem	"invalid_batch_id"
 //	@Failure		404	{object}	api.Problem	"file_not_found"
-//	@Failure		502	{object}	api.Problem	"upstream_host_refused, upstream_bad_response, upstream_unreachable"
+//	@Failure		429	{object}	api.Problem	"upstream_rate_limited (with Retry-After)"
+//	@Failure		500	{object}	api.Problem	"internal"
+//	@Failure		502	{object}	api.Problem	"upstream_host_refused, upstream_bad_response, upstream_unreachable, upstream_auth_failed, upstream_rejected"
+//	@Failure		503	{object}	api.Problem	"upstream_unavailable (with Retry-After)"
 //	@Failure		504	{object}	api.Problem	"upstream_timeout"
+//	@Header			all	{string}	X-Request-ID	"The request's id: the caller's, when well-formed, or a new one"
+//	@Header			429,503,504	{integer}	Retry-After	"Seconds to wait before trying again"
 //	@Router			/batches/{id}/file [get]
 func batchFile(svc BatchService, writeTimeout time.Duration) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {

@@ -163,7 +163,7 @@ func TestErrorTable(t *testing.T) {
 			fault: &concursim.Fault{Op: "close", Mode: "status", Status: 429, Message: "slow down"}},
 		{name: "concur 503", id: employeeBatch, status: 503, code: "upstream_unavailable", retryAfter: "300", upstream: 503,
 			fault: &concursim.Fault{Op: "close", Mode: "status", Status: 503, Message: "maintenance"}},
-		{name: "time-out", id: employeeBatch, status: 504, code: "upstream_timeout", o: envOptions{timeout: 300 * time.Millisecond},
+		{name: "time-out", id: employeeBatch, status: 504, code: "upstream_timeout", retryAfter: "300", o: envOptions{timeout: 300 * time.Millisecond},
 			fault: &concursim.Fault{Op: "close", Mode: "slow", Delay: concursim.Duration(3 * time.Second)}},
 		{name: "unreachable", id: employeeBatch, status: 502, code: "upstream_unreachable", o: envOptions{baseURL: closedListener}},
 		{name: "connection reset", id: employeeBatch, status: 502, code: "upstream_unreachable",
@@ -184,7 +184,7 @@ func TestErrorTable(t *testing.T) {
 			fault: &concursim.Fault{Op: "list", Mode: "malformed"}},
 		{name: "other 4xx", id: employeeBatch, status: 502, code: "upstream_rejected", upstream: 400,
 			fault: &concursim.Fault{Op: "close", Mode: "status", Status: 400, Message: "Request limit exceeded"}},
-		{name: "token endpoint down", id: employeeBatch, status: 503, code: "upstream_unavailable", upstream: 503,
+		{name: "token endpoint down", id: employeeBatch, status: 503, code: "upstream_unavailable", upstream: 503, retryAfter: "300",
 			fault: &concursim.Fault{Op: "token", Mode: "status", Status: 503, Message: "maintenance"}},
 	}
 	for _, tt := range tests {
