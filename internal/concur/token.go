@@ -15,8 +15,11 @@ import (
 )
 
 const (
-	maxTokenBody = 64 << 10         // token endpoint answers
-	refreshEarly = 60 * time.Second // renew a token that expires within this, or within half its lifetime if shorter
+	// maxTokenLifetime caps expires_in (Concur's tokens live an hour), so an absurd value
+	// cannot overflow into an expiry in the past.
+	maxTokenLifetime = 24 * time.Hour
+	maxTokenBody     = 64 << 10         // token endpoint answers
+	refreshEarly     = 60 * time.Second // renew a token that expires within this, or within half its lifetime if shorter
 )
 
 // token is one access token. It is immutable once built; identity (the pointer) tells
@@ -239,7 +242,7 @@ func buildToken(ans tokenAnswer, now time.Time, allowHTTP bool) (*token, string,
 			return nil, geo, badToken("the token answer has an invalid expires_in", err)
 		}
 		if secs > 0 {
-			tok.lifetime = time.Duration(secs) * time.Second
+			tok.lifetime = time.Duration(min(secs, int64(maxTokenLifetime/time.Second))) * time.Second
 			tok.expiry = now.Add(tok.lifetime)
 		}
 	}

@@ -2,6 +2,7 @@ package concur
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -498,5 +499,21 @@ func TestBuildTokenGeolocationScheme(t *testing.T) {
 				t.Errorf("apiBase %q geo %q, want %q %q", tok.apiBase, geo, tt.wantBase, tt.geo)
 			}
 		})
+	}
+}
+
+// An absurd expires_in must not overflow into an expiry in the past (which would renew
+// the token on every call): it is capped.
+func TestBuildTokenCapsHugeExpiresIn(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	for _, raw := range []string{`"99999999999999"`, `9223372036854775807`} {
+		tok, _, err := buildToken(tokenAnswer{AccessToken: "a", ExpiresIn: json.RawMessage(raw)}, now, false)
+		if err != nil {
+			t.Fatalf("expires_in %s: %v", raw, err)
+		}
+		if !tok.expiry.After(now.Add(time.Hour)) || tok.expiry.After(now.Add(maxTokenLifetime)) {
+			t.Errorf("expires_in %s: expiry %v, want within (now+1h, now+%v]", raw, tok.expiry, maxTokenLifetime)
+		}
 	}
 }
