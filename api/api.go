@@ -47,3 +47,14 @@ type UpstreamProblem struct {
 	// ServerTime is Concur's server time of the error, without a time zone.
 	ServerTime string `json:"serverTime,omitempty" example:"2026-11-24T10:00:00"`
 }
+
+// ProblemType describes one problem code: GET /problems/{code}, where a Problem's Type
+// points.
+type ProblemType struct {
+	// Code is the problem's stable code.
+	Code string `json:"code" example:"batch_not_found"`
+	// Title is the fixed summary of the kind of problem.
+	Title string `json:"title" example:"Batch not found"`
+	// Status is the HTTP status answered with this code.
+	Status int `json:"status" example:"404"`
+}

@@ -315,6 +315,42 @@ const docTemplate = `{
                     }
                 }
             }
+        },
+        "/problems/{code}": {
+            "get": {
+                "description": "Every problem's ` + "`" + `type` + "`" + ` is ` + "`" + `/problems/{code}` + "`" + `; this describes that code.",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "operations"
+                ],
+                "summary": "Describe a problem type",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "A problem code, e.g. batch_not_found",
+                        "name": "code",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.ProblemType"
+                        }
+                    },
+                    "404": {
+                        "description": "route_not_found",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    }
+                }
+            }
         }
     },
     "definitions": {
@@ -393,6 +429,26 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.UpstreamProblem"
                         }
                     ]
+                }
+            }
+        },
+        "api.ProblemType": {
+            "type": "object",
+            "properties": {
+                "code": {
+                    "description": "Code is the problem's stable code.",
+                    "type": "string",
+                    "example": "batch_not_found"
+                },
+                "status": {
+                    "description": "Status is the HTTP status answered with this code.",
+                    "type": "integer",
+                    "example": 404
+                },
+                "title": {
+                    "description": "Title is the fixed summary of the kind of problem.",
+                    "type": "string",
+                    "example": "Batch not found"
                 }
             }
         },

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/finplat/payment-batch-gateway/api"
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
@@ -20,6 +22,27 @@ const (
 type problemKind struct {
 	status int
 	title  string
+}
+
+// problemType godoc
+//
+//	@Summary		Describe a problem type
+//	@Description	Every problem's `type` is `/problems/{code}`; this describes that code.
+//	@Tags			operations
+//	@Produce		json
+//	@Produce		application/problem+json
+//	@Param			code	path		string	true	"A problem code, e.g. batch_not_found"
+//	@Success		200		{object}	api.ProblemType
+//	@Failure		404		{object}	api.Problem	"route_not_found"
+//	@Router			/problems/{code} [get]
+func problemType(w http.ResponseWriter, r *http.Request) {
+	code := batch.Code(chi.URLParam(r, "code"))
+	kind, ok := problemKinds[code]
+	if !ok {
+		writeProblem(w, r, batch.Errorf(codeRouteNotFound, "no problem type %q", code))
+		return
+	}
+	_ = writeJSON(w, http.StatusOK, api.ProblemType{Code: string(code), Title: kind.title, Status: kind.status})
 }
 
 // problemKinds is the one table from error code to HTTP status. A code missing here is a

@@ -146,3 +146,22 @@ func FuzzProblem(f *testing.F) {
 		}
 	})
 }
+
+func TestProblemTypesAreServed(t *testing.T) {
+	t.Parallel()
+	h, _ := newTestHandler(t, panicky{})
+	for code, kind := range problemKinds {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/problems/"+string(code), nil))
+		var got api.ProblemType
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != 200 ||
+			got != (api.ProblemType{Code: string(code), Title: kind.title, Status: kind.status}) {
+			t.Errorf("GET /problems/%s = %d %s", code, rec.Code, rec.Body)
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/problems/no_such_code", nil))
+	if rec.Code != 404 || rec.Header().Get("Content-Type") != "application/problem+json" {
+		t.Errorf("unknown problem type: %d %s", rec.Code, rec.Body)
+	}
+}

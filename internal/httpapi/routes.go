@@ -57,6 +57,7 @@ func NewHandler(d Deps) http.Handler {
 
 	r.Post("/batches/{id}/close", handle(closeBatch(d.Batches)))
 	r.Get("/batches/{id}/file", handle(batchFile(d.Batches, d.FileWriteTimeout)))
+	r.Get("/problems/{code}", problemType)
 	r.Get("/healthz", healthz)
 	r.Head("/healthz", healthz)
 	r.Get("/swagger", http.RedirectHandler("/swagger/index.html", http.StatusMovedPermanently).ServeHTTP)
