@@ -218,7 +218,16 @@ func TestGracefulShutdownFinishesClose(t *testing.T) {
 	s.fault(t, `{"op":"close","mode":"slow","delay":"1500ms","count":1}`)
 	res := make(chan response, 1)
 	go func() { res <- do(t, "POST", s.gw.URL+"/batches/"+employeeBatch+"/close", nil) }()
-	time.Sleep(500 * time.Millisecond) // the close is now waiting on Concur
+	// The one-shot fault is consumed when the close reaches Concur: then SIGTERM lands
+	// while the close is in flight, however loaded the machine is.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if r := do(t, "GET", s.sim.URL+"/_sim/fault", nil); strings.TrimSpace(string(r.Body)) == "null" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the close never reached the simulator")
+		}
+	}
 	if err := s.gw.stop(t); err != nil {
 		t.Errorf("gateway exit after SIGTERM: %v", err)
 	}

@@ -276,7 +276,8 @@ func TestHostGuard(t *testing.T) {
 func TestUnknownIDFloodSharesOneListCall(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	e.sim.SetFault(concursim.Fault{Op: "list", Mode: "slow", Delay: concursim.Duration(200 * time.Millisecond)})
+	// A slow list keeps the one fetch in flight while all 50 misses arrive.
+	e.sim.SetFault(concursim.Fault{Op: "list", Mode: "slow", Delay: concursim.Duration(time.Second)})
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Go(func() {
