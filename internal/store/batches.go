@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+const batchColumns = `id, url, name, total, currency, batch_count, batch_type, payment_method,
+	status, first_seen, last_seen`
+
+// upsertChunk is how many batches one INSERT carries (11 parameters each: well under
+// both databases' limits on parameters).
+const upsertChunk = 500
+
+// UpsertBatches inserts or updates batches in one transaction, upsertChunk rows per
+// statement, in ID order. A batch ID given twice counts once, its last occurrence wins.
+// FirstSeen is seenAt on insert and then never changes.
+func (s *sqlStore) UpsertBatches(ctx context.Context, batches []Batch, seenAt time.Time) error {
+	if len(batches) == 0 {
+		return nil
+	}
+	batches, err := canonical(batches)
+	if err != nil {
+		return err
+	}
+	seen := micros(seenAt)
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var full *sql.Stmt
+		defer func() {
+			if full != nil {
+				full.Close()
+			}
+		}()
+		args := make([]any, 0, upsertChunk*11)
+		for start := 0; start < len(batches); start += upsertChunk {
+			chunk := batches[start:min(start+upsertChunk, len(batches))]
+			args = args[:0]
+			for _, b := range chunk {
+				args = append(args, b.ID, b.URL, b.Name, b.Total, b.Currency, b.Count, b.Type,
+					b.PaymentMethod, b.Status, seen, seen)
+			}
+			var err error
+			if len(chunk) == upsertChunk {
+				if full == nil {
+					if full, err = tx.PrepareContext(ctx, s.q(upsertBatchesSQL(upsertChunk))); err != nil {
+						return fmt.Errorf("store: upsert batches: %w", err)
+					}
+				}
+				_, err = full.ExecContext(ctx, args...)
+			} else {
+				_, err = tx.ExecContext(ctx, s.q(upsertBatchesSQL(len(chunk))), args...)
+			}
+			if err != nil {
+				return fmt.Errorf("store: upsert batches: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// canonical returns the batches sorted by ID, each ID once (its last occurrence wins:
+// PostgreSQL refuses to update a row twice in one statement). The order makes
+// concurrent upserts lock rows in the same order, so they cannot deadlock.
+func canonical(batches []Batch) ([]Batch, error) {
+	last := make(map[string]int, len(batches))
+	for i, b := range batches {
+		if b.ID == "" {
+			return nil, errors.New("store: a batch without an ID")
+		}
+		last[b.ID] = i
+	}
+	out := make([]Batch, 0, len(last))
+	for i, b := range batches {
+		if last[b.ID] == i {
+			out = append(out, b)
+		}
+	}
+	slices.SortFunc(out, func(a, b Batch) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// upsertBatchesSQL is the upsert of n batches.
+func upsertBatchesSQL(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO batches (" + batchColumns + ") VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?)")
+	}
+	b.WriteString(` ON CONFLICT (id) DO UPDATE SET
+		url = excluded.url, name = excluded.name, total = excluded.total,
+		currency = excluded.currency, batch_count = excluded.batch_count,
+		batch_type = excluded.batch_type, payment_method = excluded.payment_method,
+		status = CASE WHEN excluded.status = '' THEN batches.status ELSE excluded.status END,
+		last_seen = excluded.last_seen`)
+	return b.String()
+}
+
+// GetBatch returns the batch or ErrNotFound.
+func (s *sqlStore) GetBatch(ctx context.Context, id string) (Batch, error) {
+	return s.getBatch(ctx, s.db, id)
+}
+
+func (s *sqlStore) getBatch(ctx context.Context, q querier, id string) (Batch, error) {
+	b, err := scanBatch(q.QueryRowContext(ctx, s.q("SELECT "+batchColumns+" FROM batches WHERE id = ?"), id))
+	return b, wrap("get batch", err)
+}
+
+// SetBatchStatus sets a known batch's status, or returns ErrNotFound.
+func (s *sqlStore) SetBatchStatus(ctx context.Context, id, status string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q("UPDATE batches SET status = ? WHERE id = ?"), status, id)
+		return wrap("set batch status", oneRow(res, err))
+	})
+}
+
+func scanBatch(row scanner) (Batch, error) {
+	var (
+		b           Batch
+		first, last int64
+	)
+	err := row.Scan(&b.ID, &b.URL, &b.Name, &b.Total, &b.Currency, &b.Count, &b.Type,
+		&b.PaymentMethod, &b.Status, &first, &last)
+	b.FirstSeen, b.LastSeen = fromMicros(first), fromMicros(last)
+	return b, err
+}

@@ -1,0 +1,104 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The AAD of each sealed token names its field, so one cannot stand in for the other.
+var (
+	aadRefreshToken = []byte("credentials.refresh_token")
+	aadAccessToken  = []byte("credentials.access_token")
+)
+
+const credentialsColumns = `refresh_token, refresh_expiry, access_token, access_expiry,
+	access_lifetime_ns, geolocation, seed_hash, version, updated_at`
+
+// LoadCredentials reads the credentials without taking the lock. An error wrapping
+// ErrUndecryptable means they were sealed with another key.
+func (s *sqlStore) LoadCredentials(ctx context.Context) (Credentials, bool, error) {
+	c, found, err := s.readCredentials(ctx, s.db, "")
+	return c, found, wrap("load credentials", err)
+}
+
+// UpdateCredentials runs fn under the credentials lock: in PostgreSQL SELECT ... FOR
+// UPDATE of the credentials row (created by the first migration), in SQLite a write
+// transaction (BEGIN IMMEDIATE). fn must not call the Store: the lock is held. Stored
+// credentials that cannot be decrypted fail with an error wrapping ErrUndecryptable,
+// before fn is called. The credentials returned read back the same from LoadCredentials
+// (times truncated to the microsecond).
+func (s *sqlStore) UpdateCredentials(ctx context.Context,
+	fn func(cur Credentials, found bool) (*Credentials, error)) (Credentials, error) {
+	var out Credentials
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		cur, found, err := s.readCredentials(ctx, tx, s.d.forUpdate)
+		if err != nil {
+			return err
+		}
+		next, err := fn(cur, found)
+		if err != nil || next == nil {
+			out = cur
+			return err
+		}
+		c := *next
+		c.RefreshExpiry, c.AccessExpiry = stored(c.RefreshExpiry), stored(c.AccessExpiry)
+		c.Version, c.UpdatedAt = cur.Version+1, stored(time.Now())
+		refresh, err := s.box.Seal([]byte(c.RefreshToken), aadRefreshToken)
+		if err != nil {
+			return err
+		}
+		access, err := s.box.Seal([]byte(c.AccessToken), aadAccessToken)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE credentials SET refresh_token = ?,
+			refresh_expiry = ?, access_token = ?, access_expiry = ?, access_lifetime_ns = ?,
+			geolocation = ?, seed_hash = ?, version = ?, updated_at = ? WHERE id = 1`),
+			refresh, micros(c.RefreshExpiry), access, micros(c.AccessExpiry),
+			int64(c.AccessLifetime), c.Geolocation, c.SeedHash, c.Version, micros(c.UpdatedAt))
+		if err := oneRow(res, err); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return Credentials{}, wrap("update credentials", err)
+	}
+	return out, nil
+}
+
+// readCredentials reads the credentials row, appending suffix (a lock clause) to the
+// SELECT; found is false while nothing was ever stored (version 0).
+func (s *sqlStore) readCredentials(ctx context.Context, q querier, suffix string) (Credentials, bool, error) {
+	var (
+		c                          Credentials
+		refresh, access            []byte
+		refreshExp, accessExp, upd int64
+		lifetime                   int64
+	)
+	err := q.QueryRowContext(ctx, "SELECT "+credentialsColumns+" FROM credentials WHERE id = 1"+suffix).Scan(
+		&refresh, &refreshExp, &access, &accessExp, &lifetime, &c.Geolocation, &c.SeedHash,
+		&c.Version, &upd)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Credentials{}, false, errors.New("the credentials row is missing (was it deleted?)")
+	}
+	if err != nil || c.Version == 0 {
+		return Credentials{}, false, err
+	}
+	rt, err := s.box.Open(refresh, aadRefreshToken)
+	if err != nil {
+		return Credentials{}, false, fmt.Errorf("%w (refresh token)", ErrUndecryptable)
+	}
+	at, err := s.box.Open(access, aadAccessToken)
+	if err != nil {
+		return Credentials{}, false, fmt.Errorf("%w (access token)", ErrUndecryptable)
+	}
+	c.RefreshToken, c.AccessToken = string(rt), string(at)
+	c.RefreshExpiry, c.AccessExpiry = fromMicros(refreshExp), fromMicros(accessExp)
+	c.AccessLifetime, c.UpdatedAt = time.Duration(lifetime), fromMicros(upd)
+	return c, true, nil
+}

@@ -1,0 +1,243 @@
+package store_test
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/finplat/payment-batch-gateway/internal/store"
+)
+
+// put stores c unconditionally.
+func put(t *testing.T, s store.Store, c store.Credentials) store.Credentials {
+	t.Helper()
+	got, err := s.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
+		return &c, nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateCredentials: %v", err)
+	}
+	return got
+}
+
+func mustLoad(t *testing.T, s store.Store) (store.Credentials, bool) {
+	t.Helper()
+	c, found, err := s.LoadCredentials(t.Context())
+	if err != nil {
+		t.Fatalf("LoadCredentials: %v", err)
+	}
+	return c, found
+}
+
+func testCredentialsNotFound(t *testing.T, h *harness) {
+	s := h.open(t)
+	if c, found := mustLoad(t, s); found || c != (store.Credentials{}) {
+		t.Errorf("LoadCredentials on a new store = %+v, %v; want zero, false", c, found)
+	}
+	var called bool
+	got, err := s.UpdateCredentials(t.Context(), func(cur store.Credentials, found bool) (*store.Credentials, error) {
+		called = true
+		if found || cur != (store.Credentials{}) {
+			t.Errorf("fn got %+v, %v; want zero, false", cur, found)
+		}
+		return nil, nil
+	})
+	if err != nil || !called || got != (store.Credentials{}) {
+		t.Errorf("UpdateCredentials = %+v, %v (fn called: %v); want zero, nil, true", got, err, called)
+	}
+}
+
+func testCredentialsRoundTrip(t *testing.T, h *harness) {
+	s := h.open(t)
+	in := store.Credentials{
+		RefreshToken: "refresh-1", RefreshExpiry: at(180 * 24 * time.Hour),
+		AccessToken: "access-1", AccessExpiry: at(time.Hour), AccessLifetime: time.Hour + time.Nanosecond,
+		Geolocation: "https://us.api.concursolutions.com", SeedHash: "ab12",
+		Version: 42, UpdatedAt: at(-time.Hour), // both ignored: the store sets them
+	}
+	before := time.Now().Add(-time.Second)
+	first := put(t, s, in)
+	if first.Version != 1 {
+		t.Errorf("Version = %d, want 1", first.Version)
+	}
+	if first.UpdatedAt.Before(before) || first.UpdatedAt.After(time.Now().Add(time.Second)) {
+		t.Errorf("UpdatedAt = %v, want about now", first.UpdatedAt)
+	}
+	want := in
+	want.Version, want.UpdatedAt = 1, first.UpdatedAt
+	if diff := cmp.Diff(want, first); diff != "" {
+		t.Errorf("UpdateCredentials (-want +got):\n%s", diff)
+	}
+	loaded, found := mustLoad(t, s)
+	if diff := cmp.Diff(first, loaded); !found || diff != "" {
+		t.Errorf("LoadCredentials (found %v) (-want +got):\n%s", found, diff)
+	}
+
+	// Every field changes, including to empty.
+	in2 := store.Credentials{RefreshToken: "refresh-2", SeedHash: "cd34"}
+	var gotCur store.Credentials
+	second, err := s.UpdateCredentials(t.Context(), func(cur store.Credentials, found bool) (*store.Credentials, error) {
+		gotCur = cur
+		return &in2, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(first, gotCur); diff != "" {
+		t.Errorf("fn's cur (-want +got):\n%s", diff)
+	}
+	want2 := in2
+	want2.Version, want2.UpdatedAt = 2, second.UpdatedAt
+	if diff := cmp.Diff(want2, second); diff != "" {
+		t.Errorf("second UpdateCredentials (-want +got):\n%s", diff)
+	}
+	if loaded, _ := mustLoad(t, h.open(t)); !cmp.Equal(second, loaded) {
+		t.Errorf("another instance loads %+v, want %+v", loaded, second)
+	}
+}
+
+func testCredentialsNoWrite(t *testing.T, h *harness) {
+	s := h.open(t)
+	stored := put(t, s, store.Credentials{RefreshToken: "r"})
+	got, err := s.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stored, got); diff != "" {
+		t.Errorf("fn returning nil: UpdateCredentials should return what is stored (-want +got):\n%s", diff)
+	}
+	if loaded, _ := mustLoad(t, s); loaded.Version != 1 {
+		t.Errorf("Version = %d after fn returned nil, want 1 (nothing written)", loaded.Version)
+	}
+}
+
+func testCredentialsRollback(t *testing.T, h *harness) {
+	s := h.open(t)
+	stored := put(t, s, store.Credentials{RefreshToken: "r"})
+	boom := errors.New("boom")
+	_, err := s.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
+		return &store.Credentials{RefreshToken: "lost"}, boom
+	})
+	if !errors.Is(err, boom) {
+		t.Errorf("UpdateCredentials = %v, want fn's error", err)
+	}
+	if loaded, _ := mustLoad(t, s); !cmp.Equal(stored, loaded) {
+		t.Errorf("after fn failed: stored %+v, want %+v", loaded, stored)
+	}
+}
+
+// testCredentialsLockExcludes: while one instance is inside fn, another one's
+// UpdateCredentials does not enter fn (nor read), until the first has committed.
+func testCredentialsLockExcludes(t *testing.T, h *harness) {
+	s1, s2 := h.open(t), h.open(t)
+	var inside atomic.Int32
+	entered, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s1.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
+			inside.Add(1)
+			close(entered)
+			<-release
+			inside.Add(-1)
+			return &store.Credentials{RefreshToken: "first"}, nil
+		})
+		done <- err
+	}()
+	<-entered
+	second := make(chan error, 1)
+	var sawFirst bool
+	go func() {
+		_, err := s2.UpdateCredentials(t.Context(), func(cur store.Credentials, found bool) (*store.Credentials, error) {
+			if inside.Load() != 0 {
+				t.Error("two UpdateCredentials inside fn at once")
+			}
+			sawFirst = found && cur.RefreshToken == "first"
+			return &store.Credentials{RefreshToken: "second"}, nil
+		})
+		second <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // give the second one time to (wrongly) get in
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	if !sawFirst {
+		t.Error("the second UpdateCredentials did not see the first one's write")
+	}
+}
+
+// testCredentialsNoLostUpdate: 2 instances x 20 goroutines increment a counter kept in
+// RefreshToken: no increment is lost.
+func testCredentialsNoLostUpdate(t *testing.T, h *harness) {
+	stores := []store.Store{h.open(t), h.open(t)}
+	const perStore = 20
+	var wg sync.WaitGroup
+	for _, s := range stores {
+		for range perStore {
+			wg.Go(func() {
+				_, err := s.UpdateCredentials(t.Context(), func(cur store.Credentials, _ bool) (*store.Credentials, error) {
+					n, _ := strconv.Atoi(cur.RefreshToken)
+					cur.RefreshToken = strconv.Itoa(n + 1)
+					return &cur, nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	got, _ := mustLoad(t, stores[0])
+	if want := strconv.Itoa(len(stores) * perStore); got.RefreshToken != want || got.Version != int64(len(stores)*perStore) {
+		t.Errorf("counter = %s, version %d; want %s, %s (lost updates)", got.RefreshToken, got.Version, want, want)
+	}
+}
+
+func testCredentialsEncryptedAtRest(t *testing.T, h *harness) {
+	s := h.open(t)
+	const refresh, access = "refresh-token-PLAINTEXT-1234", "access-token-PLAINTEXT-5678"
+	put(t, s, store.Credentials{RefreshToken: refresh, AccessToken: access, SeedHash: "x"})
+	var rt, at []byte
+	if err := h.raw(t).QueryRowContext(t.Context(),
+		"SELECT refresh_token, access_token FROM credentials").Scan(&rt, &at); err != nil {
+		t.Fatal(err)
+	}
+	for _, col := range [][]byte{rt, at} {
+		if len(col) == 0 {
+			t.Error("a token column is empty")
+		}
+		if bytes.Contains(col, []byte("PLAINTEXT")) {
+			t.Errorf("a token is stored in the clear: %q", col)
+		}
+	}
+	if bytes.Equal(rt, at) {
+		t.Error("both token columns hold the same bytes")
+	}
+}
+
+func testCredentialsWrongKey(t *testing.T, h *harness) {
+	put(t, h.open(t), store.Credentials{RefreshToken: "r", AccessToken: "a"})
+	other := h.openKey(t, newKey(t))
+	if _, _, err := other.LoadCredentials(t.Context()); !errors.Is(err, store.ErrUndecryptable) {
+		t.Errorf("LoadCredentials with another key = %v, want ErrUndecryptable", err)
+	}
+	called := false
+	_, err := other.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
+		called = true
+		return nil, nil
+	})
+	if !errors.Is(err, store.ErrUndecryptable) || called {
+		t.Errorf("UpdateCredentials with another key = %v (fn called: %v), want ErrUndecryptable, fn not called", err, called)
+	}
+}

@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/finplat/payment-batch-gateway/internal/secretbox"
+)
+
+// dialect is what differs between SQLite and PostgreSQL. The SQL is written once, with ?
+// placeholders, in the common subset (ON CONFLICT ... DO UPDATE, RETURNING, partial
+// indexes).
+type dialect struct {
+	name string
+	// numbered: placeholders are $1, $2, ... (PostgreSQL) instead of ?.
+	numbered bool
+	// forUpdate is appended to the SELECT that takes the credentials lock: a row lock in
+	// PostgreSQL; SQLite needs none, every write transaction holds the database's lock.
+	forUpdate string
+	// isUnique reports a unique-constraint violation.
+	isUnique func(error) bool
+	// writeSem, when set, serialises this process's write transactions before they take
+	// a connection (SQLite has one writer: waiting here rather than in the busy handler
+	// keeps connections free for readers).
+	writeSem chan struct{}
+}
+
+// sqlStore is the Store on database/sql, shared by both dialects.
+type sqlStore struct {
+	db  *sql.DB
+	d   dialect
+	box *secretbox.Box
+}
+
+var _ Store = (*sqlStore)(nil)
+
+// q adapts a statement written with ? placeholders to the dialect.
+func (s *sqlStore) q(query string) string {
+	if !s.d.numbered {
+		return query
+	}
+	return numberPlaceholders(query)
+}
+
+// numberPlaceholders turns each ? into $1, $2, ... (the statements here hold no ? in
+// literals or identifiers).
+func numberPlaceholders(query string) string {
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for _, r := range query {
+		if r != '?' {
+			b.WriteRune(r)
+			continue
+		}
+		n++
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
+}
+
+// write runs fn in a write transaction, committed when fn returns nil. In SQLite the
+// transaction takes the write lock at BEGIN (BEGIN IMMEDIATE, set on the connection).
+func (s *sqlStore) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.d.writeSem != nil {
+		select {
+		case s.d.writeSem <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("store: waiting to write: %w", ctx.Err())
+		}
+		defer func() { <-s.d.writeSem }()
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// Ping reports whether the database answers.
+func (s *sqlStore) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping %s: %w", s.d.name, err)
+	}
+	return nil
+}
+
+// ping is Ping at Open: it makes the first connection (SQLite: applies the pragmas).
+func (s *sqlStore) ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: connect to %s: %w", s.d.name, err)
+	}
+	return nil
+}
+
+// Close closes the connections.
+func (s *sqlStore) Close() error { return s.db.Close() }
+
+// micros is t as stored: unix microseconds, 0 for the zero time.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros is the inverse of micros, in UTC.
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// stored is t as it reads back from the store.
+func stored(t time.Time) time.Time { return fromMicros(micros(t)) }
+
+// wrap names the operation in err, except for the sentinel errors callers test for:
+// sql.ErrNoRows becomes ErrNotFound, and ErrNotFound, ErrCloseInProgress and
+// ErrUndecryptable (which say "store:" already) come back as they are.
+func wrap(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return ErrNotFound
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrCloseInProgress), errors.Is(err, ErrUndecryptable):
+		return err
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// oneRow turns the result of an UPDATE that must change one row into an error:
+// ErrNotFound when it changed none.
+func oneRow(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }

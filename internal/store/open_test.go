@@ -1,0 +1,141 @@
+package store_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/finplat/payment-batch-gateway/internal/store"
+)
+
+func testOpenTwice(t *testing.T, h *harness) {
+	s := h.open(t)
+	mustUpsert(t, s, at(0), batch("A", 1))
+	put(t, s, store.Credentials{RefreshToken: "r"})
+	versions := func() string {
+		rows, err := h.raw(t).QueryContext(t.Context(), "SELECT version_id FROM goose_db_version ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var vs []string
+		for rows.Next() {
+			var v int64
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			vs = append(vs, fmt.Sprint(v))
+		}
+		return strings.Join(vs, ",")
+	}
+	before := versions()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := h.open(t)
+	if got := versions(); got != before {
+		t.Errorf("goose versions after a second Open = %s, want %s", got, before)
+	}
+	if !strings.HasSuffix(before, ",1") {
+		t.Errorf("goose versions = %s, want migration 1 applied", before)
+	}
+	if err := again.Ping(t.Context()); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+	mustGetBatch(t, again, "A")
+	if c, found := mustLoad(t, again); !found || c.RefreshToken != "r" {
+		t.Errorf("credentials after reopening = %+v, %v", c, found)
+	}
+}
+
+// testMixedLoad: 50 goroutines on two instances doing a bit of everything; nothing
+// fails, and the race detector has something to look at.
+func testMixedLoad(t *testing.T, h *harness) {
+	stores := []store.Store{h.open(t), h.open(t)}
+	mustUpsert(t, stores[0], at(0), batch("A", 0))
+	var wg sync.WaitGroup
+	for i := range 50 {
+		s := stores[i%2]
+		wg.Go(func() {
+			ctx := t.Context()
+			id := fmt.Sprint("B", i%5)
+			now := at(time.Duration(i) * time.Second)
+			if err := s.UpsertBatches(ctx, []store.Batch{batch(id, i), batch("A", i)}, now); err != nil {
+				t.Errorf("UpsertBatches: %v", err)
+				return
+			}
+			if _, err := s.GetBatch(ctx, id); err != nil {
+				t.Errorf("GetBatch: %v", err)
+			}
+			if b, err := s.BeginClose(ctx, attempt(id, now, fmt.Sprint("r", i))); err == nil {
+				if err := s.FinishClose(ctx, withOutcome(b.Attempt, store.OutcomeFailed, now)); err != nil {
+					t.Errorf("FinishClose: %v", err)
+				}
+			} else if !errors.Is(err, store.ErrCloseInProgress) {
+				t.Errorf("BeginClose: %v", err)
+			}
+			if _, err := s.RecordClose(ctx, refused(id, now, fmt.Sprint("x", i))); err != nil {
+				t.Errorf("RecordClose: %v", err)
+			}
+			if _, err := s.ListCloses(ctx, id, 10); err != nil {
+				t.Errorf("ListCloses: %v", err)
+			}
+			if _, _, err := s.ClaimIdempotencyKey(ctx, claim(fmt.Sprint("k", i%7), fmt.Sprint("r", i), now), now); err != nil {
+				t.Errorf("ClaimIdempotencyKey: %v", err)
+			}
+			if _, _, err := s.LoadCredentials(ctx); err != nil {
+				t.Errorf("LoadCredentials: %v", err)
+			}
+			if err := s.Ping(ctx); err != nil {
+				t.Errorf("Ping: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func withOutcome(c store.Close, o store.Outcome, end time.Time) store.Close {
+	c.Outcome, c.EndedAt = o, end
+	return c
+}
+
+func TestOpenRejects(t *testing.T) {
+	t.Parallel()
+	key := make([]byte, 32)
+	for _, tc := range []struct {
+		name   string
+		cfg    store.Config
+		secret string // must not appear in the error
+	}{
+		{"no key", store.Config{DataDir: t.TempDir()}, ""},
+		{"short key", store.Config{DataDir: t.TempDir(), Key: key[:16]}, ""},
+		{"SQLite without a directory", store.Config{Key: key}, ""},
+		{"unknown scheme", store.Config{URL: "mysql://u:hunter2secret@db/x", Key: key}, "hunter2secret"},
+		{"unparsable postgres URL", store.Config{URL: "postgres://u:hunter2secret@db:notaport/x", Key: key}, "hunter2secret"},
+		{"unreachable postgres", store.Config{
+			URL: "postgres://gw:hunter2secret@127.0.0.1:1/gw?sslmode=disable&connect_timeout=1", Key: key}, "hunter2secret"},
+		{"password in the query", store.Config{
+			URL: "postgresql://127.0.0.1:1/gw?password=hunter2secret&sslmode=disable&connect_timeout=1", Key: key}, "hunter2secret"},
+		{"escaped password", store.Config{
+			URL: "postgres://gw:hunter2%40secret@127.0.0.1:1/gw?sslmode=disable&connect_timeout=1", Key: key}, "hunter2@secret"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := store.Open(t.Context(), tc.cfg)
+			if err == nil {
+				s.Close()
+				t.Fatal("Open = nil error, want one")
+			}
+			t.Log(err)
+			if tc.secret != "" && strings.Contains(err.Error(), tc.secret) {
+				t.Errorf("the error shows the password: %v", err)
+			}
+			if tc.secret != "" && strings.Contains(err.Error(), strings.ReplaceAll(tc.secret, "@", "%40")) {
+				t.Errorf("the error shows the escaped password: %v", err)
+			}
+		})
+	}
+}

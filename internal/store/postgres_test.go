@@ -1,0 +1,114 @@
+package store_test
+
+import (
+	"database/sql"
+	"net/url"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/finplat/payment-batch-gateway/internal/store"
+	"github.com/finplat/payment-batch-gateway/internal/store/storetest"
+)
+
+var postgresBackend = backend{
+	name:  "PostgreSQL",
+	fresh: func(t *testing.T) store.Config { return store.Config{URL: storetest.PostgresURL(t)} },
+	raw: func(t *testing.T, cfg store.Config) *sql.DB {
+		pc, err := pgx.ParseConfig(cfg.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := stdlib.OpenDB(*pc)
+		t.Cleanup(func() { db.Close() })
+		return db
+	},
+}
+
+func TestPostgres(t *testing.T) {
+	t.Parallel()
+	storetest.PostgresURL(t) // skips the whole test, loudly, without PostgreSQL
+	testConformance(t, postgresBackend)
+}
+
+// TestPostgresSchema: the store lives in the schema the URL's search_path selects,
+// goose's version table included.
+func TestPostgresSchema(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, postgresBackend)
+	h.open(t)
+	u, err := url.Parse(h.cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := u.Query().Get("search_path")
+	var current string
+	raw := h.raw(t)
+	if err := raw.QueryRowContext(t.Context(), "SELECT current_schema()").Scan(&current); err != nil || current != schema {
+		t.Fatalf("current_schema() = %q, %v; want %q (search_path not passed on)", current, err, schema)
+	}
+	rows, err := raw.QueryContext(t.Context(),
+		"SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name", schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		got[name] = true
+	}
+	for _, want := range []string{"batches", "closes", "credentials", "idempotency_keys", "goose_db_version"} {
+		if !got[want] {
+			t.Errorf("table %s is not in schema %s (tables there: %v)", want, schema, got)
+		}
+	}
+}
+
+// TestPostgresConcurrentOpen: replicas starting together on a new schema migrate it once.
+func TestPostgresConcurrentOpen(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, postgresBackend)
+	const n = 4
+	var wg sync.WaitGroup
+	stores := make([]store.Store, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { stores[i], errs[i] = store.Open(t.Context(), h.cfg) })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("Open %d: %v", i, errs[i])
+			continue
+		}
+		stores[i].Close()
+	}
+	var applied int
+	if err := h.raw(t).QueryRowContext(t.Context(),
+		"SELECT count(*) FROM goose_db_version WHERE version_id = 1").Scan(&applied); err != nil || applied != 1 {
+		t.Errorf("migration 1 recorded %d times, %v; want once", applied, err)
+	}
+}
+
+func TestPostgresNoSchema(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(storetest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", "no_such_schema_here")
+	u.RawQuery = q.Encode()
+	if s, err := store.Open(t.Context(), store.Config{URL: u.String(), Key: make([]byte, 32)}); err == nil {
+		s.Close()
+		t.Error("Open with a search_path naming no schema = nil error, want one")
+	} else {
+		t.Log(err)
+	}
+}
