@@ -28,7 +28,7 @@ run: build ## Start the bundled Concur simulator and the gateway wired to it
 	export CONCURSIM_CLIENT_ID=gateway-dev CONCURSIM_CLIENT_SECRET=$$(rand) CONCURSIM_REFRESH_TOKEN=$$(rand); \
 	CONCURSIM_ADDR=$(SIM_ADDR) bin/concursim > bin/concursim.log 2>&1 & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null || true' EXIT INT TERM; \
-	(umask 077; echo "$$CONCURSIM_REFRESH_TOKEN" > bin/concur-refresh-token); \
+	rm -rf bin/run-data; \
 	echo "Concur simulator on http://$(SIM_ADDR) (log: bin/concursim.log)"; \
 	echo; \
 	echo "  Swagger UI:            http://$(GATEWAY_ADDR)/swagger/index.html"; \
@@ -37,12 +37,29 @@ run: build ## Start the bundled Concur simulator and the gateway wired to it
 	echo; \
 	GATEWAY_ADDR=$(GATEWAY_ADDR) LOG_FORMAT=$${LOG_FORMAT:-console} \
 	CONCUR_BASE_URL=http://$(SIM_ADDR) CONCUR_CLIENT_ID=$$CONCURSIM_CLIENT_ID \
-	CONCUR_CLIENT_SECRET=$$CONCURSIM_CLIENT_SECRET CONCUR_REFRESH_TOKEN_FILE=bin/concur-refresh-token \
-	bin/gateway
+	CONCUR_CLIENT_SECRET=$$CONCURSIM_CLIENT_SECRET CONCUR_REFRESH_TOKEN=$$CONCURSIM_REFRESH_TOKEN \
+	GATEWAY_DATA_DIR=bin/run-data bin/gateway
 
 .PHONY: test
 test: openapi-check ## Run every test with the race detector, and check the committed spec
+	@$(MAKE) --no-print-directory postgres-check
 	go test $(GO_TEST_FLAGS) ./...
+	@$(MAKE) --no-print-directory postgres-check
+
+# postgres-check says loudly when the PostgreSQL half of the tests will be skipped
+# (GATEWAY_TEST_DATABASE_URL, default the local server; .ci/run makes it a failure).
+.PHONY: postgres-check
+postgres-check:
+	@url="$${GATEWAY_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"; \
+	hostport=$$(echo "$$url" | sed -E 's|^[a-z]+://([^@/]*@)?([^/?]+).*|\2|'); \
+	host=$${hostport%:*}; port=$${hostport##*:}; [ "$$port" != "$$hostport" ] || port=5432; \
+	if ! (exec 3<>"/dev/tcp/$$host/$$port") 2>/dev/null; then \
+	  echo "************************************************************************"; \
+	  echo "* PostgreSQL is not reachable at $$host:$$port: the PostgreSQL tests"; \
+	  echo "* (store conformance suite, two replicas on one database) are SKIPPED."; \
+	  echo "* Start it, or set GATEWAY_TEST_DATABASE_URL. CI always runs them."; \
+	  echo "************************************************************************"; \
+	else echo "PostgreSQL reachable at $$host:$$port: the PostgreSQL tests run"; fi
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck

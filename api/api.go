@@ -14,6 +14,45 @@ type CloseResponse struct {
 	JobQueueKey string `json:"jobQueueKey,omitempty" example:"d$wIUEkl72LW299WTjTlskdy"`
 	// FileURL is the gateway's link to the payment file, when Concur produced one.
 	FileURL string `json:"fileUrl,omitempty" example:"/batches/6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13/file"`
+	// ClosedAt is when the gateway received Concur's answer (RFC 3339).
+	ClosedAt string `json:"closedAt,omitempty" example:"2026-11-24T10:00:00Z"`
+	// Regenerated is true when the batch was already closed and this close, asked for with
+	// ?regenerate=true, made Concur regenerate its payment file.
+	Regenerated bool `json:"regenerated,omitempty" example:"false"`
+}
+
+// CloseAttempt is one entry of a batch's audit trail: GET /batches/{id}/closes.
+type CloseAttempt struct {
+	// ID orders attempts: a later attempt has a larger id.
+	ID int64 `json:"id" example:"42"`
+	// Caller is who asked for the close.
+	Caller string `json:"caller" example:"ap-portal"`
+	// RequestID is the id of the request that made the attempt.
+	RequestID string `json:"requestId" example:"d4jb7ksa3fmq2elr0h5pcgvtn8"`
+	// IdempotencyKey is the caller's Idempotency-Key, when it sent one.
+	IdempotencyKey string `json:"idempotencyKey,omitempty" example:"8e03978e-40d5-43e8-bc93-6894a57f9324"`
+	// Regenerate is true when the caller allowed a regeneration (?regenerate=true).
+	Regenerate bool `json:"regenerate,omitempty" example:"false"`
+	// StartedAt and EndedAt bound the attempt (RFC 3339); EndedAt is absent while it runs.
+	StartedAt string `json:"startedAt" example:"2026-11-24T10:00:00Z"`
+	EndedAt   string `json:"endedAt,omitempty" example:"2026-11-24T10:00:01Z"`
+	// Outcome: in_progress, closed (Concur closed the batch or regenerated its file), failed
+	// (Concur did not close it), unknown (it may have: the next close re-reads the batch
+	// list first) or refused (the gateway did not call Concur).
+	Outcome string `json:"outcome" example:"closed" enums:"in_progress,closed,failed,unknown,refused"`
+	// UpstreamStatus is Concur's HTTP status, when Concur answered.
+	UpstreamStatus int `json:"upstreamStatus,omitempty" example:"200"`
+	// Code is the problem code the caller got, when the attempt did not close the batch.
+	Code string `json:"code,omitempty" example:"batch_already_closed"`
+	// Detail explains a failed, unknown or refused attempt.
+	Detail string `json:"detail,omitempty"`
+	// Result is what Concur answered to a successful close.
+	Result *CloseResponse `json:"result,omitempty"`
+}
+
+// CloseAttemptList is the answer to GET /batches/{id}/closes, newest first.
+type CloseAttemptList struct {
+	Items []CloseAttempt `json:"items"`
 }
 
 // Problem is an RFC 9457 problem detail, served as application/problem+json.
@@ -34,6 +73,8 @@ type Problem struct {
 	RequestID string `json:"requestId,omitempty" example:"d4jb7ksa3fmq2elr0h5pcgvtn8"`
 	// Upstream is what Concur answered, when the problem comes from Concur.
 	Upstream *UpstreamProblem `json:"upstream,omitempty"`
+	// Recorded is the batch's recorded close, with batch_already_closed.
+	Recorded *CloseResponse `json:"recorded,omitempty"`
 }
 
 // UpstreamProblem is Concur's own error answer.

@@ -17,7 +17,7 @@ const docTemplate = `{
     "paths": {
         "/batches/{id}/close": {
             "post": {
-                "description": "Closes the batch through Concur's synchronous (v1.1) close. ` + "`" + `{id}` + "`" + ` is the plain Concur BatchID; the gateway maps it to Concur's encrypted Batch-URL. Closing an already closed batch makes Concur regenerate its payment file. Once the close has been sent to Concur it runs to completion even if the caller disconnects. No request body.",
+                "description": "Closes the batch through Concur's synchronous (v1.1) close. ` + "`" + `{id}` + "`" + ` is the plain Concur BatchID; the gateway maps it to Concur's encrypted Batch-URL. No request body.\n\n**Regeneration guard.** Closing a closed batch makes Concur regenerate its payment file, which can pay people twice. A batch the gateway knows is closed (it closed it, or Concur's CLOSED list holds it) answers 409 ` + "`" + `batch_already_closed` + "`" + ` with the recorded result, without calling Concur. ` + "`" + `?regenerate=true` + "`" + ` closes it anyway, on purpose, and is recorded as such.\n\n**One close at a time.** While a close of the batch runs (in any replica), another answers 409 ` + "`" + `close_in_progress` + "`" + `. Once sent to Concur, a close runs to completion even if the caller disconnects, and every attempt is recorded (` + "`" + `GET /batches/{id}/closes` + "`" + `). When an earlier close's outcome is unknown (time-out), the next one first re-reads Concur's batch list.\n\n**Idempotency-Key** (draft-ietf-httpapi-idempotency-key-header): the same key with the same request replays the recorded answer with ` + "`" + `Idempotency-Replayed: true` + "`" + `; with another batch or query it is 422 ` + "`" + `idempotency_key_mismatch` + "`" + `; while the first request runs, 409 ` + "`" + `idempotency_key_in_use` + "`" + `. Keys are scoped per caller and kept 24 h. Answers that invite a retry (5xx, 429, ` + "`" + `close_in_progress` + "`" + `) are not recorded, so a retry runs again through the guards.",
                 "produces": [
                     "application/json",
                     "application/problem+json"
@@ -35,6 +35,18 @@ const docTemplate = `{
                         "name": "id",
                         "in": "path",
                         "required": true
+                    },
+                    {
+                        "type": "boolean",
+                        "description": "Close even if the batch is closed: Concur regenerates its payment file",
+                        "name": "regenerate",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "Up to 255 visible ASCII characters, optionally as a quoted string",
+                        "name": "Idempotency-Key",
+                        "in": "header"
                     }
                 ],
                 "responses": {
@@ -44,6 +56,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.CloseResponse"
                         },
                         "headers": {
+                            "Idempotency-Replayed": {
+                                "type": "string",
+                                "description": "true when the answer is a replay of a recorded one"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -51,7 +67,213 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "invalid_batch_id",
+                        "description": "invalid_batch_id, invalid_request, invalid_idempotency_key",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Idempotency-Replayed": {
+                                "type": "string",
+                                "description": "true when the answer is a replay of a recorded one"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "batch_not_found",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Idempotency-Replayed": {
+                                "type": "string",
+                                "description": "true when the answer is a replay of a recorded one"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "409": {
+                        "description": "batch_already_closed (with recorded), close_in_progress, idempotency_key_in_use, batch_not_closable, upstream_conflict",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Idempotency-Replayed": {
+                                "type": "string",
+                                "description": "true when the answer is a replay of a recorded one"
+                            },
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "Seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "422": {
+                        "description": "idempotency_key_mismatch",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Idempotency-Replayed": {
+                                "type": "string",
+                                "description": "true when the answer is a replay of a recorded one"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "upstream_rate_limited (with Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Idempotency-Replayed": {
+                                "type": "string",
+                                "description": "true when the answer is a replay of a recorded one"
+                            },
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "Seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Idempotency-Replayed": {
+                                "type": "string",
+                                "description": "true when the answer is a replay of a recorded one"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "502": {
+                        "description": "upstream_auth_failed, upstream_bad_response, upstream_unreachable, upstream_host_refused, upstream_rejected",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Idempotency-Replayed": {
+                                "type": "string",
+                                "description": "true when the answer is a replay of a recorded one"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "upstream_unavailable, store_unavailable (with Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Idempotency-Replayed": {
+                                "type": "string",
+                                "description": "true when the answer is a replay of a recorded one"
+                            },
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "Seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "504": {
+                        "description": "upstream_timeout",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Idempotency-Replayed": {
+                                "type": "string",
+                                "description": "true when the answer is a replay of a recorded one"
+                            },
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "Seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/batches/{id}/closes": {
+            "get": {
+                "description": "Every attempt to close the batch through the gateway, newest first: who asked, when, what Concur answered, and the outcome (refused attempts included).",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "batches"
+                ],
+                "summary": "A batch's audit trail of closes",
+                "parameters": [
+                    {
+                        "maxLength": 64,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "Concur BatchID",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "maximum": 1000,
+                        "minimum": 1,
+                        "type": "integer",
+                        "description": "At most this many attempts (1-1000, default 100)",
+                        "name": "limit",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.CloseAttemptList"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_batch_id, invalid_request",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
                         },
@@ -74,84 +296,12 @@ const docTemplate = `{
                             }
                         }
                     },
-                    "409": {
-                        "description": "batch_not_closable, upstream_conflict",
-                        "schema": {
-                            "$ref": "#/definitions/api.Problem"
-                        },
-                        "headers": {
-                            "X-Request-ID": {
-                                "type": "string",
-                                "description": "The request's id: the caller's, when well-formed, or a new one"
-                            }
-                        }
-                    },
-                    "429": {
-                        "description": "upstream_rate_limited (with Retry-After)",
-                        "schema": {
-                            "$ref": "#/definitions/api.Problem"
-                        },
-                        "headers": {
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "Seconds to wait before trying again"
-                            },
-                            "X-Request-ID": {
-                                "type": "string",
-                                "description": "The request's id: the caller's, when well-formed, or a new one"
-                            }
-                        }
-                    },
-                    "500": {
-                        "description": "internal",
-                        "schema": {
-                            "$ref": "#/definitions/api.Problem"
-                        },
-                        "headers": {
-                            "X-Request-ID": {
-                                "type": "string",
-                                "description": "The request's id: the caller's, when well-formed, or a new one"
-                            }
-                        }
-                    },
-                    "502": {
-                        "description": "upstream_auth_failed, upstream_bad_response, upstream_unreachable, upstream_host_refused, upstream_rejected",
-                        "schema": {
-                            "$ref": "#/definitions/api.Problem"
-                        },
-                        "headers": {
-                            "X-Request-ID": {
-                                "type": "string",
-                                "description": "The request's id: the caller's, when well-formed, or a new one"
-                            }
-                        }
-                    },
                     "503": {
-                        "description": "upstream_unavailable (with Retry-After)",
+                        "description": "store_unavailable",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "Seconds to wait before trying again"
-                            },
-                            "X-Request-ID": {
-                                "type": "string",
-                                "description": "The request's id: the caller's, when well-formed, or a new one"
-                            }
-                        }
-                    },
-                    "504": {
-                        "description": "upstream_timeout",
-                        "schema": {
-                            "$ref": "#/definitions/api.Problem"
-                        },
-                        "headers": {
-                            "Retry-After": {
-                                "type": "integer",
-                                "description": "Seconds to wait before trying again"
-                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -354,6 +504,90 @@ const docTemplate = `{
         }
     },
     "definitions": {
+        "api.CloseAttempt": {
+            "type": "object",
+            "properties": {
+                "caller": {
+                    "description": "Caller is who asked for the close.",
+                    "type": "string",
+                    "example": "ap-portal"
+                },
+                "code": {
+                    "description": "Code is the problem code the caller got, when the attempt did not close the batch.",
+                    "type": "string",
+                    "example": "batch_already_closed"
+                },
+                "detail": {
+                    "description": "Detail explains a failed, unknown or refused attempt.",
+                    "type": "string"
+                },
+                "endedAt": {
+                    "type": "string",
+                    "example": "2026-11-24T10:00:01Z"
+                },
+                "id": {
+                    "description": "ID orders attempts: a later attempt has a larger id.",
+                    "type": "integer",
+                    "example": 42
+                },
+                "idempotencyKey": {
+                    "description": "IdempotencyKey is the caller's Idempotency-Key, when it sent one.",
+                    "type": "string",
+                    "example": "8e03978e-40d5-43e8-bc93-6894a57f9324"
+                },
+                "outcome": {
+                    "description": "Outcome: in_progress, closed (Concur closed the batch or regenerated its file), failed\n(Concur did not close it), unknown (it may have: the next close re-reads the batch\nlist first) or refused (the gateway did not call Concur).",
+                    "type": "string",
+                    "enum": [
+                        "in_progress",
+                        "closed",
+                        "failed",
+                        "unknown",
+                        "refused"
+                    ],
+                    "example": "closed"
+                },
+                "regenerate": {
+                    "description": "Regenerate is true when the caller allowed a regeneration (?regenerate=true).",
+                    "type": "boolean",
+                    "example": false
+                },
+                "requestId": {
+                    "description": "RequestID is the id of the request that made the attempt.",
+                    "type": "string",
+                    "example": "d4jb7ksa3fmq2elr0h5pcgvtn8"
+                },
+                "result": {
+                    "description": "Result is what Concur answered to a successful close.",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/api.CloseResponse"
+                        }
+                    ]
+                },
+                "startedAt": {
+                    "description": "StartedAt and EndedAt bound the attempt (RFC 3339); EndedAt is absent while it runs.",
+                    "type": "string",
+                    "example": "2026-11-24T10:00:00Z"
+                },
+                "upstreamStatus": {
+                    "description": "UpstreamStatus is Concur's HTTP status, when Concur answered.",
+                    "type": "integer",
+                    "example": 200
+                }
+            }
+        },
+        "api.CloseAttemptList": {
+            "type": "object",
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/api.CloseAttempt"
+                    }
+                }
+            }
+        },
         "api.CloseResponse": {
             "type": "object",
             "properties": {
@@ -367,6 +601,11 @@ const docTemplate = `{
                     "type": "string",
                     "example": "CLOSED"
                 },
+                "closedAt": {
+                    "description": "ClosedAt is when the gateway received Concur's answer (RFC 3339).",
+                    "type": "string",
+                    "example": "2026-11-24T10:00:00Z"
+                },
                 "fileUrl": {
                     "description": "FileURL is the gateway's link to the payment file, when Concur produced one.",
                     "type": "string",
@@ -376,6 +615,11 @@ const docTemplate = `{
                     "description": "JobQueueKey is Concur's identifier of the batch job, when Concur sent one.",
                     "type": "string",
                     "example": "d$wIUEkl72LW299WTjTlskdy"
+                },
+                "regenerated": {
+                    "description": "Regenerated is true when the batch was already closed and this close, asked for with\n?regenerate=true, made Concur regenerate its payment file.",
+                    "type": "boolean",
+                    "example": false
                 },
                 "status": {
                     "description": "Status is Concur's status of the close request, passed through (documented value: SUCCESS).",
@@ -401,6 +645,14 @@ const docTemplate = `{
                     "description": "Instance is the path of the request that failed.",
                     "type": "string",
                     "example": "/batches/42/close"
+                },
+                "recorded": {
+                    "description": "Recorded is the batch's recorded close, with batch_already_closed.",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/api.CloseResponse"
+                        }
+                    ]
                 },
                 "requestId": {
                     "description": "RequestID is the request's id, also sent as the X-Request-ID header.",

@@ -8,6 +8,7 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -16,6 +17,8 @@ import (
 	"github.com/finplat/payment-batch-gateway/internal/concur"
 	"github.com/finplat/payment-batch-gateway/internal/config"
 	"github.com/finplat/payment-batch-gateway/internal/httpapi"
+	"github.com/finplat/payment-batch-gateway/internal/secretbox"
+	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -36,6 +39,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg, stdout)
+	log.Info().Str("version", version).Object("config", cfg).Msg("starting")
+
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 
 	up, err := concur.New(concur.Config{
 		BaseURL:      cfg.ConcurBaseURL,
@@ -47,18 +57,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		AuthScheme:   cfg.ConcurAuthScheme,
 		Timeout:      cfg.ConcurTimeout,
 		UserAgent:    "payment-batch-gateway/" + version,
-		OnRefresh:    keepRotatedRefreshToken(cfg, log),
+		Credentials:  st,
 	})
 	if err != nil {
 		return fmt.Errorf("concur client: %w", err)
 	}
-	log.Info().Str("version", version).Object("config", cfg).Msg("starting")
-	if cfg.UsesRefreshToken() && cfg.ConcurRefreshTokenFile == "" {
-		log.Warn().Msg("CONCUR_REFRESH_TOKEN is set directly: Concur rotates refresh tokens, and the newest lives " +
-			"in memory only, so a restart will present a stale one and be refused (invalid_grant). " +
-			"Use CONCUR_REFRESH_TOKEN_FILE with a writable file: the gateway keeps the newest token there.")
-	}
-	svc := batch.NewService(up, batch.Options{BatchListMinInterval: cfg.BatchListMinInterval})
+	lease := closeBudget(cfg.ConcurTimeout) + time.Minute
+	svc := batch.NewService(up, st, batch.Options{BatchListMinInterval: cfg.BatchListMinInterval, CloseLease: lease})
+	purgeCtx, stopPurge := context.WithCancel(ctx)
+	defer stopPurge()
+	go purgeIdempotencyKeys(purgeCtx, st, log)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -68,6 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Handler: httpapi.NewHandler(httpapi.Deps{
 			Log:              log,
 			Batches:          svc,
+			Idempotency:      httpapi.Idempotency{Store: st, TTL: cfg.IdempotencyTTL, Lease: lease},
 			FileWriteTimeout: cfg.ConcurTimeout,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -113,18 +122,58 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // that is still within its bounds.
 func closeBudget(concurTimeout time.Duration) time.Duration { return 9 * concurTimeout }
 
-// keepRotatedRefreshToken writes each new refresh token back to CONCUR_REFRESH_TOKEN_FILE
-// before the new access token is used. A failed write is logged, not returned: Concur has
-// already redeemed the old token, so failing the refresh would only lose the new one too.
-func keepRotatedRefreshToken(cfg config.Config, log zerolog.Logger) func(context.Context, string, string) error {
-	if cfg.ConcurRefreshTokenFile == "" {
-		return nil
-	}
-	return func(_ context.Context, refreshToken, _ string) error {
-		if err := config.WriteSecretFile(cfg.ConcurRefreshTokenFile, config.Secret(refreshToken)); err != nil {
-			log.Error().Err(err).Msg("could not keep the rotated Concur refresh token: a restart will need a person to re-authorise the gateway")
+// openStore opens SQLite in the data directory, or PostgreSQL, with the key that encrypts
+// the stored tokens: GATEWAY_SECRET_KEY, or one generated into the data directory.
+func openStore(ctx context.Context, cfg config.Config, log zerolog.Logger) (store.Store, error) {
+	var key []byte
+	if cfg.SecretKey != "" {
+		k, err := secretbox.ParseKey(cfg.SecretKey.Reveal())
+		if err != nil {
+			return nil, fmt.Errorf("GATEWAY_SECRET_KEY: %w", err)
 		}
-		return nil
+		key = k
+	} else {
+		path := filepath.Join(cfg.DataDir, "secret.key")
+		k, created, err := secretbox.LoadOrCreateKeyFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("secret key: %w", err)
+		}
+		key = k
+		ev := log.Warn().Str("keyFile", path)
+		if created {
+			ev.Msg("GATEWAY_SECRET_KEY is not set: generated a key that encrypts the stored Concur tokens. " +
+				"Fine for one instance; replicas must all be given the same GATEWAY_SECRET_KEY")
+		} else {
+			ev.Msg("GATEWAY_SECRET_KEY is not set: using the key generated earlier in the data directory. " +
+				"Replicas must all be given the same GATEWAY_SECRET_KEY")
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL.Reveal(), DataDir: cfg.DataDir, Key: key})
+	if err != nil {
+		return nil, fmt.Errorf("open the %s store: %w", cfg.StoreKind(), err)
+	}
+	log.Info().Str("store", cfg.StoreKind()).Msg("store ready")
+	return st, nil
+}
+
+// purgeIdempotencyKeys forgets expired idempotency keys every hour until ctx ends.
+func purgeIdempotencyKeys(ctx context.Context, st store.Store, log zerolog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := st.PurgeIdempotencyKeys(ctx, time.Now())
+			if err != nil {
+				log.Error().Err(err).Msg("could not purge expired idempotency keys")
+				continue
+			}
+			log.Debug().Int64("purged", n).Msg("expired idempotency keys purged")
+		}
 	}
 }
 

@@ -30,6 +30,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		"CONCUR_CLIENT_ID":     "id",
 		"CONCUR_CLIENT_SECRET": "secret",
 		"CONCUR_REFRESH_TOKEN": "refresh",
+		"GATEWAY_DATA_DIR":     t.TempDir(),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

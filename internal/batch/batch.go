@@ -7,6 +7,7 @@ package batch
 import (
 	"context"
 	"io"
+	"time"
 )
 
 // ListStatus filters the batch list. Concur takes it as a path segment.
@@ -35,10 +36,14 @@ type Summary struct {
 // CloseResult is Concur's answer to a close. Every field is optional upstream; values are
 // passed through as sent (trimmed), so undocumented statuses are not lost.
 type CloseResult struct {
+	BatchID     string `json:"-"` // the plain BatchID; set on recorded results
 	BatchStatus string // e.g. "CLOSED"
 	Status      string // e.g. "SUCCESS"
 	JobQueueKey string
 	FileURL     string // Concur's File-Url; opaque, kept server-side
+	// Set by the domain, not by Concur (hence no JSON in the golden files).
+	ClosedAt    time.Time `json:"-"`
+	Regenerated bool      `json:"-"` // the batch was already closed: Concur regenerated its payment file
 }
 
 // File is a payment file being streamed from Concur. The caller must close Body.

@@ -2,89 +2,134 @@ package batch
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
-// directory maps plain BatchIDs to their batch-list entries (and so to their encrypted
-// Batch-URLs). It refreshes from Concur on a miss: concurrent misses share one fetch, and
-// fetches start at most once per minInterval, so a flood of unknown ids costs Concur at
-// most one batch-list call per interval.
+// directory maps plain BatchIDs to the batches the store keeps (and so to their encrypted
+// Batch-URLs), refreshing them from Concur's batch list on a miss. Concurrent refreshes
+// share one fetch, and refreshes caused by misses start at most once per minInterval, so
+// a flood of unknown ids costs Concur at most one refresh per interval.
+//
+// A refresh reads the OPEN and the CLOSED lists, because a batch-list entry carries no
+// status: which list holds a batch is the only way to learn whether it is closed.
 type directory struct {
 	up          Upstream
+	st          Store
 	minInterval time.Duration
 	now         func() time.Time
 
 	group singleflight.Group
 
-	mu        sync.RWMutex
-	byID      map[string]Summary
+	mu        sync.Mutex
 	lastFetch time.Time // when the last fetch started; zero before the first
 	lastErr   error     // how the last fetch ended
 }
 
-func newDirectory(up Upstream, minInterval time.Duration, now func() time.Time) *directory {
-	return &directory{up: up, minInterval: minInterval, now: now, byID: make(map[string]Summary)}
+// lookup returns the stored batch, refreshing the list once on a miss.
+func (d *directory) lookup(ctx context.Context, id string) (store.Batch, error) {
+	b, err := d.st.GetBatch(ctx, id)
+	if !errors.Is(err, store.ErrNotFound) {
+		return b, storeError(err)
+	}
+	if err := d.refresh(ctx, time.Time{}); err != nil {
+		return store.Batch{}, err
+	}
+	b, err = d.st.GetBatch(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Batch{}, Errorf(CodeBatchNotFound, "batch %s is not in Concur's batch list", id)
+	}
+	return b, storeError(err)
 }
 
-func (d *directory) get(id string) (Summary, bool) {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	s, ok := d.byID[id]
-	return s, ok
-}
-
-// lookup returns the entry for id, refreshing the list once on a miss.
-func (d *directory) lookup(ctx context.Context, id string) (Summary, error) {
-	if s, ok := d.get(id); ok {
-		return s, nil
-	}
-	if err := d.refresh(ctx); err != nil {
-		return Summary{}, err
-	}
-	if s, ok := d.get(id); ok {
-		return s, nil
-	}
-	return Summary{}, Errorf(CodeBatchNotFound, "batch %s is not in Concur's batch list", id)
-}
-
-// refresh fetches the batch list unless a fetch started less than minInterval ago, in
-// which case it reports how that fetch ended. Concurrent callers share one fetch; a
-// caller that gives up does not cancel the fetch for the others.
-func (d *directory) refresh(ctx context.Context) error {
-	ch := d.group.DoChan("batchlist", func() (any, error) {
-		d.mu.Lock()
-		if !d.lastFetch.IsZero() && d.now().Sub(d.lastFetch) < d.minInterval {
-			err := d.lastErr
-			d.mu.Unlock()
-			return nil, err
+// refresh brings the stored batches up to date with Concur's lists. With a zero since, it
+// fetches unless a fetch started less than minInterval ago (then it reports how that one
+// ended). With a non-zero since, it makes sure a fetch that started at or after since has
+// completed: a caller that must learn the truth after an event does not settle for a fetch
+// that began before it. A caller that gives up does not cancel the fetch for the others.
+func (d *directory) refresh(ctx context.Context, since time.Time) error {
+	for {
+		ch := d.group.DoChan("batchlist", func() (any, error) { return d.fetch(ctx, !since.IsZero()) })
+		var r singleflight.Result
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case r = <-ch:
 		}
-		d.lastFetch = d.now()
+		started, _ := r.Val.(time.Time)
+		if since.IsZero() || !started.Before(since) {
+			return r.Err
+		}
+	}
+}
+
+// fetch runs one refresh (under the single flight) and returns when it started.
+func (d *directory) fetch(ctx context.Context, force bool) (any, error) {
+	d.mu.Lock()
+	if !force && !d.lastFetch.IsZero() && d.now().Sub(d.lastFetch) < d.minInterval {
+		started, err := d.lastFetch, d.lastErr
 		d.mu.Unlock()
-
-		// The fetch outlives any one caller; the Upstream applies its own time-out.
-		list, err := d.up.ListBatches(context.WithoutCancel(ctx), ListAll)
-
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		d.lastErr = err
-		if err != nil {
-			return nil, err
-		}
-		// Merge rather than replace: a batch that left the list keeps its mapping.
-		for _, s := range list {
-			if s.ID != "" && s.URL != "" {
-				d.byID[s.ID] = s
-			}
-		}
-		return nil, nil
-	})
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case r := <-ch:
-		return r.Err
+		return started, err
 	}
+	started := d.now()
+	d.lastFetch = started
+	d.mu.Unlock()
+
+	// The fetch outlives any one caller; the Upstream applies its own time-out.
+	ctx = context.WithoutCancel(ctx)
+	var errs []error
+	for _, status := range []ListStatus{ListOpen, ListClosed} {
+		list, err := d.up.ListBatches(ctx, status)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		// Upsert rather than replace: a batch that left the list keeps its mapping.
+		if err := d.st.UpsertBatches(ctx, toStored(list, string(status)), d.now()); err != nil {
+			errs = append(errs, storeError(err))
+		}
+	}
+	err := firstError(errs)
+	d.mu.Lock()
+	d.lastErr = err
+	d.mu.Unlock()
+	return started, err
+}
+
+func toStored(list []Summary, status string) []store.Batch {
+	out := make([]store.Batch, 0, len(list))
+	for _, s := range list {
+		if s.ID == "" || s.URL == "" {
+			continue
+		}
+		out = append(out, store.Batch{
+			ID: s.ID, URL: s.URL, Name: s.Name, Total: s.Total, Currency: s.Currency, Count: s.Count,
+			Type: s.Type, PaymentMethod: s.PaymentMethod, Status: status,
+		})
+	}
+	return out
+}
+
+func firstError(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs[0]
+}
+
+// storeError classifies a failure of the store. Its cause goes to the log only.
+func storeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[*Error](err); ok {
+		return err
+	}
+	return &Error{Code: CodeStoreUnavailable, Detail: "the gateway's database is not available",
+		RetryAfter: 5 * time.Second, Err: err}
 }

@@ -25,7 +25,16 @@ const (
 	CodeUpstreamUnreachable Code = "upstream_unreachable"  // connection failed
 	CodeUpstreamHostRefused Code = "upstream_host_refused" // a Concur URL pointed at a host we do not trust
 	CodeUpstreamRejected    Code = "upstream_rejected"     // any other 4xx from Concur (e.g. 400 request limit)
-	CodeInternal            Code = "internal"              // a bug or an unclassified failure
+	CodeBatchAlreadyClosed  Code = "batch_already_closed"  // the gateway knows the batch is closed; closing again needs ?regenerate=true
+	CodeCloseInProgress     Code = "close_in_progress"     // another close of the batch is running (in any replica)
+	CodeInvalidRequest      Code = "invalid_request"       // a query parameter or header is malformed
+	CodeInvalidIdemKey      Code = "invalid_idempotency_key"
+	CodeIdemKeyMismatch     Code = "idempotency_key_mismatch" // the key was used for a different request
+	CodeIdemKeyInUse        Code = "idempotency_key_in_use"   // the key's first request is still running
+	CodeUnauthorized        Code = "unauthorized"             // no or invalid caller credentials
+	CodeForbidden           Code = "forbidden"                // the caller lacks the scope
+	CodeStoreUnavailable    Code = "store_unavailable"        // the gateway's database failed
+	CodeInternal            Code = "internal"                 // a bug or an unclassified failure
 )
 
 // UpstreamError is what Concur said when it answered with an error.
@@ -43,6 +52,7 @@ type Error struct {
 	Detail     string
 	Upstream   *UpstreamError // set when Concur answered with an error
 	RetryAfter time.Duration  // set when the caller should wait before retrying
+	Recorded   *CloseResult   // CodeBatchAlreadyClosed: the recorded close, when the gateway has one
 	Err        error
 }
 

@@ -2,113 +2,276 @@ package batch
 
 import (
 	"context"
-	"sync"
+	"errors"
 	"time"
 
-	"golang.org/x/sync/singleflight"
+	"github.com/rs/zerolog"
+
+	"github.com/finplat/payment-batch-gateway/internal/store"
 )
+
+// Store is what the domain keeps (internal/store implements it).
+type Store interface {
+	UpsertBatches(ctx context.Context, batches []store.Batch, seenAt time.Time) error
+	GetBatch(ctx context.Context, id string) (store.Batch, error)
+	BeginClose(ctx context.Context, c store.Close) (store.Begun, error)
+	FinishClose(ctx context.Context, c store.Close) error
+	RecordClose(ctx context.Context, c store.Close) (store.Close, error)
+	ListCloses(ctx context.Context, batchID string, limit int) ([]store.Close, error)
+}
 
 // Options tunes a Service.
 type Options struct {
 	// BatchListMinInterval is the least time between two batch-list fetches caused by
 	// unknown ids. Zero means no bound (tests only).
 	BatchListMinInterval time.Duration
+	// CloseLease is how long a close holds its batch's lease: longer than the longest
+	// close can legitimately take. After it, a close that never finished (its process
+	// died) counts as unknown and the batch may be closed again. Default 10 minutes.
+	CloseLease time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
-// Service closes batches by their plain BatchID and serves their payment files.
+// Service closes batches by their plain BatchID, guards against regenerating payment
+// files, and serves the files.
 type Service struct {
-	up     Upstream
-	dir    *directory
-	closes singleflight.Group // one close in flight per batch in this process
-
-	mu    sync.RWMutex
-	files map[string]string // BatchID -> Concur File-Url, kept server-side only
+	up    Upstream
+	st    Store
+	dir   *directory
+	lease time.Duration
+	now   func() time.Time
 }
 
-// NewService returns a Service that talks to Concur through up.
-func NewService(up Upstream, opts Options) *Service {
+// NewService returns a Service that talks to Concur through up and keeps state in st.
+func NewService(up Upstream, st Store, opts Options) *Service {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
+	lease := opts.CloseLease
+	if lease <= 0 {
+		lease = 10 * time.Minute
+	}
 	return &Service{
-		up:    up,
-		dir:   newDirectory(up, opts.BatchListMinInterval, now),
-		files: make(map[string]string),
+		up: up, st: st, lease: lease, now: now,
+		dir: &directory{up: up, st: st, minInterval: opts.BatchListMinInterval, now: now},
 	}
 }
 
-// Close closes the batch with the given plain BatchID through Concur's synchronous (v1.1)
-// close, and remembers the File-Url so that File can serve it.
+// CloseRequest is one caller's request to close a batch.
+type CloseRequest struct {
+	ID             string // plain BatchID
+	Caller         string // who asks ("anonymous" without caller authentication)
+	RequestID      string
+	IdempotencyKey string
+	// Regenerate allows closing a batch the gateway knows is closed: Concur then
+	// regenerates its payment file.
+	Regenerate bool
+}
+
+// Close closes the batch through Concur's synchronous (v1.1) close and records the
+// attempt. In order:
 //
-// Concurrent closes of the same batch share one Concur close and its answer: closing a
-// closed batch makes Concur regenerate its payment file. The shared close runs to its end
-// even if every caller gives up, so its outcome is never lost.
+//   - The id is mapped to its stored batch (refreshing the batch list once on a miss).
+//   - The attempt takes the batch's close lease: while another close of the batch runs,
+//     in this process or another replica, the answer is CodeCloseInProgress.
+//   - If the batch's last close that reached Concur has an unknown outcome, the batch list
+//     is read again first, to learn whether that close went through.
+//   - A batch known to be closed is not closed again unless req.Regenerate: the answer is
+//     CodeBatchAlreadyClosed carrying the recorded result, and Concur is not called.
+//   - Otherwise Concur closes it. When Concur says the batch does not exist, the list is
+//     refreshed once and the close tried once more if the Batch-URL changed.
 //
-// When Concur says the batch does not exist, the batch list is refreshed once (within the
-// refresh bound): if it now maps the id to another Batch-URL, the close is tried once more
-// there; otherwise the answer is CodeBatchNotFound. A not-found answer means Concur did not
-// act, so the second attempt cannot close the batch twice.
-func (s *Service) Close(ctx context.Context, id string) (CloseResult, error) {
-	if err := ValidateID(id); err != nil {
+// Once the lease is taken, the close runs to its end even if the caller gives up, so its
+// outcome is always recorded.
+func (s *Service) Close(ctx context.Context, req CloseRequest) (CloseResult, error) {
+	if err := ValidateID(req.ID); err != nil {
 		return CloseResult{}, err
 	}
-	ch := s.closes.DoChan(id, func() (any, error) {
-		return s.close(context.WithoutCancel(ctx), id)
+	if _, err := s.dir.lookup(ctx, req.ID); err != nil {
+		return CloseResult{}, err
+	}
+	now := s.now()
+	begun, err := s.st.BeginClose(ctx, store.Close{
+		BatchID: req.ID, Caller: req.Caller, RequestID: req.RequestID, IdempotencyKey: req.IdempotencyKey,
+		Regenerate: req.Regenerate, StartedAt: now, LeaseUntil: now.Add(s.lease), Outcome: store.OutcomeInProgress,
 	})
-	select {
-	case <-ctx.Done():
-		return CloseResult{}, ctx.Err()
-	case r := <-ch:
-		res, _ := r.Val.(CloseResult)
-		return res, r.Err
+	if errors.Is(err, store.ErrCloseInProgress) {
+		return CloseResult{}, s.refuse(ctx, req, now, &Error{Code: CodeCloseInProgress, RetryAfter: 5 * time.Second,
+			Detail: "another close of batch " + req.ID + " is in progress; its outcome will be in GET /batches/" + req.ID + "/closes"})
 	}
+	if err != nil {
+		return CloseResult{}, storeError(err)
+	}
+
+	ctx = context.WithoutCancel(ctx) // from here the attempt must reach its recorded end
+	att := begun.Attempt
+	res, err := s.closeGuarded(ctx, req, begun)
+	s.finish(&att, res, err)
+	if ferr := s.st.FinishClose(ctx, att); ferr != nil {
+		// The attempt stays in progress until its lease expires into unknown, so the next
+		// close re-reads the list instead of regenerating the file. The caller still gets
+		// what Concur answered.
+		zerolog.Ctx(ctx).Error().Err(ferr).Str("batchId", req.ID).Int64("attempt", att.ID).
+			Msg("could not record the end of a close attempt")
+	}
+	return res, err
 }
 
-func (s *Service) close(ctx context.Context, id string) (CloseResult, error) {
-	sum, err := s.dir.lookup(ctx, id)
-	if err != nil {
-		return CloseResult{}, err
+// closeGuarded decides whether Concur may be called, and calls it.
+func (s *Service) closeGuarded(ctx context.Context, req CloseRequest, begun store.Begun) (CloseResult, error) {
+	b := begun.Batch
+	if !req.Regenerate {
+		if last := begun.LastDecisive; last != nil && last.Outcome == store.OutcomeUnknown {
+			if err := s.dir.refresh(ctx, last.EndedAt); err != nil {
+				return CloseResult{}, &Error{Code: ErrorCode(err), RetryAfter: retryAfterOf(err), Err: err,
+					Detail: "the outcome of an earlier close of this batch is unknown, and Concur's batch list " +
+						"could not be read to settle it; try again later"}
+			}
+			fresh, err := s.st.GetBatch(ctx, req.ID)
+			if err != nil {
+				return CloseResult{}, storeError(err)
+			}
+			b = fresh
+		}
+		// Concur never reopens a batch: a close the gateway recorded settles it, even if a
+		// batch list read before that close still says OPEN.
+		if b.Status == store.StatusClosed || begun.LastClosed != nil {
+			return CloseResult{}, alreadyClosed(req.ID, begun.LastClosed)
+		}
 	}
-	res, err := s.up.CloseBatch(ctx, sum.URL)
+	res, err := s.up.CloseBatch(ctx, b.URL)
 	if ErrorCode(err) == CodeBatchNotFound {
-		res, err = s.retryAfterRefresh(ctx, id, sum.URL, err)
+		res, err = s.retryAfterRefresh(ctx, req.ID, b.URL, err)
 	}
 	if err != nil {
 		return CloseResult{}, err
 	}
-	if res.FileURL != "" {
-		s.mu.Lock()
-		s.files[id] = res.FileURL
-		s.mu.Unlock()
-	}
+	res.ClosedAt = s.now()
+	res.Regenerated = b.Status == store.StatusClosed || begun.LastClosed != nil
 	return res, nil
 }
 
 func (s *Service) retryAfterRefresh(ctx context.Context, id, staleURL string, notFound error) (CloseResult, error) {
-	if err := s.dir.refresh(ctx); err != nil {
+	if err := s.dir.refresh(ctx, time.Time{}); err != nil {
 		return CloseResult{}, err
 	}
-	fresh, ok := s.dir.get(id)
-	if !ok || fresh.URL == staleURL {
+	fresh, err := s.st.GetBatch(ctx, id)
+	if err != nil || fresh.URL == staleURL {
 		return CloseResult{}, notFound
 	}
 	return s.up.CloseBatch(ctx, fresh.URL)
 }
 
-// File opens the payment file of the last successful close of the batch. The caller must
-// close the returned file's Body.
+func alreadyClosed(id string, last *store.Close) *Error {
+	e := &Error{Code: CodeBatchAlreadyClosed}
+	if last == nil {
+		e.Detail = "Concur's batch list shows batch " + id + " as closed and the gateway has no record of its " +
+			"close; closing it again regenerates its payment file: use ?regenerate=true to do so on purpose"
+		return e
+	}
+	e.Detail = "batch " + id + " is already closed; closing it again regenerates its payment file: " +
+		"use ?regenerate=true to do so on purpose"
+	r := resultOf(*last)
+	e.Recorded = &r
+	return e
+}
+
+// refuse records an attempt that the gateway refused without calling Concur.
+func (s *Service) refuse(ctx context.Context, req CloseRequest, at time.Time, e *Error) error {
+	_, err := s.st.RecordClose(context.WithoutCancel(ctx), store.Close{
+		BatchID: req.ID, Caller: req.Caller, RequestID: req.RequestID, IdempotencyKey: req.IdempotencyKey,
+		Regenerate: req.Regenerate, StartedAt: at, EndedAt: s.now(), Outcome: store.OutcomeRefused,
+		ErrorCode: string(e.Code), Detail: e.Detail,
+	})
+	if err != nil {
+		return storeError(err)
+	}
+	return e
+}
+
+// finish fills the attempt's outcome from the close's result.
+func (s *Service) finish(att *store.Close, res CloseResult, err error) {
+	att.EndedAt = s.now()
+	if err == nil {
+		att.Outcome, att.UpstreamStatus = store.OutcomeClosed, 200
+		att.BatchStatus, att.Status, att.JobQueueKey, att.FileURL = res.BatchStatus, res.Status, res.JobQueueKey, res.FileURL
+		return
+	}
+	code := ErrorCode(err)
+	att.ErrorCode = string(code)
+	att.Outcome = outcomeOf(code)
+	if e, ok := errors.AsType[*Error](err); ok {
+		att.Detail = e.Detail
+		if e.Upstream != nil {
+			att.UpstreamStatus = e.Upstream.Status
+		}
+	}
+	if code == CodeBatchAlreadyClosed {
+		att.Outcome = store.OutcomeRefused
+	}
+}
+
+// outcomeOf tells whether a failed close may have closed the batch. Only answers in
+// which Concur clearly did not act count as failed; anything else (no answer, a cut
+// connection, an unreadable or unexpected answer, a bug) may hide a close.
+func outcomeOf(code Code) store.Outcome {
+	switch code {
+	case CodeBatchNotFound, CodeBatchNotClosable, CodeUpstreamConflict, CodeUpstreamAuthFailed,
+		CodeUpstreamRateLimited, CodeUpstreamUnavailable, CodeUpstreamHostRefused, CodeUpstreamRejected,
+		CodeStoreUnavailable, CodeBatchAlreadyClosed:
+		return store.OutcomeFailed
+	default:
+		return store.OutcomeUnknown
+	}
+}
+
+func retryAfterOf(err error) time.Duration {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+// Closes returns the batch's close attempts, newest first.
+func (s *Service) Closes(ctx context.Context, id string, limit int) ([]Attempt, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	if _, err := s.st.GetBatch(ctx, id); errors.Is(err, store.ErrNotFound) {
+		return nil, Errorf(CodeBatchNotFound, "the gateway knows no batch %s", id)
+	} else if err != nil {
+		return nil, storeError(err)
+	}
+	list, err := s.st.ListCloses(ctx, id, limit)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	out := make([]Attempt, len(list))
+	for i, c := range list {
+		out[i] = attemptOf(c)
+	}
+	return out, nil
+}
+
+// File opens the payment file of the batch's latest successful close that produced one.
+// The caller must close the returned file's Body.
 func (s *Service) File(ctx context.Context, id string) (*File, error) {
 	if err := ValidateID(id); err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	fileURL, ok := s.files[id]
-	s.mu.RUnlock()
-	if !ok {
-		return nil, Errorf(CodeFileNotFound, "this gateway knows no payment file for batch %s", id)
+	list, err := s.st.ListCloses(ctx, id, maxAuditScan)
+	if err != nil {
+		return nil, storeError(err)
 	}
-	return s.up.OpenFile(ctx, fileURL)
+	for _, c := range list {
+		if c.Outcome == store.OutcomeClosed && c.FileURL != "" {
+			return s.up.OpenFile(ctx, c.FileURL)
+		}
+	}
+	return nil, Errorf(CodeFileNotFound, "the gateway knows no payment file for batch %s", id)
 }
+
+// maxAuditScan bounds how many attempts File looks back through.
+const maxAuditScan = 1000

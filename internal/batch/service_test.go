@@ -2,6 +2,7 @@ package batch_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,9 +15,13 @@ import (
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/concur"
 	"github.com/finplat/payment-batch-gateway/internal/concursim"
+	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
-const employeeBatch = "6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"
+const (
+	employeeBatch = "6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"
+	closedBatch   = "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d" // seeded CLOSED in Concur
+)
 
 // clock is a manual clock for the refresh bound.
 type clock struct {
@@ -62,13 +67,29 @@ func newServiceCounting(t *testing.T, minInterval time.Duration) (*batch.Service
 	t.Cleanup(sim.Close)
 	up, err := concur.New(concur.Config{
 		BaseURL: srv.URL, TokenURL: srv.URL + "/oauth2/v0/token",
-		ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh", Timeout: 5 * time.Second,
+		ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh", Timeout: 2 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk := &clock{now: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
-	return batch.NewService(up, batch.Options{BatchListMinInterval: minInterval, Now: clk.Now}), sim, clk, &listHits
+	svc := batch.NewService(up, openStore(t), batch.Options{BatchListMinInterval: minInterval, Now: clk.Now})
+	return svc, sim, clk, &listHits
+}
+
+// openStore opens a fresh SQLite store, the embedded default.
+func openStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := store.Open(t.Context(), store.Config{DataDir: t.TempDir(), Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func closeReq(id string) batch.CloseRequest {
+	return batch.CloseRequest{ID: id, Caller: "test", RequestID: "req-" + id}
 }
 
 func wantCode(t *testing.T, err error, code batch.Code) {
@@ -78,29 +99,32 @@ func wantCode(t *testing.T, err error, code batch.Code) {
 	}
 }
 
+// One refresh reads the OPEN and the CLOSED list: two calls.
+const listCallsPerRefresh = 2
+
 func TestUnknownIDsRefreshAtMostOncePerInterval(t *testing.T) {
 	t.Parallel()
 	svc, sim, clk := newService(t, time.Minute)
 	ctx := context.Background()
 
-	_, err := svc.Close(ctx, "unknown-1")
+	_, err := svc.Close(ctx, closeReq("unknown-1"))
 	wantCode(t, err, batch.CodeBatchNotFound)
 	for i := range 20 { // a flood within the interval costs nothing upstream
-		_, err := svc.Close(ctx, "unknown-flood-"+string(rune('a'+i)))
+		_, err := svc.Close(ctx, closeReq("unknown-flood-"+string(rune('a'+i))))
 		wantCode(t, err, batch.CodeBatchNotFound)
 	}
-	if n := sim.Stats().ListCalls; n != 1 {
-		t.Fatalf("batch-list calls within one interval = %d, want 1", n)
+	if n := sim.Stats().ListCalls; n != listCallsPerRefresh {
+		t.Fatalf("batch-list calls within one interval = %d, want one refresh", n)
 	}
-	// Known ids are served from the cache meanwhile.
-	if _, err := svc.Close(ctx, employeeBatch); err != nil {
+	// Known ids are served from the store meanwhile.
+	if _, err := svc.Close(ctx, closeReq(employeeBatch)); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(time.Minute + time.Second)
-	_, err = svc.Close(ctx, "unknown-2")
+	_, err = svc.Close(ctx, closeReq("unknown-2"))
 	wantCode(t, err, batch.CodeBatchNotFound)
-	if n := sim.Stats().ListCalls; n != 2 {
-		t.Fatalf("batch-list calls after the interval = %d, want 2", n)
+	if n := sim.Stats().ListCalls; n != 2*listCallsPerRefresh {
+		t.Fatalf("batch-list calls after the interval = %d, want two refreshes", n)
 	}
 }
 
@@ -109,15 +133,15 @@ func TestFailedListFetchIsRememberedWithinInterval(t *testing.T) {
 	svc, sim, clk, listHits := newServiceCounting(t, time.Minute)
 	sim.SetFault(concursim.Fault{Op: "list", Mode: "status", Status: 503, Message: "maintenance"})
 	for range 3 {
-		_, err := svc.Close(context.Background(), employeeBatch)
+		_, err := svc.Close(context.Background(), closeReq(employeeBatch))
 		wantCode(t, err, batch.CodeUpstreamUnavailable) // not a misleading 404
 	}
-	if n := listHits.Load(); n != 1 {
-		t.Fatalf("batch-list requests = %d, want 1: a failing list must not be hammered", n)
+	if n := listHits.Load(); n != listCallsPerRefresh {
+		t.Fatalf("batch-list requests = %d, want one refresh: a failing list must not be hammered", n)
 	}
 	sim.ClearFault()
 	clk.Advance(time.Minute + time.Second)
-	if _, err := svc.Close(context.Background(), employeeBatch); err != nil {
+	if _, err := svc.Close(context.Background(), closeReq(employeeBatch)); err != nil {
 		t.Fatalf("after recovery: %v", err)
 	}
 }
@@ -130,11 +154,16 @@ func TestConcurNotFoundRefreshesListOnceAndDoesNotClose(t *testing.T) {
 	} {
 		svc, sim, _ := newService(t, 0)
 		sim.SetFault(f)
-		_, err := svc.Close(context.Background(), employeeBatch)
+		_, err := svc.Close(context.Background(), closeReq(employeeBatch))
 		wantCode(t, err, batch.CodeBatchNotFound)
 		st := sim.Stats()
-		if st.ListCalls != 2 || st.Closes[employeeBatch] != 0 {
-			t.Errorf("Concur %d: list calls %d (want 2: lookup + one refresh), closes %v (want none)", f.Status, st.ListCalls, st.Closes)
+		if st.ListCalls != 2*listCallsPerRefresh || st.Closes[employeeBatch] != 0 {
+			t.Errorf("Concur %d: list calls %d (want lookup + one refresh), closes %v (want none)", f.Status, st.ListCalls, st.Closes)
+		}
+		// Concur answered: the attempt failed, it is not unknown.
+		trail, err := svc.Closes(context.Background(), employeeBatch, 10)
+		if err != nil || len(trail) != 1 || trail[0].Outcome != "failed" || trail[0].UpstreamStatus != f.Status {
+			t.Errorf("audit trail = %+v, %v", trail, err)
 		}
 	}
 }
@@ -148,7 +177,7 @@ func TestFileAfterClose(t *testing.T) {
 	_, err = svc.File(ctx, "../etc")
 	wantCode(t, err, batch.CodeInvalidBatchID)
 
-	res, err := svc.Close(ctx, employeeBatch)
+	res, err := svc.Close(ctx, closeReq(employeeBatch))
 	if err != nil || res.BatchStatus != "CLOSED" || res.Status != "SUCCESS" || res.FileURL == "" {
 		t.Fatalf("Close = %+v, %v", res, err)
 	}
@@ -170,7 +199,7 @@ func TestInvalidIDNeverReachesConcur(t *testing.T) {
 	t.Parallel()
 	svc, sim, _ := newService(t, 0)
 	for _, id := range []string{"", "a/b", "a%2Fb", "..", "x?y=1", "6f1c2a9e$", "bätch"} {
-		_, err := svc.Close(context.Background(), id)
+		_, err := svc.Close(context.Background(), closeReq(id))
 		wantCode(t, err, batch.CodeInvalidBatchID)
 	}
 	if st := sim.Stats(); st.ListCalls != 0 || st.TokenRequests != 0 {
@@ -178,30 +207,96 @@ func TestInvalidIDNeverReachesConcur(t *testing.T) {
 	}
 }
 
-// Concurrent closes of one batch share one Concur close: a second close would make Concur
-// regenerate the payment file.
-func TestConcurrentClosesOfOneBatchShareOneConcurClose(t *testing.T) {
+// Concurrent closes of one batch make one Concur close: a second would make Concur
+// regenerate the payment file. The others are told it is in progress, or already closed.
+func TestConcurrentClosesOfOneBatchMakeOneConcurClose(t *testing.T) {
 	t.Parallel()
 	svc, sim, _ := newService(t, 0)
 	sim.SetFault(concursim.Fault{Op: "close", Mode: "slow", Delay: concursim.Duration(300 * time.Millisecond)})
-	var wg sync.WaitGroup
-	results := make([]batch.CloseResult, 20)
-	for i := range results {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		codes = map[batch.Code]int{}
+	)
+	for range 20 {
 		wg.Go(func() {
-			res, err := svc.Close(context.Background(), employeeBatch)
-			if err != nil {
-				t.Errorf("close %d: %v", i, err)
-			}
-			results[i] = res
+			_, err := svc.Close(context.Background(), closeReq(employeeBatch))
+			mu.Lock()
+			codes[batch.ErrorCode(err)]++
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	if n := sim.Stats().Closes[employeeBatch]; n != 1 {
-		t.Fatalf("Concur saw %d closes of one batch, want 1", n)
+	if n := sim.Stats().Closes[employeeBatch]; n != 1 || codes[""] != 1 ||
+		codes[batch.CodeCloseInProgress]+codes[batch.CodeBatchAlreadyClosed] != 19 {
+		t.Fatalf("Concur saw %d closes; answers by code %v", n, codes)
 	}
-	for i, r := range results {
-		if r != results[0] || r.JobQueueKey == "" {
-			t.Errorf("caller %d got %+v, caller 0 got %+v", i, r, results[0])
-		}
+}
+
+func TestRegenerationGuard(t *testing.T) {
+	t.Parallel()
+	svc, sim, _ := newService(t, 0)
+	ctx := context.Background()
+	first, err := svc.Close(ctx, closeReq(employeeBatch))
+	if err != nil || first.Regenerated {
+		t.Fatalf("first close: %+v, %v", first, err)
+	}
+	_, err = svc.Close(ctx, closeReq(employeeBatch))
+	wantCode(t, err, batch.CodeBatchAlreadyClosed)
+	e, _ := errors.AsType[*batch.Error](err)
+	if e.Recorded == nil || e.Recorded.FileURL != first.FileURL || e.Recorded.JobQueueKey != first.JobQueueKey {
+		t.Errorf("recorded = %+v, want the first close's result %+v", e.Recorded, first)
+	}
+	req := closeReq(employeeBatch)
+	req.Regenerate = true
+	again, err := svc.Close(ctx, req)
+	if err != nil || !again.Regenerated {
+		t.Fatalf("regenerate: %+v, %v", again, err)
+	}
+	if st := sim.Stats(); st.Closes[employeeBatch] != 2 || st.Regenerations[employeeBatch] != 1 {
+		t.Errorf("closes %v, regenerations %v", st.Closes, st.Regenerations)
+	}
+	// A batch already in Concur's CLOSED list is refused without a recorded result.
+	_, err = svc.Close(ctx, closeReq(closedBatch))
+	wantCode(t, err, batch.CodeBatchAlreadyClosed)
+	if e, _ := errors.AsType[*batch.Error](err); e.Recorded != nil {
+		t.Errorf("recorded = %+v for a batch the gateway never closed", e.Recorded)
+	}
+}
+
+// A close whose answer was lost is unknown; the next close reads the list. When Concur did
+// close it, the next close is refused; when it did not, the next close goes ahead.
+func TestUnknownOutcomeIsSettledFromTheList(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name      string
+		fault     concursim.Fault
+		wantCode  batch.Code
+		wantClose int
+	}{
+		{"closed, answer lost", concursim.Fault{Op: "close", Mode: "lost", Count: 1}, batch.CodeBatchAlreadyClosed, 1},
+		{"not closed, timed out", concursim.Fault{Op: "close", Mode: "slow", Delay: concursim.Duration(3 * time.Second), Count: 1}, "", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			svc, sim, _ := newService(t, time.Hour) // the re-read must ignore the refresh bound
+			ctx := context.Background()
+			sim.SetFault(tt.fault)
+			_, err := svc.Close(ctx, closeReq(employeeBatch))
+			if code := batch.ErrorCode(err); code != batch.CodeUpstreamUnreachable && code != batch.CodeUpstreamTimeout {
+				t.Fatalf("first close: %v", err)
+			}
+			lists := sim.Stats().ListCalls
+			_, err = svc.Close(ctx, closeReq(employeeBatch))
+			wantCode(t, err, tt.wantCode)
+			st := sim.Stats()
+			if st.ListCalls != lists+listCallsPerRefresh || st.Closes[employeeBatch] != tt.wantClose || st.Regenerations[employeeBatch] != 0 {
+				t.Errorf("list calls %d (before %d), closes %v, regenerations %v", st.ListCalls, lists, st.Closes, st.Regenerations)
+			}
+			trail, _ := svc.Closes(ctx, employeeBatch, 10)
+			if len(trail) != 2 || trail[1].Outcome != "unknown" {
+				t.Errorf("audit trail = %+v", trail)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 // Package concur is the gateway's client for SAP Concur's legacy Payment Batch API. It owns
 // the transport (time-outs, host guard, no redirects), the credentials (OAuth2 refresh with
-// rotation, single-flight) and the XML. Every failure is a *batch.Error with an upstream code.
+// rotation, single-flight, shared by replicas through a CredentialStore) and the XML. Every
+// failure is a *batch.Error with an upstream code.
 package concur
 
 import (
@@ -36,7 +37,7 @@ type Config struct {
 	TokenURL     string // OAuth2 token endpoint (form POST)
 	ClientID     string
 	ClientSecret string
-	RefreshToken string
+	RefreshToken string        // the grant's seed: redeemed when Credentials holds no chain started from it
 	AccessToken  string        // static token: when set, the token endpoint is never called
 	AuthScheme   string        // "Bearer" (default) or "OAuth"
 	Timeout      time.Duration // per Concur call; for a file download, per read; default 60s
@@ -44,11 +45,12 @@ type Config struct {
 	// Transport is the base transport. nil means a clone of http.DefaultTransport with a
 	// 10s dial and TLS handshake time-out and a response header time-out of Timeout.
 	Transport http.RoundTripper
-	// OnRefresh, when set, is called with the newest refresh token (Concur may rotate it on
-	// every refresh) and the token's geolocation ("" when none), before the new access token
-	// is used. It is the seam to persist the rotated refresh token: if it returns an error,
-	// the refresh fails. It must not retain ctx.
-	OnRefresh func(ctx context.Context, refreshToken, geolocation string) error
+	// Credentials keeps the grant (the newest refresh token, the newest access token and
+	// its geolocation) across restarts and replicas: refreshes are serialised through it,
+	// so exactly one replica redeems a refresh token and the others adopt its result. nil
+	// means an in-memory store: this process only, the grant lost on exit. Unused with a
+	// static AccessToken.
+	Credentials CredentialStore
 }
 
 // Client talks to Concur. It is safe for concurrent use.
@@ -130,14 +132,18 @@ func New(cfg Config) (*Client, error) {
 			tokenURL:     cfg.TokenURL,
 			clientID:     cfg.ClientID,
 			clientSecret: cfg.ClientSecret,
-			refresh:      cfg.RefreshToken,
-			onRefresh:    cfg.OnRefresh,
+			store:        cfg.Credentials,
+			seed:         cfg.RefreshToken,
+			seedHash:     seedHash(cfg.RefreshToken),
 			allowHTTPGeo: strings.HasPrefix(base, "http://"),
 			timeout:      timeout,
 			userAgent:    ua,
 			httpc:        &http.Client{Transport: rt, CheckRedirect: noRedirect},
 			now:          time.Now,
 		},
+	}
+	if c.tokens.store == nil {
+		c.tokens.store = newMemCredentials()
 	}
 	if static {
 		c.tokens.static = &token{access: cfg.AccessToken}

@@ -26,29 +26,34 @@ type fakeConcur struct {
 	tokenCalls atomic.Int64
 	apiCalls   atomic.Int64
 
-	mu          sync.Mutex
-	expiresIn   any    // JSON value of expires_in: "3600" or 3600
-	geolocation string // returned with each token; "" for none
-	scheme      string // the only Authorization scheme the API accepts: "Bearer" or "OAuth"
-	rotate      bool   // issue a new refresh token on every refresh
-	tokenDelay  time.Duration
-	tokenFail   http.HandlerFunc // overrides the token endpoint when set
-	api         http.HandlerFunc // overrides the API (after auth) when set
-	refresh     map[string]bool  // refresh tokens that may be redeemed
-	access      map[string]bool  // access tokens Concur accepts
-	redeemed    []string         // refresh tokens redeemed, in order
-	n           int
+	mu            sync.Mutex
+	expiresIn     any    // JSON value of expires_in: "3600" or 3600
+	refreshExpiry any    // JSON value of refresh_expires_in; nil: not sent
+	geolocation   string // returned with each token; "" for none
+	scheme        string // the only Authorization scheme the API accepts: "Bearer" or "OAuth"
+	refuseStatus  int    // the API's status for a missing or refused token: 403 or 401
+	rotate        bool   // issue a new refresh token on every refresh
+	tokenDelay    time.Duration
+	tokenFail     http.HandlerFunc     // overrides the token endpoint when set
+	mangle        func(map[string]any) // edits a successful token answer (after redeeming) when set
+	api           http.HandlerFunc     // overrides the API (after auth) when set
+	refresh       map[string]bool      // refresh tokens that may be redeemed
+	access        map[string]bool      // access tokens Concur accepts
+	redeemed      []string             // refresh tokens redeemed, in order
+	n             int
 }
 
 func newFake(t *testing.T) *fakeConcur {
 	t.Helper()
 	f := &fakeConcur{
-		t:         t,
-		expiresIn: "3600",
-		scheme:    "Bearer",
-		rotate:    true,
-		refresh:   map[string]bool{"rt-0": true},
-		access:    map[string]bool{},
+		t:             t,
+		expiresIn:     "3600",
+		refreshExpiry: 1893456000,
+		scheme:        "Bearer",
+		refuseStatus:  http.StatusForbidden,
+		rotate:        true,
+		refresh:       map[string]bool{"rt-0": true},
+		access:        map[string]bool{},
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -120,9 +125,15 @@ func (f *fakeConcur) serveToken(w http.ResponseWriter, r *http.Request) {
 	at := fmt.Sprintf("at-%d", f.n)
 	f.access[at] = true
 	ans := map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": f.expiresIn,
-		"refresh_token": newRT, "refresh_expires_in": 1893456000, "scope": "EXPRPT"}
+		"refresh_token": newRT, "scope": "EXPRPT"}
+	if f.refreshExpiry != nil {
+		ans["refresh_expires_in"] = f.refreshExpiry
+	}
 	if f.geolocation != "" {
 		ans["geolocation"] = f.geolocation
+	}
+	if f.mangle != nil {
+		f.mangle(ans)
 	}
 	writeJSON(w, http.StatusOK, ans)
 }
@@ -130,10 +141,10 @@ func (f *fakeConcur) serveToken(w http.ResponseWriter, r *http.Request) {
 func (f *fakeConcur) serveAPI(w http.ResponseWriter, r *http.Request) {
 	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	f.mu.Lock()
-	valid, api := scheme == f.scheme && f.access[tok], f.api
+	valid, api, refuse := scheme == f.scheme && f.access[tok], f.api, f.refuseStatus
 	f.mu.Unlock()
 	if !valid {
-		writeXMLError(w, http.StatusForbidden, "Invalid or expired token")
+		writeXMLError(w, refuse, "Invalid or expired token")
 		return
 	}
 	if api != nil {
@@ -214,6 +225,13 @@ type testClock struct{ offset atomic.Int64 }
 
 func (c *testClock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *testClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// redeemedTokens returns the refresh tokens the fake redeemed, in order.
+func (f *fakeConcur) redeemedTokens() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.redeemed...)
+}
 
 // newClient builds a Client against f in refresh-token mode; mutate adjusts the config.
 func newClient(t *testing.T, f *fakeConcur, mutate func(*Config)) (*Client, *testClock) {

@@ -18,7 +18,9 @@ import (
 // Delay, then answer normally), "malformed" (200 with broken XML), "html" (Status or 502
 // with an HTML page), "empty" (Status or 500 with no body), "wrongtype" (200 JSON),
 // "reset" (close the connection without an answer), "huge" (200 XML over 2 MiB), "bomb"
-// (200 XML with a billion-laughs DOCTYPE), "deep" (200 XML nested 100000 levels).
+// (200 XML with a billion-laughs DOCTYPE), "deep" (200 XML nested 100000 levels), "lost"
+// (do what was asked, then drop the connection: the answer is lost, as when a close
+// succeeds at Concur and the network fails on the way back).
 type Fault struct {
 	Op         string   `json:"op"`                   // "any" (default), "token", "list", "close", "file"
 	Mode       string   `json:"mode"`                 // see above
@@ -31,7 +33,7 @@ type Fault struct {
 
 var (
 	faultOps   = []string{"", "any", "token", "list", "close", "file"}
-	faultModes = []string{"status", "slow", "malformed", "html", "empty", "wrongtype", "reset", "huge", "bomb", "deep"}
+	faultModes = []string{"status", "slow", "malformed", "html", "empty", "wrongtype", "reset", "huge", "bomb", "deep", "lost"}
 )
 
 func (f Fault) validate() error {
@@ -157,6 +159,9 @@ func (s *Sim) faulted(op string, next http.Handler) http.Handler {
 			writeRaw(w, http.StatusOK, "application/json", []byte(`{"message":"not what you asked for"}`+"\n"))
 		case "reset":
 			reset(w)
+		case "lost":
+			next.ServeHTTP(discard{h: http.Header{}}, r)
+			reset(w)
 		case "huge":
 			writeRaw(w, http.StatusOK, contentTypeXML, hugeXML())
 		case "bomb":
@@ -241,3 +246,10 @@ func deepXML() []byte {
 	b.WriteString("</BatchList>")
 	return []byte(b.String())
 }
+
+// discard is a ResponseWriter that throws the answer away.
+type discard struct{ h http.Header }
+
+func (d discard) Header() http.Header         { return d.h }
+func (d discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d discard) WriteHeader(int)             {}

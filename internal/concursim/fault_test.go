@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -175,5 +176,26 @@ func TestFaultCountAndOp(t *testing.T) {
 	}
 	if n := f.sim.Stats().Closes[idWeek47]; n != 1 {
 		t.Errorf("Closes = %d, want 1: faulted requests do not reach the handler", n)
+	}
+}
+
+// "lost" does the work and drops the answer: the batch is closed, the caller never hears.
+func TestFaultLostClosesThenDrops(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	auth := "Bearer " + f.accessToken(t)
+	batchURL := f.batchURL(t, auth, idWeek47)
+	f.sim.SetFault(Fault{Op: "close", Mode: "lost", Count: 1})
+	req, _ := http.NewRequest(http.MethodPost, batchURL+"/close", http.NoBody)
+	req.Header.Set("Authorization", auth)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("close answered %d, want a dropped connection", resp.StatusCode)
+	}
+	if got := f.sim.Stats().Closes[idWeek47]; got != 1 {
+		t.Errorf("closes = %d, want the lost close to have happened", got)
+	}
+	if ids := f.listIDs(t, auth, "CLOSED"); !slices.Contains(ids, idWeek47) {
+		t.Errorf("CLOSED list %v lacks the batch", ids)
 	}
 }

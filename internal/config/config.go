@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/finplat/payment-batch-gateway/internal/secretbox"
 )
 
 // Secret is a string that never prints itself.
@@ -39,19 +41,35 @@ type Config struct {
 	ConcurTokenURL     string // CONCUR_TOKEN_URL
 	ConcurClientID     string // CONCUR_CLIENT_ID
 	ConcurClientSecret Secret // CONCUR_CLIENT_SECRET(_FILE)
-	ConcurRefreshToken Secret // CONCUR_REFRESH_TOKEN(_FILE)
-	// ConcurRefreshTokenFile is CONCUR_REFRESH_TOKEN_FILE when the token came from a file:
-	// rotated refresh tokens are written back there, so a restart redeems the newest.
-	ConcurRefreshTokenFile string
-	ConcurAccessToken      Secret        // CONCUR_ACCESS_TOKEN(_FILE)
-	ConcurAuthScheme       string        // CONCUR_AUTH_SCHEME
-	ConcurTimeout          time.Duration // CONCUR_TIMEOUT
+	// ConcurRefreshToken seeds the credentials store. Concur rotates it; the newest lives
+	// in the store, and the configured one is used again only when it changes (a person
+	// re-authorised the gateway).
+	ConcurRefreshToken Secret        // CONCUR_REFRESH_TOKEN(_FILE)
+	ConcurAccessToken  Secret        // CONCUR_ACCESS_TOKEN(_FILE)
+	ConcurAuthScheme   string        // CONCUR_AUTH_SCHEME
+	ConcurTimeout      time.Duration // CONCUR_TIMEOUT
+
+	DataDir     string // GATEWAY_DATA_DIR: the SQLite database and the generated key
+	DatabaseURL Secret // GATEWAY_DATABASE_URL(_FILE): postgres://… for PostgreSQL; empty for SQLite
+	// SecretKey encrypts the stored Concur tokens: base64 of 32 bytes. Empty means a key
+	// generated into DataDir (one instance only: replicas must share the key).
+	SecretKey      Secret        // GATEWAY_SECRET_KEY(_FILE)
+	IdempotencyTTL time.Duration // GATEWAY_IDEMPOTENCY_TTL
 
 	// BatchListMinInterval bounds how often an unknown id may trigger a batch-list fetch.
 	BatchListMinInterval time.Duration // GATEWAY_BATCH_LIST_MIN_INTERVAL
 
 	LogLevel  zerolog.Level // LOG_LEVEL
 	LogFormat string        // LOG_FORMAT
+}
+
+// StoreKind is "postgres" when GATEWAY_DATABASE_URL is a PostgreSQL URL, else "sqlite".
+func (c Config) StoreKind() string {
+	u := strings.ToLower(c.DatabaseURL.Reveal())
+	if strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
+		return "postgres"
+	}
+	return "sqlite"
 }
 
 // UsesRefreshToken reports whether the gateway obtains tokens with the refresh-token grant
@@ -67,10 +85,14 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 		Stringer("concurClientSecret", c.ConcurClientSecret).
 		Stringer("concurRefreshToken", c.ConcurRefreshToken).
 		Stringer("concurAccessToken", c.ConcurAccessToken).
-		Str("concurRefreshTokenFile", c.ConcurRefreshTokenFile).
 		Str("concurAuthScheme", c.ConcurAuthScheme).
 		Dur("concurTimeout", c.ConcurTimeout).
 		Dur("batchListMinInterval", c.BatchListMinInterval).
+		Str("store", c.StoreKind()).
+		Str("dataDir", c.DataDir).
+		Stringer("databaseUrl", c.DatabaseURL).
+		Stringer("secretKey", c.SecretKey).
+		Dur("idempotencyTtl", c.IdempotencyTTL).
 		Str("logLevel", c.LogLevel.String()).
 		Str("logFormat", c.LogFormat)
 }
@@ -80,17 +102,20 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 func Load(getenv func(string) string) (Config, error) {
 	l := loader{getenv: getenv}
 	c := Config{
-		Addr:                   l.str("GATEWAY_ADDR", ":8080"),
-		ConcurBaseURL:          strings.TrimRight(l.str("CONCUR_BASE_URL", ""), "/"),
-		ConcurClientID:         l.str("CONCUR_CLIENT_ID", ""),
-		ConcurClientSecret:     l.secret("CONCUR_CLIENT_SECRET"),
-		ConcurRefreshToken:     l.secret("CONCUR_REFRESH_TOKEN"),
-		ConcurAccessToken:      l.secret("CONCUR_ACCESS_TOKEN"),
-		ConcurRefreshTokenFile: l.str("CONCUR_REFRESH_TOKEN_FILE", ""),
-		ConcurAuthScheme:       authScheme(l.str("CONCUR_AUTH_SCHEME", "Bearer")),
-		ConcurTimeout:          l.duration("CONCUR_TIMEOUT", 60*time.Second),
-		BatchListMinInterval:   l.duration("GATEWAY_BATCH_LIST_MIN_INTERVAL", 10*time.Second),
-		LogFormat:              l.str("LOG_FORMAT", "json"),
+		Addr:                 l.str("GATEWAY_ADDR", ":8080"),
+		ConcurBaseURL:        strings.TrimRight(l.str("CONCUR_BASE_URL", ""), "/"),
+		ConcurClientID:       l.str("CONCUR_CLIENT_ID", ""),
+		ConcurClientSecret:   l.secret("CONCUR_CLIENT_SECRET"),
+		ConcurRefreshToken:   l.secret("CONCUR_REFRESH_TOKEN"),
+		ConcurAccessToken:    l.secret("CONCUR_ACCESS_TOKEN"),
+		ConcurAuthScheme:     authScheme(l.str("CONCUR_AUTH_SCHEME", "Bearer")),
+		ConcurTimeout:        l.duration("CONCUR_TIMEOUT", 60*time.Second),
+		BatchListMinInterval: l.duration("GATEWAY_BATCH_LIST_MIN_INTERVAL", 10*time.Second),
+		LogFormat:            l.str("LOG_FORMAT", "json"),
+		DataDir:              l.str("GATEWAY_DATA_DIR", "./data"),
+		DatabaseURL:          l.secret("GATEWAY_DATABASE_URL"),
+		SecretKey:            l.secret("GATEWAY_SECRET_KEY"),
+		IdempotencyTTL:       l.duration("GATEWAY_IDEMPOTENCY_TTL", 24*time.Hour),
 	}
 	c.ConcurTokenURL = l.str("CONCUR_TOKEN_URL", "")
 	if c.ConcurTokenURL == "" && c.ConcurBaseURL != "" {
@@ -120,8 +145,16 @@ func Load(getenv func(string) string) (Config, error) {
 	default:
 		l.fail("CONCUR_AUTH_SCHEME must be Bearer or OAuth")
 	}
-	if c.ConcurRefreshTokenFile != "" && !c.UsesRefreshToken() {
-		l.fail("CONCUR_REFRESH_TOKEN_FILE and CONCUR_ACCESS_TOKEN exclude each other")
+	if c.DatabaseURL != "" && c.StoreKind() != "postgres" {
+		l.fail("GATEWAY_DATABASE_URL must be a postgres:// or postgresql:// URL (leave it empty for SQLite in GATEWAY_DATA_DIR)")
+	}
+	if c.SecretKey != "" {
+		if _, err := secretbox.ParseKey(c.SecretKey.Reveal()); err != nil {
+			l.fail("GATEWAY_SECRET_KEY must be the base64 of 32 random bytes (e.g. openssl rand -base64 32)")
+		}
+	}
+	if c.IdempotencyTTL < time.Minute {
+		l.fail("GATEWAY_IDEMPOTENCY_TTL must be at least 1m")
 	}
 	if c.ConcurTimeout <= 0 {
 		l.fail("CONCUR_TIMEOUT must be a positive duration such as 60s")

@@ -118,35 +118,64 @@ func TestSecretsNeverPrint(t *testing.T) {
 	}
 }
 
-func TestWriteSecretFileRoundTrips(t *testing.T) {
+func TestLoadStoreSettings(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "refresh-token")
-	if err := os.WriteFile(path, []byte("first\n"), 0o644); err != nil {
-		t.Fatal(err)
+	base := map[string]string{"CONCUR_BASE_URL": "http://127.0.0.1:1", "CONCUR_ACCESS_TOKEN": "t"}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
 	}
-	if err := WriteSecretFile(path, "rotated-value"); err != nil {
-		t.Fatal(err)
-	}
-	c, err := Load(env(map[string]string{
-		"CONCUR_BASE_URL": "http://127.0.0.1:1", "CONCUR_CLIENT_ID": "id", "CONCUR_CLIENT_SECRET": "s",
-		"CONCUR_REFRESH_TOKEN_FILE": path,
-	}))
+	c, err := Load(env(base))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ConcurRefreshToken.Reveal() != "rotated-value" || c.ConcurRefreshTokenFile != path {
-		t.Errorf("reloaded %q from %q", c.ConcurRefreshToken.Reveal(), c.ConcurRefreshTokenFile)
+	if c.StoreKind() != "sqlite" || c.DataDir != "./data" || c.IdempotencyTTL != 24*time.Hour || c.SecretKey != "" {
+		t.Errorf("store defaults wrong: kind %s, dir %q, ttl %v", c.StoreKind(), c.DataDir, c.IdempotencyTTL)
 	}
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, []byte("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-		t.Errorf("temporary files left behind: %v", entries)
+	c, err = Load(env(with(map[string]string{
+		"GATEWAY_DATABASE_URL":    "postgresql://gw:pa55word@db:5432/gw",
+		"GATEWAY_SECRET_KEY_FILE": keyFile,
+		"GATEWAY_IDEMPOTENCY_TTL": "48h",
+	})))
+	if err != nil {
+		t.Fatal(err)
 	}
-	err = WriteSecretFile(filepath.Join(dir, "missing-dir", "x"), "never-printed")
-	if err == nil || strings.Contains(err.Error(), "never-printed") {
-		t.Errorf("write into a missing directory: %v", err)
+	if c.StoreKind() != "postgres" || c.IdempotencyTTL != 48*time.Hour || c.SecretKey == "" {
+		t.Errorf("postgres settings wrong: kind %s, ttl %v", c.StoreKind(), c.IdempotencyTTL)
+	}
+	var sb strings.Builder
+	log := zerolog.New(&sb)
+	log.Info().Object("config", c).Send()
+	if strings.Contains(sb.String(), "pa55word") || strings.Contains(sb.String(), "AAECAwQF") {
+		t.Errorf("config log leaks the database password or the key: %s", sb.String())
+	}
+
+	_, err = Load(env(with(map[string]string{
+		"GATEWAY_DATABASE_URL":    "mysql://root@db/gw",
+		"GATEWAY_SECRET_KEY":      "c2hvcnQ=",
+		"GATEWAY_IDEMPOTENCY_TTL": "1s",
+	})))
+	if err == nil {
+		t.Fatal("Load accepted a bad store configuration")
+	}
+	for _, want := range []string{"GATEWAY_DATABASE_URL", "GATEWAY_SECRET_KEY", "GATEWAY_IDEMPOTENCY_TTL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "c2hvcnQ=") {
+		t.Errorf("error echoes the key: %v", err)
 	}
 }
 

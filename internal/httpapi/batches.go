@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -17,7 +18,8 @@ import (
 
 // BatchService is what the batch handlers need from the domain.
 type BatchService interface {
-	Close(ctx context.Context, id string) (batch.CloseResult, error)
+	Close(ctx context.Context, req batch.CloseRequest) (batch.CloseResult, error)
+	Closes(ctx context.Context, id string, limit int) ([]batch.Attempt, error)
 	File(ctx context.Context, id string) (*batch.File, error)
 }
 
@@ -34,22 +36,32 @@ func batchID(r *http.Request) (string, error) {
 // closeBatch godoc
 //
 //	@Summary		Close a payment batch
-//	@Description	Closes the batch through Concur's synchronous (v1.1) close. `{id}` is the plain Concur BatchID; the gateway maps it to Concur's encrypted Batch-URL. Closing an already closed batch makes Concur regenerate its payment file. Once the close has been sent to Concur it runs to completion even if the caller disconnects. No request body.
+//	@Description	Closes the batch through Concur's synchronous (v1.1) close. `{id}` is the plain Concur BatchID; the gateway maps it to Concur's encrypted Batch-URL. No request body.
+//	@Description
+//	@Description	**Regeneration guard.** Closing a closed batch makes Concur regenerate its payment file, which can pay people twice. A batch the gateway knows is closed (it closed it, or Concur's CLOSED list holds it) answers 409 `batch_already_closed` with the recorded result, without calling Concur. `?regenerate=true` closes it anyway, on purpose, and is recorded as such.
+//	@Description
+//	@Description	**One close at a time.** While a close of the batch runs (in any replica), another answers 409 `close_in_progress`. Once sent to Concur, a close runs to completion even if the caller disconnects, and every attempt is recorded (`GET /batches/{id}/closes`). When an earlier close's outcome is unknown (time-out), the next one first re-reads Concur's batch list.
+//	@Description
+//	@Description	**Idempotency-Key** (draft-ietf-httpapi-idempotency-key-header): the same key with the same request replays the recorded answer with `Idempotency-Replayed: true`; with another batch or query it is 422 `idempotency_key_mismatch`; while the first request runs, 409 `idempotency_key_in_use`. Keys are scoped per caller and kept 24 h. Answers that invite a retry (5xx, 429, `close_in_progress`) are not recorded, so a retry runs again through the guards.
 //	@Tags			batches
 //	@Produce		json
 //	@Produce		application/problem+json
-//	@Param			id	path		string	true	"Concur BatchID: 1-64 characters of A-Z a-z 0-9 _ -"	minlength(1)	maxlength(64)
-//	@Success		200	{object}	api.CloseResponse
-//	@Failure		400	{object}	api.Problem	"invalid_batch_id"
-//	@Failure		404	{object}	api.Problem	"batch_not_found"
-//	@Failure		409	{object}	api.Problem	"batch_not_closable, upstream_conflict"
-//	@Failure		429	{object}	api.Problem	"upstream_rate_limited (with Retry-After)"
-//	@Failure		500	{object}	api.Problem	"internal"
-//	@Failure		502	{object}	api.Problem	"upstream_auth_failed, upstream_bad_response, upstream_unreachable, upstream_host_refused, upstream_rejected"
-//	@Failure		503	{object}	api.Problem	"upstream_unavailable (with Retry-After)"
-//	@Failure		504	{object}	api.Problem	"upstream_timeout"
-//	@Header			all	{string}	X-Request-ID	"The request's id: the caller's, when well-formed, or a new one"
-//	@Header			429,503,504	{integer}	Retry-After	"Seconds to wait before trying again"
+//	@Param			id				path		string	true	"Concur BatchID: 1-64 characters of A-Z a-z 0-9 _ -"	minlength(1)	maxlength(64)
+//	@Param			regenerate		query		bool	false	"Close even if the batch is closed: Concur regenerates its payment file"
+//	@Param			Idempotency-Key	header		string	false	"Up to 255 visible ASCII characters, optionally as a quoted string"
+//	@Success		200				{object}	api.CloseResponse
+//	@Failure		400				{object}	api.Problem	"invalid_batch_id, invalid_request, invalid_idempotency_key"
+//	@Failure		404				{object}	api.Problem	"batch_not_found"
+//	@Failure		409				{object}	api.Problem	"batch_already_closed (with recorded), close_in_progress, idempotency_key_in_use, batch_not_closable, upstream_conflict"
+//	@Failure		422				{object}	api.Problem	"idempotency_key_mismatch"
+//	@Failure		429				{object}	api.Problem	"upstream_rate_limited (with Retry-After)"
+//	@Failure		500				{object}	api.Problem	"internal"
+//	@Failure		502				{object}	api.Problem	"upstream_auth_failed, upstream_bad_response, upstream_unreachable, upstream_host_refused, upstream_rejected"
+//	@Failure		503				{object}	api.Problem	"upstream_unavailable, store_unavailable (with Retry-After)"
+//	@Failure		504				{object}	api.Problem	"upstream_timeout"
+//	@Header			all				{string}	X-Request-ID			"The request's id: the caller's, when well-formed, or a new one"
+//	@Header			all				{string}	Idempotency-Replayed	"true when the answer is a replay of a recorded one"
+//	@Header			409,429,503,504	{integer}	Retry-After				"Seconds to wait before trying again"
 //	@Router			/batches/{id}/close [post]
 func closeBatch(svc BatchService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
@@ -57,22 +69,126 @@ func closeBatch(svc BatchService) handlerFunc {
 		if err != nil {
 			return err
 		}
-		// The domain finishes a close that has started even if this caller hangs up.
-		res, err := svc.Close(r.Context(), id)
+		regenerate, err := regenerateParam(r.URL.Query())
 		if err != nil {
 			return err
 		}
-		out := api.CloseResponse{
-			BatchID:     id,
-			BatchStatus: res.BatchStatus,
-			Status:      res.Status,
-			JobQueueKey: res.JobQueueKey,
+		// The domain finishes a close that has started even if this caller hangs up.
+		res, err := svc.Close(r.Context(), batch.CloseRequest{
+			ID:             id,
+			Caller:         callerName(r.Context()),
+			RequestID:      requestIDFrom(r.Context()),
+			IdempotencyKey: idempotencyKeyFrom(r.Context()),
+			Regenerate:     regenerate,
+		})
+		if err != nil {
+			return err
 		}
-		if res.FileURL != "" {
-			out.FileURL = "/batches/" + id + "/file"
+		return writeJSON(w, http.StatusOK, closeResponse(id, res))
+	}
+}
+
+// regenerateParam reads the close's only query parameter. Anything else is refused, so a
+// misspelt ?regenrate=true cannot silently become a plain close.
+func regenerateParam(q url.Values) (bool, error) {
+	for k := range q {
+		if k != "regenerate" {
+			return false, batch.Errorf(batch.CodeInvalidRequest, "unknown query parameter %q", k)
+		}
+	}
+	switch v := q["regenerate"]; {
+	case len(v) == 0:
+		return false, nil
+	case len(v) == 1 && (v[0] == "true" || v[0] == "false"):
+		return v[0] == "true", nil
+	default:
+		return false, batch.Errorf(batch.CodeInvalidRequest, "regenerate must be true or false, once")
+	}
+}
+
+func closeResponse(id string, res batch.CloseResult) api.CloseResponse {
+	out := api.CloseResponse{
+		BatchID:     id,
+		BatchStatus: res.BatchStatus,
+		Status:      res.Status,
+		JobQueueKey: res.JobQueueKey,
+		ClosedAt:    timeString(res.ClosedAt),
+		Regenerated: res.Regenerated,
+	}
+	if res.FileURL != "" {
+		out.FileURL = "/batches/" + id + "/file"
+	}
+	return out
+}
+
+func timeString(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// batchCloses godoc
+//
+//	@Summary		A batch's audit trail of closes
+//	@Description	Every attempt to close the batch through the gateway, newest first: who asked, when, what Concur answered, and the outcome (refused attempts included).
+//	@Tags			batches
+//	@Produce		json
+//	@Produce		application/problem+json
+//	@Param			id		path		string	true	"Concur BatchID"	minlength(1)	maxlength(64)
+//	@Param			limit	query		int		false	"At most this many attempts (1-1000, default 100)"	minimum(1)	maximum(1000)
+//	@Success		200		{object}	api.CloseAttemptList
+//	@Failure		400		{object}	api.Problem	"invalid_batch_id, invalid_request"
+//	@Failure		404		{object}	api.Problem	"batch_not_found"
+//	@Failure		503		{object}	api.Problem	"store_unavailable"
+//	@Header			all		{string}	X-Request-ID	"The request's id: the caller's, when well-formed, or a new one"
+//	@Router			/batches/{id}/closes [get]
+func batchCloses(svc BatchService) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := batchID(r)
+		if err != nil {
+			return err
+		}
+		limit, err := limitParam(r.URL.Query(), 100, 1000)
+		if err != nil {
+			return err
+		}
+		list, err := svc.Closes(r.Context(), id, limit)
+		if err != nil {
+			return err
+		}
+		out := api.CloseAttemptList{Items: make([]api.CloseAttempt, len(list))}
+		for i, a := range list {
+			out.Items[i] = api.CloseAttempt{
+				ID: a.ID, Caller: a.Caller, RequestID: a.RequestID, IdempotencyKey: a.IdempotencyKey,
+				Regenerate: a.Regenerate, StartedAt: timeString(a.StartedAt), EndedAt: timeString(a.EndedAt),
+				Outcome: a.Outcome, UpstreamStatus: a.UpstreamStatus, Code: a.Code, Detail: a.Detail,
+			}
+			if a.Outcome == "closed" {
+				res := closeResponse(id, a.Result)
+				out.Items[i].Result = &res
+			}
 		}
 		return writeJSON(w, http.StatusOK, out)
 	}
+}
+
+// limitParam reads ?limit (the only parameter allowed).
+func limitParam(q url.Values, def, max int) (int, error) {
+	for k := range q {
+		if k != "limit" {
+			return 0, batch.Errorf(batch.CodeInvalidRequest, "unknown query parameter %q", k)
+		}
+	}
+	v := q["limit"]
+	if len(v) == 0 {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v[0])
+	if len(v) > 1 || err != nil || n < 1 || n > max {
+		return 0, batch.Errorf(batch.CodeInvalidRequest, "limit must be an integer from 1 to %d, once", max)
+	}
+	return n, nil
 }
 
 // batchFile godoc

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/finplat/payment-batch-gateway/internal/concur"
 	"github.com/finplat/payment-batch-gateway/internal/concursim"
 	"github.com/finplat/payment-batch-gateway/internal/httpapi"
+	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 const (
@@ -76,9 +78,15 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := batch.NewService(up, batch.Options{})
+	st, err := store.Open(context.Background(), store.Config{DataDir: t.TempDir(), Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc := batch.NewService(up, st, batch.Options{})
 	log := zerolog.New(zerolog.NewTestWriter(t))
-	gw := httptest.NewServer(httpapi.NewHandler(httpapi.Deps{Log: log, Batches: svc}))
+	gw := httptest.NewServer(httpapi.NewHandler(httpapi.Deps{Log: log, Batches: svc,
+		Idempotency: httpapi.Idempotency{Store: st}}))
 	t.Cleanup(gw.Close)
 	return &env{sim: sim, simURL: srv.URL, gateway: gw}
 }
@@ -272,7 +280,7 @@ func TestHostGuard(t *testing.T) {
 	}
 }
 
-// Any number of concurrent unknown ids cost Concur one batch-list call.
+// Any number of concurrent unknown ids cost Concur one refresh: the OPEN and the CLOSED list.
 func TestUnknownIDFloodSharesOneListCall(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
@@ -288,8 +296,8 @@ func TestUnknownIDFloodSharesOneListCall(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := e.sim.Stats().ListCalls; n != 1 {
-		t.Errorf("50 concurrent unknown ids caused %d batch-list calls, want 1", n)
+	if n := e.sim.Stats().ListCalls; n != 2 {
+		t.Errorf("50 concurrent unknown ids caused %d batch-list calls, want 2 (one refresh)", n)
 	}
 }
 
@@ -313,8 +321,9 @@ func TestReferenceExampleTranslates(t *testing.T) {
 		})
 	}})
 	resp, body := e.post(t, "/batches/12345678901234567890/close")
-	want := `{"batchId":"12345678901234567890","batchStatus":"CLOSED","status":"SUCCESS","jobQueueKey":"d$wIUEkl72LW299WTjTlskdy","fileUrl":"/batches/12345678901234567890/file"}` + "\n"
-	if resp.StatusCode != 200 || string(body) != want {
+	want := `{"batchId":"12345678901234567890","batchStatus":"CLOSED","status":"SUCCESS","jobQueueKey":"d$wIUEkl72LW299WTjTlskdy","fileUrl":"/batches/12345678901234567890/file","closedAt":"<time>"}` + "\n"
+	got := regexp.MustCompile(`"closedAt":"[^"]+"`).ReplaceAllString(string(body), `"closedAt":"<time>"`)
+	if resp.StatusCode != 200 || got != want {
 		t.Fatalf("got %d\n%s\nwant\n%s", resp.StatusCode, body, want)
 	}
 	// The example's File-Url (with its stray space) is not a URL we may send credentials to.

@@ -61,6 +61,15 @@ var problemKinds = map[batch.Code]problemKind{
 	batch.CodeUpstreamUnreachable: {http.StatusBadGateway, "Concur is unreachable"},
 	batch.CodeUpstreamHostRefused: {http.StatusBadGateway, "Concur pointed to an untrusted host"},
 	batch.CodeUpstreamRejected:    {http.StatusBadGateway, "Concur rejected the request"},
+	batch.CodeBatchAlreadyClosed:  {http.StatusConflict, "Batch already closed"},
+	batch.CodeCloseInProgress:     {http.StatusConflict, "A close of this batch is in progress"},
+	batch.CodeInvalidRequest:      {http.StatusBadRequest, "Invalid request"},
+	batch.CodeInvalidIdemKey:      {http.StatusBadRequest, "Invalid Idempotency-Key"},
+	batch.CodeIdemKeyMismatch:     {http.StatusUnprocessableEntity, "Idempotency-Key reused for another request"},
+	batch.CodeIdemKeyInUse:        {http.StatusConflict, "Idempotency-Key in use"},
+	batch.CodeUnauthorized:        {http.StatusUnauthorized, "Authentication required"},
+	batch.CodeForbidden:           {http.StatusForbidden, "Not allowed"},
+	batch.CodeStoreUnavailable:    {http.StatusServiceUnavailable, "Gateway database unavailable"},
 	batch.CodeInternal:            {http.StatusInternalServerError, "Internal error"},
 	codeRouteNotFound:             {http.StatusNotFound, "No such route"},
 	codeMethodNotAllowed:          {http.StatusMethodNotAllowed, "Method not allowed"},
@@ -91,6 +100,10 @@ func problemFor(err error, instance, requestID string) (api.Problem, http.Header
 	}
 	if u := e.Upstream; u != nil {
 		p.Upstream = &api.UpstreamProblem{Status: u.Status, Message: u.Message, ID: u.ID, ServerTime: u.ServerTime}
+	}
+	if e.Recorded != nil {
+		rec := closeResponse(e.Recorded.BatchID, *e.Recorded)
+		p.Recorded = &rec
 	}
 	h := http.Header{}
 	if e.RetryAfter > 0 {

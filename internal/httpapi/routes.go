@@ -24,6 +24,8 @@ import (
 type Deps struct {
 	Log     zerolog.Logger
 	Batches BatchService
+	// Idempotency handles the close's Idempotency-Key header.
+	Idempotency Idempotency
 	// FileWriteTimeout is how long writing one chunk of a payment file to a caller may
 	// take before the download is abandoned. Zero means one minute.
 	FileWriteTimeout time.Duration
@@ -55,7 +57,8 @@ func NewHandler(d Deps) http.Handler {
 		writeProblem(w, req, batch.Errorf(codeMethodNotAllowed, "%s is not allowed here; allowed: %v", req.Method, allowed))
 	})
 
-	r.Post("/batches/{id}/close", handle(closeBatch(d.Batches)))
+	r.With(idempotent(d.Idempotency)).Post("/batches/{id}/close", handle(closeBatch(d.Batches)))
+	r.Get("/batches/{id}/closes", handle(batchCloses(d.Batches)))
 	r.Get("/batches/{id}/file", handle(batchFile(d.Batches, d.FileWriteTimeout)))
 	r.Get("/problems/{code}", problemType)
 	r.Get("/healthz", healthz)

@@ -23,8 +23,9 @@ import (
 // panicky is a BatchService that fails in the way under test.
 type panicky struct{}
 
-func (panicky) Close(context.Context, string) (batch.CloseResult, error) { panic("boom") }
-func (panicky) File(context.Context, string) (*batch.File, error)        { panic("boom") }
+func (panicky) Close(context.Context, batch.CloseRequest) (batch.CloseResult, error) { panic("boom") }
+func (panicky) Closes(context.Context, string, int) ([]batch.Attempt, error)         { panic("boom") }
+func (panicky) File(context.Context, string) (*batch.File, error)                    { panic("boom") }
 
 // syncBuffer is a log sink safe for parallel requests.
 type syncBuffer struct {
