@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -113,13 +112,16 @@ func TestErrorsThroughRealBinaries(t *testing.T) {
 // must always redeem the newest, under concurrency too.
 func TestRefreshTokenRotation(t *testing.T) {
 	t.Parallel()
-	// Tokens live 1s, so every call needs a fresh one.
-	s := startStack(t, map[string]string{"CONCURSIM_TOKEN_TTL": "1s"}, nil)
+	// Tokens live 1s, so every round needs a fresh one; unknown ids make every request
+	// read the batch list from Concur.
+	s := startStack(t, map[string]string{"CONCURSIM_TOKEN_TTL": "1s"},
+		map[string]string{"GATEWAY_BATCH_LIST_MIN_INTERVAL": "0s"})
 	var wg sync.WaitGroup
 	for round := range 3 {
-		for range 8 {
+		for i := range 8 {
 			wg.Go(func() {
-				if r := do(t, "POST", s.gw.URL+"/batches/"+employeeBatch+"/close", nil); r.Status != 200 {
+				r := do(t, "POST", fmt.Sprintf("%s/batches/unknown-%d-%d/close", s.gw.URL, round, i), nil)
+				if p := decode[api.Problem](t, r); r.Status != 404 || p.Code != "batch_not_found" {
 					t.Errorf("round %d: %d %s", round, r.Status, r.Body)
 				}
 			})
@@ -177,14 +179,15 @@ func TestLargeFileStreams(t *testing.T) {
 	if r := do(t, "POST", s.gw.URL+"/batches/large-file-batch/close", nil); r.Status != 200 {
 		t.Fatalf("close: %d %s", r.Status, r.Body)
 	}
+	before := peakRSS(t, s.gw.cmd.Process.Pid)
 	f := do(t, "GET", s.gw.URL+"/batches/large-file-batch/file", nil)
 	if f.Status != 200 || len(f.Body) != size {
 		t.Fatalf("file: %d, %d bytes, want %d", f.Status, len(f.Body), size)
 	}
 	peak := peakRSS(t, s.gw.cmd.Process.Pid)
-	t.Logf("gateway peak RSS after streaming %d MiB: %d MiB", size>>20, peak>>20)
-	if peak > 64<<20 {
-		t.Errorf("gateway peak RSS %d MiB while streaming a %d MiB file: it is buffering", peak>>20, size>>20)
+	t.Logf("gateway peak RSS %d MiB before and %d MiB after streaming %d MiB", before>>20, peak>>20, size>>20)
+	if grew := peak - before; grew > 32<<20 {
+		t.Errorf("gateway peak RSS grew by %d MiB while streaming a %d MiB file: it is buffering", grew>>20, size>>20)
 	}
 }
 
@@ -267,43 +270,5 @@ func TestBadConfigFailsAtStart(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("start error does not mention %q:\n%s", want, out)
 		}
-	}
-}
-
-// Concur rotates refresh tokens and refuses a reused one: a gateway restarted on the same
-// token file must present the newest token, not the one it was first given.
-func TestRestartRedeemsNewestRefreshToken(t *testing.T) {
-	t.Parallel()
-	tokenFile := filepath.Join(t.TempDir(), "refresh-token")
-	refresh := randomHex(t)
-	if err := os.WriteFile(tokenFile, []byte(refresh+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := startStack(t,
-		map[string]string{"CONCURSIM_REFRESH_TOKEN": refresh},
-		map[string]string{"CONCUR_REFRESH_TOKEN": "", "CONCUR_REFRESH_TOKEN_FILE": tokenFile})
-	if r := do(t, "POST", s.gw.URL+"/batches/"+employeeBatch+"/close", nil); r.Status != 200 {
-		t.Fatalf("first close: %d %s", r.Status, r.Body)
-	}
-	if err := s.gw.stop(t); err != nil {
-		t.Fatalf("stopping the first gateway: %v", err)
-	}
-	b, err := os.ReadFile(tokenFile)
-	if err != nil || strings.TrimSpace(string(b)) == refresh {
-		t.Fatalf("the rotated refresh token was not written back (%v)", err)
-	}
-
-	gw2 := start(t, "gateway", map[string]string{
-		"GATEWAY_ADDR": "127.0.0.1:0", "CONCUR_BASE_URL": s.sim.URL, "CONCUR_CLIENT_ID": "gateway-e2e",
-		"CONCUR_CLIENT_SECRET": s.secrets[0], "CONCUR_REFRESH_TOKEN_FILE": tokenFile,
-	})
-	if r := do(t, "POST", gw2.URL+"/batches/"+cardBatch+"/close", nil); r.Status != 200 {
-		t.Fatalf("close after restart: %d %s", r.Status, r.Body)
-	}
-	if st := s.stats(t); st.InvalidGrants != 0 || st.TokenRefreshes != 2 {
-		t.Errorf("refreshes %d, invalid grants %d: want 2 and 0", st.TokenRefreshes, st.InvalidGrants)
-	}
-	if strings.Contains(s.gw.logs.String()+gw2.logs.String(), strings.TrimSpace(string(b))) {
-		t.Errorf("the rotated refresh token appears in a log")
 	}
 }

@@ -146,7 +146,8 @@ func (p *proc) stop(t *testing.T) error {
 // stack is a simulator and a gateway wired to it.
 type stack struct {
 	sim, gw *proc
-	secrets []string // every credential in play, for leak checks
+	gwEnv   map[string]string // the gateway's environment, to start more like it
+	secrets []string          // every credential in play, for leak checks
 }
 
 func randomHex(t *testing.T) string {
@@ -185,13 +186,38 @@ func startStack(t *testing.T, simEnv, gwEnv map[string]string) *stack {
 		"CONCUR_REFRESH_TOKEN":            refresh,
 		"CONCUR_TIMEOUT":                  "5s",
 		"GATEWAY_BATCH_LIST_MIN_INTERVAL": "1s",
+		"GATEWAY_DATA_DIR":                t.TempDir(),
 		"LOG_LEVEL":                       "debug",
 	}
 	for k, v := range gwEnv {
 		genv[k] = v
 	}
 	gw := start(t, "gateway", genv)
-	return &stack{sim: sim, gw: gw, secrets: []string{secret, refresh}}
+	return &stack{sim: sim, gw: gw, gwEnv: genv, secrets: []string{secret, refresh}}
+}
+
+// startGateway starts another gateway with the stack's environment (the same data
+// directory or database), plus extra.
+func (s *stack) startGateway(t *testing.T, extra map[string]string) *proc {
+	t.Helper()
+	env := map[string]string{}
+	for k, v := range s.gwEnv {
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return start(t, "gateway", env)
+}
+
+// kill ends the process with SIGKILL: no shutdown, no last words.
+func (p *proc) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	err := <-p.done
+	p.done <- err
 }
 
 type response struct {
