@@ -22,18 +22,21 @@ build: ## Build bin/gateway and bin/concursim
 	CGO_ENABLED=0 go build -trimpath -o bin/concursim ./cmd/concursim
 
 .PHONY: run
-run: build ## Start the bundled Concur simulator and the gateway wired to it
+run: build ## Start the bundled Concur simulator and the gateway wired to it, with a development key
 	@set -euo pipefail; \
 	rand() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }; \
 	export CONCURSIM_CLIENT_ID=gateway-dev CONCURSIM_CLIENT_SECRET=$$(rand) CONCURSIM_REFRESH_TOKEN=$$(rand); \
+	minted=$$(bin/gateway mint-key dev batches:read batches:close batches:regenerate); \
+	key=$$(sed -n 1p <<<"$$minted"); export GATEWAY_API_KEYS=$$(sed -n 2p <<<"$$minted"); \
 	CONCURSIM_ADDR=$(SIM_ADDR) bin/concursim > bin/concursim.log 2>&1 & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null || true' EXIT INT TERM; \
 	rm -rf bin/run-data; \
 	echo "Concur simulator on http://$(SIM_ADDR) (log: bin/concursim.log)"; \
 	echo; \
-	echo "  Swagger UI:            http://$(GATEWAY_ADDR)/swagger/index.html"; \
-	echo "  Close a seeded batch:  curl -s -X POST http://$(GATEWAY_ADDR)/batches/$(SEED_BATCH)/close"; \
-	echo "  Download its file:     curl -s http://$(GATEWAY_ADDR)/batches/$(SEED_BATCH)/file"; \
+	echo "  Swagger UI:            http://$(GATEWAY_ADDR)/swagger/index.html  (Authorize: Bearer $$key)"; \
+	echo "  Development API key:   $$key  (caller \"dev\", all scopes; minted for this run only)"; \
+	echo "  Close a seeded batch:  curl -s -X POST -H 'Authorization: Bearer $$key' http://$(GATEWAY_ADDR)/batches/$(SEED_BATCH)/close"; \
+	echo "  Download its file:     curl -s -H 'Authorization: Bearer $$key' http://$(GATEWAY_ADDR)/batches/$(SEED_BATCH)/file"; \
 	echo; \
 	GATEWAY_ADDR=$(GATEWAY_ADDR) LOG_FORMAT=$${LOG_FORMAT:-console} \
 	CONCUR_BASE_URL=http://$(SIM_ADDR) CONCUR_CLIENT_ID=$$CONCURSIM_CLIENT_ID \

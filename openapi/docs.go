@@ -17,6 +17,11 @@ const docTemplate = `{
     "paths": {
         "/batches/{id}/close": {
             "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Closes the batch through Concur's synchronous (v1.1) close. ` + "`" + `{id}` + "`" + ` is the plain Concur BatchID; the gateway maps it to Concur's encrypted Batch-URL. No request body.\n\n**Regeneration guard.** Closing a closed batch makes Concur regenerate its payment file, which can pay people twice. A batch the gateway knows is closed (it closed it, or Concur's CLOSED list holds it) answers 409 ` + "`" + `batch_already_closed` + "`" + ` with the recorded result, without calling Concur. ` + "`" + `?regenerate=true` + "`" + ` closes it anyway, on purpose, and is recorded as such.\n\n**One close at a time.** While a close of the batch runs (in any replica), another answers 409 ` + "`" + `close_in_progress` + "`" + `. Once sent to Concur, a close runs to completion even if the caller disconnects, and every attempt is recorded (` + "`" + `GET /batches/{id}/closes` + "`" + `). When an earlier close's outcome is unknown (time-out), the next one first re-reads Concur's batch list.\n\n**Idempotency-Key** (draft-ietf-httpapi-idempotency-key-header): the same key with the same request replays the recorded answer with ` + "`" + `Idempotency-Replayed: true` + "`" + `; with another batch or query it is 422 ` + "`" + `idempotency_key_mismatch` + "`" + `; while the first request runs, 409 ` + "`" + `idempotency_key_in_use` + "`" + `. Keys are scoped per caller and kept 24 h. Answers that invite a retry (5xx, 429, ` + "`" + `close_in_progress` + "`" + `) are not recorded, so a retry runs again through the guards.",
                 "produces": [
                     "application/json",
@@ -82,6 +87,18 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "401": {
+                        "description": "unauthorized (with WWW-Authenticate)",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: needs batches:close (and batches:regenerate with ?regenerate=true)",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
                     "404": {
                         "description": "batch_not_found",
                         "schema": {
@@ -118,6 +135,12 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "413": {
+                        "description": "request_body_not_allowed",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
                     "422": {
                         "description": "idempotency_key_mismatch",
                         "schema": {
@@ -135,7 +158,7 @@ const docTemplate = `{
                         }
                     },
                     "429": {
-                        "description": "upstream_rate_limited (with Retry-After)",
+                        "description": "rate_limited (this caller), upstream_rate_limited (Concur); with Retry-After",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
                         },
@@ -231,6 +254,11 @@ const docTemplate = `{
         },
         "/batches/{id}/closes": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Every attempt to close the batch through the gateway, newest first: who asked, when, what Concur answered, and the outcome (refused attempts included).",
                 "produces": [
                     "application/json",
@@ -284,8 +312,38 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "401": {
+                        "description": "unauthorized (with WWW-Authenticate)",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: needs batches:read",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
                     "404": {
                         "description": "batch_not_found",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "request_body_not_allowed",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (with Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
                         },
@@ -313,6 +371,11 @@ const docTemplate = `{
         },
         "/batches/{id}/file": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Streams the payment file of the batch's last close through the gateway, with Concur's Content-Type (text/csv, or application/zip when the batch yields several files), Content-Length and Content-Disposition.",
                 "produces": [
                     "text/csv",
@@ -359,6 +422,18 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "401": {
+                        "description": "unauthorized (with WWW-Authenticate)",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: needs batches:read",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
                     "404": {
                         "description": "file_not_found",
                         "schema": {
@@ -371,8 +446,14 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "413": {
+                        "description": "request_body_not_allowed",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
                     "429": {
-                        "description": "upstream_rate_limited (with Retry-After)",
+                        "description": "rate_limited (this caller), upstream_rate_limited (Concur); with Retry-After",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
                         },
@@ -728,6 +809,14 @@ const docTemplate = `{
                     "example": 500
                 }
             }
+        }
+    },
+    "securityDefinitions": {
+        "BearerAuth": {
+            "description": "Send \"Bearer \u003ccredential\u003e\": an API key minted with \"gateway mint-key\" (scopes batches:read, batches:close, batches:regenerate), or a JWT from the company identity provider when GATEWAY_JWKS_URL is set. In Swagger UI's Authorize dialog, type the word Bearer, a space, then the credential.",
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header"
         }
     },
     "tags": [

@@ -30,8 +30,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch {
 	case len(args) == 1 && args[0] == "healthcheck":
 		return healthcheck(ctx, getenv("GATEWAY_ADDR"))
+	case len(args) > 0 && args[0] == "mint-key":
+		return mintKey(args[1:], stdout)
 	case len(args) > 0:
-		fmt.Fprintln(stderr, "usage: gateway [healthcheck]   (configured by environment variables; see README.md)")
+		fmt.Fprintln(stderr, "usage: gateway [healthcheck | mint-key NAME SCOPE...]   (configured by environment variables; see README.md)")
 		return fmt.Errorf("unexpected arguments %q", args)
 	}
 	cfg, err := config.Load(getenv)
@@ -58,15 +60,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Timeout:      cfg.ConcurTimeout,
 		UserAgent:    "payment-batch-gateway/" + version,
 		Credentials:  st,
+
+		BreakerThreshold:    cfg.ConcurBreakerThreshold,
+		BreakerOpenInterval: cfg.ConcurBreakerOpenInterval,
+		OnBreakerStateChange: func(name, from, to string) {
+			log.Warn().Str("breaker", name).Str("from", from).Str("to", to).Msg("Concur circuit breaker changed state")
+		},
+		MaxAttempts:   cfg.ConcurMaxAttempts,
+		MaxConcurrent: cfg.ConcurMaxConcurrent,
+		RateLimit:     cfg.ConcurRateLimit,
+		RateBurst:     max(1, int(cfg.ConcurRateLimit)),
 	})
 	if err != nil {
 		return fmt.Errorf("concur client: %w", err)
 	}
 	lease := closeBudget(cfg.ConcurTimeout) + time.Minute
 	svc := batch.NewService(up, st, batch.Options{BatchListMinInterval: cfg.BatchListMinInterval, CloseLease: lease})
-	purgeCtx, stopPurge := context.WithCancel(ctx)
-	defer stopPurge()
-	go purgeIdempotencyKeys(purgeCtx, st, log)
+	bgCtx, stopBackground := context.WithCancel(ctx) // background work ends with run
+	defer stopBackground()
+	go purgeIdempotencyKeys(bgCtx, st, log)
+	authn, err := newAuthenticator(bgCtx, cfg, log)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -77,6 +93,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			Log:              log,
 			Batches:          svc,
 			Idempotency:      httpapi.Idempotency{Store: st, TTL: cfg.IdempotencyTTL, Lease: lease},
+			Auth:             authn,
+			CORSOrigins:      cfg.CORSOrigins,
+			RateLimit:        cfg.RateLimit,
 			FileWriteTimeout: cfg.ConcurTimeout,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -115,12 +134,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// closeBudget is the longest one close can take: a token refresh, a batch-list fetch, the
-// close with one renewal and retry, and after a not-found one list refresh and one more
-// close with its renewal and retry, each bounded by the Concur time-out. The server's
-// write time-out and the shutdown grace period derive from it, so neither cuts a close
-// that is still within its bounds.
-func closeBudget(concurTimeout time.Duration) time.Duration { return 9 * concurTimeout }
+// closeBudget is the longest one close can take, in Concur time-outs: a token refresh (1),
+// a directory refresh of the OPEN and CLOSED lists, each retried within the client's retry
+// budget of two time-outs (4), the close with one renewal and retry (3), and after a
+// not-found one more refresh (4) and close (3). The server's write time-out and the
+// shutdown grace period derive from it, so neither cuts a close that is still within its
+// bounds.
+func closeBudget(concurTimeout time.Duration) time.Duration { return 15 * concurTimeout }
 
 // openStore opens SQLite in the data directory, or PostgreSQL, with the key that encrypts
 // the stored tokens: GATEWAY_SECRET_KEY, or one generated into the data directory.

@@ -32,6 +32,12 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		"CONCUR_REFRESH_TOKEN": "refresh",
 		"GATEWAY_DATA_DIR":     t.TempDir(),
 	}
+	var minted strings.Builder
+	if err := run(context.Background(), []string{"mint-key", "run-test", "batches:close"}, nil, &minted, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	key, entry, _ := strings.Cut(strings.TrimSpace(minted.String()), "\n")
+	env["GATEWAY_API_KEYS"] = entry
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stdoutR, stdoutW := io.Pipe()
@@ -68,13 +74,24 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		t.Fatal("no listening line")
 	}
 
-	resp, err := http.Post(base+"/batches/6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13/close", "", nil)
+	closeURL := base + "/batches/6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13/close"
+	resp, err := http.Post(closeURL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("close without a key: %s", resp.Status)
+	}
+	req, _ := http.NewRequest(http.MethodPost, closeURL, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Errorf("close: %s", resp.Status)
+		t.Errorf("close with the minted key: %s", resp.Status)
 	}
 	port := base[strings.LastIndex(base, ":"):]
 	if err := healthcheck(ctx, port); err != nil {
@@ -102,7 +119,13 @@ func TestRunRejectsBadInput(t *testing.T) {
 		t.Error("unexpected argument accepted")
 	}
 	err := run(context.Background(), nil, noEnv, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "CONCUR_BASE_URL is required") {
+	if err == nil || !strings.Contains(err.Error(), "CONCUR_BASE_URL is required") ||
+		!strings.Contains(err.Error(), "no callers are configured") {
 		t.Errorf("empty environment: %v", err)
+	}
+	for _, args := range [][]string{{"mint-key"}, {"mint-key", "x"}, {"mint-key", "x", "batches:everything"}, {"mint-key", "bad name", "batches:read"}} {
+		if err := run(context.Background(), args, noEnv, io.Discard, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
 	}
 }

@@ -12,26 +12,28 @@ type Code string
 
 // The error vocabulary.
 const (
-	CodeInvalidBatchID      Code = "invalid_batch_id"      // the id is not 1-64 of [A-Za-z0-9_-]
-	CodeBatchNotFound       Code = "batch_not_found"       // not in the batch list, or Concur says it does not exist
-	CodeFileNotFound        Code = "file_not_found"        // no payment file is known for the batch
-	CodeBatchNotClosable    Code = "batch_not_closable"    // Concur refused the close as a business answer (e.g. no reports)
-	CodeUpstreamConflict    Code = "upstream_conflict"     // Concur answered 409
-	CodeUpstreamAuthFailed  Code = "upstream_auth_failed"  // Concur rejected our credentials even after renewal
-	CodeUpstreamRateLimited Code = "upstream_rate_limited" // Concur answered 429
-	CodeUpstreamUnavailable Code = "upstream_unavailable"  // Concur answered 503 (maintenance)
-	CodeUpstreamTimeout     Code = "upstream_timeout"      // no answer within the configured time-out
-	CodeUpstreamBadResponse Code = "upstream_bad_response" // malformed, oversized or unexpected answer
-	CodeUpstreamUnreachable Code = "upstream_unreachable"  // connection failed
-	CodeUpstreamHostRefused Code = "upstream_host_refused" // a Concur URL pointed at a host we do not trust
-	CodeUpstreamRejected    Code = "upstream_rejected"     // any other 4xx from Concur (e.g. 400 request limit)
-	CodeBatchAlreadyClosed  Code = "batch_already_closed"  // the gateway knows the batch is closed; closing again needs ?regenerate=true
-	CodeCloseInProgress     Code = "close_in_progress"     // another close of the batch is running (in any replica)
-	CodeInvalidRequest      Code = "invalid_request"       // a query parameter or header is malformed
+	CodeInvalidBatchID      Code = "invalid_batch_id"         // the id is not 1-64 of [A-Za-z0-9_-]
+	CodeBatchNotFound       Code = "batch_not_found"          // not in the batch list, or Concur says it does not exist
+	CodeFileNotFound        Code = "file_not_found"           // no payment file is known for the batch
+	CodeBatchNotClosable    Code = "batch_not_closable"       // Concur refused the close as a business answer (e.g. no reports)
+	CodeUpstreamConflict    Code = "upstream_conflict"        // Concur answered 409
+	CodeUpstreamAuthFailed  Code = "upstream_auth_failed"     // Concur rejected our credentials even after renewal
+	CodeUpstreamRateLimited Code = "upstream_rate_limited"    // Concur answered 429
+	CodeUpstreamUnavailable Code = "upstream_unavailable"     // Concur answered 503 (maintenance)
+	CodeUpstreamTimeout     Code = "upstream_timeout"         // no answer within the configured time-out
+	CodeUpstreamBadResponse Code = "upstream_bad_response"    // malformed, oversized or unexpected answer
+	CodeUpstreamUnreachable Code = "upstream_unreachable"     // connection failed
+	CodeUpstreamHostRefused Code = "upstream_host_refused"    // a Concur URL pointed at a host we do not trust
+	CodeUpstreamRejected    Code = "upstream_rejected"        // any other 4xx from Concur (e.g. 400 request limit)
+	CodeBatchAlreadyClosed  Code = "batch_already_closed"     // the gateway knows the batch is closed; closing again needs ?regenerate=true
+	CodeCloseInProgress     Code = "close_in_progress"        // another close of the batch is running (in any replica)
+	CodeInvalidRequest      Code = "invalid_request"          // a query parameter or header is malformed
+	CodeBodyNotAllowed      Code = "request_body_not_allowed" // no endpoint takes a request body
 	CodeInvalidIdemKey      Code = "invalid_idempotency_key"
 	CodeIdemKeyMismatch     Code = "idempotency_key_mismatch" // the key was used for a different request
 	CodeIdemKeyInUse        Code = "idempotency_key_in_use"   // the key's first request is still running
 	CodeUnauthorized        Code = "unauthorized"             // no or invalid caller credentials
+	CodeRateLimited         Code = "rate_limited"             // the caller is over its request rate
 	CodeForbidden           Code = "forbidden"                // the caller lacks the scope
 	CodeStoreUnavailable    Code = "store_unavailable"        // the gateway's database failed
 	CodeInternal            Code = "internal"                 // a bug or an unclassified failure

@@ -22,6 +22,14 @@ import (
 const (
 	DefaultTimeout   = 60 * time.Second
 	DefaultUserAgent = "payment-batch-gateway"
+
+	DefaultBreakerThreshold    = 5
+	DefaultBreakerOpenInterval = 30 * time.Second
+	DefaultMaxAttempts         = 3
+	DefaultRetryBaseDelay      = 250 * time.Millisecond
+	DefaultRetryMaxDelay       = 10 * time.Second
+	DefaultMaxConcurrent       = 8
+	DefaultRateBurst           = 1
 )
 
 // apiPrefix is where every Payment Batch resource lives; Batch-URLs and File-Urls must be under it.
@@ -51,6 +59,38 @@ type Config struct {
 	// means an in-memory store: this process only, the grant lost on exit. Unused with a
 	// static AccessToken.
 	Credentials CredentialStore
+
+	// Resilience (see resilience.go). Zero values take the defaults; negative ones are refused.
+
+	// BreakerThreshold is how many consecutive failures (5xx other than the close's
+	// no-reports 500, time-outs, connection failures) open a breaker; default 5.
+	BreakerThreshold int
+	// BreakerOpenInterval is how long an open breaker refuses calls before it lets one
+	// probe through (half-open); default 30s.
+	BreakerOpenInterval time.Duration
+	// OnBreakerStateChange, when set, is told every state change of a breaker: name is
+	// BreakerAPI or BreakerToken, from and to are BreakerClosed, BreakerOpen or
+	// BreakerHalfOpen. It runs inside the breaker's lock: it must be quick and must not
+	// call the Client.
+	OnBreakerStateChange func(name, from, to string)
+	// MaxAttempts is how many times a batch list, or a file download before its body, is
+	// tried; default 3; 1 turns retries off. A close is never retried.
+	MaxAttempts int
+	// RetryBudget bounds a retried call as a whole, waits included; default 2*Timeout.
+	RetryBudget time.Duration
+	// RetryBaseDelay is the upper bound of the first back-off (full jitter, doubling per
+	// try); default 250ms.
+	RetryBaseDelay time.Duration
+	// RetryMaxDelay caps one wait between tries; a Retry-After longer than this is not
+	// waited for: the call fails at once with it. Default 10s.
+	RetryMaxDelay time.Duration
+	// MaxConcurrent caps the calls in flight to Concur from this Client; default 8. A
+	// call waits for a slot at most Timeout (and no longer than its context).
+	MaxConcurrent int
+	// RateLimit, when positive, caps the requests per second sent to Concur's API; 0: off.
+	RateLimit float64
+	// RateBurst is how many requests may go at once under RateLimit; default 1.
+	RateBurst int
 }
 
 // Client talks to Concur. It is safe for concurrent use.
@@ -61,6 +101,10 @@ type Client struct {
 	httpc      *http.Client // auth transport, no redirects
 	tokens     *tokenSource
 	listLimit  int64 // body cap of the batch list; a field so tests can lower it
+
+	api    *breaker // list, close and file calls
+	limits *limits
+	retry  retryPolicy
 }
 
 var _ batch.Upstream = (*Client)(nil)
@@ -108,6 +152,7 @@ func New(cfg Config) (*Client, error) {
 	if strings.ContainsAny(cfg.UserAgent, "\r\n") {
 		bad("UserAgent", "must be a single line")
 	}
+	validateResilience(cfg, bad)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("concur: invalid config: %w", errors.Join(errs...))
 	}
@@ -119,7 +164,11 @@ func New(cfg Config) (*Client, error) {
 		rt = defaultTransport(timeout)
 	}
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	res := resilienceOf(cfg, timeout)
 	c := &Client{
+		api:        newBreaker(BreakerAPI, "Concur", res.threshold, res.openInterval, cfg.OnBreakerStateChange),
+		limits:     newLimits(res.maxConcurrent, cfg.RateLimit, res.burst, timeout),
+		retry:      res.retry,
 		baseOrigin: base,
 		listLimit:  maxListBody,
 		timeout:    timeout,
@@ -140,6 +189,8 @@ func New(cfg Config) (*Client, error) {
 			userAgent:    ua,
 			httpc:        &http.Client{Transport: rt, CheckRedirect: noRedirect},
 			now:          time.Now,
+			breaker: newBreaker(BreakerToken, "Concur's token endpoint", res.threshold, res.openInterval,
+				cfg.OnBreakerStateChange),
 		},
 	}
 	if c.tokens.store == nil {
@@ -193,6 +244,14 @@ func (c *Client) CloseBatch(ctx context.Context, batchURL string) (batch.CloseRe
 		decode: func(r io.Reader) (err error) { out, err = decodeClose(r); return err },
 	})
 	return out, err
+}
+
+// CloseIdleConnections closes the idle keep-alive connections to Concur and its token
+// endpoint (as http.Client.CloseIdleConnections does); connections in use are not touched.
+// For shutdown and tests.
+func (c *Client) CloseIdleConnections() {
+	c.httpc.CloseIdleConnections()
+	c.tokens.httpc.CloseIdleConnections()
 }
 
 func pathOf(s string) string {

@@ -108,7 +108,7 @@ func (s *tokenSource) refresh(ctx context.Context) (*token, error) {
 }
 
 // redeemWithin redeems rt within the Concur time-out, and within what the refresh budget
-// has left before the commit reserve.
+// has left before the commit reserve, through the token endpoint's breaker.
 func (s *tokenSource) redeemWithin(ctx context.Context, rt string) (tokenAnswer, error) {
 	d := s.timeout
 	if deadline, ok := ctx.Deadline(); ok {
@@ -118,9 +118,17 @@ func (s *tokenSource) redeemWithin(ctx context.Context, rt string) (tokenAnswer,
 		return tokenAnswer{}, &batch.Error{Code: batch.CodeStoreUnavailable,
 			Detail: "the credential store's lock was held too long to renew the Concur access token in time"}
 	}
+	done, err := s.breaker.allow()
+	if err != nil {
+		return tokenAnswer{}, err // nothing was sent: rt is still good
+	}
 	ctx, cancel := context.WithTimeoutCause(ctx, d, errCallTimeout)
 	defer cancel()
-	return s.redeem(ctx, rt)
+	ans, err := s.redeem(ctx, rt)
+	// The refresh is detached from its callers: no caller's end is involved, and a
+	// time-out of the refresh's own budget is Concur's or the lock's, counted as one.
+	done(verdictOf(context.Background(), true, err))
+	return ans, err
 }
 
 // successor is what to store after Concur redeemed rt: always the newest refresh token,

@@ -46,23 +46,25 @@ func (a *attempt) end() {
 }
 
 // do performs an XML call: send, then decode the 200 body through r.limit within the
-// same time-out, classifying every failure. A close whose 200 answer cannot be read says
-// that the batch is probably closed.
+// same time-out, classifying every failure; a list is retried as the policy allows (see
+// call). A close whose 200 answer cannot be read says that the batch is probably closed.
 func (c *Client) do(ctx context.Context, r request) error {
-	resp, a, err := c.send(ctx, r)
-	if err != nil {
-		return err
-	}
-	defer a.end()
-	defer resp.Body.Close()
-	e, why := decodeAnswer(ctx, a, resp, r)
-	if e == nil {
-		return nil
-	}
-	if r.op == opClose {
-		e.Detail = closeUnreadable(why)
-	}
-	return e
+	return c.call(ctx, r.op, func(ctx context.Context, timeout time.Duration) (tried, error) {
+		resp, a, t, err := c.send(ctx, r, timeout)
+		if err != nil {
+			return t, err
+		}
+		defer a.end()
+		defer resp.Body.Close()
+		e, why := decodeAnswer(ctx, a, resp, r)
+		if e == nil {
+			return t, nil
+		}
+		if r.op == opClose {
+			e.Detail = closeUnreadable(why)
+		}
+		return t, e
+	})
 }
 
 // decodeAnswer reads a 200 answer through r.decode; on failure it also says, for
@@ -95,12 +97,14 @@ func decodeAnswer(ctx context.Context, a *attempt, resp *http.Response, r reques
 	}
 }
 
-// send performs r with credentials and returns a 200 answer, its body open and its attempt
-// running (the caller ends it). On 401/403 it renews the token once and retries once.
-func (c *Client) send(ctx context.Context, r request) (*http.Response, *attempt, error) {
+// send performs r with credentials within timeout and returns a 200 answer, its body open
+// and its attempt running (the caller ends it). On 401/403 it renews the token once and
+// retries once. t.api says whether a failure came from Concur's API.
+func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*http.Response, *attempt, tried, error) {
+	var t tried
 	tok, err := c.tokens.get(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, t, err
 	}
 	for try := 0; ; try++ {
 		target := r.url
@@ -109,11 +113,11 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, *attempt,
 		}
 		req, err := http.NewRequestWithContext(ctx, r.method, target, http.NoBody)
 		if err != nil {
-			return nil, nil, &batch.Error{Code: batch.CodeUpstreamBadResponse,
+			return nil, nil, t, &batch.Error{Code: batch.CodeUpstreamBadResponse,
 				Detail: "cannot build a request to Concur's URL", Err: err}
 		}
 		if !tok.trusts(c.baseOrigin, originOf(req.URL)) {
-			return nil, nil, hostRefused() // nothing was sent
+			return nil, nil, t, hostRefused() // nothing was sent
 		}
 		accept := "application/xml"
 		if r.op == opFile {
@@ -122,10 +126,14 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, *attempt,
 		req.Header.Set("Accept", accept)
 		req.Header.Set("User-Agent", c.userAgent)
 
-		if ctx.Err() != nil {
-			return nil, nil, callerGone(ctx) // nothing was sent
+		if err := c.limits.pace(ctx); err != nil {
+			return nil, nil, t, err // nothing was sent
 		}
-		a := newAttempt(withToken(ctx, tok), c.timeout)
+		if ctx.Err() != nil {
+			return nil, nil, t, callerGone(ctx) // nothing was sent
+		}
+		t.api = true
+		a := newAttempt(withToken(ctx, tok), timeout)
 		var rc reach
 		resp, err := c.httpc.Do(req.WithContext(rc.trace(a.ctx)))
 		if err != nil {
@@ -135,24 +143,26 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, *attempt,
 				rc.mayHaveSent(err) {
 				e.Detail = closeOutcomeUnknown
 			}
-			return nil, nil, e
+			return nil, nil, t, e
 		}
 		if resp.StatusCode == http.StatusOK {
-			return resp, a, nil
+			return resp, a, t, nil
 		}
 		up := readUpstreamError(resp)
 		a.end()
 		if ctx.Err() != nil {
-			return nil, nil, callerGone(ctx)
+			return nil, nil, t, callerGone(ctx)
 		}
 		if (up.Status == http.StatusUnauthorized || up.Status == http.StatusForbidden) &&
 			try == 0 && c.tokens.static == nil {
+			t.api = false // a failure from here on is the renewal's, unless the second request fails
 			if tok, err = c.tokens.renew(ctx, tok); err != nil {
-				return nil, nil, err
+				return nil, nil, t, err
 			}
 			continue
 		}
-		return nil, nil, statusError(r.op, resp.Header, up)
+		t.wait = retryAfter(resp.Header.Get("Retry-After"), 0)
+		return nil, nil, t, statusError(r.op, resp.Header, up)
 	}
 }
 

@@ -17,12 +17,24 @@ import (
 // OpenFile starts the download of a File-Url from CloseBatch. The answer's headers must come
 // within Config.Timeout; then the body streams, unbuffered and uncapped, and each Read must
 // make progress within Config.Timeout. The caller must close Body.
+//
+// Failures before the headers are retried like the batch list (see Config.MaxAttempts);
+// once the body is handed over nothing is retried. The download holds one of the
+// Config.MaxConcurrent slots until its headers arrive, not while the body streams: a slow
+// consumer must not starve other calls.
 func (c *Client) OpenFile(ctx context.Context, fileURL string) (*batch.File, error) {
 	raw := strings.TrimSpace(fileURL)
 	if _, err := parseConcurURL(raw); err != nil {
 		return nil, err
 	}
-	resp, a, err := c.send(ctx, request{op: opFile, method: http.MethodGet, url: raw})
+	var (
+		resp *http.Response
+		a    *attempt
+	)
+	err := c.call(ctx, opFile, func(ctx context.Context, timeout time.Duration) (t tried, err error) {
+		resp, a, t, err = c.send(ctx, request{op: opFile, method: http.MethodGet, url: raw}, timeout)
+		return t, err
+	})
 	if err != nil {
 		return nil, err
 	}

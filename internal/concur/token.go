@@ -48,6 +48,7 @@ type tokenSource struct {
 	userAgent    string
 	httpc        *http.Client
 	now          func() time.Time
+	breaker      *breaker // BreakerToken: around every request to the token endpoint
 
 	mu       sync.Mutex
 	cur      *token

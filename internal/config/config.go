@@ -5,9 +5,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,12 +51,31 @@ type Config struct {
 	ConcurAuthScheme   string        // CONCUR_AUTH_SCHEME
 	ConcurTimeout      time.Duration // CONCUR_TIMEOUT
 
+	// Resilience toward Concur (see concur.Config).
+	ConcurBreakerThreshold    int           // CONCUR_BREAKER_THRESHOLD: consecutive failures that open the breaker
+	ConcurBreakerOpenInterval time.Duration // CONCUR_BREAKER_OPEN_INTERVAL: how long it stays open before a probe
+	ConcurMaxAttempts         int           // CONCUR_MAX_ATTEMPTS: tries of a batch list or file download; 1 = no retry
+	ConcurMaxConcurrent       int           // CONCUR_MAX_CONCURRENT: calls in flight to Concur
+	ConcurRateLimit           float64       // CONCUR_RATE_LIMIT: requests per second to Concur; 0 = off
+
 	DataDir     string // GATEWAY_DATA_DIR: the SQLite database and the generated key
 	DatabaseURL Secret // GATEWAY_DATABASE_URL(_FILE): postgres://… for PostgreSQL; empty for SQLite
 	// SecretKey encrypts the stored Concur tokens: base64 of 32 bytes. Empty means a key
 	// generated into DataDir (one instance only: replicas must share the key).
 	SecretKey      Secret        // GATEWAY_SECRET_KEY(_FILE)
 	IdempotencyTTL time.Duration // GATEWAY_IDEMPOTENCY_TTL
+
+	// AuthDisabled turns caller authentication off (GATEWAY_AUTH=disabled): development only.
+	AuthDisabled bool
+	APIKeys      string   // GATEWAY_API_KEYS: JSON array of {name, sha256, scopes}
+	APIKeysFile  string   // GATEWAY_API_KEYS_FILE: the same, in a file reloaded on change or SIGHUP
+	JWKSURL      string   // GATEWAY_JWKS_URL: the identity provider's keys, for JWT callers
+	JWTIssuer    string   // GATEWAY_JWT_ISSUER
+	JWTAudience  string   // GATEWAY_JWT_AUDIENCE
+	JWTScopes    string   // GATEWAY_JWT_SCOPE_CLAIM
+	JWTName      string   // GATEWAY_JWT_NAME_CLAIM
+	CORSOrigins  []string // GATEWAY_CORS_ORIGINS: comma-separated origins allowed to call from a browser
+	RateLimit    int      // GATEWAY_RATE_LIMIT: requests per minute per caller; 0 = off
 
 	// BatchListMinInterval bounds how often an unknown id may trigger a batch-list fetch.
 	BatchListMinInterval time.Duration // GATEWAY_BATCH_LIST_MIN_INTERVAL
@@ -93,6 +114,19 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 		Stringer("databaseUrl", c.DatabaseURL).
 		Stringer("secretKey", c.SecretKey).
 		Dur("idempotencyTtl", c.IdempotencyTTL).
+		Int("concurBreakerThreshold", c.ConcurBreakerThreshold).
+		Dur("concurBreakerOpenInterval", c.ConcurBreakerOpenInterval).
+		Int("concurMaxAttempts", c.ConcurMaxAttempts).
+		Int("concurMaxConcurrent", c.ConcurMaxConcurrent).
+		Float64("concurRateLimit", c.ConcurRateLimit).
+		Bool("authDisabled", c.AuthDisabled).
+		Bool("apiKeysSet", c.APIKeys != "").
+		Str("apiKeysFile", c.APIKeysFile).
+		Str("jwksUrl", c.JWKSURL).
+		Str("jwtIssuer", c.JWTIssuer).
+		Str("jwtAudience", c.JWTAudience).
+		Strs("corsOrigins", c.CORSOrigins).
+		Int("rateLimit", c.RateLimit).
 		Str("logLevel", c.LogLevel.String()).
 		Str("logFormat", c.LogFormat)
 }
@@ -102,21 +136,37 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 func Load(getenv func(string) string) (Config, error) {
 	l := loader{getenv: getenv}
 	c := Config{
-		Addr:                 l.str("GATEWAY_ADDR", ":8080"),
-		ConcurBaseURL:        strings.TrimRight(l.str("CONCUR_BASE_URL", ""), "/"),
-		ConcurClientID:       l.str("CONCUR_CLIENT_ID", ""),
-		ConcurClientSecret:   l.secret("CONCUR_CLIENT_SECRET"),
-		ConcurRefreshToken:   l.secret("CONCUR_REFRESH_TOKEN"),
-		ConcurAccessToken:    l.secret("CONCUR_ACCESS_TOKEN"),
-		ConcurAuthScheme:     authScheme(l.str("CONCUR_AUTH_SCHEME", "Bearer")),
-		ConcurTimeout:        l.duration("CONCUR_TIMEOUT", 60*time.Second),
+		Addr:               l.str("GATEWAY_ADDR", ":8080"),
+		ConcurBaseURL:      strings.TrimRight(l.str("CONCUR_BASE_URL", ""), "/"),
+		ConcurClientID:     l.str("CONCUR_CLIENT_ID", ""),
+		ConcurClientSecret: l.secret("CONCUR_CLIENT_SECRET"),
+		ConcurRefreshToken: l.secret("CONCUR_REFRESH_TOKEN"),
+		ConcurAccessToken:  l.secret("CONCUR_ACCESS_TOKEN"),
+		ConcurAuthScheme:   authScheme(l.str("CONCUR_AUTH_SCHEME", "Bearer")),
+		ConcurTimeout:      l.duration("CONCUR_TIMEOUT", 60*time.Second),
+
+		ConcurBreakerThreshold:    l.integer("CONCUR_BREAKER_THRESHOLD", 5),
+		ConcurBreakerOpenInterval: l.duration("CONCUR_BREAKER_OPEN_INTERVAL", 30*time.Second),
+		ConcurMaxAttempts:         l.integer("CONCUR_MAX_ATTEMPTS", 3),
+		ConcurMaxConcurrent:       l.integer("CONCUR_MAX_CONCURRENT", 8),
+		ConcurRateLimit:           l.number("CONCUR_RATE_LIMIT", 0),
+
 		BatchListMinInterval: l.duration("GATEWAY_BATCH_LIST_MIN_INTERVAL", 10*time.Second),
 		LogFormat:            l.str("LOG_FORMAT", "json"),
 		DataDir:              l.str("GATEWAY_DATA_DIR", "./data"),
 		DatabaseURL:          l.secret("GATEWAY_DATABASE_URL"),
 		SecretKey:            l.secret("GATEWAY_SECRET_KEY"),
 		IdempotencyTTL:       l.duration("GATEWAY_IDEMPOTENCY_TTL", 24*time.Hour),
+		APIKeys:              l.str("GATEWAY_API_KEYS", ""),
+		APIKeysFile:          l.str("GATEWAY_API_KEYS_FILE", ""),
+		JWKSURL:              l.str("GATEWAY_JWKS_URL", ""),
+		JWTIssuer:            l.str("GATEWAY_JWT_ISSUER", ""),
+		JWTAudience:          l.str("GATEWAY_JWT_AUDIENCE", ""),
+		JWTScopes:            l.str("GATEWAY_JWT_SCOPE_CLAIM", "scope"),
+		JWTName:              l.str("GATEWAY_JWT_NAME_CLAIM", ""),
+		RateLimit:            l.integer("GATEWAY_RATE_LIMIT", 600),
 	}
+	l.callers(&c)
 	c.ConcurTokenURL = l.str("CONCUR_TOKEN_URL", "")
 	if c.ConcurTokenURL == "" && c.ConcurBaseURL != "" {
 		c.ConcurTokenURL = c.ConcurBaseURL + "/oauth2/v0/token"
@@ -159,6 +209,18 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.ConcurTimeout <= 0 {
 		l.fail("CONCUR_TIMEOUT must be a positive duration such as 60s")
 	}
+	for name, v := range map[string]int{
+		"CONCUR_BREAKER_THRESHOLD": c.ConcurBreakerThreshold,
+		"CONCUR_MAX_ATTEMPTS":      c.ConcurMaxAttempts,
+		"CONCUR_MAX_CONCURRENT":    c.ConcurMaxConcurrent,
+	} {
+		if v < 1 || v > 10000 {
+			l.fail(fmt.Sprintf("%s must be a whole number from 1 to 10000", name))
+		}
+	}
+	if c.ConcurBreakerOpenInterval < time.Second {
+		l.fail("CONCUR_BREAKER_OPEN_INTERVAL must be at least 1s")
+	}
 	if c.BatchListMinInterval < 0 {
 		l.fail("GATEWAY_BATCH_LIST_MIN_INTERVAL must not be negative")
 	}
@@ -196,6 +258,32 @@ func (l *loader) str(name, def string) string {
 		return v
 	}
 	return def
+}
+
+func (l *loader) integer(name string, def int) int {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		l.fail(fmt.Sprintf("%s must be a whole number, 0 or more (got %q)", name, v))
+		return def
+	}
+	return n
+}
+
+func (l *loader) number(name string, def float64) float64 {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		l.fail(fmt.Sprintf("%s must be a number, 0 or more (got %q)", name, v))
+		return def
+	}
+	return f
 }
 
 func (l *loader) duration(name string, def time.Duration) time.Duration {

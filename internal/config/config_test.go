@@ -12,8 +12,15 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// env serves m; caller authentication is off unless m says otherwise, so that tests of
+// other settings need not configure callers.
 func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+	return func(k string) string {
+		if v, ok := m[k]; ok || k != "GATEWAY_AUTH" {
+			return v
+		}
+		return "disabled"
+	}
 }
 
 func TestLoadDefaults(t *testing.T) {

@@ -106,7 +106,7 @@ func TestRegenerationGuard(t *testing.T) {
 		t.Errorf("audit trail outcomes (newest first) = %s", got)
 	}
 	if len(trail.Items) == 4 && (!trail.Items[0].Regenerate || trail.Items[1].Code != "batch_already_closed" ||
-		trail.Items[3].Result == nil || trail.Items[3].Caller != "anonymous") {
+		trail.Items[3].Result == nil || trail.Items[3].Caller != "e2e-caller") {
 		t.Errorf("audit trail = %+v", trail.Items)
 	}
 }
@@ -175,9 +175,7 @@ func tryDo(method, url string, header map[string]string) (*http.Response, error)
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
+	authorize(req, header)
 	resp, err := client.Do(req)
 	if err == nil {
 		resp.Body.Close()

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/finplat/payment-batch-gateway/internal/auth"
 )
 
 var binDir string
@@ -147,7 +149,25 @@ func (p *proc) stop(t *testing.T) error {
 type stack struct {
 	sim, gw *proc
 	gwEnv   map[string]string // the gateway's environment, to start more like it
+	key     string            // an API key with every scope, sent by do() unless told otherwise
 	secrets []string          // every credential in play, for leak checks
+}
+
+// gatewayKeys maps a started gateway's URL to the API key do() sends it by default.
+var gatewayKeys sync.Map
+
+// mintKey returns a new API key and the GATEWAY_API_KEYS value admitting it with scopes.
+func mintKey(t *testing.T, name string, scopes ...string) (key, config string) {
+	t.Helper()
+	key, hash, err := auth.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal([]map[string]any{{"name": name, "sha256": hash, "scopes": scopes}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, string(b)
 }
 
 func randomHex(t *testing.T) string {
@@ -178,7 +198,9 @@ func startStack(t *testing.T, simEnv, gwEnv map[string]string) *stack {
 		senv[k] = v
 	}
 	sim := start(t, "concursim", senv)
+	key, keys := mintKey(t, "e2e-caller", "batches:read", "batches:close", "batches:regenerate")
 	genv := map[string]string{
+		"GATEWAY_API_KEYS":                keys,
 		"GATEWAY_ADDR":                    "127.0.0.1:0",
 		"CONCUR_BASE_URL":                 sim.URL,
 		"CONCUR_CLIENT_ID":                id,
@@ -193,7 +215,8 @@ func startStack(t *testing.T, simEnv, gwEnv map[string]string) *stack {
 		genv[k] = v
 	}
 	gw := start(t, "gateway", genv)
-	return &stack{sim: sim, gw: gw, gwEnv: genv, secrets: []string{secret, refresh}}
+	gatewayKeys.Store(gw.URL, key)
+	return &stack{sim: sim, gw: gw, gwEnv: genv, key: key, secrets: []string{secret, refresh, key}}
 }
 
 // startGateway starts another gateway with the stack's environment (the same data
@@ -207,7 +230,9 @@ func (s *stack) startGateway(t *testing.T, extra map[string]string) *proc {
 	for k, v := range extra {
 		env[k] = v
 	}
-	return start(t, "gateway", env)
+	gw := start(t, "gateway", env)
+	gatewayKeys.Store(gw.URL, s.key)
+	return gw
 }
 
 // kill ends the process with SIGKILL: no shutdown, no last words.
@@ -236,9 +261,7 @@ func do(t *testing.T, method, url string, header map[string]string) response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
+	authorize(req, header)
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -299,4 +322,20 @@ func execGateway(env map[string]string) *exec.Cmd {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	return cmd
+}
+
+// authorize sets header on req, and the API key of the gateway req goes to unless header
+// has its own Authorization ("" sends none).
+func authorize(req *http.Request, header map[string]string) {
+	for k, v := range header {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
+	if _, own := header["Authorization"]; own {
+		return
+	}
+	if key, ok := gatewayKeys.Load(req.URL.Scheme + "://" + req.URL.Host); ok {
+		req.Header.Set("Authorization", "Bearer "+key.(string))
+	}
 }

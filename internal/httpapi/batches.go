@@ -54,7 +54,7 @@ func batchID(r *http.Request) (string, error) {
 //	@Failure		404				{object}	api.Problem	"batch_not_found"
 //	@Failure		409				{object}	api.Problem	"batch_already_closed (with recorded), close_in_progress, idempotency_key_in_use, batch_not_closable, upstream_conflict"
 //	@Failure		422				{object}	api.Problem	"idempotency_key_mismatch"
-//	@Failure		429				{object}	api.Problem	"upstream_rate_limited (with Retry-After)"
+//	@Failure		429				{object}	api.Problem	"rate_limited (this caller), upstream_rate_limited (Concur); with Retry-After"
 //	@Failure		500				{object}	api.Problem	"internal"
 //	@Failure		502				{object}	api.Problem	"upstream_auth_failed, upstream_bad_response, upstream_unreachable, upstream_host_refused, upstream_rejected"
 //	@Failure		503				{object}	api.Problem	"upstream_unavailable, store_unavailable (with Retry-After)"
@@ -62,6 +62,10 @@ func batchID(r *http.Request) (string, error) {
 //	@Header			all				{string}	X-Request-ID			"The request's id: the caller's, when well-formed, or a new one"
 //	@Header			all				{string}	Idempotency-Replayed	"true when the answer is a replay of a recorded one"
 //	@Header			409,429,503,504	{integer}	Retry-After				"Seconds to wait before trying again"
+//	@Failure		401	{object}	api.Problem	"unauthorized (with WWW-Authenticate)"
+//	@Failure		403	{object}	api.Problem	"forbidden: needs batches:close (and batches:regenerate with ?regenerate=true)"
+//	@Failure		413	{object}	api.Problem	"request_body_not_allowed"
+//	@Security		BearerAuth
 //	@Router			/batches/{id}/close [post]
 func closeBatch(svc BatchService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
@@ -140,8 +144,13 @@ func timeString(t time.Time) string {
 //	@Success		200		{object}	api.CloseAttemptList
 //	@Failure		400		{object}	api.Problem	"invalid_batch_id, invalid_request"
 //	@Failure		404		{object}	api.Problem	"batch_not_found"
+//	@Failure		429		{object}	api.Problem	"rate_limited (with Retry-After)"
 //	@Failure		503		{object}	api.Problem	"store_unavailable"
 //	@Header			all		{string}	X-Request-ID	"The request's id: the caller's, when well-formed, or a new one"
+//	@Failure		401	{object}	api.Problem	"unauthorized (with WWW-Authenticate)"
+//	@Failure		403	{object}	api.Problem	"forbidden: needs batches:read"
+//	@Failure		413	{object}	api.Problem	"request_body_not_allowed"
+//	@Security		BearerAuth
 //	@Router			/batches/{id}/closes [get]
 func batchCloses(svc BatchService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
@@ -203,13 +212,17 @@ func limitParam(q url.Values, def, max int) (int, error) {
 //	@Success		200	{file}		file
 //	@Failure		400	{object}	api.Problem	"invalid_batch_id"
 //	@Failure		404	{object}	api.Problem	"file_not_found"
-//	@Failure		429	{object}	api.Problem	"upstream_rate_limited (with Retry-After)"
+//	@Failure		429	{object}	api.Problem	"rate_limited (this caller), upstream_rate_limited (Concur); with Retry-After"
 //	@Failure		500	{object}	api.Problem	"internal"
 //	@Failure		502	{object}	api.Problem	"upstream_host_refused, upstream_bad_response, upstream_unreachable, upstream_auth_failed, upstream_rejected"
 //	@Failure		503	{object}	api.Problem	"upstream_unavailable (with Retry-After)"
 //	@Failure		504	{object}	api.Problem	"upstream_timeout"
 //	@Header			all	{string}	X-Request-ID	"The request's id: the caller's, when well-formed, or a new one"
 //	@Header			429,503,504	{integer}	Retry-After	"Seconds to wait before trying again"
+//	@Failure		401	{object}	api.Problem	"unauthorized (with WWW-Authenticate)"
+//	@Failure		403	{object}	api.Problem	"forbidden: needs batches:read"
+//	@Failure		413	{object}	api.Problem	"request_body_not_allowed"
+//	@Security		BearerAuth
 //	@Router			/batches/{id}/file [get]
 func batchFile(svc BatchService, writeTimeout time.Duration) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/finplat/payment-batch-gateway/api"
+	"github.com/finplat/payment-batch-gateway/internal/auth"
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/concur"
 	"github.com/finplat/payment-batch-gateway/internal/concursim"
@@ -42,6 +43,7 @@ type envOptions struct {
 	baseURL   string                                                  // overrides the simulator's URL as Concur base
 	wrapSim   func(sim http.Handler, self func() string) http.Handler // interposes on the simulator
 	simOption func(*concursim.Options)
+	auth      *auth.Authenticator // nil: authentication disabled
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -86,7 +88,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	svc := batch.NewService(up, st, batch.Options{})
 	log := zerolog.New(zerolog.NewTestWriter(t))
 	gw := httptest.NewServer(httpapi.NewHandler(httpapi.Deps{Log: log, Batches: svc,
-		Idempotency: httpapi.Idempotency{Store: st}}))
+		Idempotency: httpapi.Idempotency{Store: st}, Auth: o.auth}))
 	t.Cleanup(gw.Close)
 	return &env{sim: sim, simURL: srv.URL, gateway: gw}
 }

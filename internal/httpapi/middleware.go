@@ -44,6 +44,7 @@ func requestIDFrom(ctx context.Context) string {
 // outcome is what a handler tells the access log: the batch it worked on and the error
 // it answered with. Errors are logged once, here, at the edge.
 type outcome struct {
+	caller     string // the authenticated caller
 	batchID    string
 	err        error
 	stack      string // set when the request panicked
@@ -95,6 +96,9 @@ func logRequest(l zerolog.Logger, r *http.Request, sw *statusWriter, o *outcome,
 		ev = l.Error()
 	case status >= 400 || o.err != nil:
 		ev = l.Warn()
+	}
+	if o.caller != "" {
+		ev = ev.Str("callerName", o.caller)
 	}
 	if o.batchID != "" {
 		ev = ev.Str("batchId", o.batchID)

@@ -7,6 +7,10 @@
 //	@BasePath					/
 //	@tag.name					batches
 //	@tag.description			Concur payment batches
+//	@securityDefinitions.apikey	BearerAuth
+//	@in							header
+//	@name						Authorization
+//	@description				Send "Bearer <credential>": an API key minted with "gateway mint-key" (scopes batches:read, batches:close, batches:regenerate), or a JWT from the company identity provider when GATEWAY_JWKS_URL is set. In Swagger UI's Authorize dialog, type the word Bearer, a space, then the credential.
 package httpapi
 
 import (
@@ -17,6 +21,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/finplat/payment-batch-gateway/internal/auth"
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
@@ -26,25 +31,34 @@ type Deps struct {
 	Batches BatchService
 	// Idempotency handles the close's Idempotency-Key header.
 	Idempotency Idempotency
+	// Auth authenticates callers. nil means authentication is disabled (GATEWAY_AUTH=
+	// disabled): every request is the caller "anonymous" with every scope.
+	Auth *auth.Authenticator
+	// CORSOrigins are the browser origins allowed to call the API; none by default.
+	CORSOrigins []string
+	// RateLimit is the number of requests per minute each caller may make; 0 is no limit.
+	RateLimit int
 	// FileWriteTimeout is how long writing one chunk of a payment file to a caller may
 	// take before the download is abandoned. Zero means one minute.
 	FileWriteTimeout time.Duration
 }
 
-// maxRequestBody bounds request bodies. No endpoint takes one today.
-const maxRequestBody = 64 << 10
-
 // NewHandler returns the gateway's whole API surface.
 //
 // Middleware order, outermost first: request id (so every later line and answer carries
 // it), access log (request-scoped logger, one line per request, errors logged once),
-// recoverer (a panic becomes a 500 problem and still gets its access-log line), body limit.
+// recoverer (a panic becomes a 500 problem and still gets its access-log line), body
+// refusal, CORS (a preflight carries no credentials); then, for the API routes only,
+// authentication, the per-caller rate limit, and each route's scope.
 func NewHandler(d Deps) http.Handler {
 	if d.FileWriteTimeout <= 0 {
 		d.FileWriteTimeout = time.Minute
 	}
 	r := chi.NewRouter()
-	r.Use(requestID, accessLog(d.Log), recoverer, limitBody(maxRequestBody))
+	r.Use(requestID, accessLog(d.Log), recoverer, refuseBody)
+	if len(d.CORSOrigins) > 0 {
+		r.Use(corsFor(d.CORSOrigins))
+	}
 
 	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
 		writeProblem(w, req, batch.Errorf(codeRouteNotFound, "no route for %s %s", req.Method, req.URL.Path))
@@ -57,9 +71,17 @@ func NewHandler(d Deps) http.Handler {
 		writeProblem(w, req, batch.Errorf(codeMethodNotAllowed, "%s is not allowed here; allowed: %v", req.Method, allowed))
 	})
 
-	r.With(idempotent(d.Idempotency)).Post("/batches/{id}/close", handle(closeBatch(d.Batches)))
-	r.Get("/batches/{id}/closes", handle(batchCloses(d.Batches)))
-	r.Get("/batches/{id}/file", handle(batchFile(d.Batches, d.FileWriteTimeout)))
+	r.Group(func(r chi.Router) {
+		authenticate, require := callers(d.Auth)
+		r.Use(authenticate, noteCaller)
+		if d.RateLimit > 0 {
+			r.Use(rateLimit(d.RateLimit))
+		}
+		r.With(require(auth.ScopeBatchesClose), requireRegenerateScope, idempotent(d.Idempotency)).
+			Post("/batches/{id}/close", handle(closeBatch(d.Batches)))
+		r.With(require(auth.ScopeBatchesRead)).Get("/batches/{id}/closes", handle(batchCloses(d.Batches)))
+		r.With(require(auth.ScopeBatchesRead)).Get("/batches/{id}/file", handle(batchFile(d.Batches, d.FileWriteTimeout)))
+	})
 	r.Get("/problems/{code}", problemType)
 	r.Get("/healthz", healthz)
 	r.Head("/healthz", healthz)
@@ -79,8 +101,17 @@ func allowedMethods(r chi.Routes, path string) []string {
 	return slices.Clip(allowed)
 }
 
-func limitBody(n int64) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler { return http.MaxBytesHandler(next, n) }
+// refuseBody answers 413 to any request that carries a body: no endpoint takes one (deny
+// before allow), and a body nobody reads would still cost the server reading it.
+func refuseBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			w.Header().Set("Connection", "close") // do not read the rest of it
+			renderError(w, r, batch.Errorf(batch.CodeBodyNotAllowed, "this API takes no request body"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // healthz godoc
