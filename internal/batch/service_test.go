@@ -68,6 +68,7 @@ func newServiceCounting(t *testing.T, minInterval time.Duration) (*batch.Service
 	up, err := concur.New(concur.Config{
 		BaseURL: srv.URL, TokenURL: srv.URL + "/oauth2/v0/token",
 		ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh", Timeout: 2 * time.Second,
+		MaxAttempts: 1, // count the service's refreshes, not the client's retries of each
 	})
 	if err != nil {
 		t.Fatal(err)
