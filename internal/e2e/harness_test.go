@@ -45,7 +45,14 @@ func buildAndRun(m *testing.M) int {
 		}
 	}
 	binDir = dir
-	return m.Run()
+	code := m.Run()
+	scanned, leaks := audit.summary()
+	fmt.Fprintln(os.Stderr, scanned)
+	for _, l := range leaks {
+		fmt.Fprintln(os.Stderr, "LEAK:", l)
+		code = 1
+	}
+	return code
 }
 
 // proc is a started binary: its base URL and everything it logged.
@@ -88,6 +95,9 @@ func start(t *testing.T, name string, env map[string]string) *proc {
 	}
 	p := &proc{cmd: cmd, logs: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.logs
+	if name == "gateway" {
+		audit.watch(p.logs, env)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +173,7 @@ func mintKey(t *testing.T, name string, scopes ...string) (key, config string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	audit.add(key)
 	b, err := json.Marshal([]map[string]any{{"name": name, "sha256": hash, "scopes": scopes}})
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +209,8 @@ func startStack(t *testing.T, simEnv, gwEnv map[string]string) *stack {
 		senv[k] = v
 	}
 	sim := start(t, "concursim", senv)
+	// Runs after the gateways stopped, before the simulator does: every token it issued.
+	t.Cleanup(func() { audit.add(decode[simStats](t, do(t, "GET", sim.URL+"/_sim/stats", nil)).IssuedTokens...) })
 	key, keys := mintKey(t, "e2e-caller", "batches:read", "batches:close", "batches:regenerate")
 	genv := map[string]string{
 		"GATEWAY_API_KEYS":                keys,
