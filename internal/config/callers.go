@@ -55,7 +55,9 @@ func (l *loader) callers(c *Config) {
 			continue
 		}
 		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.User != nil {
+		// go-chi/cors reads any * as a wildcard: https://* would allow every site.
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.User != nil ||
+			strings.Contains(o, "*") {
 			l.fail("GATEWAY_CORS_ORIGINS: each origin must be like https://portal.example.com (no path, no *)")
 			continue
 		}

@@ -39,6 +39,8 @@ func TestLoadCallers(t *testing.T) {
 		{"jwt without issuer", map[string]string{"GATEWAY_AUTH": "", "GATEWAY_JWKS_URL": "https://idp.example.com/jwks"},
 			[]string{"GATEWAY_JWT_ISSUER and GATEWAY_JWT_AUDIENCE"}},
 		{"cors wildcard refused", map[string]string{"GATEWAY_CORS_ORIGINS": "*"}, []string{"GATEWAY_CORS_ORIGINS"}},
+		{"cors host wildcard refused", map[string]string{"GATEWAY_CORS_ORIGINS": "https://*"}, []string{"GATEWAY_CORS_ORIGINS"}},
+		{"cors subdomain wildcard refused", map[string]string{"GATEWAY_CORS_ORIGINS": "https://*.example.com"}, []string{"GATEWAY_CORS_ORIGINS"}},
 		{"cors with path refused", map[string]string{"GATEWAY_CORS_ORIGINS": "https://a.example.com/app"}, []string{"GATEWAY_CORS_ORIGINS"}},
 		{"bad rate limit", map[string]string{"GATEWAY_RATE_LIMIT": "-1"}, []string{"GATEWAY_RATE_LIMIT"}},
 	}

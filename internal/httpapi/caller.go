@@ -24,6 +24,16 @@ func callerName(ctx context.Context) string {
 	return anonymous
 }
 
+// callerID identifies the caller for what is kept per caller (idempotency keys, the rate
+// limit): its method and name, so an API key and a JWT that happen to share a name are
+// never one caller.
+func callerID(ctx context.Context) string {
+	if c, ok := auth.CallerFrom(ctx); ok {
+		return c.Method + ":" + c.Name
+	}
+	return anonymous
+}
+
 // renderError is how the auth and rate-limit middleware answer: a problem, with the error
 // noted for the access log.
 func renderError(w http.ResponseWriter, r *http.Request, err error) {
@@ -74,7 +84,7 @@ func requireRegenerateScope(next http.Handler) http.Handler {
 // rateLimit allows each caller perMinute requests per minute; beyond, 429 with Retry-After.
 func rateLimit(perMinute int) func(http.Handler) http.Handler {
 	return httprate.LimitBy(perMinute, time.Minute,
-		func(r *http.Request) (string, error) { return callerName(r.Context()), nil },
+		func(r *http.Request) (string, error) { return callerID(r.Context()), nil },
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			renderError(w, r, batch.Errorf(batch.CodeRateLimited,
 				"this caller is over its limit of %d requests per minute", perMinute))

@@ -49,7 +49,9 @@ func idempotencyKeyFrom(ctx context.Context) string {
 // with a key claims it (per caller); its answer is recorded when it is final, so the same
 // request with the same key gets it again, marked Idempotency-Replayed. An answer that
 // invites a retry (5xx, 429, close_in_progress) releases the key instead: the retry then
-// runs again through the domain's guards, which are what prevents a second close.
+// runs again through the domain's guards, which are what prevents a second close. A
+// regeneration (?regenerate=true) bypasses those guards, so its outcome-unknown answers
+// are final: its retry gets them again rather than regenerating the file a second time.
 func idempotent(cfg Idempotency) func(http.Handler) http.Handler {
 	if cfg.TTL <= 0 {
 		cfg.TTL = 24 * time.Hour
@@ -77,7 +79,7 @@ func idempotent(cfg Idempotency) func(http.Handler) http.Handler {
 			}
 			now := cfg.Now()
 			rec := store.Idempotency{
-				Caller: callerName(r.Context()), Key: key, Fingerprint: fingerprint(r),
+				Caller: callerID(r.Context()), Key: key, Fingerprint: fingerprint(r),
 				State: store.IdempotencyInProgress, RequestID: requestIDFrom(r.Context()),
 				LeaseUntil: now.Add(cfg.Lease), ExpiresAt: now.Add(cfg.TTL), CreatedAt: now,
 			}
@@ -119,12 +121,19 @@ func fingerprint(r *http.Request) string {
 }
 
 func serveClaimed(st IdempotencyStore, next http.Handler, w http.ResponseWriter, r *http.Request, rec store.Idempotency) error {
+	ctx := context.WithoutCancel(r.Context())
 	rw := &recordingWriter{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil { // free the key at once, rather than when its lease ends
+			_ = st.ReleaseIdempotencyKey(ctx, rec.Caller, rec.Key)
+			panic(p)
+		}
+	}()
 	next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), idemKeyCtx, rec.Key)))
 
-	ctx := context.WithoutCancel(r.Context())
 	var err error
-	if final(rw.status, batch.ErrorCode(outcomeFrom(r.Context()).err)) && !rw.overflow {
+	regenerate := r.URL.Query().Get("regenerate") == "true"
+	if final(rw.status, batch.ErrorCode(outcomeFrom(r.Context()).err), regenerate) && !rw.overflow {
 		rec.State, rec.Status, rec.Body = store.IdempotencyDone, rw.status, rw.body.Bytes()
 		rec.ContentType, rec.RetryAfter = w.Header().Get("Content-Type"), w.Header().Get("Retry-After")
 		err = st.CompleteIdempotencyKey(ctx, rec)
@@ -138,12 +147,21 @@ func serveClaimed(st IdempotencyStore, next http.Handler, w http.ResponseWriter,
 	return nil
 }
 
-// final reports whether an answer is the request's definitive one.
-func final(status int, code batch.Code) bool {
+// final reports whether an answer is the request's definitive one. Answers that invite a
+// retry are not, unless the request was a regeneration whose close may have reached
+// Concur: nothing would stop its retry from regenerating the file again.
+func final(status int, code batch.Code, regenerate bool) bool {
+	if regenerate {
+		switch code {
+		case batch.CodeUpstreamTimeout, batch.CodeUpstreamUnreachable, batch.CodeUpstreamBadResponse:
+			return true
+		}
+	}
 	switch {
 	case status == 0, status >= 500, status == http.StatusTooManyRequests:
 		return false
-	case code == batch.CodeCloseInProgress, code == batch.CodeIdemKeyInUse, code == batch.CodeStoreUnavailable:
+	case code == batch.CodeCloseInProgress, code == batch.CodeIdemKeyInUse, code == batch.CodeStoreUnavailable,
+		code == batch.CodeBatchNotClosable: // Concur says: try again later
 		return false
 	}
 	return true
