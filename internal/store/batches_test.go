@@ -34,6 +34,15 @@ func testUpsertBatches(t *testing.T, h *harness) {
 		}
 	}
 
+	// Concur never reopens a batch: a stale OPEN list (read before another replica saw the
+	// batch CLOSED) must not downgrade it, or the next plain close would regenerate its file.
+	c3 := batch("C", 3)
+	c3.Status = store.StatusOpen
+	mustUpsert(t, s, at(90*time.Minute), c3)
+	if got := mustGetBatch(t, s, "C"); got.Status != store.StatusClosed || got.URL != c3.URL {
+		t.Errorf("a stale OPEN entry after CLOSED: Status = %q URL = %q, want CLOSED and the newest URL", got.Status, got.URL)
+	}
+
 	// A status is never cleared by an unknown one, even on a new batch.
 	d := batch("D", 1)
 	d.Status = ""
