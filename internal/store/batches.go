@@ -98,7 +98,7 @@ func upsertBatchesSQL(n int) string {
 		url = excluded.url, name = excluded.name, total = excluded.total,
 		currency = excluded.currency, batch_count = excluded.batch_count,
 		batch_type = excluded.batch_type, payment_method = excluded.payment_method,
-		status = CASE WHEN excluded.status = '' THEN batches.status ELSE excluded.status END,
+		status = CASE WHEN excluded.status = '' OR batches.status = 'CLOSED' THEN batches.status ELSE excluded.status END,
 		last_seen = excluded.last_seen`)
 	return b.String()
 }

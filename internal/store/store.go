@@ -138,7 +138,9 @@ type Idempotency struct {
 // many goroutines and, for PostgreSQL, by many processes (replicas).
 type Store interface {
 	// UpsertBatches inserts or updates batches, all in one transaction: every field is
-	// overwritten except FirstSeen (kept) and Status (kept when the new one is "");
+	// overwritten except FirstSeen (kept) and Status (kept when the new one is "", and
+	// CLOSED never goes back to OPEN: Concur does not reopen batches, so an OPEN entry
+	// after CLOSED is a stale list);
 	// LastSeen is set to seenAt. Batches missing from the slice are left as they are.
 	UpsertBatches(ctx context.Context, batches []Batch, seenAt time.Time) error
 	// GetBatch returns the batch or ErrNotFound.
