@@ -5,7 +5,7 @@ package api
 // CloseResponse is the answer to POST /batches/{id}/close.
 type CloseResponse struct {
 	// BatchID is the plain Concur BatchID that was closed.
-	BatchID string `json:"batchId" example:"6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"`
+	BatchID string `json:"batchId" example:"6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13" validate:"required"`
 	// BatchStatus is Concur's BatchStatus, passed through (documented value: CLOSED).
 	BatchStatus string `json:"batchStatus" example:"CLOSED"`
 	// Status is Concur's status of the close request, passed through (documented value: SUCCESS).
@@ -58,17 +58,17 @@ type CloseAttemptList struct {
 // Problem is an RFC 9457 problem detail, served as application/problem+json.
 type Problem struct {
 	// Type identifies the kind of problem; it ends in the Code.
-	Type string `json:"type" example:"/problems/batch_not_found"`
+	Type string `json:"type" example:"/problems/batch_not_found" validate:"required"`
 	// Title is a short, fixed summary of the kind of problem.
-	Title string `json:"title" example:"Batch not found"`
+	Title string `json:"title" example:"Batch not found" validate:"required"`
 	// Status is the HTTP status code.
-	Status int `json:"status" example:"404"`
+	Status int `json:"status" example:"404" validate:"required"`
 	// Detail explains this occurrence.
 	Detail string `json:"detail,omitempty" example:"batch 42 is not in Concur's batch list"`
 	// Instance is the path of the request that failed.
 	Instance string `json:"instance,omitempty" example:"/batches/42/close"`
 	// Code is stable and snake_case: program against it.
-	Code string `json:"code" example:"batch_not_found"`
+	Code string `json:"code" example:"batch_not_found" validate:"required"`
 	// RequestID is the request's id, also sent as the X-Request-ID header.
 	RequestID string `json:"requestId,omitempty" example:"d4jb7ksa3fmq2elr0h5pcgvtn8"`
 	// Upstream is what Concur answered, when the problem comes from Concur.

@@ -15,6 +15,301 @@ const docTemplate = `{
     "host": "{{.Host}}",
     "basePath": "{{.BasePath}}",
     "paths": {
+        "/batches": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "The batches the gateway knows from Concur's OPEN and CLOSED lists, in ascending byte order of the BatchID, a page at a time. Batches that left both lists stay listed with their last known status (their ` + "`" + `lastSeenAt` + "`" + ` lies before ` + "`" + `asOf` + "`" + `). Concur's encrypted Batch-URL is never shown.\n\n**Filters** match exactly; ` + "`" + `status` + "`" + ` and ` + "`" + `currency` + "`" + ` in any case. **Pages**: ` + "`" + `limit` + "`" + ` (1-500, default 50); pass ` + "`" + `nextCursor` + "`" + ` back as ` + "`" + `cursor` + "`" + ` with the same filters for the next page (another filter set is 400 ` + "`" + `invalid_cursor` + "`" + `); ` + "`" + `nextCursor` + "`" + ` is absent on the last page. Keyset pagination on the BatchID: pages neither repeat nor skip a batch that exists throughout.\n\n**Freshness.** The list is refreshed from Concur first when the gateway's copy is older than GATEWAY_BATCH_LIST_MIN_INTERVAL (concurrent requests share one refresh). When Concur's list cannot be read, the answer is the gateway's copy with ` + "`" + `stale: true` + "`" + `, ` + "`" + `staleCode` + "`" + ` (e.g. ` + "`" + `upstream_unavailable` + "`" + `) and ` + "`" + `asOf` + "`" + `, when the copy was last complete.",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "batches"
+                ],
+                "summary": "List payment batches",
+                "parameters": [
+                    {
+                        "enum": [
+                            "OPEN",
+                            "CLOSED"
+                        ],
+                        "type": "string",
+                        "description": "OPEN or CLOSED (any case)",
+                        "name": "status",
+                        "in": "query"
+                    },
+                    {
+                        "maxLength": 3,
+                        "minLength": 3,
+                        "type": "string",
+                        "description": "ISO 4217 code: three letters (any case)",
+                        "name": "currency",
+                        "in": "query"
+                    },
+                    {
+                        "maxLength": 128,
+                        "type": "string",
+                        "description": "Concur's payment method, exactly as Concur spells it",
+                        "name": "paymentMethod",
+                        "in": "query"
+                    },
+                    {
+                        "enum": [
+                            "Employee",
+                            "Card Program"
+                        ],
+                        "type": "string",
+                        "description": "Concur's batch type",
+                        "name": "type",
+                        "in": "query"
+                    },
+                    {
+                        "maximum": 500,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 50,
+                        "description": "Page size (1-500, default 50)",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "nextCursor of the previous page, with the same filters",
+                        "name": "cursor",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.BatchList"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request (unknown, repeated or empty parameter; bad filter or limit), invalid_cursor",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized (with WWW-Authenticate)",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: needs batches:read",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
+                    "413": {
+                        "description": "request_body_not_allowed",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (with Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "store_unavailable (with Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/batches/{id}": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "One batch as the gateway knows it from Concur's batch lists (never its encrypted Batch-URL), with its latest close attempt through the gateway (` + "`" + `lastClose` + "`" + `, whatever its outcome) when there is one.\n\nFreshness as for ` + "`" + `GET /batches` + "`" + `: the lists are refreshed first when the gateway's copy is older than GATEWAY_BATCH_LIST_MIN_INTERVAL, and the gateway's copy is served with ` + "`" + `stale: true` + "`" + ` when Concur cannot be read. An id the gateway does not know is 404 ` + "`" + `batch_not_found` + "`" + ` after a successful refresh; while Concur's list cannot be read, it is that failure (e.g. 503 ` + "`" + `upstream_unavailable` + "`" + `).",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "batches"
+                ],
+                "summary": "Get a payment batch",
+                "parameters": [
+                    {
+                        "maxLength": 64,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "Concur BatchID: 1-64 characters of A-Z a-z 0-9 _ -",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.BatchDetail"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_batch_id, invalid_request",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized (with WWW-Authenticate)",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: needs batches:read",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
+                    "404": {
+                        "description": "batch_not_found",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "request_body_not_allowed",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
+                    "429": {
+                        "description": "rate_limited (this caller), upstream_rate_limited (Concur); with Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "502": {
+                        "description": "upstream_auth_failed, upstream_bad_response, upstream_unreachable, upstream_rejected (an unknown id while Concur's list cannot be read)",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "upstream_unavailable, store_unavailable (with Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "504": {
+                        "description": "upstream_timeout",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
         "/batches/{id}/close": {
             "post": {
                 "security": [
@@ -585,6 +880,178 @@ const docTemplate = `{
         }
     },
     "definitions": {
+        "api.Batch": {
+            "type": "object",
+            "properties": {
+                "batchId": {
+                    "description": "BatchID is the plain Concur BatchID.",
+                    "type": "string",
+                    "example": "6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"
+                },
+                "count": {
+                    "description": "Count is the number of reports in the batch (0 if Concur sent no integer).",
+                    "type": "integer",
+                    "example": 7
+                },
+                "currency": {
+                    "description": "Currency is the ISO 4217 code of Total.",
+                    "type": "string",
+                    "example": "USD"
+                },
+                "firstSeenAt": {
+                    "description": "FirstSeenAt is when a batch list first held the batch (RFC 3339).",
+                    "type": "string",
+                    "example": "2026-11-20T08:00:00Z"
+                },
+                "lastSeenAt": {
+                    "description": "LastSeenAt is when a batch list last held the batch (RFC 3339).",
+                    "type": "string",
+                    "example": "2026-11-24T09:59:58Z"
+                },
+                "name": {
+                    "description": "Name is Concur's BatchName.",
+                    "type": "string",
+                    "example": "Employee Reimbursements USD - Week 47"
+                },
+                "paymentMethod": {
+                    "description": "PaymentMethod is Concur's payment method, as Concur spells it.",
+                    "type": "string",
+                    "example": "Expense Pay by SAP Concur"
+                },
+                "status": {
+                    "description": "Status is OPEN or CLOSED: which of Concur's lists held the batch when the gateway last\nsaw it, or CLOSED once the gateway closed it. A batch that left both lists keeps its\nlast known status; its LastSeenAt then lies before the answer's AsOf.",
+                    "type": "string",
+                    "enum": [
+                        "OPEN",
+                        "CLOSED"
+                    ],
+                    "example": "OPEN"
+                },
+                "total": {
+                    "description": "Total is Concur's BatchTotal, a decimal as Concur sent it (a string, so no float\nrounding touches money).",
+                    "type": "string",
+                    "example": "1289.40"
+                },
+                "type": {
+                    "description": "Type is Concur's batch type: Employee or Card Program.",
+                    "type": "string",
+                    "example": "Employee"
+                }
+            }
+        },
+        "api.BatchDetail": {
+            "type": "object",
+            "properties": {
+                "asOf": {
+                    "description": "AsOf is when the gateway last read Concur's OPEN and CLOSED lists completely (RFC\n3339): the answer reflects Concur as of then, or later. Absent when the gateway has\nnot read them since it started.",
+                    "type": "string",
+                    "example": "2026-11-24T10:00:00Z"
+                },
+                "batchId": {
+                    "description": "BatchID is the plain Concur BatchID.",
+                    "type": "string",
+                    "example": "6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"
+                },
+                "count": {
+                    "description": "Count is the number of reports in the batch (0 if Concur sent no integer).",
+                    "type": "integer",
+                    "example": 7
+                },
+                "currency": {
+                    "description": "Currency is the ISO 4217 code of Total.",
+                    "type": "string",
+                    "example": "USD"
+                },
+                "firstSeenAt": {
+                    "description": "FirstSeenAt is when a batch list first held the batch (RFC 3339).",
+                    "type": "string",
+                    "example": "2026-11-20T08:00:00Z"
+                },
+                "lastClose": {
+                    "description": "LastClose is the latest attempt to close the batch through the gateway, whatever its\noutcome; absent when there was none. GET /batches/{id}/closes has them all.",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/api.CloseAttempt"
+                        }
+                    ]
+                },
+                "lastSeenAt": {
+                    "description": "LastSeenAt is when a batch list last held the batch (RFC 3339).",
+                    "type": "string",
+                    "example": "2026-11-24T09:59:58Z"
+                },
+                "name": {
+                    "description": "Name is Concur's BatchName.",
+                    "type": "string",
+                    "example": "Employee Reimbursements USD - Week 47"
+                },
+                "paymentMethod": {
+                    "description": "PaymentMethod is Concur's payment method, as Concur spells it.",
+                    "type": "string",
+                    "example": "Expense Pay by SAP Concur"
+                },
+                "stale": {
+                    "description": "Stale is true when the gateway's latest attempt to read Concur's lists failed: the\nanswer is what the gateway held, as of AsOf at best.",
+                    "type": "boolean",
+                    "example": false
+                },
+                "staleCode": {
+                    "description": "StaleCode is the problem code of that failure, e.g. upstream_unavailable; absent when\nnot stale.",
+                    "type": "string",
+                    "example": "upstream_unavailable"
+                },
+                "status": {
+                    "description": "Status is OPEN or CLOSED: which of Concur's lists held the batch when the gateway last\nsaw it, or CLOSED once the gateway closed it. A batch that left both lists keeps its\nlast known status; its LastSeenAt then lies before the answer's AsOf.",
+                    "type": "string",
+                    "enum": [
+                        "OPEN",
+                        "CLOSED"
+                    ],
+                    "example": "OPEN"
+                },
+                "total": {
+                    "description": "Total is Concur's BatchTotal, a decimal as Concur sent it (a string, so no float\nrounding touches money).",
+                    "type": "string",
+                    "example": "1289.40"
+                },
+                "type": {
+                    "description": "Type is Concur's batch type: Employee or Card Program.",
+                    "type": "string",
+                    "example": "Employee"
+                }
+            }
+        },
+        "api.BatchList": {
+            "type": "object",
+            "properties": {
+                "asOf": {
+                    "description": "AsOf is when the gateway last read Concur's OPEN and CLOSED lists completely (RFC\n3339): the answer reflects Concur as of then, or later. Absent when the gateway has\nnot read them since it started.",
+                    "type": "string",
+                    "example": "2026-11-24T10:00:00Z"
+                },
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/api.Batch"
+                    }
+                },
+                "nextCursor": {
+                    "description": "NextCursor continues the list: pass it as ?cursor= with the same filters. Absent on\nthe last page.",
+                    "type": "string",
+                    "example": "AUgZBrkF85ILYjdlMmQ0ZjAtOWMxYS00YTNlLThmNmQtMmU1YzdhOWIxZDA0"
+                },
+                "stale": {
+                    "description": "Stale is true when the gateway's latest attempt to read Concur's lists failed: the\nanswer is what the gateway held, as of AsOf at best.",
+                    "type": "boolean",
+                    "example": false
+                },
+                "staleCode": {
+                    "description": "StaleCode is the problem code of that failure, e.g. upstream_unavailable; absent when\nnot stale.",
+                    "type": "string",
+                    "example": "upstream_unavailable"
+                }
+            }
+        },
         "api.CloseAttempt": {
             "type": "object",
             "properties": {
@@ -671,6 +1138,9 @@ const docTemplate = `{
         },
         "api.CloseResponse": {
             "type": "object",
+            "required": [
+                "batchId"
+            ],
             "properties": {
                 "batchId": {
                     "description": "BatchID is the plain Concur BatchID that was closed.",
@@ -711,6 +1181,12 @@ const docTemplate = `{
         },
         "api.Problem": {
             "type": "object",
+            "required": [
+                "code",
+                "status",
+                "title",
+                "type"
+            ],
             "properties": {
                 "code": {
                     "description": "Code is stable and snake_case: program against it.",

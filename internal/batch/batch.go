@@ -1,7 +1,8 @@
 // Package batch is the gateway's domain: what a Concur payment batch is, what closing one
 // yields, the error vocabulary every layer speaks, and the service that closes a batch by
-// its plain BatchID. It depends on nothing else of ours: the Concur client implements
-// [Upstream], and the HTTP layer calls [Service].
+// its plain BatchID and lists the batches the gateway knows. It depends on nothing else of
+// ours but the store: the Concur client implements [Upstream], and the HTTP layer calls
+// [Service].
 package batch
 
 import (

@@ -12,9 +12,10 @@ import (
 )
 
 // directory maps plain BatchIDs to the batches the store keeps (and so to their encrypted
-// Batch-URLs), refreshing them from Concur's batch list on a miss. Concurrent refreshes
-// share one fetch, and refreshes caused by misses start at most once per minInterval, so
-// a flood of unknown ids costs Concur at most one refresh per interval.
+// Batch-URLs), refreshing them from Concur's batch list on a miss, and keeps them fresh
+// enough for reads (current). Concurrent refreshes share one fetch, and refreshes caused
+// by misses or reads start at most once per minInterval, so a flood of unknown ids or of
+// list requests costs Concur at most one refresh per interval.
 //
 // A refresh reads the OPEN and the CLOSED lists, because a batch-list entry carries no
 // status: which list holds a batch is the only way to learn whether it is closed.
@@ -29,6 +30,33 @@ type directory struct {
 	mu        sync.Mutex
 	lastFetch time.Time // when the last fetch started; zero before the first
 	lastErr   error     // how the last fetch ended
+	lastOK    time.Time // when the last fetch that read both lists completely started
+}
+
+// Freshness says how current an answer read from the store is.
+type Freshness struct {
+	// AsOf is when the last refresh of this process that read Concur's OPEN and CLOSED
+	// lists completely started: every batch in those lists was stored as of then. Zero
+	// when no refresh has succeeded since the process started.
+	AsOf time.Time
+	// Stale is why the answer may be out of date: the error (an *Error) of the latest
+	// batch-list refresh, which failed; nil when it succeeded. The answer is then what the
+	// store held, as of AsOf at best.
+	Stale error
+}
+
+// current brings the stored batches reasonably up to date for a read: it refreshes
+// unless a fetch started less than minInterval ago (joining one that runs), and says how
+// fresh the store is. A failed refresh is not an error here but Freshness.Stale: the
+// caller decides whether what the store holds will do. The only error is ctx's.
+func (d *directory) current(ctx context.Context) (Freshness, error) {
+	err := d.refresh(ctx, time.Time{})
+	if cerr := ctx.Err(); cerr != nil {
+		return Freshness{}, cerr
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return Freshness{AsOf: d.lastOK, Stale: err}, nil
 }
 
 // lookup returns the stored batch, refreshing the list once on a miss.
@@ -97,6 +125,9 @@ func (d *directory) fetch(ctx context.Context, force bool) (any, error) {
 	err := firstError(errs)
 	d.mu.Lock()
 	d.lastErr = err
+	if err == nil {
+		d.lastOK = started
+	}
 	d.mu.Unlock()
 	return started, err
 }

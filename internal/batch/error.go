@@ -28,6 +28,7 @@ const (
 	CodeBatchAlreadyClosed  Code = "batch_already_closed"     // the gateway knows the batch is closed; closing again needs ?regenerate=true
 	CodeCloseInProgress     Code = "close_in_progress"        // another close of the batch is running (in any replica)
 	CodeInvalidRequest      Code = "invalid_request"          // a query parameter or header is malformed
+	CodeInvalidCursor       Code = "invalid_cursor"           // a list cursor is malformed, or was made for other filters
 	CodeBodyNotAllowed      Code = "request_body_not_allowed" // no endpoint takes a request body
 	CodeInvalidIdemKey      Code = "invalid_idempotency_key"
 	CodeIdemKeyMismatch     Code = "idempotency_key_mismatch" // the key was used for a different request

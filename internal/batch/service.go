@@ -14,6 +14,7 @@ import (
 type Store interface {
 	UpsertBatches(ctx context.Context, batches []store.Batch, seenAt time.Time) error
 	GetBatch(ctx context.Context, id string) (store.Batch, error)
+	ListBatches(ctx context.Context, q store.BatchQuery) ([]store.Batch, error)
 	BeginClose(ctx context.Context, c store.Close) (store.Begun, error)
 	FinishClose(ctx context.Context, c store.Close) error
 	RecordClose(ctx context.Context, c store.Close) (store.Close, error)
@@ -22,8 +23,9 @@ type Store interface {
 
 // Options tunes a Service.
 type Options struct {
-	// BatchListMinInterval is the least time between two batch-list fetches caused by
-	// unknown ids. Zero means no bound (tests only).
+	// BatchListMinInterval is the least time between two batch-list fetches, whether
+	// caused by unknown ids or by reads (List, Get) wanting fresh data. Zero means no bound
+	// (tests only).
 	BatchListMinInterval time.Duration
 	// CloseLease is how long a close holds its batch's lease: longer than the longest
 	// close can legitimately take. After it, a close that never finished (its process

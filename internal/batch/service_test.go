@@ -52,6 +52,21 @@ func newService(t *testing.T, minInterval time.Duration) (*batch.Service, *concu
 // including those the simulator answers with an injected fault.
 func newServiceCounting(t *testing.T, minInterval time.Duration) (*batch.Service, *concursim.Sim, *clock, *atomic.Int32) {
 	t.Helper()
+	e := newTestEnv(t, minInterval)
+	return e.svc, e.sim, e.clk, e.listHits
+}
+
+// testEnv is a Service on a simulated Concur, and what tests look at or reach around it.
+type testEnv struct {
+	svc      *batch.Service
+	sim      *concursim.Sim
+	clk      *clock
+	listHits *atomic.Int32 // batch-list requests that reached the wire, faulted ones included
+	st       store.Store   // the Service's store
+}
+
+func newTestEnv(t *testing.T, minInterval time.Duration) testEnv {
+	t.Helper()
 	sim, err := concursim.New(concursim.Options{ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh"})
 	if err != nil {
 		t.Fatal(err)
@@ -74,8 +89,9 @@ func newServiceCounting(t *testing.T, minInterval time.Duration) (*batch.Service
 		t.Fatal(err)
 	}
 	clk := &clock{now: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
-	svc := batch.NewService(up, openStore(t), batch.Options{BatchListMinInterval: minInterval, Now: clk.Now})
-	return svc, sim, clk, &listHits
+	st := openStore(t)
+	svc := batch.NewService(up, st, batch.Options{BatchListMinInterval: minInterval, Now: clk.Now})
+	return testEnv{svc: svc, sim: sim, clk: clk, listHits: &listHits, st: st}
 }
 
 // openStore opens a fresh SQLite store, the embedded default.

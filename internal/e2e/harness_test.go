@@ -52,6 +52,12 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "LEAK:", l)
 		code = 1
 	}
+	checked, violations := specSummary()
+	fmt.Fprintln(os.Stderr, checked)
+	for _, v := range violations {
+		fmt.Fprintln(os.Stderr, "SPEC:", v)
+		code = 1
+	}
 	return code
 }
 
@@ -264,7 +270,7 @@ type response struct {
 	Body   []byte
 }
 
-var client = &http.Client{Timeout: 60 * time.Second}
+var client = &http.Client{Timeout: 60 * time.Second, Transport: &specChecked{base: http.DefaultTransport}}
 
 func do(t *testing.T, method, url string, header map[string]string) response {
 	t.Helper()

@@ -21,6 +21,8 @@ type BatchService interface {
 	Close(ctx context.Context, req batch.CloseRequest) (batch.CloseResult, error)
 	Closes(ctx context.Context, id string, limit int) ([]batch.Attempt, error)
 	File(ctx context.Context, id string) (*batch.File, error)
+	List(ctx context.Context, req batch.ListRequest) (batch.Page, error)
+	Get(ctx context.Context, id string) (batch.Detail, error)
 }
 
 // batchID reads and validates the {id} path parameter and notes it for the access log.
@@ -168,18 +170,23 @@ func batchCloses(svc BatchService) handlerFunc {
 		}
 		out := api.CloseAttemptList{Items: make([]api.CloseAttempt, len(list))}
 		for i, a := range list {
-			out.Items[i] = api.CloseAttempt{
-				ID: a.ID, Caller: a.Caller, RequestID: a.RequestID, IdempotencyKey: a.IdempotencyKey,
-				Regenerate: a.Regenerate, StartedAt: timeString(a.StartedAt), EndedAt: timeString(a.EndedAt),
-				Outcome: a.Outcome, UpstreamStatus: a.UpstreamStatus, Code: a.Code, Detail: a.Detail,
-			}
-			if a.Outcome == "closed" {
-				res := closeResponse(id, a.Result)
-				out.Items[i].Result = &res
-			}
+			out.Items[i] = closeAttempt(id, a)
 		}
 		return writeJSON(w, http.StatusOK, out)
 	}
+}
+
+func closeAttempt(id string, a batch.Attempt) api.CloseAttempt {
+	out := api.CloseAttempt{
+		ID: a.ID, Caller: a.Caller, RequestID: a.RequestID, IdempotencyKey: a.IdempotencyKey,
+		Regenerate: a.Regenerate, StartedAt: timeString(a.StartedAt), EndedAt: timeString(a.EndedAt),
+		Outcome: a.Outcome, UpstreamStatus: a.UpstreamStatus, Code: a.Code, Detail: a.Detail,
+	}
+	if a.Outcome == "closed" {
+		res := closeResponse(id, a.Result)
+		out.Result = &res
+	}
+	return out
 }
 
 // limitParam reads ?limit (the only parameter allowed).

@@ -64,6 +64,7 @@ var problemKinds = map[batch.Code]problemKind{
 	batch.CodeBatchAlreadyClosed:  {http.StatusConflict, "Batch already closed"},
 	batch.CodeCloseInProgress:     {http.StatusConflict, "A close of this batch is in progress"},
 	batch.CodeInvalidRequest:      {http.StatusBadRequest, "Invalid request"},
+	batch.CodeInvalidCursor:       {http.StatusBadRequest, "Invalid list cursor"},
 	batch.CodeBodyNotAllowed:      {http.StatusRequestEntityTooLarge, "Request body not allowed"},
 	batch.CodeInvalidIdemKey:      {http.StatusBadRequest, "Invalid Idempotency-Key"},
 	batch.CodeIdemKeyMismatch:     {http.StatusUnprocessableEntity, "Idempotency-Key reused for another request"},

@@ -38,6 +38,7 @@ func TestProblemTable(t *testing.T) {
 		{batch.CodeBatchAlreadyClosed, 409, ""},
 		{batch.CodeCloseInProgress, 409, ""},
 		{batch.CodeInvalidRequest, 400, ""},
+		{batch.CodeInvalidCursor, 400, ""},
 		{batch.CodeInvalidIdemKey, 400, ""},
 		{batch.CodeBodyNotAllowed, 413, ""},
 		{batch.CodeIdemKeyMismatch, 422, ""},

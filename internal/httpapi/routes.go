@@ -79,12 +79,15 @@ func NewHandler(d Deps) http.Handler {
 		}
 		r.With(require(auth.ScopeBatchesClose), requireRegenerateScope, idempotent(d.Idempotency)).
 			Post("/batches/{id}/close", handle(closeBatch(d.Batches)))
+		r.With(require(auth.ScopeBatchesRead)).Get("/batches", handle(listBatches(d.Batches)))
+		r.With(require(auth.ScopeBatchesRead)).Get("/batches/{id}", handle(getBatch(d.Batches)))
 		r.With(require(auth.ScopeBatchesRead)).Get("/batches/{id}/closes", handle(batchCloses(d.Batches)))
 		r.With(require(auth.ScopeBatchesRead)).Get("/batches/{id}/file", handle(batchFile(d.Batches, d.FileWriteTimeout)))
 	})
 	r.Get("/problems/{code}", problemType)
 	r.Get("/healthz", healthz)
 	r.Head("/healthz", healthz)
+	r.Get("/openapi.json", openAPI3)
 	r.Get("/swagger", http.RedirectHandler("/swagger/index.html", http.StatusMovedPermanently).ServeHTTP)
 	r.Get("/swagger/*", swaggerUI())
 	return r

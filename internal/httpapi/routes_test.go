@@ -26,6 +26,8 @@ type panicky struct{}
 func (panicky) Close(context.Context, batch.CloseRequest) (batch.CloseResult, error) { panic("boom") }
 func (panicky) Closes(context.Context, string, int) ([]batch.Attempt, error)         { panic("boom") }
 func (panicky) File(context.Context, string) (*batch.File, error)                    { panic("boom") }
+func (panicky) List(context.Context, batch.ListRequest) (batch.Page, error)          { panic("boom") }
+func (panicky) Get(context.Context, string) (batch.Detail, error)                    { panic("boom") }
 
 // syncBuffer is a log sink safe for parallel requests.
 type syncBuffer struct {
@@ -67,6 +69,9 @@ func TestRoutingProblems(t *testing.T) {
 		{"unknown route", "GET", "/nope", 404, "route_not_found", ""},
 		{"wrong method on close", "GET", "/batches/abc/close", 405, "method_not_allowed", "POST"},
 		{"wrong method on file", "DELETE", "/batches/abc/file", 405, "method_not_allowed", "GET"},
+		{"wrong method on list", "POST", "/batches", 405, "method_not_allowed", "GET"},
+		{"wrong method on batch", "DELETE", "/batches/abc", 405, "method_not_allowed", "GET"},
+		{"invalid id on get", "GET", "/batches/a.b", 400, "invalid_batch_id", ""},
 		{"invalid id", "POST", "/batches/a.b/close", 400, "invalid_batch_id", ""},
 		{"encoded slash", "POST", "/batches/a%2Fb/close", 400, "invalid_batch_id", ""},
 		{"dot dot", "POST", "/batches/../close", 400, "invalid_batch_id", ""},

@@ -22,6 +22,11 @@ type dialect struct {
 	// forUpdate is appended to the SELECT that takes the credentials lock: a row lock in
 	// PostgreSQL; SQLite needs none, every write transaction holds the database's lock.
 	forUpdate string
+	// byteOrder is appended to the batch id where batches are ordered or compared for
+	// ListBatches, so that both dialects order them by bytes (Go's strings.Compare): SQLite's
+	// TEXT compares bytes already (BINARY), PostgreSQL's follows the database's locale
+	// unless told COLLATE "C". Migration 2 indexes id with this collation.
+	byteOrder string
 	// isUnique reports a unique-constraint violation.
 	isUnique func(error) bool
 	// writeSem, when set, serialises this process's write transactions before they take

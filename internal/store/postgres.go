@@ -40,6 +40,7 @@ func openPostgres(ctx context.Context, cfg Config, box *secretbox.Box) (Store, e
 		name:      "PostgreSQL",
 		numbered:  true,
 		forUpdate: " FOR UPDATE",
+		byteOrder: ` COLLATE "C"`,
 		isUnique:  pgIsUnique,
 	}}
 	if err := s.ping(ctx); err != nil {

@@ -112,3 +112,22 @@ func TestPostgresNoSchema(t *testing.T) {
 		t.Log(err)
 	}
 }
+
+// TestPostgresListOrderUnderLocaleCollation: the list's order and its keyset pages do not
+// depend on the database's collation. The test database's default (C.UTF-8) already sorts
+// by bytes, so the batch id is given a locale collation (ICU English, which sorts case- and
+// punctuation-insensitively first), as a database created with en_US would have.
+func TestPostgresListOrderUnderLocaleCollation(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, postgresBackend)
+	h.open(t) // migrates
+	raw := h.raw(t)
+	var n int
+	if err := raw.QueryRowContext(t.Context(), "SELECT count(*) FROM pg_collation WHERE collname = 'en-x-icu'").Scan(&n); err != nil || n == 0 {
+		t.Skipf("no ICU collation en-x-icu in this PostgreSQL (%v)", err)
+	}
+	if _, err := raw.ExecContext(t.Context(), `ALTER TABLE batches ALTER COLUMN id TYPE TEXT COLLATE "en-x-icu"`); err != nil {
+		t.Fatalf("giving batches.id a locale collation: %v", err)
+	}
+	testListBatchesOrder(t, h)
+}

@@ -48,6 +48,22 @@ type Batch struct {
 	LastSeen      time.Time // the last time a batch list held it
 }
 
+// BatchQuery selects stored batches for ListBatches. Empty filters match every batch;
+// set ones must match exactly.
+type BatchQuery struct {
+	Status        string // StatusOpen or StatusClosed
+	Currency      string
+	PaymentMethod string
+	Type          string
+	// After is the keyset cursor: only batches whose ID sorts after it (byte order) are
+	// returned. "" starts at the beginning.
+	After string
+	Limit int
+}
+
+// MaxListBatches caps ListBatches's limit.
+const MaxListBatches = 1000
+
 // Outcome is how a close attempt ended.
 type Outcome string
 
@@ -145,6 +161,11 @@ type Store interface {
 	UpsertBatches(ctx context.Context, batches []Batch, seenAt time.Time) error
 	// GetBatch returns the batch or ErrNotFound.
 	GetBatch(ctx context.Context, id string) (Batch, error)
+	// ListBatches returns the stored batches that match q, in ascending byte order of their
+	// ID (the same order on every dialect: Go's strings.Compare), after q.After, at most
+	// q.Limit (which must be positive; it is capped at MaxListBatches). Batches that left
+	// Concur's lists are still stored, and so listed, with their last known status.
+	ListBatches(ctx context.Context, q BatchQuery) ([]Batch, error)
 
 	// BeginClose records c as in progress, holding the batch's close lease until
 	// c.LeaseUntil, unless another attempt of the batch is in progress with an unexpired
