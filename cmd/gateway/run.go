@@ -79,7 +79,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("GATEWAY_IDEMPOTENCY_TTL (%v) must outlast the longest close (%v, from CONCUR_TIMEOUT): "+
 			"a key must not expire while its close runs", cfg.IdempotencyTTL, lease)
 	}
-	svc := batch.NewService(up, st, batch.Options{BatchListMinInterval: cfg.BatchListMinInterval, CloseLease: lease})
+	svc := batch.NewService(up, st, batch.Options{
+		BatchListMinInterval: cfg.BatchListMinInterval, CloseLease: lease, SettleDelay: cfg.ConcurTimeout,
+	})
 	bgCtx, stopBackground := context.WithCancel(ctx) // background work ends with run
 	defer stopBackground()
 	go purgeIdempotencyKeys(bgCtx, st, log)

@@ -27,6 +27,7 @@ const (
 	CodeUpstreamRejected    Code = "upstream_rejected"        // any other 4xx from Concur (e.g. 400 request limit)
 	CodeBatchAlreadyClosed  Code = "batch_already_closed"     // the gateway knows the batch is closed; closing again needs ?regenerate=true
 	CodeCloseInProgress     Code = "close_in_progress"        // another close of the batch is running (in any replica)
+	CodeCloseOutcomeUnknown Code = "close_outcome_unknown"    // an earlier close may still be taking effect in Concur
 	CodeInvalidRequest      Code = "invalid_request"          // a query parameter or header is malformed
 	CodeInvalidCursor       Code = "invalid_cursor"           // a list cursor is malformed, or was made for other filters
 	CodeBodyNotAllowed      Code = "request_body_not_allowed" // no endpoint takes a request body

@@ -31,6 +31,11 @@ type Options struct {
 	// close can legitimately take. After it, a close that never finished (its process
 	// died) counts as unknown and the batch may be closed again. Default 10 minutes.
 	CloseLease time.Duration
+	// SettleDelay is how long after a close with an unknown outcome Concur's batch list is
+	// not trusted to tell whether that close went through (Concur may still be processing
+	// it): within it, closes of the batch answer CodeCloseOutcomeUnknown. The gateway uses
+	// the Concur time-out. Zero means none (tests only).
+	SettleDelay time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -38,11 +43,12 @@ type Options struct {
 // Service closes batches by their plain BatchID, guards against regenerating payment
 // files, and serves the files.
 type Service struct {
-	up    Upstream
-	st    Store
-	dir   *directory
-	lease time.Duration
-	now   func() time.Time
+	up          Upstream
+	st          Store
+	dir         *directory
+	lease       time.Duration
+	settleDelay time.Duration
+	now         func() time.Time
 }
 
 // NewService returns a Service that talks to Concur through up and keeps state in st.
@@ -57,7 +63,8 @@ func NewService(up Upstream, st Store, opts Options) *Service {
 	}
 	return &Service{
 		up: up, st: st, lease: lease, now: now,
-		dir: &directory{up: up, st: st, minInterval: opts.BatchListMinInterval, now: now},
+		settleDelay: opts.SettleDelay,
+		dir:         &directory{up: up, st: st, minInterval: opts.BatchListMinInterval, now: now},
 	}
 }
 
@@ -78,15 +85,19 @@ type CloseRequest struct {
 //   - The id is mapped to its stored batch (refreshing the batch list once on a miss).
 //   - The attempt takes the batch's close lease: while another close of the batch runs,
 //     in this process or another replica, the answer is CodeCloseInProgress.
-//   - If the batch's last close that reached Concur has an unknown outcome, the batch list
-//     is read again first, to learn whether that close went through.
+//   - If the batch's last close that reached Concur has an unknown outcome, no close is
+//     sent within the settle delay after it (CodeCloseOutcomeUnknown), and after it the
+//     batch list is read again first, to learn whether that close went through.
 //   - A batch known to be closed is not closed again unless req.Regenerate: the answer is
 //     CodeBatchAlreadyClosed carrying the recorded result, and Concur is not called.
 //   - Otherwise Concur closes it. When Concur says the batch does not exist, the list is
 //     refreshed once and the close tried once more if the Batch-URL changed.
 //
 // Once the lease is taken, the close runs to its end even if the caller gives up, so its
-// outcome is always recorded.
+// outcome is always recorded; it runs within its lease (its context ends before the lease
+// does), so no other close of the batch can start while this one may still reach Concur.
+// An attempt that never sent its close to Concur is recorded as refused, so it cannot hide
+// an earlier unknown outcome.
 func (s *Service) Close(ctx context.Context, req CloseRequest) (CloseResult, error) {
 	if err := ValidateID(req.ID); err != nil {
 		return CloseResult{}, err
@@ -109,61 +120,103 @@ func (s *Service) Close(ctx context.Context, req CloseRequest) (CloseResult, err
 
 	ctx = context.WithoutCancel(ctx) // from here the attempt must reach its recorded end
 	att := begun.Attempt
-	res, err := s.closeGuarded(ctx, req, begun)
-	s.finish(&att, res, err)
-	if ferr := s.st.FinishClose(ctx, att); ferr != nil {
-		// The attempt stays in progress until its lease expires into unknown, so the next
-		// close re-reads the list instead of regenerating the file. The caller still gets
-		// what Concur answered.
-		zerolog.Ctx(ctx).Error().Err(ferr).Str("batchId", req.ID).Int64("attempt", att.ID).
-			Msg("could not record the end of a close attempt")
-	}
+	callCtx, cancel := context.WithDeadline(ctx, time.Now().Add(s.lease-leaseMargin(s.lease)))
+	res, sent, err := s.closeGuarded(callCtx, req, begun)
+	cancel()
+	s.finish(&att, res, sent, err)
+	s.record(ctx, att)
 	return res, err
 }
 
-// closeGuarded decides whether Concur may be called, and calls it.
-func (s *Service) closeGuarded(ctx context.Context, req CloseRequest, begun store.Begun) (CloseResult, error) {
+// leaseMargin is the part of the lease kept for recording the attempt's end.
+func leaseMargin(lease time.Duration) time.Duration { return min(lease/10, time.Minute) }
+
+// record writes the attempt's end, trying again for a while: an attempt left in progress
+// turns unknown when its lease ends, and the File-Url of a successful close would be lost.
+// If it still fails, what Concur answered is logged, so an operator can recover it.
+func (s *Service) record(ctx context.Context, att store.Close) {
+	var err error
+	for try, wait := 0, 50*time.Millisecond; try < 6; try, wait = try+1, wait*2 {
+		if err = s.st.FinishClose(ctx, att); err == nil {
+			return
+		}
+		time.Sleep(wait)
+	}
+	zerolog.Ctx(ctx).Error().Err(err).Str("batchId", att.BatchID).Int64("attempt", att.ID).
+		Str("outcome", string(att.Outcome)).Str("jobQueueKey", att.JobQueueKey).Bool("fileUrlKnown", att.FileURL != "").
+		Msg("could not record the end of a close attempt: it will turn unknown when its lease ends")
+}
+
+// closeGuarded decides whether Concur may be called, and calls it. sent says whether a
+// close was sent to Concur (so may have acted).
+func (s *Service) closeGuarded(ctx context.Context, req CloseRequest, begun store.Begun) (CloseResult, bool, error) {
 	b := begun.Batch
-	if !req.Regenerate {
-		if last := begun.LastDecisive; last != nil && last.Outcome == store.OutcomeUnknown {
-			if err := s.dir.refresh(ctx, last.EndedAt); err != nil {
-				return CloseResult{}, &Error{Code: ErrorCode(err), RetryAfter: retryAfterOf(err), Err: err,
-					Detail: "the outcome of an earlier close of this batch is unknown, and Concur's batch list " +
-						"could not be read to settle it; try again later"}
-			}
-			fresh, err := s.st.GetBatch(ctx, req.ID)
+	if last := begun.LastDecisive; last != nil && last.Outcome == store.OutcomeUnknown {
+		if wait := last.EndedAt.Add(s.settleDelay).Sub(s.now()); wait > 0 {
+			return CloseResult{}, false, &Error{Code: CodeCloseOutcomeUnknown, RetryAfter: wait,
+				Detail: "the outcome of an earlier close of batch " + req.ID + " is unknown and Concur may still " +
+					"be processing it; the gateway will read Concur's batch list to settle it after the Retry-After"}
+		}
+		if !req.Regenerate {
+			fresh, err := s.settle(ctx, req.ID, last.EndedAt.Add(s.settleDelay))
 			if err != nil {
-				return CloseResult{}, storeError(err)
+				return CloseResult{}, false, err
 			}
 			b = fresh
 		}
+	}
+	if !req.Regenerate && (b.Status == store.StatusClosed || begun.LastClosed != nil) {
 		// Concur never reopens a batch: a close the gateway recorded settles it, even if a
 		// batch list read before that close still says OPEN.
-		if b.Status == store.StatusClosed || begun.LastClosed != nil {
-			return CloseResult{}, alreadyClosed(req.ID, begun.LastClosed)
-		}
+		return CloseResult{}, false, alreadyClosed(req.ID, begun.LastClosed)
 	}
 	res, err := s.up.CloseBatch(ctx, b.URL)
 	if ErrorCode(err) == CodeBatchNotFound {
-		res, err = s.retryAfterRefresh(ctx, req.ID, b.URL, err)
+		var sent bool
+		if b, sent, err = s.refreshAfterNotFound(ctx, req, b, begun, err); sent {
+			res, err = s.up.CloseBatch(ctx, b.URL)
+		}
 	}
 	if err != nil {
-		return CloseResult{}, err
+		return CloseResult{}, true, err
 	}
 	res.ClosedAt = s.now()
 	res.Regenerated = b.Status == store.StatusClosed || begun.LastClosed != nil
-	return res, nil
+	return res, true, nil
 }
 
-func (s *Service) retryAfterRefresh(ctx context.Context, id, staleURL string, notFound error) (CloseResult, error) {
-	if err := s.dir.refresh(ctx, time.Time{}); err != nil {
-		return CloseResult{}, err
+// settle reads the batch list again, with a fetch that started after since, to learn
+// whether an earlier close with an unknown outcome went through.
+func (s *Service) settle(ctx context.Context, id string, since time.Time) (store.Batch, error) {
+	if err := s.dir.refresh(ctx, since); err != nil {
+		return store.Batch{}, &Error{Code: ErrorCode(err), RetryAfter: retryAfterOf(err), Err: err,
+			Detail: "the outcome of an earlier close of this batch is unknown, and Concur's batch list " +
+				"could not be read to settle it; try again later"}
 	}
 	fresh, err := s.st.GetBatch(ctx, id)
-	if err != nil || fresh.URL == staleURL {
-		return CloseResult{}, notFound
+	if err != nil {
+		return store.Batch{}, storeError(err)
 	}
-	return s.up.CloseBatch(ctx, fresh.URL)
+	return fresh, nil
+}
+
+// refreshAfterNotFound handles Concur's "no such batch" to a close: the batch list is read
+// again, and the close may be sent once more (retry) if the Batch-URL changed and the
+// refreshed list does not show the batch closed (unless req.Regenerate). Otherwise the
+// answer is notFound, or batch_already_closed.
+func (s *Service) refreshAfterNotFound(ctx context.Context, req CloseRequest, b store.Batch, begun store.Begun,
+	notFound error) (fresh store.Batch, retry bool, err error) {
+	if err := s.dir.refresh(ctx, time.Time{}); err != nil {
+		return b, false, err
+	}
+	fresh, err = s.st.GetBatch(ctx, req.ID)
+	switch {
+	case err != nil, fresh.URL == b.URL:
+		return b, false, notFound
+	case !req.Regenerate && fresh.Status == store.StatusClosed:
+		return b, false, alreadyClosed(req.ID, begun.LastClosed)
+	}
+	return fresh, true, nil
 }
 
 func alreadyClosed(id string, last *store.Close) *Error {
@@ -193,8 +246,9 @@ func (s *Service) refuse(ctx context.Context, req CloseRequest, at time.Time, e 
 	return e
 }
 
-// finish fills the attempt's outcome from the close's result.
-func (s *Service) finish(att *store.Close, res CloseResult, err error) {
+// finish fills the attempt's outcome from the close's result. An attempt that sent
+// nothing to Concur is refused, whatever stopped it.
+func (s *Service) finish(att *store.Close, res CloseResult, sent bool, err error) {
 	att.EndedAt = s.now()
 	if err == nil {
 		att.Outcome, att.UpstreamStatus = store.OutcomeClosed, 200
@@ -210,7 +264,7 @@ func (s *Service) finish(att *store.Close, res CloseResult, err error) {
 			att.UpstreamStatus = e.Upstream.Status
 		}
 	}
-	if code == CodeBatchAlreadyClosed {
+	if !sent || code == CodeBatchAlreadyClosed {
 		att.Outcome = store.OutcomeRefused
 	}
 }

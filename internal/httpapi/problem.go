@@ -63,6 +63,7 @@ var problemKinds = map[batch.Code]problemKind{
 	batch.CodeUpstreamRejected:    {http.StatusBadGateway, "Concur rejected the request"},
 	batch.CodeBatchAlreadyClosed:  {http.StatusConflict, "Batch already closed"},
 	batch.CodeCloseInProgress:     {http.StatusConflict, "A close of this batch is in progress"},
+	batch.CodeCloseOutcomeUnknown: {http.StatusConflict, "An earlier close of this batch may still be taking effect"},
 	batch.CodeInvalidRequest:      {http.StatusBadRequest, "Invalid request"},
 	batch.CodeInvalidCursor:       {http.StatusBadRequest, "Invalid list cursor"},
 	batch.CodeBodyNotAllowed:      {http.StatusRequestEntityTooLarge, "Request body not allowed"},

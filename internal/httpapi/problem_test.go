@@ -37,6 +37,7 @@ func TestProblemTable(t *testing.T) {
 		{batch.CodeUpstreamRejected, 502, ""},
 		{batch.CodeBatchAlreadyClosed, 409, ""},
 		{batch.CodeCloseInProgress, 409, ""},
+		{batch.CodeCloseOutcomeUnknown, 409, ""},
 		{batch.CodeInvalidRequest, 400, ""},
 		{batch.CodeInvalidCursor, 400, ""},
 		{batch.CodeInvalidIdemKey, 400, ""},
