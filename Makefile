@@ -1,5 +1,9 @@
 # Payment-batch gateway. `make help` lists the targets.
 SHELL := /bin/bash
+# Build, test and lint with the toolchain go.mod names (its security fixes, e.g. net/http
+# and crypto/tls in go1.26.9/10), fetched through the module proxy when the installed Go is
+# older. Set GOTOOLCHAIN yourself to override.
+export GOTOOLCHAIN ?= auto
 .DEFAULT_GOAL := help
 
 GATEWAY_ADDR ?= 127.0.0.1:8080
@@ -64,11 +68,56 @@ postgres-check:
 	  echo "************************************************************************"; \
 	else echo "PostgreSQL reachable at $$host:$$port: the PostgreSQL tests run"; fi
 
+# gosec and govulncheck are pinned in a module file of their own, .ci/tools/go.mod: as tool
+# lines in go.mod, gosec would pull its AI and cloud SDKs into our go.mod and go.sum. They run
+# from here, so the packages they load are this module's.
+TOOLS_MODFILE := .ci/tools/go.mod
+# Test files are not scanned (gosec's default): they never ship. Every rule is on; a finding
+# is fixed or carries `// #nosec Gxxx -- why`, and a #nosec without both is ignored.
+GOSEC_FLAGS := -quiet -fmt=golint -exclude-generated -nosec-require-rules -nosec-require-justification
+# The Go vulnerability database, offline and pinned: the OSV files (data/osv) of the module
+# golang.org/x/vulndb, fetched through the module proxy and checked against VULNDB_SUM.
+# `make vulndb-update` moves both to the newest; `make vulncheck VULNDB=https://vuln.go.dev`
+# uses the live database where it is reachable.
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
+VULNDB_SUM     := h1:mfngRv0Yoh0VApsXKEN82CjD99kl7mtparN3bs3JnqI=
+VULNDB ?=
+
 .PHONY: lint
-lint: ## gofmt, go vet and staticcheck
+lint: ## gofmt, go vet, staticcheck, gosec and govulncheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	go tool staticcheck ./...
+	@$(MAKE) --no-print-directory --keep-going gosec vulncheck
+
+.PHONY: gosec
+gosec: ## Security lint with gosec (test files excluded)
+	go tool -modfile=$(TOOLS_MODFILE) gosec $(GOSEC_FLAGS) ./...
+
+.PHONY: vulncheck
+vulncheck: ## govulncheck against the pinned Go vulnerability database (offline)
+	@set -euo pipefail; db="$(VULNDB)"; \
+	if [ -z "$$db" ]; then \
+	  json=$$(go mod download -json golang.org/x/vulndb@$(VULNDB_VERSION)) || { echo "$$json"; exit 1; }; \
+	  field() { sed -n -E "s/^[[:space:]]*\"$$1\": \"(.*)\",?$$/\1/p" <<<"$$json"; }; \
+	  if [ "$$(field Sum)" != "$(VULNDB_SUM)" ]; then \
+	    echo "vulncheck: golang.org/x/vulndb@$(VULNDB_VERSION) has sum $$(field Sum), want $(VULNDB_SUM)"; exit 1; fi; \
+	  osv="$$(field Dir)/data/osv"; \
+	  n=$$(find "$$osv" -maxdepth 1 -name 'GO-*.json' 2>/dev/null | wc -l); \
+	  if [ "$$n" -lt 1000 ]; then echo "vulncheck: only $$n OSV entries in $$osv: not the database"; exit 1; fi; \
+	  echo "govulncheck: $$n entries of golang.org/x/vulndb@$(VULNDB_VERSION)"; \
+	  db="file://$$osv"; \
+	fi; \
+	set -x; go tool -modfile=$(TOOLS_MODFILE) govulncheck -db "$$db" ./...
+
+.PHONY: vulndb-update
+vulndb-update: ## Pin the newest Go vulnerability database (VULNDB_VERSION, VULNDB_SUM)
+	@set -euo pipefail; \
+	json=$$(go mod download -json golang.org/x/vulndb@latest) || { echo "$$json"; exit 1; }; \
+	field() { sed -n -E "s/^[[:space:]]*\"$$1\": \"(.*)\",?$$/\1/p" <<<"$$json"; }; \
+	v=$$(field Version); s=$$(field Sum); [ -n "$$v" ] && [ -n "$$s" ] || { echo "$$json"; exit 1; }; \
+	sed -i -E "s|^(VULNDB_VERSION :=).*|\1 $$v|; s|^(VULNDB_SUM     :=).*|\1 $$s|" Makefile; \
+	echo "golang.org/x/vulndb pinned at $$v ($$s)"
 
 .PHONY: openapi
 openapi: ## Regenerate the OpenAPI spec in openapi/ from the swag annotations

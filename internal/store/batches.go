@@ -33,7 +33,7 @@ func (s *sqlStore) UpsertBatches(ctx context.Context, batches []Batch, seenAt ti
 		var full *sql.Stmt
 		defer func() {
 			if full != nil {
-				full.Close()
+				_ = full.Close()
 			}
 		}()
 		args := make([]any, 0, upsertChunk*11)

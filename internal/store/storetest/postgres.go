@@ -92,7 +92,7 @@ func connect() {
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
-		db.Close()
+		_ = db.Close()
 		adminErr = fmt.Errorf("no PostgreSQL at %s: %v", u.Redacted(), err)
 		return
 	}
