@@ -13,6 +13,9 @@ import (
 
 const defaultAddr = "127.0.0.1:9090"
 
+// maxLoadBatches bounds CONCURSIM_LOAD_BATCHES: the batch list is one answer.
+const maxLoadBatches = 10000
+
 // config is everything concursim reads from its environment.
 type config struct {
 	Addr            string        // CONCURSIM_ADDR, default 127.0.0.1:9090
@@ -26,8 +29,12 @@ type config struct {
 	Geolocation     string        // CONCURSIM_GEOLOCATION, default: the request's origin
 	AsyncCloseDelay time.Duration // CONCURSIM_ASYNC_CLOSE_DELAY, default 2s; 0 closes at once
 	LargeFileBytes  int64         // CONCURSIM_LARGE_FILE_BYTES: >0 adds batch "large-file-batch"
+	LoadBatches     int           // CONCURSIM_LOAD_BATCHES: adds that many open batches "load-0001"…, for load tests
 	ErrorNamespace  bool          // CONCURSIM_ERROR_NAMESPACE, default false
 	Disposition     bool          // CONCURSIM_CONTENT_DISPOSITION, default false
+	// Chaos is CONCURSIM_CHAOS: random failures from the start, the JSON of PUT /_sim/chaos
+	// (e.g. {"reset":0.1,"status5xx":0.1,"slow":0.1,"slowFor":"3s","seed":42}); nil: none.
+	Chaos *concursim.Chaos
 }
 
 // loadConfig reads the configuration and reports every problem at once.
@@ -106,6 +113,21 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		c.LargeFileBytes = n
 	}
+	if v := strings.TrimSpace(getenv("CONCURSIM_LOAD_BATCHES")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > maxLoadBatches {
+			bad("CONCURSIM_LOAD_BATCHES", v, fmt.Sprintf("a number of batches from 0 to %d", maxLoadBatches))
+		}
+		c.LoadBatches = n
+	}
+	if v := strings.TrimSpace(getenv("CONCURSIM_CHAOS")); v != "" {
+		ch, err := concursim.ParseChaos([]byte(v))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("CONCURSIM_CHAOS: %w", err))
+		} else {
+			c.Chaos = &ch
+		}
+	}
 	return c, errors.Join(errs...)
 }
 
@@ -124,6 +146,7 @@ func (c config) options() concursim.Options {
 		ContentDisposition: c.Disposition,
 		AsyncCloseDelay:    c.AsyncCloseDelay,
 		Batches:            concursim.Seed(),
+		Chaos:              c.Chaos,
 	}
 	if c.AsyncCloseDelay == 0 {
 		o.AsyncCloseDelay = -1 // the simulator reads 0 as its default; negative is "at once"
@@ -133,6 +156,12 @@ func (c config) options() concursim.Options {
 			ID: "large-file-batch", Name: "Large File USD", Total: "1.00", Currency: "USD",
 			Type: concursim.TypeEmployee, PaymentMethod: "Expense Pay by SAP Concur",
 			Count: 1, FileSize: c.LargeFileBytes,
+		})
+	}
+	for i := 1; i <= c.LoadBatches; i++ {
+		o.Batches = append(o.Batches, concursim.Batch{
+			ID: fmt.Sprintf("load-%04d", i), Name: fmt.Sprintf("Load Test USD %04d", i), Total: "100.00", Currency: "USD",
+			Type: concursim.TypeEmployee, PaymentMethod: "Expense Pay by SAP Concur", Count: 1,
 		})
 	}
 	return o

@@ -10,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
 )
 
 func env(m map[string]string) func(string) string {
@@ -150,8 +154,10 @@ func TestRunReportsAllConfigProblems(t *testing.T) {
 			"CONCURSIM_TOKEN_TTL": "forever", "CONCURSIM_EXPIRES_IN": "both", "CONCURSIM_ROTATE": "maybe",
 			"CONCURSIM_URL_ELEMENT": "BatchUrl", "CONCURSIM_GEOLOCATION": "us.api.concursolutions.com",
 			"CONCURSIM_ASYNC_CLOSE_DELAY": "-1s", "CONCURSIM_LARGE_FILE_BYTES": "lots",
+			"CONCURSIM_CHAOS": `{"reset":0.5,"status5xx":0.6}`, "CONCURSIM_LOAD_BATCHES": "-3",
 		}, []string{"CONCURSIM_TOKEN_TTL", "CONCURSIM_EXPIRES_IN", "CONCURSIM_ROTATE", "CONCURSIM_URL_ELEMENT",
-			"CONCURSIM_GEOLOCATION", "CONCURSIM_ASYNC_CLOSE_DELAY", "CONCURSIM_LARGE_FILE_BYTES"}},
+			"CONCURSIM_GEOLOCATION", "CONCURSIM_ASYNC_CLOSE_DELAY", "CONCURSIM_LARGE_FILE_BYTES", "CONCURSIM_CHAOS",
+			"CONCURSIM_LOAD_BATCHES"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,5 +187,60 @@ func TestRunRejectsArguments(t *testing.T) {
 	var out strings.Builder
 	if err := run(t.Context(), []string{"-h"}, env(nil), &out, io.Discard); err != nil || !strings.Contains(out.String(), "CONCURSIM_ADDR") {
 		t.Errorf("-h: %v %q", err, out.String())
+	}
+}
+
+func TestChaosFromEnvironment(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"CONCURSIM_CLIENT_ID": "a", "CONCURSIM_CLIENT_SECRET": "b", "CONCURSIM_REFRESH_TOKEN": "c"}
+	c, err := loadConfig(env(base))
+	if err != nil || c.Chaos != nil || c.options().Chaos != nil {
+		t.Fatalf("without CONCURSIM_CHAOS: %v, chaos %+v", err, c.Chaos)
+	}
+	base["CONCURSIM_CHAOS"] = ` {"reset":0.1,"status5xx":0.1,"slow":0.1,"slowFor":"3s","seed":42} `
+	c, err = loadConfig(env(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := concursim.Chaos{Reset: 0.1, Status5xx: 0.1, Slow: 0.1, SlowFor: concursim.Duration(3 * time.Second), Seed: 42,
+		Ops: []string{"close", "file", "list", "token"}}
+	if diff := cmp.Diff(&want, c.options().Chaos); diff != "" {
+		t.Errorf("chaos (-want +got):\n%s", diff)
+	}
+	sim, err := concursim.New(c.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	if diff := cmp.Diff(want, sim.Chaos()); diff != "" {
+		t.Errorf("installed chaos (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{`{"reset":0.1,"unknown":1}`, `reset=0.1`, `{"ops":["admin"]}`} {
+		base["CONCURSIM_CHAOS"] = bad
+		if _, err := loadConfig(env(base)); err == nil || !strings.Contains(err.Error(), "CONCURSIM_CHAOS") {
+			t.Errorf("CONCURSIM_CHAOS=%s: %v", bad, err)
+		}
+	}
+}
+
+func TestLoadBatches(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(env(map[string]string{"CONCURSIM_CLIENT_ID": "a", "CONCURSIM_CLIENT_SECRET": "b",
+		"CONCURSIM_REFRESH_TOKEN": "c", "CONCURSIM_LOAD_BATCHES": "3"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, b := range c.options().Batches[len(concursim.Seed()):] {
+		ids = append(ids, b.ID)
+		if b.Closed || b.Count == 0 {
+			t.Errorf("load batch %+v is not open and closable", b)
+		}
+	}
+	if diff := cmp.Diff([]string{"load-0001", "load-0002", "load-0003"}, ids); diff != "" {
+		t.Errorf("load batches (-want +got):\n%s", diff)
+	}
+	if _, err := concursim.New(c.options()); err != nil {
+		t.Errorf("the simulator refuses the load batches: %v", err)
 	}
 }

@@ -23,7 +23,9 @@ concursim serves a simulated SAP Concur Payment Batch API; "concursim healthchec
 one running on this machine (for container health checks). Configure it with CONCURSIM_ADDR, CONCURSIM_CLIENT_ID, CONCURSIM_CLIENT_SECRET,
 CONCURSIM_REFRESH_TOKEN, CONCURSIM_TOKEN_TTL, CONCURSIM_EXPIRES_IN, CONCURSIM_ROTATE,
 CONCURSIM_URL_ELEMENT, CONCURSIM_GEOLOCATION, CONCURSIM_ASYNC_CLOSE_DELAY,
-CONCURSIM_LARGE_FILE_BYTES, CONCURSIM_ERROR_NAMESPACE, CONCURSIM_CONTENT_DISPOSITION.
+CONCURSIM_LARGE_FILE_BYTES, CONCURSIM_LOAD_BATCHES, CONCURSIM_ERROR_NAMESPACE, CONCURSIM_CONTENT_DISPOSITION,
+CONCURSIM_CHAOS (random failures, the JSON of PUT /_sim/chaos, e.g.
+{"reset":0.1,"status5xx":0.1,"slow":0.1,"slowFor":"3s","seed":42}).
 `
 
 // run serves the simulator until ctx ends, then shuts down gracefully.
@@ -59,7 +61,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Stringer("token_ttl", cfg.TokenTTL).Bool("expires_in_number", cfg.ExpiresInNumber).
 		Bool("rotate", cfg.Rotate).Str("url_element", cfg.URLElement).
 		Str("geolocation", cfg.Geolocation).Stringer("async_close_delay", cfg.AsyncCloseDelay).
-		Int64("large_file_bytes", cfg.LargeFileBytes).Msg("configured")
+		Int64("large_file_bytes", cfg.LargeFileBytes).Int("load_batches", cfg.LoadBatches).Msg("configured")
+	if cfg.Chaos != nil {
+		c := sim.Chaos() // with its defaults and seed, so that a run can be replayed
+		log.Warn().Float64("reset", c.Reset).Float64("status5xx", c.Status5xx).Float64("slow", c.Slow).
+			Stringer("slow_for", time.Duration(c.SlowFor)).Uint64("seed", c.Seed).Strs("ops", c.Ops).
+			Msg("chaos on: a share of the token and API requests fail at random")
+	}
 
 	// Requests get a context that ends when shutdown starts, so slow faults give way.
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))

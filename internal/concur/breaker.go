@@ -62,11 +62,15 @@ type breaker struct {
 
 func newBreaker(name, what string, threshold int, interval time.Duration, hook func(name, from, to string)) *breaker {
 	b := &breaker{name: name, what: what, interval: interval}
+	limit := uint32(1) // New keeps threshold within [1, maxBreakerThreshold]; this tells gosec
+	if threshold > 1 && threshold <= maxBreakerThreshold {
+		limit = uint32(threshold)
+	}
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        name,
 		MaxRequests: 1, // one probe when half-open
 		Timeout:     interval,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(threshold) },
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= limit },
 		IsExcluded:  func(err error) bool { return errors.Is(err, errNeutral) },
 		// Called under gobreaker's lock: record, then tell the caller's hook.
 		OnStateChange: func(_ string, from, to gobreaker.State) {
@@ -106,6 +110,15 @@ func (b *breaker) allow() (done func(verdict), err error) {
 			}
 		})
 	}, nil
+}
+
+// refuseIfOpen refuses a call at once while the breaker is open, before it waits for a
+// slot. It admits nothing: a call that passes must still be admitted by allow.
+func (b *breaker) refuseIfOpen() error {
+	if b.cb.State() == gobreaker.StateOpen {
+		return b.refused(false)
+	}
+	return nil
 }
 
 func (b *breaker) refused(halfOpen bool) *batch.Error {

@@ -124,10 +124,15 @@ func (s *tokenSource) redeemWithin(ctx context.Context, rt string) (tokenAnswer,
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, d, errCallTimeout)
 	defer cancel()
+	v := neutral
+	defer func() { done(v) }() // also if redeem panics: a half-open breaker must not wait forever
 	ans, err := s.redeem(ctx, rt)
-	// The refresh is detached from its callers: no caller's end is involved, and a
-	// time-out of the refresh's own budget is Concur's or the lock's, counted as one.
-	done(verdictOf(context.Background(), true, err))
+	// The refresh is detached from its callers: no caller's end is involved. A time-out
+	// counts when the call had the whole Concur time-out.
+	v = verdictOf(context.Background(), true, err)
+	if v == failing && d < s.timeout && batch.ErrorCode(err) == batch.CodeUpstreamTimeout {
+		v = neutral // the lock wait left the call less than the time-out: not Concur's failure alone
+	}
 	return ans, err
 }
 

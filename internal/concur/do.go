@@ -126,8 +126,10 @@ func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*h
 		req.Header.Set("Accept", accept)
 		req.Header.Set("User-Agent", c.userAgent)
 
-		if err := c.limits.pace(ctx); err != nil {
-			return nil, nil, t, err // nothing was sent
+		if try > 0 { // the first request was paced by call, before the breaker admitted it
+			if err := c.limits.pace(ctx); err != nil {
+				return nil, nil, t, err // nothing was sent
+			}
 		}
 		if ctx.Err() != nil {
 			return nil, nil, t, callerGone(ctx) // nothing was sent

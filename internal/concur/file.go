@@ -50,7 +50,7 @@ func (c *Client) OpenFile(ctx context.Context, fileURL string) (*batch.File, err
 		br := bufio.NewReader(body)
 		head, err := br.Peek(4)
 		if err != nil && !errors.Is(err, io.EOF) {
-			body.Close()
+			_ = body.Close()
 			return nil, err
 		}
 		f.ContentType = "text/csv"

@@ -133,13 +133,14 @@ func TestOpenFileIdleTimeout(t *testing.T) {
 func TestOpenFileSlowConsumer(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	c, _ := newClient(t, f, func(c *Config) { c.Timeout = 50 * time.Millisecond })
+	c, _ := newClient(t, f, func(c *Config) { c.Timeout = 200 * time.Millisecond })
+	c.tokens.timeout = 5 * time.Second // the test is about the file, not a slow refresh under load
 	file, err := c.OpenFile(t.Context(), f.srv.URL+"/api/expense/paymentbatch/v1.1/batch/J0b$Run/file")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer file.Body.Close()
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond) // three time-outs without a Read
 	if got, err := io.ReadAll(file.Body); err != nil || string(got) != "a,b\n1,2\n" {
 		t.Fatalf("ReadAll = %q, %v", got, err)
 	}

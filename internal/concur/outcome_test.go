@@ -54,9 +54,17 @@ func TestCloseOutcomeUnknown(t *testing.T) {
 		}
 		conn.Close()
 	}
+	// The transport goes on dialling after the request gave up (the connection would serve
+	// the next one), so the dial must end with the test, or it outlives it (goleak).
+	stopDials := make(chan struct{})
+	t.Cleanup(func() { close(stopDials) })
 	blockDial := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		<-ctx.Done()
-		return nil, ctx.Err()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-stopDials:
+			return nil, errors.New("test over")
+		}
 	}}
 	tests := []struct {
 		name      string

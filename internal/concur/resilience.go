@@ -14,18 +14,22 @@ import (
 // counted once per request actually sent, not once per caller waiting for it, and a dead
 // token endpoint does not hide a healthy API (callers with a live token go on). An API call
 // is admitted by BreakerAPI before it asks for a token, so an open API breaker triggers no
-// refresh either. A breaker opens after Config.BreakerThreshold consecutive failures (see
-// verdictOf), refuses calls for Config.BreakerOpenInterval with upstream_unavailable,
-// ErrCircuitOpen and a Retry-After of the time left, then lets one probe through: success
-// closes it, failure opens it again. A refused call was never sent: for a close that is
-// "Concur did not act".
+// refresh either; and only once it holds its slot and its rate turn, so that a call that
+// queued while the breaker opened is refused, not sent, and a half-open breaker's probe is
+// the one request it admitted. A breaker opens after Config.BreakerThreshold consecutive
+// failures (see verdictOf), refuses calls for Config.BreakerOpenInterval with
+// upstream_unavailable, ErrCircuitOpen and a Retry-After of the time left (at once, without
+// queueing for a slot), then lets one probe through: success closes it, failure opens it
+// again, and a probe that says nothing (the caller left, 429, nothing sent) lets the next
+// call probe. A refused call was never sent: for a close that is "Concur did not act".
 //
 // Retries (retry.go). Only the batch list and a file download before its body are tried
-// again, on 429, 503, other 5xx, time-outs and connection failures; never a close after its
-// request may have left (a closed batch closed again regenerates its payment file), never
-// on a 4xx, never after a failure to get a token. Each try is admitted by the breaker and
-// counts toward it. Tries stop at Config.MaxAttempts, at Config.RetryBudget, and when the
-// caller's context ends.
+// again, on 503, other 5xx, time-outs, connection failures and a 429 with a Retry-After
+// (one without is not retried: Concur asks to slow down); never a close after its request
+// may have left (a closed batch closed again regenerates its payment file), never on
+// another 4xx, never after a failure to get a token. Each try is admitted by the breaker
+// and counts toward it. Tries stop at Config.MaxAttempts, at Config.RetryBudget, and when
+// the caller's context ends.
 //
 // Limits (limit.go). At most Config.MaxConcurrent calls in flight to Concur per Client
 // (a token refresh runs within its caller's slot), and, with Config.RateLimit, a paced

@@ -47,34 +47,49 @@ func (c *Client) call(ctx context.Context, op operation, try exchange) error {
 	}
 }
 
-// once is one try through the breaker and a slot.
+// once is one try through a slot, the rate limit and the breaker, in that order: the
+// breaker admits a call only once it can be sent at once, so that a call that queued for
+// its turn while the breaker opened is refused rather than sent to a failing Concur, and a
+// half-open breaker's one probe is the only request in flight that it admitted. An open
+// breaker refuses at once, without the wait for a turn.
 func (c *Client) once(ctx context.Context, timeout time.Duration, try exchange) (t tried, err error) {
+	if err := c.api.refuseIfOpen(); err != nil {
+		return tried{}, err
+	}
+	release, err := c.limits.acquire(ctx)
+	if err != nil {
+		return tried{}, err
+	}
+	defer release()
+	if err := c.limits.pace(ctx); err != nil {
+		return tried{}, err
+	}
 	done, err := c.api.allow()
 	if err != nil {
 		return tried{}, err
 	}
 	v := neutral
 	defer func() { done(v) }() // also when try panics: a half-open breaker must not wait forever
-	release, err := c.limits.acquire(ctx)
-	if err != nil {
-		return tried{}, err
-	}
-	defer release()
 	t, err = try(ctx, timeout)
 	v = verdictOf(ctx, t.api, err)
 	return t, err
 }
 
 // next decides whether the n-th try's failure err is tried again, and after what wait.
-// Retried: 429, 503 and other 5xx, time-outs and connection failures of the API call.
-// Never: a close, a 4xx, a failure to get a token, a refused or not-sent call, the
-// caller's own end. The wait is the Retry-After when Concur sent one (a longer one than
-// maxWait ends the retries), else a back-off with full jitter; the next try must start
-// before the deadline with at least a quarter of the time-out left, and before the
-// caller's own deadline.
+// Retried: 503 and other 5xx, time-outs and connection failures of the API call, and a 429
+// that says how long to wait. Never: a close, another 4xx, a 429 without Retry-After (Concur
+// asks to slow down without saying how much: the caller gets its 429 and a minute's
+// Retry-After instead of a sub-second retry), a failure to get a token, a refused or
+// not-sent call, the caller's own end. The wait is the Retry-After when Concur sent one (a
+// longer one than maxWait ends the retries), else a back-off with full jitter; the next try
+// must start before the deadline with at least a quarter of the time-out left, and before
+// the caller's own deadline.
 func (p retryPolicy) next(ctx context.Context, op operation, n int, t tried, err error,
 	deadline time.Time, timeout time.Duration) (time.Duration, bool) {
 	if op == opClose || n >= p.attempts || !t.api || ctx.Err() != nil || !retryable(err) {
+		return 0, false
+	}
+	if batch.ErrorCode(err) == batch.CodeUpstreamRateLimited && t.wait == 0 {
 		return 0, false
 	}
 	wait := backoff(p.base, p.maxWait, n)
@@ -121,7 +136,7 @@ func backoff(base, maxWait time.Duration, n int) time.Duration {
 	if ceil <= 0 {
 		return 0
 	}
-	return rand.N(ceil + 1)
+	return rand.N(ceil + 1) // #nosec G404 -- back-off jitter, not a secret
 }
 
 // sleep waits d, or less if ctx ends first (then it reports false).

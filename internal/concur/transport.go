@@ -34,7 +34,7 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tok, _ := req.Context().Value(tokenKey{}).(*token)
 	if tok == nil || !tok.trusts(t.trustedBase, originOf(req.URL)) {
 		if req.Body != nil {
-			req.Body.Close()
+			_ = req.Body.Close()
 		}
 		return nil, errHostRefused
 	}

@@ -1,6 +1,7 @@
 package concursim
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -16,6 +17,8 @@ type Stats struct {
 	Unauthorized    int `json:"unauthorized"`    // API calls answered 401 or 403 for want of a live token
 	ChunkedRejected int `json:"chunkedRejected"` // close calls refused for chunked bodies
 	FilesServed     int `json:"filesServed"`     // payment files sent
+
+	Chaos ChaosStats `json:"chaos"` // what chaos did (see [Chaos])
 
 	Closes        map[string]int `json:"closes"`        // per BatchID: successful v1.1 closes, regenerations included
 	Regenerations map[string]int `json:"regenerations"` // per BatchID: v1.1 closes of an already closed batch
@@ -42,6 +45,7 @@ func (s *Sim) Stats() Stats {
 	st.Regenerations = maps.Clone(s.stats.Regenerations)
 	st.AsyncCloses = maps.Clone(s.stats.AsyncCloses)
 	st.IssuedTokens = slices.Clone(s.stats.IssuedTokens)
+	st.Chaos.ByOp = maps.Clone(s.stats.Chaos.ByOp)
 	return st
 }
 
@@ -94,4 +98,39 @@ func (s *Sim) handleExpireTokens(w http.ResponseWriter, _ *http.Request) {
 func (s *Sim) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte("ok"))
+}
+
+// maxChaosBytes bounds the body of PUT /_sim/chaos.
+const maxChaosBytes = 16 << 10
+
+// handleGetChaos answers the installed chaos (with its seed), or null.
+func (s *Sim) handleGetChaos(w http.ResponseWriter, _ *http.Request) {
+	var c *Chaos
+	if cfg := s.Chaos(); cfg.Seed != 0 {
+		c = &cfg
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// handlePutChaos installs the Chaos in the JSON body and echoes it, defaults filled in.
+func (s *Sim) handlePutChaos(w http.ResponseWriter, r *http.Request) {
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxChaosBytes)); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid chaos JSON: " + err.Error()})
+		return
+	}
+	c, err := ParseChaos(buf.Bytes())
+	if err == nil {
+		c, err = s.SetChaos(c)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Sim) handleDeleteChaos(w http.ResponseWriter, _ *http.Request) {
+	s.ClearChaos()
+	w.WriteHeader(http.StatusNoContent)
 }

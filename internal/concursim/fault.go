@@ -15,7 +15,8 @@ import (
 // Fault makes the simulator misbehave on the token and API endpoints (never on /_sim/).
 //
 // Modes: "status" (Status, default 500, with an XML Error carrying Message), "slow" (sleep
-// Delay, then answer normally), "malformed" (200 with broken XML), "html" (Status or 502
+// Delay, then answer normally; a request whose client left first is dropped unprocessed),
+// "malformed" (200 with broken XML), "html" (Status or 502
 // with an HTML page), "empty" (Status or 500 with no body), "wrongtype" (200 JSON),
 // "reset" (close the connection without an answer), "huge" (200 XML over 2 MiB), "bomb"
 // (200 XML with a billion-laughs DOCTYPE), "deep" (200 XML nested 100000 levels), "lost"
@@ -111,12 +112,12 @@ func (s *Sim) takeFault(op string) (Fault, bool) {
 	return taken, true
 }
 
-// faulted applies the current fault, if it matches op, before next.
+// faulted applies the current fault, if it matches op, before next; else chaos, if on.
 func (s *Sim) faulted(op string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, ok := s.takeFault(op)
 		if !ok {
-			next.ServeHTTP(w, r)
+			s.serveChaos(op, next, w, r)
 			return
 		}
 		status := func(def int) int {
@@ -136,6 +137,7 @@ func (s *Sim) faulted(op string, next http.Handler) http.Handler {
 			}
 			s.writeError(w, status(http.StatusInternalServerError), msg)
 		case "slow":
+			bufferBody(r) // so that a client leaving is seen, and its request dropped unprocessed
 			t := time.NewTimer(time.Duration(f.Delay))
 			defer t.Stop()
 			select {

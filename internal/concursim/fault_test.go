@@ -153,6 +153,27 @@ func TestFaultSlowHonoursContext(t *testing.T) {
 	// Cleanup closes the server, which waits for the handler: it must not sleep an hour.
 }
 
+// A slow token request whose client gave up is dropped, not processed: the refresh token
+// is not rotated behind the client's back (the form body must be read for the server to
+// see the client leave).
+func TestFaultSlowTokenNotProcessedAfterClientLeft(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	f.sim.SetFault(Fault{Op: "token", Mode: "slow", Delay: Duration(300 * time.Millisecond), Count: 1})
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if a := f.try(ctx, http.MethodPost, "/oauth2/v0/token", "", refreshForm(testRefresh)); a.err == nil {
+		t.Fatalf("slow token answered %d before its delay", a.status)
+	}
+	time.Sleep(600 * time.Millisecond) // past the delay: a request still waiting would be processed now
+	if n := f.sim.Stats().TokenRefreshes; n != 0 {
+		t.Fatalf("%d refreshes made for a client that had left", n)
+	}
+	if code, _ := f.refresh(t, testRefresh); code != http.StatusOK {
+		t.Errorf("the refresh token was spent: %d", code)
+	}
+}
+
 func TestFaultCountAndOp(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)

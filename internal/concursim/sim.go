@@ -2,7 +2,8 @@
 // list and close, v1.2 asynchronous close, payment files) and its OAuth2 token endpoint.
 // It is faithful to what our client must cope with: rotating refresh tokens, 401 versus
 // 403, encrypted batch URLs, both spellings of Batch-URL, regeneration on a second close,
-// zip and CSV files, and a set of injectable faults (see [Fault]).
+// zip and CSV files, a set of injectable faults (see [Fault]) and random failures for load
+// tests (see [Chaos]).
 //
 // A [Sim] is an [http.Handler]; mount it on an httptest.Server or an http.Server.
 // Administration lives under /_sim/ and is never faulted or authenticated.
@@ -46,6 +47,7 @@ type Options struct {
 	ContentDisposition bool          // send Content-Disposition on files (default: none, it is undocumented)
 	AsyncCloseDelay    time.Duration // v1.2 close completes after this (default 2s; negative: at once)
 	Batches            []Batch       // nil => Seed()
+	Chaos              *Chaos        // chaos from the start (see [Chaos]); nil: none
 }
 
 // Spellings of the batch URL element seen in the wild.
@@ -73,6 +75,7 @@ type Sim struct {
 	refresh  string                 // the one refresh token currently accepted
 	access   map[string]time.Time   // access token -> expiry
 	fault    *Fault                 // nil: no fault
+	chaos    *chaosState            // nil: no chaos
 	stats    Stats
 	timers   map[*time.Timer]struct{} // pending v1.2 closes
 	shutdown bool
@@ -138,8 +141,18 @@ func New(opts Options) (*Sim, error) {
 		s.batches = append(s.batches, bs)
 		s.byKey[bs.key] = bs
 	}
+	if opts.Chaos != nil {
+		if err := opts.Chaos.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("concursim: Chaos: %w", err))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if opts.Chaos != nil {
+		if _, err := s.SetChaos(*opts.Chaos); err != nil {
+			return nil, err
+		}
 	}
 	s.mux = s.routes()
 	return s, nil
@@ -175,6 +188,9 @@ func (s *Sim) routes() *http.ServeMux {
 	m.HandleFunc("GET /_sim/fault", s.handleGetFault)
 	m.HandleFunc("PUT /_sim/fault", s.handlePutFault)
 	m.HandleFunc("DELETE /_sim/fault", s.handleDeleteFault)
+	m.HandleFunc("GET /_sim/chaos", s.handleGetChaos)
+	m.HandleFunc("PUT /_sim/chaos", s.handlePutChaos)
+	m.HandleFunc("DELETE /_sim/chaos", s.handleDeleteChaos)
 	m.HandleFunc("POST /_sim/expire-tokens", s.handleExpireTokens)
 	m.HandleFunc("GET /_sim/healthz", s.handleHealthz)
 

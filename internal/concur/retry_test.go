@@ -1,0 +1,279 @@
+package concur
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/finplat/payment-batch-gateway/internal/batch"
+)
+
+// The batch list is tried again after an outage or a throttle that says how long to wait,
+// and a Retry-After is honoured.
+func TestListRetried(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		first     step
+		leastWait time.Duration // the retry must not come sooner: the Retry-After
+	}{
+		{name: "503", first: serveStatus(503)},
+		{name: "503 with Retry-After", first: serveStatus(503, "Retry-After", "1"), leastWait: time.Second},
+		{name: "500 empty", first: serveEmpty(500)},
+		{name: "502 html", first: serveHTML(502)},
+		{name: "504", first: serveEmpty(504)},
+		{name: "time-out", first: serveStall},
+		{name: "reset", first: serveReset},
+		{name: "429 with Retry-After", first: serveStatus(429, "Retry-After", "1"), leastWait: time.Second},
+		{name: "cut while reading the list", first: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.Header().Set("Content-Length", "1000")
+			_, _ = io.WriteString(w, "<BatchList><BatchSummary>")
+			http.NewResponseController(w).Flush()
+			serveReset(w, r)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScripted(t, serveOK, tt.first)
+			c, _ := newResilient(t, s.srv.URL, func(c *Config) {
+				c.MaxAttempts, c.RetryBudget = 3, 10*time.Second
+				if tt.name == "time-out" {
+					c.Timeout = 300 * time.Millisecond
+				}
+			})
+			start := time.Now()
+			if _, err := c.ListBatches(t.Context(), batch.ListOpen); err != nil {
+				t.Fatalf("list: %v", err)
+			}
+			if got := s.count(opList); got != 2 {
+				t.Errorf("Concur received %d list requests, want 2", got)
+			}
+			if waited := time.Since(start); waited < tt.leastWait {
+				t.Errorf("retried after %v, before the Retry-After of %v", waited, tt.leastWait)
+			}
+		})
+	}
+}
+
+// Concur's answers, a throttle without a wait and a wait longer than RetryMaxDelay are not
+// tried again: the caller gets the first answer.
+func TestListNotRetried(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		answer     step
+		code       batch.Code
+		retryAfter time.Duration // when set, the error's
+	}{
+		{name: "400", answer: serveStatus(400), code: batch.CodeUpstreamRejected},
+		{name: "401", answer: serveStatus(401), code: batch.CodeUpstreamAuthFailed},
+		{name: "403", answer: serveStatus(403), code: batch.CodeUpstreamAuthFailed},
+		{name: "404", answer: serveStatus(404), code: batch.CodeUpstreamBadResponse},
+		{name: "409", answer: serveStatus(409), code: batch.CodeUpstreamConflict},
+		{name: "429 without Retry-After", answer: serveStatus(429), code: batch.CodeUpstreamRateLimited, retryAfter: time.Minute},
+		{name: "503 with a too long Retry-After", answer: serveStatus(503, "Retry-After", "30"),
+			code: batch.CodeUpstreamUnavailable, retryAfter: 30 * time.Second},
+		{name: "429 with a too long Retry-After", answer: serveStatus(429, "Retry-After", "30"),
+			code: batch.CodeUpstreamRateLimited, retryAfter: 30 * time.Second},
+		{name: "unreadable 200", answer: serveGarbage, code: batch.CodeUpstreamBadResponse},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScripted(t, tt.answer)
+			c, _ := newResilient(t, s.srv.URL, func(c *Config) {
+				c.MaxAttempts, c.RetryMaxDelay, c.RetryBudget = 5, 2*time.Second, time.Hour
+			})
+			start := time.Now()
+			_, err := c.ListBatches(t.Context(), batch.ListOpen)
+			e := wantCode(t, err, tt.code)
+			if tt.retryAfter != 0 && e.RetryAfter != tt.retryAfter {
+				t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, tt.retryAfter)
+			}
+			if got := s.count(opList); got != 1 {
+				t.Errorf("Concur received %d list requests, want 1", got)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %v: the Retry-After was waited for", d)
+			}
+		})
+	}
+}
+
+// Retries stop at MaxAttempts, at the budget, before the caller's deadline, and at an open
+// breaker; each try counts toward the breaker.
+func TestListRetriesBounded(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		answer   step
+		mutate   func(*Config)
+		deadline time.Duration // the caller's, when set
+		want     int           // requests Concur receives
+		refused  bool          // the last try is the breaker's refusal
+	}{
+		{name: "max attempts", answer: serveStatus(503), mutate: func(c *Config) { c.MaxAttempts = 3 }, want: 3},
+		{name: "one attempt", answer: serveStatus(503), mutate: func(c *Config) { c.MaxAttempts = 1 }, want: 1},
+		{name: "budget spent", answer: serveStatus(503), mutate: func(c *Config) {
+			c.MaxAttempts, c.Timeout, c.RetryBudget = 5, time.Second, time.Millisecond
+		}, want: 1},
+		{name: "Retry-After beyond the caller's deadline", answer: serveStatus(503, "Retry-After", "5"),
+			mutate: func(c *Config) { c.MaxAttempts, c.RetryBudget = 5, time.Minute }, deadline: 3 * time.Second, want: 1},
+		{name: "breaker opens", answer: serveStatus(503), mutate: func(c *Config) {
+			c.MaxAttempts, c.BreakerThreshold = 5, 2
+		}, want: 2, refused: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScripted(t, tt.answer)
+			c, _ := newResilient(t, s.srv.URL, tt.mutate)
+			ctx := t.Context()
+			if tt.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
+			}
+			_, err := c.ListBatches(ctx, batch.ListOpen)
+			wantCode(t, err, batch.CodeUpstreamUnavailable)
+			if got := errors.Is(err, ErrCircuitOpen); got != tt.refused {
+				t.Errorf("refused by the breaker: %v, want %v (%v)", got, tt.refused, err)
+			}
+			if got := s.count(opList); got != tt.want {
+				t.Errorf("Concur received %d list requests, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+// A close is never tried again once its request may have reached Concur: closing a closed
+// batch regenerates its payment file.
+func TestCloseNeverRetried(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		answer step
+		code   batch.Code
+	}{
+		{"503", serveStatus(503), batch.CodeUpstreamUnavailable},
+		{"503 with a short Retry-After", serveStatus(503, "Retry-After", "1"), batch.CodeUpstreamUnavailable},
+		{"429 with a short Retry-After", serveStatus(429, "Retry-After", "1"), batch.CodeUpstreamRateLimited},
+		{"500 empty", serveEmpty(500), batch.CodeUpstreamBadResponse},
+		{"502 html", serveHTML(502), batch.CodeUpstreamBadResponse},
+		{"time-out", serveStall, batch.CodeUpstreamTimeout},
+		{"reset", serveReset, batch.CodeUpstreamUnreachable},
+		{"unreadable 200", serveGarbage, batch.CodeUpstreamBadResponse},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScripted(t, tt.answer)
+			c, _ := newResilient(t, s.srv.URL, func(c *Config) {
+				c.MaxAttempts, c.RetryBudget = 5, time.Minute
+				if tt.code == batch.CodeUpstreamTimeout {
+					c.Timeout = 300 * time.Millisecond
+				}
+			})
+			err := invoke(t.Context(), c, s.srv.URL, opClose)
+			wantCode(t, err, tt.code)
+			if got := s.count(opClose); got != 1 {
+				t.Errorf("Concur received %d closes, want exactly 1", got)
+			}
+		})
+	}
+}
+
+// A close cut on a kept-alive connection is not replayed by the transport either.
+func TestCloseResetOnReusedConnectionSentOnce(t *testing.T) {
+	t.Parallel()
+	s := newScripted(t, serveOK, serveOK, serveReset)
+	c, err := New(Config{BaseURL: s.srv.URL, AccessToken: "static-token", Timeout: time.Second, MaxAttempts: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	if err := invoke(t.Context(), c, s.srv.URL, opClose); err != nil {
+		t.Fatalf("first close: %v", err)
+	}
+	wantCode(t, invoke(t.Context(), c, s.srv.URL, opClose), batch.CodeUpstreamUnreachable)
+	if got := s.count(opClose); got != 2 {
+		t.Errorf("Concur received %d closes for 2 calls, want 2", got)
+	}
+}
+
+// A file download is tried again until its headers arrive, never after.
+func TestFileRetriedBeforeHeadersOnly(t *testing.T) {
+	t.Parallel()
+	cut := func(w http.ResponseWriter, r *http.Request) { // headers and part of the body, then a reset
+		w.Header().Set("Content-Type", "text/csv")
+		w.Header().Set("Content-Length", "1000")
+		_, _ = io.WriteString(w, "a,b\n")
+		http.NewResponseController(w).Flush()
+		serveReset(w, r)
+	}
+	stallBody := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/csv")
+		_, _ = io.WriteString(w, "a,b\n")
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+	}
+	tests := []struct {
+		name  string
+		first step
+		open  bool       // OpenFile succeeds
+		code  batch.Code // of the body's read, when open
+		want  int        // file requests Concur receives
+	}{
+		{name: "503 before headers", first: serveStatus(503), open: true, want: 2},
+		{name: "reset before headers", first: serveReset, open: true, want: 2},
+		{name: "time-out before headers", first: serveStall, open: true, want: 2},
+		{name: "cut after headers", first: cut, code: batch.CodeUpstreamUnreachable, want: 1},
+		{name: "stalled after headers", first: stallBody, code: batch.CodeUpstreamTimeout, want: 1},
+		{name: "404", first: serveStatus(404), code: batch.CodeFileNotFound, want: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScripted(t, serveOK, tt.first)
+			c, _ := newResilient(t, s.srv.URL, func(c *Config) {
+				c.MaxAttempts, c.RetryBudget = 3, 10*time.Second
+				if strings.Contains(tt.name, "time-out") || strings.Contains(tt.name, "stalled") {
+					c.Timeout = 300 * time.Millisecond
+				}
+			})
+			err := invoke(t.Context(), c, s.srv.URL, opFile)
+			if tt.open {
+				if err != nil {
+					t.Fatalf("download: %v", err)
+				}
+			} else {
+				wantCode(t, err, tt.code)
+			}
+			if got := s.count(opFile); got != tt.want {
+				t.Errorf("Concur received %d file requests, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+// The back-off grows with full jitter and never exceeds its cap.
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	base, capped := 100*time.Millisecond, time.Second
+	for n, ceil := range map[int]time.Duration{1: base, 2: 2 * base, 3: 4 * base, 5: capped, 50: capped} {
+		for range 200 {
+			if d := backoff(base, capped, n); d < 0 || d > ceil {
+				t.Fatalf("backoff(n=%d) = %v, want within [0, %v]", n, d, ceil)
+			}
+		}
+	}
+	if d := backoff(0, capped, 3); d != 0 {
+		t.Errorf("backoff with a zero base = %v", d)
+	}
+}
