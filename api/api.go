@@ -19,6 +19,9 @@ type CloseResponse struct {
 	// Regenerated is true when the batch was already closed and this close, asked for with
 	// ?regenerate=true, made Concur regenerate its payment file.
 	Regenerated bool `json:"regenerated,omitempty" example:"false"`
+	// Accepted is true when the close was asynchronous (Prefer: respond-async, answered
+	// 202): Concur scheduled it; GET /batches/{id} shows when the batch is CLOSED.
+	Accepted bool `json:"accepted,omitempty" example:"false"`
 }
 
 // CloseAttempt is one entry of a batch's audit trail: GET /batches/{id}/closes.

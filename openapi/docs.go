@@ -317,7 +317,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Closes the batch through Concur's synchronous (v1.1) close. ` + "`" + `{id}` + "`" + ` is the plain Concur BatchID; the gateway maps it to Concur's encrypted Batch-URL. No request body.\n\n**Regeneration guard.** Closing a closed batch makes Concur regenerate its payment file, which can pay people twice. A batch the gateway knows is closed (it closed it, or Concur's CLOSED list holds it) answers 409 ` + "`" + `batch_already_closed` + "`" + ` with the recorded result, without calling Concur. ` + "`" + `?regenerate=true` + "`" + ` closes it anyway, on purpose, and is recorded as such.\n\n**One close at a time.** While a close of the batch runs (in any replica), another answers 409 ` + "`" + `close_in_progress` + "`" + `. Once sent to Concur, a close runs to completion even if the caller disconnects, and every attempt is recorded (` + "`" + `GET /batches/{id}/closes` + "`" + `). When an earlier close's outcome is unknown (time-out), the next one first re-reads Concur's batch list.\n\n**Idempotency-Key** (draft-ietf-httpapi-idempotency-key-header): the same key with the same request replays the recorded answer with ` + "`" + `Idempotency-Replayed: true` + "`" + `; with another batch or query it is 422 ` + "`" + `idempotency_key_mismatch` + "`" + `; while the first request runs, 409 ` + "`" + `idempotency_key_in_use` + "`" + `. Keys are scoped per caller and kept 24 h. Answers that invite a retry (5xx, 429, ` + "`" + `close_in_progress` + "`" + `) are not recorded, so a retry runs again through the guards.",
+                "description": "Closes the batch through Concur's synchronous (v1.1) close. ` + "`" + `{id}` + "`" + ` is the plain Concur BatchID; the gateway maps it to Concur's encrypted Batch-URL. No request body.\n\n**Asynchronous close.** With ` + "`" + `Prefer: respond-async` + "`" + ` (RFC 7240) the gateway uses Concur's asynchronous (v1.2) close and answers 202 Accepted with ` + "`" + `Location: /batches/{id}` + "`" + `, ` + "`" + `Preference-Applied: respond-async` + "`" + ` and Concur's ` + "`" + `jobQueueKey` + "`" + `. The batch's status then comes from Concur's batch list (` + "`" + `GET /batches/{id}` + "`" + `); once it is CLOSED, the first ` + "`" + `GET /batches/{id}/file` + "`" + ` obtains the File-Url with a v1.1 close of the closed batch, as Concur recommends: that is the one regeneration the gateway makes on its own, recorded as such. Until then the download answers 409 ` + "`" + `file_not_ready` + "`" + `.\n\n**Regeneration guard.** Closing a closed batch makes Concur regenerate its payment file, which can pay people twice. A batch the gateway knows is closed (it closed it, or Concur's CLOSED list holds it) answers 409 ` + "`" + `batch_already_closed` + "`" + ` with the recorded result, without calling Concur. ` + "`" + `?regenerate=true` + "`" + ` closes it anyway, on purpose, and is recorded as such.\n\n**One close at a time.** While a close of the batch runs (in any replica), another answers 409 ` + "`" + `close_in_progress` + "`" + `. Once sent to Concur, a close runs to completion even if the caller disconnects, and every attempt is recorded (` + "`" + `GET /batches/{id}/closes` + "`" + `). When an earlier close's outcome is unknown (time-out), the next one first re-reads Concur's batch list.\n\n**Idempotency-Key** (draft-ietf-httpapi-idempotency-key-header): the same key with the same request replays the recorded answer with ` + "`" + `Idempotency-Replayed: true` + "`" + `; with another batch or query it is 422 ` + "`" + `idempotency_key_mismatch` + "`" + `; while the first request runs, 409 ` + "`" + `idempotency_key_in_use` + "`" + `. Keys are scoped per caller and kept 24 h. Answers that invite a retry (5xx, 429, ` + "`" + `close_in_progress` + "`" + `) are not recorded, so a retry runs again through the guards.",
                 "produces": [
                     "application/json",
                     "application/problem+json"
@@ -347,6 +347,12 @@ const docTemplate = `{
                         "description": "Up to 255 visible ASCII characters, optionally as a quoted string",
                         "name": "Idempotency-Key",
                         "in": "header"
+                    },
+                    {
+                        "type": "string",
+                        "description": "respond-async: close asynchronously (Concur v1.2), answer 202",
+                        "name": "Prefer",
+                        "in": "header"
                     }
                 ],
                 "responses": {
@@ -359,6 +365,30 @@ const docTemplate = `{
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "202": {
+                        "description": "the asynchronous close was accepted (Prefer: respond-async)",
+                        "schema": {
+                            "$ref": "#/definitions/api.CloseResponse"
+                        },
+                        "headers": {
+                            "Idempotency-Replayed": {
+                                "type": "string",
+                                "description": "true when the answer is a replay of a recorded one"
+                            },
+                            "Location": {
+                                "type": "string",
+                                "description": "/batches/{id}: where the batch's status shows"
+                            },
+                            "Preference-Applied": {
+                                "type": "string",
+                                "description": "respond-async"
                             },
                             "X-Request-ID": {
                                 "type": "string",
@@ -411,7 +441,7 @@ const docTemplate = `{
                         }
                     },
                     "409": {
-                        "description": "batch_already_closed (with recorded), close_in_progress, idempotency_key_in_use, batch_not_closable, upstream_conflict",
+                        "description": "batch_already_closed (with recorded), close_in_progress, close_outcome_unknown, idempotency_key_in_use, batch_not_closable, upstream_conflict",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
                         },
@@ -671,7 +701,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Streams the payment file of the batch's last close through the gateway, with Concur's Content-Type (text/csv, or application/zip when the batch yields several files), Content-Length and Content-Disposition.",
+                "description": "Streams the payment file of the batch's last close through the gateway, with Concur's Content-Type (text/csv, or application/zip when the batch yields several files), Content-Length and Content-Disposition. After an asynchronous close, the first download (once Concur's batch list shows the batch CLOSED) obtains the File-Url with a v1.1 close of the closed batch, as Concur recommends: the one regeneration the gateway makes on its own, recorded in the audit trail; until then 409 ` + "`" + `file_not_ready` + "`" + `.",
                 "produces": [
                     "text/csv",
                     "application/zip",
@@ -735,6 +765,22 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "The request's id: the caller's, when well-formed, or a new one"
+                            }
+                        }
+                    },
+                    "409": {
+                        "description": "file_not_ready (an asynchronous close has not taken effect yet; with Retry-After), close_in_progress, close_outcome_unknown",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "Seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -1142,6 +1188,11 @@ const docTemplate = `{
                 "batchId"
             ],
             "properties": {
+                "accepted": {
+                    "description": "Accepted is true when the close was asynchronous (Prefer: respond-async, answered\n202): Concur scheduled it; GET /batches/{id} shows when the batch is CLOSED.",
+                    "type": "boolean",
+                    "example": false
+                },
                 "batchId": {
                     "description": "BatchID is the plain Concur BatchID that was closed.",
                     "type": "string",

@@ -26,6 +26,10 @@ type CloseOptions struct {
 	// Regenerate closes the batch even if it is closed already: Concur then regenerates its
 	// payment file, which can pay people twice. Needs the batches:regenerate scope.
 	Regenerate bool
+	// Async asks for Concur's asynchronous close (Prefer: respond-async): the answer is
+	// Accepted (202) with a JobQueueKey and no file yet; the batch's status then comes
+	// from Get, and once it is CLOSED, File obtains and serves the file.
+	Async bool
 }
 
 // Close closes the batch (POST /batches/{id}/close). A batch the gateway knows is closed
@@ -45,6 +49,9 @@ func (c *Client) Close(ctx context.Context, id string, opts CloseOptions) (api.C
 	header := http.Header{}
 	if opts.IdempotencyKey != "" {
 		header.Set("Idempotency-Key", opts.IdempotencyKey)
+	}
+	if opts.Async {
+		header.Set("Prefer", "respond-async")
 	}
 	err = c.doJSON(ctx, http.MethodPost, path, query, header, &out)
 	return out, err

@@ -286,3 +286,25 @@ func TestEmptyIDRefused(t *testing.T) {
 		t.Error("Close(\"\") = nil error")
 	}
 }
+
+// Async asks for the asynchronous close with Prefer: respond-async, and the 202 answer
+// decodes like a 200.
+func TestCloseAsyncSendsPrefer(t *testing.T) {
+	t.Parallel()
+	var prefer string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		prefer = r.Header.Get("Prefer")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"batchId":"b1","batchStatus":"","status":"SUCCESS","jobQueueKey":"$j","accepted":true}`))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := client.New(client.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Close(t.Context(), "b1", client.CloseOptions{Async: true})
+	if err != nil || !res.Accepted || res.JobQueueKey != "$j" || prefer != "respond-async" {
+		t.Errorf("Close(Async) = %+v, %v; Prefer %q", res, err, prefer)
+	}
+}

@@ -45,6 +45,9 @@ type CloseResult struct {
 	// Set by the domain, not by Concur (hence no JSON in the golden files).
 	ClosedAt    time.Time `json:"-"`
 	Regenerated bool      `json:"-"` // the batch was already closed: Concur regenerated its payment file
+	// Accepted: an asynchronous (v1.2) close that Concur scheduled; the batch is closed
+	// when its job has run, and its File-Url is obtained on the first download.
+	Accepted bool `json:"-"`
 }
 
 // File is a payment file being streamed from Concur. The caller must close Body.
@@ -62,6 +65,9 @@ type Upstream interface {
 	ListBatches(ctx context.Context, status ListStatus) ([]Summary, error)
 	// CloseBatch closes (v1.1, synchronous) the batch at the encrypted batchURL.
 	CloseBatch(ctx context.Context, batchURL string) (CloseResult, error)
+	// CloseBatchAsync schedules the close (v1.2, asynchronous) of the batch at batchURL;
+	// the answer has a Status and a JobQueueKey, no File-Url.
+	CloseBatchAsync(ctx context.Context, batchURL string) (CloseResult, error)
 	// OpenFile starts the download of a File-Url returned by CloseBatch.
 	OpenFile(ctx context.Context, fileURL string) (*File, error)
 }

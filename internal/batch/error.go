@@ -15,6 +15,7 @@ const (
 	CodeInvalidBatchID      Code = "invalid_batch_id"         // the id is not 1-64 of [A-Za-z0-9_-]
 	CodeBatchNotFound       Code = "batch_not_found"          // not in the batch list, or Concur says it does not exist
 	CodeFileNotFound        Code = "file_not_found"           // no payment file is known for the batch
+	CodeFileNotReady        Code = "file_not_ready"           // an asynchronous close has not taken effect yet
 	CodeBatchNotClosable    Code = "batch_not_closable"       // Concur refused the close as a business answer (e.g. no reports)
 	CodeUpstreamConflict    Code = "upstream_conflict"        // Concur answered 409
 	CodeUpstreamAuthFailed  Code = "upstream_auth_failed"     // Concur rejected our credentials even after renewal

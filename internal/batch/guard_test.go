@@ -33,6 +33,10 @@ func (u *scriptedUp) CloseBatch(ctx context.Context, url string) (batch.CloseRes
 	return u.closes(ctx, url, n)
 }
 
+func (u *scriptedUp) CloseBatchAsync(ctx context.Context, url string) (batch.CloseResult, error) {
+	return u.CloseBatch(ctx, url)
+}
+
 func (u *scriptedUp) OpenFile(context.Context, string) (*batch.File, error) {
 	return nil, errors.New("no files here")
 }

@@ -77,6 +77,9 @@ type CloseRequest struct {
 	// Regenerate allows closing a batch the gateway knows is closed: Concur then
 	// regenerates its payment file.
 	Regenerate bool
+	// Async uses Concur's asynchronous (v1.2) close: Concur schedules it and answers a
+	// JobQueueKey; the result is Accepted, without a File-Url (see File).
+	Async bool
 }
 
 // Close closes the batch through Concur's synchronous (v1.1) close and records the
@@ -170,11 +173,15 @@ func (s *Service) closeGuarded(ctx context.Context, req CloseRequest, begun stor
 		// batch list read before that close still says OPEN.
 		return CloseResult{}, false, alreadyClosed(req.ID, begun.LastClosed)
 	}
-	res, err := s.up.CloseBatch(ctx, b.URL)
+	send := s.up.CloseBatch
+	if req.Async {
+		send = s.up.CloseBatchAsync
+	}
+	res, err := send(ctx, b.URL)
 	if ErrorCode(err) == CodeBatchNotFound {
 		var sent bool
 		if b, sent, err = s.refreshAfterNotFound(ctx, req, b, begun, err); sent {
-			res, err = s.up.CloseBatch(ctx, b.URL)
+			res, err = send(ctx, b.URL)
 		}
 	}
 	if err != nil {
@@ -182,6 +189,7 @@ func (s *Service) closeGuarded(ctx context.Context, req CloseRequest, begun stor
 	}
 	res.ClosedAt = s.now()
 	res.Regenerated = b.Status == store.StatusClosed || begun.LastClosed != nil
+	res.Accepted = req.Async
 	return res, true, nil
 }
 
@@ -253,6 +261,12 @@ func (s *Service) finish(att *store.Close, res CloseResult, sent bool, err error
 	if err == nil {
 		att.Outcome, att.UpstreamStatus = store.OutcomeClosed, 200
 		att.BatchStatus, att.Status, att.JobQueueKey, att.FileURL = res.BatchStatus, res.Status, res.JobQueueKey, res.FileURL
+		if res.Accepted {
+			// Scheduled, not done: the batch list tells when Concur's job has run (some
+			// v1.2 answers say CLOSED already), and the first download obtains the File-Url.
+			att.FileURL, att.BatchStatus = "", ""
+			att.Detail = asyncAccepted
+		}
 		return
 	}
 	code := ErrorCode(err)
@@ -309,24 +323,6 @@ func (s *Service) Closes(ctx context.Context, id string, limit int) ([]Attempt, 
 		out[i] = attemptOf(c)
 	}
 	return out, nil
-}
-
-// File opens the payment file of the batch's latest successful close that produced one.
-// The caller must close the returned file's Body.
-func (s *Service) File(ctx context.Context, id string) (*File, error) {
-	if err := ValidateID(id); err != nil {
-		return nil, err
-	}
-	list, err := s.st.ListCloses(ctx, id, maxAuditScan)
-	if err != nil {
-		return nil, storeError(err)
-	}
-	for _, c := range list {
-		if c.Outcome == store.OutcomeClosed && c.FileURL != "" {
-			return s.up.OpenFile(ctx, c.FileURL)
-		}
-	}
-	return nil, Errorf(CodeFileNotFound, "the gateway knows no payment file for batch %s", id)
 }
 
 // maxAuditScan bounds how many attempts File looks back through.

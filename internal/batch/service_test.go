@@ -189,16 +189,16 @@ func TestFileAfterClose(t *testing.T) {
 	t.Parallel()
 	svc, sim, _ := newService(t, 0)
 	ctx := context.Background()
-	_, err := svc.File(ctx, employeeBatch)
+	_, err := svc.File(ctx, batch.FileRequest{ID: employeeBatch})
 	wantCode(t, err, batch.CodeFileNotFound)
-	_, err = svc.File(ctx, "../etc")
+	_, err = svc.File(ctx, batch.FileRequest{ID: "../etc"})
 	wantCode(t, err, batch.CodeInvalidBatchID)
 
 	res, err := svc.Close(ctx, closeReq(employeeBatch))
 	if err != nil || res.BatchStatus != "CLOSED" || res.Status != "SUCCESS" || res.FileURL == "" {
 		t.Fatalf("Close = %+v, %v", res, err)
 	}
-	f, err := svc.File(ctx, employeeBatch)
+	f, err := svc.File(ctx, batch.FileRequest{ID: employeeBatch})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -226,20 +226,40 @@ func (c *Client) ListBatches(ctx context.Context, status batch.ListStatus) ([]ba
 // CloseBatch closes (v1.1, synchronous) the batch at batchURL, the Batch-URL from the list.
 // A File-Url on a foreign host is returned as is: the close happened; OpenFile refuses it.
 func (c *Client) CloseBatch(ctx context.Context, batchURL string) (batch.CloseResult, error) {
+	return c.closeBatch(ctx, batchURL, false)
+}
+
+// CloseBatchAsync schedules the close (v1.2, asynchronous) of the batch at batchURL: the
+// Batch-URL's v1.1 segment becomes v1.2. Concur answers Status and JobQueueKey; the batch
+// shows in the CLOSED list once the job ran, and a v1.1 close then yields the File-Url.
+func (c *Client) CloseBatchAsync(ctx context.Context, batchURL string) (batch.CloseResult, error) {
+	return c.closeBatch(ctx, batchURL, true)
+}
+
+// v11Batch is the path prefix of a Batch-URL, whose version segment CloseBatchAsync swaps.
+const v11Batch = apiPrefix + "v1.1/batch/"
+
+func (c *Client) closeBatch(ctx context.Context, batchURL string, async bool) (batch.CloseResult, error) {
 	raw := strings.TrimSpace(batchURL)
 	u, err := parseConcurURL(raw)
 	if err != nil {
 		return batch.CloseResult{}, err
 	}
-	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || (async && !strings.HasPrefix(u.EscapedPath(), v11Batch)) {
 		return batch.CloseResult{}, &batch.Error{Code: batch.CodeUpstreamBadResponse,
 			Detail: "the Batch-URL from Concur has an unexpected shape"}
+	}
+	target := strings.TrimSuffix(raw, "/") + "/close" // as given: never re-escape its '$'
+	if async {
+		// Exactly the path's version segment: the host part cannot hold v11Batch's slashes
+		// before the path starts, so the first occurrence is the path's.
+		target = strings.Replace(target, v11Batch, apiPrefix+"v1.2/batch/", 1)
 	}
 	var out batch.CloseResult
 	err = c.do(ctx, request{
 		op:     opClose,
 		method: http.MethodPost,
-		url:    strings.TrimSuffix(raw, "/") + "/close", // as given: never re-escape its '$'
+		url:    target,
 		limit:  maxSmallBody,
 		decode: func(r io.Reader) (err error) { out, err = decodeClose(r); return err },
 	})

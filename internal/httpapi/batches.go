@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -20,7 +21,7 @@ import (
 type BatchService interface {
 	Close(ctx context.Context, req batch.CloseRequest) (batch.CloseResult, error)
 	Closes(ctx context.Context, id string, limit int) ([]batch.Attempt, error)
-	File(ctx context.Context, id string) (*batch.File, error)
+	File(ctx context.Context, req batch.FileRequest) (*batch.File, error)
 	List(ctx context.Context, req batch.ListRequest) (batch.Page, error)
 	Get(ctx context.Context, id string) (batch.Detail, error)
 }
@@ -40,6 +41,8 @@ func batchID(r *http.Request) (string, error) {
 //	@Summary		Close a payment batch
 //	@Description	Closes the batch through Concur's synchronous (v1.1) close. `{id}` is the plain Concur BatchID; the gateway maps it to Concur's encrypted Batch-URL. No request body.
 //	@Description
+//	@Description	**Asynchronous close.** With `Prefer: respond-async` (RFC 7240) the gateway uses Concur's asynchronous (v1.2) close and answers 202 Accepted with `Location: /batches/{id}`, `Preference-Applied: respond-async` and Concur's `jobQueueKey`. The batch's status then comes from Concur's batch list (`GET /batches/{id}`); once it is CLOSED, the first `GET /batches/{id}/file` obtains the File-Url with a v1.1 close of the closed batch, as Concur recommends: that is the one regeneration the gateway makes on its own, recorded as such. Until then the download answers 409 `file_not_ready`.
+//	@Description
 //	@Description	**Regeneration guard.** Closing a closed batch makes Concur regenerate its payment file, which can pay people twice. A batch the gateway knows is closed (it closed it, or Concur's CLOSED list holds it) answers 409 `batch_already_closed` with the recorded result, without calling Concur. `?regenerate=true` closes it anyway, on purpose, and is recorded as such.
 //	@Description
 //	@Description	**One close at a time.** While a close of the batch runs (in any replica), another answers 409 `close_in_progress`. Once sent to Concur, a close runs to completion even if the caller disconnects, and every attempt is recorded (`GET /batches/{id}/closes`). When an earlier close's outcome is unknown (time-out), the next one first re-reads Concur's batch list.
@@ -51,10 +54,12 @@ func batchID(r *http.Request) (string, error) {
 //	@Param			id				path		string	true	"Concur BatchID: 1-64 characters of A-Z a-z 0-9 _ -"	minlength(1)	maxlength(64)
 //	@Param			regenerate		query		bool	false	"Close even if the batch is closed: Concur regenerates its payment file"
 //	@Param			Idempotency-Key	header		string	false	"Up to 255 visible ASCII characters, optionally as a quoted string"
+//	@Param			Prefer			header		string	false	"respond-async: close asynchronously (Concur v1.2), answer 202"
 //	@Success		200				{object}	api.CloseResponse
+//	@Success		202				{object}	api.CloseResponse	"the asynchronous close was accepted (Prefer: respond-async)"
 //	@Failure		400				{object}	api.Problem	"invalid_batch_id, invalid_request, invalid_idempotency_key"
 //	@Failure		404				{object}	api.Problem	"batch_not_found"
-//	@Failure		409				{object}	api.Problem	"batch_already_closed (with recorded), close_in_progress, idempotency_key_in_use, batch_not_closable, upstream_conflict"
+//	@Failure		409				{object}	api.Problem	"batch_already_closed (with recorded), close_in_progress, close_outcome_unknown, idempotency_key_in_use, batch_not_closable, upstream_conflict"
 //	@Failure		422				{object}	api.Problem	"idempotency_key_mismatch"
 //	@Failure		429				{object}	api.Problem	"rate_limited (this caller), upstream_rate_limited (Concur); with Retry-After"
 //	@Failure		500				{object}	api.Problem	"internal"
@@ -63,6 +68,8 @@ func batchID(r *http.Request) (string, error) {
 //	@Failure		504				{object}	api.Problem	"upstream_timeout"
 //	@Header			all				{string}	X-Request-ID			"The request's id: the caller's, when well-formed, or a new one"
 //	@Header			all				{string}	Idempotency-Replayed	"true when the answer is a replay of a recorded one"
+//	@Header			202				{string}	Location				"/batches/{id}: where the batch's status shows"
+//	@Header			202				{string}	Preference-Applied		"respond-async"
 //	@Header			409,429,503,504	{integer}	Retry-After				"Seconds to wait before trying again"
 //	@Failure		401	{object}	api.Problem	"unauthorized (with WWW-Authenticate)"
 //	@Failure		403	{object}	api.Problem	"forbidden: needs batches:close (and batches:regenerate with ?regenerate=true)"
@@ -79,6 +86,8 @@ func closeBatch(svc BatchService) handlerFunc {
 		if err != nil {
 			return err
 		}
+		async := prefersAsync(r.Header)
+		w.Header().Add("Vary", "Prefer")
 		// The domain finishes a close that has started even if this caller hangs up.
 		res, err := svc.Close(r.Context(), batch.CloseRequest{
 			ID:             id,
@@ -86,12 +95,34 @@ func closeBatch(svc BatchService) handlerFunc {
 			RequestID:      requestIDFrom(r.Context()),
 			IdempotencyKey: idempotencyKeyFrom(r.Context()),
 			Regenerate:     regenerate,
+			Async:          async,
 		})
 		if err != nil {
 			return err
 		}
+		if res.Accepted {
+			w.Header().Set("Location", "/batches/"+id)
+			w.Header().Set("Preference-Applied", "respond-async")
+			return writeJSON(w, http.StatusAccepted, closeResponse(id, res))
+		}
 		return writeJSON(w, http.StatusOK, closeResponse(id, res))
 	}
+}
+
+// prefersAsync reports whether the request asks for an asynchronous answer: the
+// respond-async preference of RFC 7240 in any Prefer header (names are case-insensitive;
+// parameters such as wait are ignored).
+func prefersAsync(h http.Header) bool {
+	for _, v := range h.Values("Prefer") {
+		for pref := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(pref, ";")
+			name, _, _ = strings.Cut(name, "=")
+			if strings.EqualFold(strings.TrimSpace(name), "respond-async") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // regenerateParam reads the close's only query parameter. Anything else is refused, so a
@@ -120,6 +151,7 @@ func closeResponse(id string, res batch.CloseResult) api.CloseResponse {
 		JobQueueKey: res.JobQueueKey,
 		ClosedAt:    timeString(res.ClosedAt),
 		Regenerated: res.Regenerated,
+		Accepted:    res.Accepted,
 	}
 	if res.FileURL != "" {
 		out.FileURL = "/batches/" + id + "/file"
@@ -210,7 +242,7 @@ func limitParam(q url.Values, def, max int) (int, error) {
 // batchFile godoc
 //
 //	@Summary		Download a batch's payment file
-//	@Description	Streams the payment file of the batch's last close through the gateway, with Concur's Content-Type (text/csv, or application/zip when the batch yields several files), Content-Length and Content-Disposition.
+//	@Description	Streams the payment file of the batch's last close through the gateway, with Concur's Content-Type (text/csv, or application/zip when the batch yields several files), Content-Length and Content-Disposition. After an asynchronous close, the first download (once Concur's batch list shows the batch CLOSED) obtains the File-Url with a v1.1 close of the closed batch, as Concur recommends: the one regeneration the gateway makes on its own, recorded in the audit trail; until then 409 `file_not_ready`.
 //	@Tags			batches
 //	@Produce		text/csv
 //	@Produce		application/zip
@@ -219,13 +251,14 @@ func limitParam(q url.Values, def, max int) (int, error) {
 //	@Success		200	{file}		file
 //	@Failure		400	{object}	api.Problem	"invalid_batch_id"
 //	@Failure		404	{object}	api.Problem	"file_not_found"
+//	@Failure		409	{object}	api.Problem	"file_not_ready (an asynchronous close has not taken effect yet; with Retry-After), close_in_progress, close_outcome_unknown"
 //	@Failure		429	{object}	api.Problem	"rate_limited (this caller), upstream_rate_limited (Concur); with Retry-After"
 //	@Failure		500	{object}	api.Problem	"internal"
 //	@Failure		502	{object}	api.Problem	"upstream_host_refused, upstream_bad_response, upstream_unreachable, upstream_auth_failed, upstream_rejected"
 //	@Failure		503	{object}	api.Problem	"upstream_unavailable (with Retry-After)"
 //	@Failure		504	{object}	api.Problem	"upstream_timeout"
 //	@Header			all	{string}	X-Request-ID	"The request's id: the caller's, when well-formed, or a new one"
-//	@Header			429,503,504	{integer}	Retry-After	"Seconds to wait before trying again"
+//	@Header			409,429,503,504	{integer}	Retry-After	"Seconds to wait before trying again"
 //	@Failure		401	{object}	api.Problem	"unauthorized (with WWW-Authenticate)"
 //	@Failure		403	{object}	api.Problem	"forbidden: needs batches:read"
 //	@Failure		413	{object}	api.Problem	"request_body_not_allowed"
@@ -237,7 +270,9 @@ func batchFile(svc BatchService, writeTimeout time.Duration) handlerFunc {
 		if err != nil {
 			return err
 		}
-		f, err := svc.File(r.Context(), id)
+		f, err := svc.File(r.Context(), batch.FileRequest{
+			ID: id, Caller: callerName(r.Context()), RequestID: requestIDFrom(r.Context()),
+		})
 		if err != nil {
 			return err
 		}

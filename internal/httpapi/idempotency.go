@@ -113,10 +113,15 @@ func parseIdemKey(values []string) (string, bool) {
 	return k, validIdemKey.MatchString(k)
 }
 
-// fingerprint identifies the request a key was first used for: method, path and query
-// (canonically ordered). The close takes no body.
+// fingerprint identifies the request a key was first used for: method, path, query
+// (canonically ordered) and whether it asked for an asynchronous close. The close takes no
+// body.
 func fingerprint(r *http.Request) string {
-	h := sha256.Sum256([]byte(r.Method + " " + r.URL.EscapedPath() + "?" + r.URL.Query().Encode()))
+	async := ""
+	if prefersAsync(r.Header) {
+		async = " respond-async"
+	}
+	h := sha256.Sum256([]byte(r.Method + " " + r.URL.EscapedPath() + "?" + r.URL.Query().Encode() + async))
 	return hex.EncodeToString(h[:])
 }
 

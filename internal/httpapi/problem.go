@@ -51,6 +51,7 @@ var problemKinds = map[batch.Code]problemKind{
 	batch.CodeInvalidBatchID:      {http.StatusBadRequest, "Invalid batch id"},
 	batch.CodeBatchNotFound:       {http.StatusNotFound, "Batch not found"},
 	batch.CodeFileNotFound:        {http.StatusNotFound, "Payment file not found"},
+	batch.CodeFileNotReady:        {http.StatusConflict, "Payment file not ready yet"},
 	batch.CodeBatchNotClosable:    {http.StatusConflict, "Batch cannot be closed"},
 	batch.CodeUpstreamConflict:    {http.StatusConflict, "Concur reported a conflict"},
 	batch.CodeUpstreamAuthFailed:  {http.StatusBadGateway, "Concur rejected the gateway's credentials"},

@@ -25,6 +25,7 @@ func TestProblemTable(t *testing.T) {
 		{batch.CodeInvalidBatchID, 400, ""},
 		{batch.CodeBatchNotFound, 404, ""},
 		{batch.CodeFileNotFound, 404, ""},
+		{batch.CodeFileNotReady, 409, ""},
 		{batch.CodeBatchNotClosable, 409, ""},
 		{batch.CodeUpstreamConflict, 409, ""},
 		{batch.CodeUpstreamAuthFailed, 502, ""},

@@ -25,7 +25,7 @@ type panicky struct{}
 
 func (panicky) Close(context.Context, batch.CloseRequest) (batch.CloseResult, error) { panic("boom") }
 func (panicky) Closes(context.Context, string, int) ([]batch.Attempt, error)         { panic("boom") }
-func (panicky) File(context.Context, string) (*batch.File, error)                    { panic("boom") }
+func (panicky) File(context.Context, batch.FileRequest) (*batch.File, error)         { panic("boom") }
 func (panicky) List(context.Context, batch.ListRequest) (batch.Page, error)          { panic("boom") }
 func (panicky) Get(context.Context, string) (batch.Detail, error)                    { panic("boom") }
 
@@ -205,7 +205,7 @@ func mustUnescape(t *testing.T, p string) string {
 // brokenFile serves a file whose stream fails after the answer has started.
 type brokenFile struct{ panicky }
 
-func (brokenFile) File(context.Context, string) (*batch.File, error) {
+func (brokenFile) File(context.Context, batch.FileRequest) (*batch.File, error) {
 	body := io.MultiReader(strings.NewReader(strings.Repeat("x", 100<<10)), iotest.ErrReader(errors.New("concur stream cut")))
 	return &batch.File{Body: io.NopCloser(body), ContentType: "text/csv", ContentLength: 1 << 20}, nil
 }

@@ -84,13 +84,20 @@ func (s *sqlStore) FinishClose(ctx context.Context, c Close) error {
 			job_queue_key = ?, file_url = ? WHERE id = ?`),
 			string(c.Outcome), micros(c.EndedAt), c.UpstreamStatus, c.ErrorCode, c.Detail, c.BatchStatus,
 			c.Status, c.JobQueueKey, c.FileURL, c.ID)
-		if err := oneRow(res, err); err != nil || c.Outcome != OutcomeClosed {
+		if err := oneRow(res, err); err != nil || !c.closesBatch() {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE batches SET status = ?
 			WHERE id = (SELECT batch_id FROM closes WHERE id = ?)`), StatusClosed, c.ID)
 		return err
 	}))
+}
+
+// closesBatch reports whether the finished attempt c shows its batch closed: outcome closed
+// with a File-Url or Concur's BatchStatus CLOSED. An accepted asynchronous close has
+// neither: the batch is closed when Concur's job has run, which its batch list tells.
+func (c Close) closesBatch() bool {
+	return c.Outcome == OutcomeClosed && (c.FileURL != "" || c.BatchStatus == StatusClosed)
 }
 
 // RecordClose inserts a finished attempt; the batch must exist (ErrNotFound otherwise).

@@ -31,6 +31,9 @@ func mustBegin(t *testing.T, s store.Store, c store.Close) store.Begun {
 func mustFinish(t *testing.T, s store.Store, c store.Close, o store.Outcome, end time.Time) store.Close {
 	t.Helper()
 	c.Outcome, c.EndedAt = o, end
+	if o == store.OutcomeClosed && c.FileURL == "" && c.BatchStatus == "" {
+		c.BatchStatus = store.StatusClosed // as a synchronous close answers
+	}
 	if err := s.FinishClose(t.Context(), c); err != nil {
 		t.Fatalf("FinishClose(%d): %v", c.ID, err)
 	}
@@ -200,6 +203,17 @@ func testFinishClose(t *testing.T, h *harness) {
 	}
 	if got := mustGetBatch(t, s, "A").Status; got != store.StatusOpen {
 		t.Errorf("after a failed close: batch status %q, want OPEN", got)
+	}
+
+	// An accepted asynchronous close (no File-Url, no BatchStatus) is closed, but the batch
+	// is not until its job has run: its batch list will say so.
+	async := mustBegin(t, s, attempt("B", at(0), "r-async")).Attempt
+	async.Outcome, async.EndedAt, async.Status, async.JobQueueKey = store.OutcomeClosed, at(time.Second), "SUCCESS", "$job"
+	if err := s.FinishClose(t.Context(), async); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGetBatch(t, s, "B").Status; got != store.StatusOpen {
+		t.Errorf("after an accepted asynchronous close: batch status %q, want OPEN", got)
 	}
 
 	b := mustBegin(t, s, attempt("A", at(time.Minute), "r2")).Attempt

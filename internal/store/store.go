@@ -175,7 +175,9 @@ type Store interface {
 	BeginClose(ctx context.Context, c Close) (Begun, error)
 	// FinishClose ends the attempt c.ID with c's outcome and results (Outcome, EndedAt,
 	// UpstreamStatus, ErrorCode, Detail, BatchStatus, Status, JobQueueKey, FileURL). When
-	// the outcome is closed, the batch's Status becomes StatusClosed in the same transaction.
+	// the outcome is closed and the attempt carries a File-Url or a BatchStatus CLOSED, the
+	// batch's Status becomes StatusClosed in the same transaction (an accepted asynchronous
+	// close carries neither: the batch list tells when its job has run).
 	// The outcome must not be in progress; an attempt already marked unknown (its lease
 	// expired) takes c's outcome. ErrNotFound when there is no attempt c.ID.
 	FinishClose(ctx context.Context, c Close) error
