@@ -136,6 +136,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	// A token refresh whose callers left runs on: let it commit the rotated refresh token
+	// before the store closes.
+	if err := up.Drain(shutdownCtx); err != nil {
+		log.Error().Err(err).Msg("a Concur token refresh was still running at shutdown; its rotated refresh token may be lost")
+	}
 	log.Info().Msg("stopped")
 	return nil
 }

@@ -266,6 +266,12 @@ func (c *Client) closeBatch(ctx context.Context, batchURL string, async bool) (b
 	return out, err
 }
 
+// Drain waits until no token refresh is in flight, or ctx ends. A refresh runs detached
+// from its callers and commits the rotated refresh token to the credential store: call
+// Drain after the server stopped and before the store closes, or a rotation in progress
+// could be lost with the process.
+func (c *Client) Drain(ctx context.Context) error { return c.tokens.drain(ctx) }
+
 // CloseIdleConnections closes the idle keep-alive connections to Concur and its token
 // endpoint (as http.Client.CloseIdleConnections does); connections in use are not touched.
 // For shutdown and tests.

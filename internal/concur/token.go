@@ -149,6 +149,22 @@ func (s *tokenSource) startLocked(ctx context.Context) *flight {
 	return f
 }
 
+// drain waits for the refresh in flight, if any, to end (commit or fail), or for ctx.
+func (s *tokenSource) drain(ctx context.Context) error {
+	s.mu.Lock()
+	f := s.inflight
+	s.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	select {
+	case <-f.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (s *tokenSource) wait(ctx context.Context, f *flight) (*token, error) {
 	select {
 	case <-f.done:

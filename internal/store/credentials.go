@@ -34,6 +34,11 @@ func (s *sqlStore) UpdateCredentials(ctx context.Context,
 	fn func(cur Credentials, found bool) (*Credentials, error)) (Credentials, error) {
 	var out Credentials
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if s.d.lockHeld != "" {
+			if _, err := tx.ExecContext(ctx, s.d.lockHeld); err != nil {
+				return err
+			}
+		}
 		cur, found, err := s.readCredentials(ctx, tx, s.d.forUpdate)
 		if err != nil {
 			return err

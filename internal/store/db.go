@@ -22,6 +22,11 @@ type dialect struct {
 	// forUpdate is appended to the SELECT that takes the credentials lock: a row lock in
 	// PostgreSQL; SQLite needs none, every write transaction holds the database's lock.
 	forUpdate string
+	// lockHeld is run first in the transaction that holds the credentials lock across the
+	// call to Concur's token endpoint (up to the Concur time-out): PostgreSQL must not end
+	// such a session for idling in a transaction (idle_in_transaction_session_timeout) and
+	// lose a refresh token Concur has already rotated.
+	lockHeld string
 	// byteOrder is appended to the batch id where batches are ordered or compared for
 	// ListBatches, so that both dialects order them by bytes (Go's strings.Compare): SQLite's
 	// TEXT compares bytes already (BINARY), PostgreSQL's follows the database's locale

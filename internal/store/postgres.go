@@ -40,6 +40,7 @@ func openPostgres(ctx context.Context, cfg Config, box *secretbox.Box) (Store, e
 		name:      "PostgreSQL",
 		numbered:  true,
 		forUpdate: " FOR UPDATE",
+		lockHeld:  "SET LOCAL idle_in_transaction_session_timeout = 0",
 		byteOrder: ` COLLATE "C"`,
 		isUnique:  pgIsUnique,
 	}}

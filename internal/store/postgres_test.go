@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -130,4 +131,31 @@ func TestPostgresListOrderUnderLocaleCollation(t *testing.T) {
 		t.Fatalf("giving batches.id a locale collation: %v", err)
 	}
 	testListBatchesOrder(t, h)
+}
+
+// The credentials lock is held across Concur's token call (up to the Concur time-out): a
+// database that ends sessions idling in a transaction must not end this one, or the
+// refresh token Concur has just rotated would be lost.
+func TestPostgresCredentialLockOutlastsIdleTimeout(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, postgresBackend)
+	u, err := url.Parse(h.cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("idle_in_transaction_session_timeout", "100") // ms, for every session of this store
+	u.RawQuery = q.Encode()
+	h.cfg.URL = u.String()
+	s := h.open(t)
+	_, err = s.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
+		time.Sleep(400 * time.Millisecond) // the token call
+		return &store.Credentials{RefreshToken: "rotated", AccessToken: "access"}, nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateCredentials across a slow token call: %v", err)
+	}
+	if c, found := mustLoad(t, s); !found || c.RefreshToken != "rotated" {
+		t.Errorf("stored refresh token %q, want the rotated one", c.RefreshToken)
+	}
 }
