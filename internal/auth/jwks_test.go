@@ -177,6 +177,8 @@ func TestNewJWTVerifierErrors(t *testing.T) {
 	t.Cleanup(slow.Close)
 	down := newTestIdP(t)
 	down.fail(http.StatusInternalServerError)
+	redirect := httptest.NewServer(http.RedirectHandler(idp.url(), http.StatusFound)) // even to the real keys
+	t.Cleanup(redirect.Close)
 
 	ok := JWTConfig{JWKSURL: idp.url(), Issuer: testIssuer, Audience: testAudience}
 	tests := []struct {
@@ -188,6 +190,7 @@ func TestNewJWTVerifierErrors(t *testing.T) {
 			[]string{"must be https", "issuer is required", "audience is required", "leeway"}},
 		{"relative URL", func(c *JWTConfig) { c.JWKSURL = "/jwks" }, []string{"absolute URL"}},
 		{"IdP answers 500", func(c *JWTConfig) { c.JWKSURL = down.url() }, []string{"answered 500"}},
+		{"redirect not followed", func(c *JWTConfig) { c.JWKSURL = redirect.URL }, []string{"answered 302"}},
 		{"JWKS too large", func(c *JWTConfig) { c.JWKSURL = huge.URL }, []string{"more than"}},
 		{"IdP too slow", func(c *JWTConfig) { c.JWKSURL, c.Timeout = slow.URL, 50*time.Millisecond }, []string{"deadline exceeded"}},
 	}

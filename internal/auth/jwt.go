@@ -91,7 +91,9 @@ func newJWTVerifier(ctx context.Context, cfg JWTConfig, now func() time.Time) (*
 	}
 	client := cfg.HTTPClient
 	if client == nil {
-		client = &http.Client{Timeout: cfg.Timeout}
+		// The configured JWKS URL only: a redirect (to http, to another host) is not followed.
+		client = &http.Client{Timeout: cfg.Timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	v := &JWTVerifier{cfg: cfg, now: now, keys: &jwks{
 		url: cfg.JWKSURL, client: client, timeout: cfg.Timeout, log: cfg.Log, now: now,
