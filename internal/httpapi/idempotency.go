@@ -20,7 +20,7 @@ import (
 type IdempotencyStore interface {
 	ClaimIdempotencyKey(ctx context.Context, rec store.Idempotency, now time.Time) (store.Idempotency, bool, error)
 	CompleteIdempotencyKey(ctx context.Context, rec store.Idempotency) error
-	ReleaseIdempotencyKey(ctx context.Context, caller, key string) error
+	ReleaseIdempotencyKey(ctx context.Context, caller, key, requestID string) error
 }
 
 // Idempotency configures the Idempotency-Key handling of the close.
@@ -130,7 +130,7 @@ func serveClaimed(st IdempotencyStore, next http.Handler, w http.ResponseWriter,
 	rw := &recordingWriter{ResponseWriter: w}
 	defer func() {
 		if p := recover(); p != nil { // free the key at once, rather than when its lease ends
-			_ = st.ReleaseIdempotencyKey(ctx, rec.Caller, rec.Key)
+			_ = st.ReleaseIdempotencyKey(ctx, rec.Caller, rec.Key, rec.RequestID)
 			panic(p)
 		}
 	}()
@@ -143,7 +143,7 @@ func serveClaimed(st IdempotencyStore, next http.Handler, w http.ResponseWriter,
 		rec.ContentType, rec.RetryAfter = w.Header().Get("Content-Type"), w.Header().Get("Retry-After")
 		err = st.CompleteIdempotencyKey(ctx, rec)
 	} else {
-		err = st.ReleaseIdempotencyKey(ctx, rec.Caller, rec.Key)
+		err = st.ReleaseIdempotencyKey(ctx, rec.Caller, rec.Key, rec.RequestID)
 	}
 	if err != nil {
 		// The answer is sent; the key stays in progress until its lease ends.

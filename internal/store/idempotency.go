@@ -84,11 +84,12 @@ func (s *sqlStore) CompleteIdempotencyKey(ctx context.Context, rec Idempotency) 
 	}))
 }
 
-// ReleaseIdempotencyKey forgets an in-progress claim; a recorded answer stays.
-func (s *sqlStore) ReleaseIdempotencyKey(ctx context.Context, caller, key string) error {
+// ReleaseIdempotencyKey forgets requestID's in-progress claim; a recorded answer, or
+// another request's claim, stays.
+func (s *sqlStore) ReleaseIdempotencyKey(ctx context.Context, caller, key, requestID string) error {
 	return wrap("release idempotency key", s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q("DELETE FROM idempotency_keys WHERE caller = ? AND idem_key = ? AND state = ?"),
-			caller, key, string(IdempotencyInProgress))
+		_, err := tx.ExecContext(ctx, s.q("DELETE FROM idempotency_keys WHERE caller = ? AND idem_key = ? AND state = ? AND request_id = ?"),
+			caller, key, string(IdempotencyInProgress), requestID)
 		return err
 	}))
 }

@@ -167,13 +167,19 @@ func testIdempotencyComplete(t *testing.T, h *harness) {
 func testIdempotencyRelease(t *testing.T, h *harness) {
 	s := h.open(t)
 	mustClaim(t, s, claim("k", "r1", at(0)), at(0))
-	if err := s.ReleaseIdempotencyKey(t.Context(), "payroll", "k"); err != nil {
+	if err := s.ReleaseIdempotencyKey(t.Context(), "payroll", "k", "r0"); err != nil { // not r1's: kept
+		t.Fatal(err)
+	}
+	if got, claimed := mustClaim(t, s, claim("k", "r2", at(time.Second)), at(time.Second)); claimed {
+		t.Errorf("another request released r1's claim: %+v", got)
+	}
+	if err := s.ReleaseIdempotencyKey(t.Context(), "payroll", "k", "r1"); err != nil {
 		t.Fatal(err)
 	}
 	if got, claimed := mustClaim(t, s, claim("k", "r2", at(time.Second)), at(time.Second)); !claimed {
 		t.Errorf("claim after release: %+v, not claimed", got)
 	}
-	if err := s.ReleaseIdempotencyKey(t.Context(), "payroll", "never-claimed"); err != nil {
+	if err := s.ReleaseIdempotencyKey(t.Context(), "payroll", "never-claimed", "r1"); err != nil {
 		t.Errorf("release of an unknown key = %v, want nil", err)
 	}
 
@@ -183,7 +189,7 @@ func testIdempotencyRelease(t *testing.T, h *harness) {
 	if err := s.CompleteIdempotencyKey(t.Context(), rec); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ReleaseIdempotencyKey(t.Context(), "payroll", "done"); err != nil {
+	if err := s.ReleaseIdempotencyKey(t.Context(), "payroll", "done", "r1"); err != nil {
 		t.Fatal(err)
 	}
 	if got, claimed := mustClaim(t, s, claim("done", "r2", at(time.Second)), at(time.Second)); claimed || got.Status != 201 {

@@ -213,9 +213,10 @@ type Store interface {
 	// ContentType, RetryAfter, Body, and ExpiresAt when not zero. The claim must still be
 	// rec.RequestID's, in progress: ErrNotFound otherwise (released or taken over).
 	CompleteIdempotencyKey(ctx context.Context, rec Idempotency) error
-	// ReleaseIdempotencyKey forgets a claimed key, so the request may be tried again. A
-	// recorded answer (State done) is kept.
-	ReleaseIdempotencyKey(ctx context.Context, caller, key string) error
+	// ReleaseIdempotencyKey forgets requestID's claim of a key, so the request may be tried
+	// again. A recorded answer (State done), and a claim another request took over after
+	// the lease ended, are kept.
+	ReleaseIdempotencyKey(ctx context.Context, caller, key, requestID string) error
 	// PurgeIdempotencyKeys deletes records that expired by now (ExpiresAt <= now, as for
 	// ClaimIdempotencyKey) and returns how many.
 	PurgeIdempotencyKeys(ctx context.Context, now time.Time) (int64, error)
