@@ -17,11 +17,6 @@ const docTemplate = `{
     "paths": {
         "/batches": {
             "get": {
-                "security": [
-                    {
-                        "BearerAuth": []
-                    }
-                ],
                 "description": "The batches the gateway knows from Concur's OPEN and CLOSED lists, in ascending byte order of the BatchID, a page at a time. Batches that left both lists stay listed with their last known status (their ` + "`" + `lastSeenAt` + "`" + ` lies before ` + "`" + `asOf` + "`" + `). Concur's encrypted Batch-URL is never shown.\n\n**Filters** match exactly; ` + "`" + `status` + "`" + ` and ` + "`" + `currency` + "`" + ` in any case. **Pages**: ` + "`" + `limit` + "`" + ` (1-500, default 50); pass ` + "`" + `nextCursor` + "`" + ` back as ` + "`" + `cursor` + "`" + ` with the same filters for the next page (another filter set is 400 ` + "`" + `invalid_cursor` + "`" + `); ` + "`" + `nextCursor` + "`" + ` is absent on the last page. Keyset pagination on the BatchID: pages neither repeat nor skip a batch that exists throughout.\n\n**Freshness.** The list is refreshed from Concur first when the gateway's copy is older than GATEWAY_BATCH_LIST_MIN_INTERVAL (concurrent requests share one refresh). When Concur's list cannot be read, the answer is the gateway's copy with ` + "`" + `stale: true` + "`" + `, ` + "`" + `staleCode` + "`" + ` (e.g. ` + "`" + `upstream_unavailable` + "`" + `) and ` + "`" + `asOf` + "`" + `, when the copy was last complete.",
                 "produces": [
                     "application/json",
@@ -162,16 +157,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/batches/{id}": {
-            "get": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/batches/{id}": {
+            "get": {
                 "description": "One batch as the gateway knows it from Concur's batch lists (never its encrypted Batch-URL), with its latest close attempt through the gateway (` + "`" + `lastClose` + "`" + `, whatever its outcome) when there is one.\n\nFreshness as for ` + "`" + `GET /batches` + "`" + `: the lists are refreshed first when the gateway's copy is older than GATEWAY_BATCH_LIST_MIN_INTERVAL, and the gateway's copy is served with ` + "`" + `stale: true` + "`" + ` when Concur cannot be read. An id the gateway does not know is 404 ` + "`" + `batch_not_found` + "`" + ` after a successful refresh; while Concur's list cannot be read, it is that failure (e.g. 503 ` + "`" + `upstream_unavailable` + "`" + `).",
                 "produces": [
                     "application/json",
@@ -307,16 +302,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/batches/{id}/close": {
-            "post": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/batches/{id}/close": {
+            "post": {
                 "description": "Closes the batch through Concur's synchronous (v1.1) close. ` + "`" + `{id}` + "`" + ` is the plain Concur BatchID; the gateway maps it to Concur's encrypted Batch-URL. No request body.\n\n**Asynchronous close.** With ` + "`" + `Prefer: respond-async` + "`" + ` (RFC 7240) the gateway uses Concur's asynchronous (v1.2) close and answers 202 Accepted with ` + "`" + `Location: /batches/{id}` + "`" + `, ` + "`" + `Preference-Applied: respond-async` + "`" + ` and Concur's ` + "`" + `jobQueueKey` + "`" + `. The batch's status then comes from Concur's batch list (` + "`" + `GET /batches/{id}` + "`" + `); once it is CLOSED, the first ` + "`" + `GET /batches/{id}/file` + "`" + ` obtains the File-Url with a v1.1 close of the closed batch, as Concur recommends: that is the one regeneration the gateway makes on its own, recorded as such. Until then the download answers 409 ` + "`" + `file_not_ready` + "`" + `.\n\n**Regeneration guard.** Closing a closed batch makes Concur regenerate its payment file, which can pay people twice. A batch the gateway knows is closed (it closed it, or Concur's CLOSED list holds it) answers 409 ` + "`" + `batch_already_closed` + "`" + ` with the recorded result, without calling Concur. ` + "`" + `?regenerate=true` + "`" + ` closes it anyway, on purpose, and is recorded as such.\n\n**One close at a time.** While a close of the batch runs (in any replica), another answers 409 ` + "`" + `close_in_progress` + "`" + `. Once sent to Concur, a close runs to completion even if the caller disconnects, and every attempt is recorded (` + "`" + `GET /batches/{id}/closes` + "`" + `). When an earlier close's outcome is unknown (time-out), the next one first re-reads Concur's batch list.\n\n**Idempotency-Key** (draft-ietf-httpapi-idempotency-key-header): the same key with the same request replays the recorded answer with ` + "`" + `Idempotency-Replayed: true` + "`" + `; with another batch or query it is 422 ` + "`" + `idempotency_key_mismatch` + "`" + `; while the first request runs, 409 ` + "`" + `idempotency_key_in_use` + "`" + `. Keys are scoped per caller and kept 24 h. Answers that invite a retry (5xx, 429, ` + "`" + `close_in_progress` + "`" + `) are not recorded, so a retry runs again through the guards.",
                 "produces": [
                     "application/json",
@@ -574,16 +569,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/batches/{id}/closes": {
-            "get": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/batches/{id}/closes": {
+            "get": {
                 "description": "Every attempt to close the batch through the gateway, newest first: who asked, when, what Concur answered, and the outcome (refused attempts included).",
                 "produces": [
                     "application/json",
@@ -691,16 +686,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/batches/{id}/file": {
-            "get": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/batches/{id}/file": {
+            "get": {
                 "description": "Streams the payment file of the batch's last close through the gateway, with Concur's Content-Type (text/csv, or application/zip when the batch yields several files), Content-Length and Content-Disposition. After an asynchronous close, the first download (once Concur's batch list shows the batch CLOSED) obtains the File-Url with a v1.1 close of the closed batch, as Concur recommends: the one regeneration the gateway makes on its own, recorded in the audit trail; until then 409 ` + "`" + `file_not_ready` + "`" + `.",
                 "produces": [
                     "text/csv",
@@ -865,14 +860,20 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
+                },
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ]
             }
         },
         "/healthz": {
             "get": {
-                "description": "Answers 200 while the process serves HTTP. It does not call Concur.",
+                "description": "Answers 200 while the process serves HTTP. It checks nothing else and does not call Concur. With GATEWAY_ADMIN_ADDR set, it is served there instead (404 here).",
                 "produces": [
-                    "text/plain"
+                    "text/plain",
+                    "application/problem+json"
                 ],
                 "tags": [
                     "operations"
@@ -883,6 +884,39 @@ const docTemplate = `{
                         "description": "ok",
                         "schema": {
                             "type": "string"
+                        }
+                    },
+                    "404": {
+                        "description": "route_not_found: served on GATEWAY_ADMIN_ADDR",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    }
+                }
+            }
+        },
+        "/metrics": {
+            "get": {
+                "description": "The gateway's metrics in Prometheus's text format (see the README, \"Operating it\"). With GATEWAY_ADMIN_ADDR set, it is served there instead (404 here).",
+                "produces": [
+                    "text/plain",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "operations"
+                ],
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "schema": {
+                            "type": "string"
+                        }
+                    },
+                    "404": {
+                        "description": "route_not_found: served on GATEWAY_ADMIN_ADDR",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
                         }
                     }
                 }
@@ -919,6 +953,39 @@ const docTemplate = `{
                         "description": "route_not_found",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
+                        }
+                    }
+                }
+            }
+        },
+        "/readyz": {
+            "get": {
+                "description": "200 when the gateway should receive traffic: its store answers, and it holds a Concur access token or can obtain one. A Concur failure makes it not ready only after it persisted for GATEWAY_READY_CONCUR_GRACE (a cached token keeps it ready without calling Concur). 503 while not ready or shutting down. With GATEWAY_ADMIN_ADDR set, it is served there instead (404 here).",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "operations"
+                ],
+                "summary": "Readiness",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ReadinessReport"
+                        }
+                    },
+                    "404": {
+                        "description": "route_not_found: served on GATEWAY_ADMIN_ADDR",
+                        "schema": {
+                            "$ref": "#/definitions/api.Problem"
+                        }
+                    },
+                    "503": {
+                        "description": "not_ready or shutting_down",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ReadinessReport"
                         }
                     }
                 }
@@ -1334,6 +1401,51 @@ const docTemplate = `{
                     "description": "Status is Concur's HTTP status code.",
                     "type": "integer",
                     "example": 500
+                }
+            }
+        },
+        "httpapi.ReadinessCheck": {
+            "type": "object",
+            "properties": {
+                "code": {
+                    "description": "Code is the error code of the failure, e.g. store_unavailable, upstream_unavailable.",
+                    "type": "string",
+                    "example": "upstream_unavailable"
+                },
+                "failingSince": {
+                    "description": "FailingSince is when the check started failing without a success since.",
+                    "type": "string"
+                },
+                "status": {
+                    "description": "Status is ok; failing (the check fails, but not for long enough to matter yet); or\ndown (it makes the gateway not ready).",
+                    "type": "string",
+                    "enum": [
+                        "ok",
+                        "failing",
+                        "down"
+                    ],
+                    "example": "ok"
+                }
+            }
+        },
+        "httpapi.ReadinessReport": {
+            "type": "object",
+            "properties": {
+                "concur": {
+                    "$ref": "#/definitions/httpapi.ReadinessCheck"
+                },
+                "status": {
+                    "description": "Status is ready (200), not_ready or shutting_down (503).",
+                    "type": "string",
+                    "enum": [
+                        "ready",
+                        "not_ready",
+                        "shutting_down"
+                    ],
+                    "example": "ready"
+                },
+                "store": {
+                    "$ref": "#/definitions/httpapi.ReadinessCheck"
                 }
             }
         }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/finplat/payment-batch-gateway/internal/httpapi"
 	"github.com/finplat/payment-batch-gateway/internal/secretbox"
 	"github.com/finplat/payment-batch-gateway/internal/store"
+	"github.com/finplat/payment-batch-gateway/internal/telemetry"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -29,7 +31,7 @@ var version = "dev"
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	switch {
 	case len(args) == 1 && args[0] == "healthcheck":
-		return healthcheck(ctx, getenv("GATEWAY_ADDR"))
+		return healthcheck(ctx, cmp.Or(getenv("GATEWAY_ADMIN_ADDR"), getenv("GATEWAY_ADDR")))
 	case len(args) > 0 && args[0] == "mint-key":
 		return mintKey(args[1:], stdout)
 	case len(args) > 0:
@@ -48,6 +50,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer st.Close()
+	tel, err := newTelemetry(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tel.shutdown(ctx, log) // last: after the servers stopped, the spans are flushed
 
 	up, err := concur.New(concur.Config{
 		BaseURL:      cfg.ConcurBaseURL,
@@ -60,11 +67,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Timeout:      cfg.ConcurTimeout,
 		UserAgent:    "payment-batch-gateway/" + version,
 		Credentials:  st,
+		// The default transport (its time-outs) under a client span per request.
+		Transport: telemetry.ConcurTransport(tel.tracing.Provider, concur.DefaultTransport(cfg.ConcurTimeout)),
+		Observer:  tel.metrics,
 
 		BreakerThreshold:    cfg.ConcurBreakerThreshold,
 		BreakerOpenInterval: cfg.ConcurBreakerOpenInterval,
 		OnBreakerStateChange: func(name, from, to string) {
 			log.Warn().Str("breaker", name).Str("from", from).Str("to", to).Msg("Concur circuit breaker changed state")
+			tel.metrics.BreakerChanged(name, from, to)
 		},
 		MaxAttempts:   cfg.ConcurMaxAttempts,
 		MaxConcurrent: cfg.ConcurMaxConcurrent,
@@ -74,13 +85,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("concur client: %w", err)
 	}
+	tel.metrics.WatchBreakers(up.BreakerState, concur.BreakerAPI, concur.BreakerToken)
 	lease := closeBudget(cfg.ConcurTimeout) + time.Minute
 	if cfg.IdempotencyTTL < lease {
 		return fmt.Errorf("GATEWAY_IDEMPOTENCY_TTL (%v) must outlast the longest close (%v, from CONCUR_TIMEOUT): "+
 			"a key must not expire while its close runs", cfg.IdempotencyTTL, lease)
 	}
-	svc := batch.NewService(up, st, batch.Options{
+	svc := batch.NewService(up, batch.ObserveCloses(st, tel.metrics), batch.Options{
 		BatchListMinInterval: cfg.BatchListMinInterval, CloseLease: lease, SettleDelay: cfg.ConcurTimeout,
+		Observer: tel.metrics,
 	})
 	bgCtx, stopBackground := context.WithCancel(ctx) // background work ends with run
 	defer stopBackground()
@@ -89,6 +102,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+
+	ready := httpapi.NewReadiness(st, up, cfg.ReadyConcurGrace)
+	admin := httpapi.Admin{Ready: ready, Metrics: tel.metrics.Handler()}
+	adminSrv, err := serveAdmin(cfg, log, admin) // before the main listener: its line comes first
+	if err != nil {
+		return err
+	}
+	defer adminSrv.close()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -103,6 +124,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			CORSOrigins:      cfg.CORSOrigins,
 			RateLimit:        cfg.RateLimit,
 			FileWriteTimeout: cfg.ConcurTimeout,
+			Metrics:          tel.metrics,
+			Trace:            telemetry.ServerMiddleware(tel.tracing.Provider, httpapi.IsAdminRequest),
+			Admin:            admin,
+			AdminSeparate:    cfg.AdminAddr != "",
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -124,10 +149,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
+	case err := <-adminSrv.err:
+		return fmt.Errorf("serve admin: %w", err)
 	case <-ctx.Done():
 	}
 
 	log.Info().Msg("shutting down; finishing in-flight requests")
+	ready.ShuttingDown() // the admin listener answers /readyz 503 while the closes finish
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeBudget(cfg.ConcurTimeout)+5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -135,6 +163,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if err := adminSrv.shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown admin: %w", err)
 	}
 	// A token refresh whose callers left runs on: let it commit the rotated refresh token
 	// before the store closes.

@@ -24,6 +24,7 @@ type directory struct {
 	st          Store
 	minInterval time.Duration
 	now         func() time.Time
+	obs         Observer // told of lookups and fetches (observe.go); nil: none
 
 	group singleflight.Group
 
@@ -63,8 +64,12 @@ func (d *directory) current(ctx context.Context) (Freshness, error) {
 func (d *directory) lookup(ctx context.Context, id string) (store.Batch, error) {
 	b, err := d.st.GetBatch(ctx, id)
 	if !errors.Is(err, store.ErrNotFound) {
+		if err == nil {
+			d.observe().BatchLookup(true)
+		}
 		return b, storeError(err)
 	}
+	d.observe().BatchLookup(false)
 	if err := d.refresh(ctx, time.Time{}); err != nil {
 		return store.Batch{}, err
 	}
@@ -123,6 +128,7 @@ func (d *directory) fetch(ctx context.Context, force bool) (any, error) {
 		}
 	}
 	err := firstError(errs)
+	d.observe().BatchListRefreshed(err == nil)
 	d.mu.Lock()
 	d.lastErr = err
 	if err == nil {

@@ -38,6 +38,9 @@ type Options struct {
 	SettleDelay time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Observer, when set, is told of batch-list lookups and refreshes (observe.go), for
+	// metrics. Close outcomes are observed through the Store: see ObserveCloses.
+	Observer Observer
 }
 
 // Service closes batches by their plain BatchID, guards against regenerating payment
@@ -64,7 +67,7 @@ func NewService(up Upstream, st Store, opts Options) *Service {
 	return &Service{
 		up: up, st: st, lease: lease, now: now,
 		settleDelay: opts.SettleDelay,
-		dir:         &directory{up: up, st: st, minInterval: opts.BatchListMinInterval, now: now},
+		dir:         &directory{up: up, st: st, minInterval: opts.BatchListMinInterval, now: now, obs: opts.Observer},
 	}
 }
 

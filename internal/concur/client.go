@@ -91,6 +91,10 @@ type Config struct {
 	RateLimit float64
 	// RateBurst is how many requests may go at once under RateLimit; default 1.
 	RateBurst int
+
+	// Observer, when set, is told of every try of a call to Concur and of every token
+	// renewal (observe.go), for metrics.
+	Observer Observer
 }
 
 // Client talks to Concur. It is safe for concurrent use.
@@ -105,6 +109,7 @@ type Client struct {
 	api    *breaker // list, close and file calls
 	limits *limits
 	retry  retryPolicy
+	obs    Observer
 }
 
 var _ batch.Upstream = (*Client)(nil)
@@ -165,7 +170,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	res := resilienceOf(cfg, timeout)
+	obs := observerOr(cfg.Observer)
 	c := &Client{
+		obs:        obs,
 		api:        newBreaker(BreakerAPI, "Concur", res.threshold, res.openInterval, cfg.OnBreakerStateChange),
 		limits:     newLimits(res.maxConcurrent, cfg.RateLimit, res.burst, timeout),
 		retry:      res.retry,
@@ -189,6 +196,7 @@ func New(cfg Config) (*Client, error) {
 			userAgent:    ua,
 			httpc:        &http.Client{Transport: rt, CheckRedirect: noRedirect},
 			now:          time.Now,
+			obs:          obs,
 			breaker: newBreaker(BreakerToken, "Concur's token endpoint", res.threshold, res.openInterval,
 				cfg.OnBreakerStateChange),
 		},

@@ -45,7 +45,8 @@ type unsavedGrant struct {
 // restarted), or redeem the newest refresh token and store what Concur issued, committed
 // before the new access token is used. Once Concur has redeemed a token, fn does not fail:
 // failing would roll back, and lose the only refresh token left.
-func (s *tokenSource) refresh(ctx context.Context) (*token, error) {
+func (s *tokenSource) refresh(ctx context.Context) (_ *token, err error) {
+	defer func() { observeRefresh(s.obs, err) }()
 	var (
 		tok    *token             // the token to use: adopted or new
 		fail   error              // why the refresh fails, even when fn stores something
@@ -55,7 +56,7 @@ func (s *tokenSource) refresh(ctx context.Context) (*token, error) {
 	s.mu.Lock()
 	unsaved := s.unsaved
 	s.mu.Unlock()
-	_, err := s.store.UpdateCredentials(ctx, func(cur store.Credentials, found bool) (*store.Credentials, error) {
+	_, err = s.store.UpdateCredentials(ctx, func(cur store.Credentials, found bool) (*store.Credentials, error) {
 		if minted != nil { // the store runs fn again (a retried transaction): never redeem twice
 			return minted, nil
 		}
@@ -118,8 +119,10 @@ func (s *tokenSource) redeemWithin(ctx context.Context, rt string) (tokenAnswer,
 		return tokenAnswer{}, &batch.Error{Code: batch.CodeStoreUnavailable,
 			Detail: "the credential store's lock was held too long to renew the Concur access token in time"}
 	}
+	start := time.Now()
 	done, err := s.breaker.allow()
 	if err != nil {
+		observeTry(s.obs, context.Background(), OpToken, start, false, err)
 		return tokenAnswer{}, err // nothing was sent: rt is still good
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, d, errCallTimeout)
@@ -127,6 +130,7 @@ func (s *tokenSource) redeemWithin(ctx context.Context, rt string) (tokenAnswer,
 	v := neutral
 	defer func() { done(v) }() // also if redeem panics: a half-open breaker must not wait forever
 	ans, err := s.redeem(ctx, rt)
+	observeTry(s.obs, context.Background(), OpToken, start, true, err)
 	// The refresh is detached from its callers: no caller's end is involved. A time-out
 	// counts when the call had the whole Concur time-out.
 	v = verdictOf(context.Background(), true, err)

@@ -36,7 +36,9 @@ func (c *Client) call(ctx context.Context, op operation, try exchange) error {
 		if n > 1 {
 			timeout = min(timeout, time.Until(deadline))
 		}
+		start := time.Now()
 		t, err := c.once(ctx, timeout, try)
+		observeTry(c.obs, ctx, op.label(), start, t.api || err == nil, err)
 		if err == nil {
 			return nil
 		}

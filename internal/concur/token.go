@@ -49,6 +49,7 @@ type tokenSource struct {
 	httpc        *http.Client
 	now          func() time.Time
 	breaker      *breaker // BreakerToken: around every request to the token endpoint
+	obs          Observer // told of every token request and renewal (observe.go); nil: none
 
 	mu       sync.Mutex
 	cur      *token

@@ -38,6 +38,12 @@ func (s Secret) Reveal() string { return string(s) }
 // Config is everything the gateway reads from its environment.
 type Config struct {
 	Addr string // GATEWAY_ADDR
+	// AdminAddr, when set, is where /healthz, /readyz and /metrics are served instead of
+	// Addr (GATEWAY_ADMIN_ADDR).
+	AdminAddr string
+	// ReadyConcurGrace is how long Concur must fail every readiness check before the
+	// gateway reports not ready (GATEWAY_READY_CONCUR_GRACE).
+	ReadyConcurGrace time.Duration
 
 	ConcurBaseURL      string // CONCUR_BASE_URL
 	ConcurTokenURL     string // CONCUR_TOKEN_URL
@@ -82,6 +88,12 @@ type Config struct {
 
 	LogLevel  zerolog.Level // LOG_LEVEL
 	LogFormat string        // LOG_FORMAT
+
+	// TracesEndpoint is the OTLP/HTTP URL spans are sent to: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+	// as is, or OTEL_EXPORTER_OTLP_ENDPOINT + "/v1/traces". Empty: tracing is off (also
+	// with OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none).
+	TracesEndpoint string
+	ServiceName    string // OTEL_SERVICE_NAME
 }
 
 // StoreKind is "postgres" when GATEWAY_DATABASE_URL is a PostgreSQL URL, else "sqlite".
@@ -100,6 +112,10 @@ func (c Config) UsesRefreshToken() bool { return c.ConcurAccessToken == "" }
 // MarshalZerologObject logs the configuration with secrets masked.
 func (c Config) MarshalZerologObject(e *zerolog.Event) {
 	e.Str("addr", c.Addr).
+		Str("adminAddr", c.AdminAddr).
+		Dur("readyConcurGrace", c.ReadyConcurGrace).
+		Str("tracesEndpoint", redactURL(c.TracesEndpoint)).
+		Str("serviceName", c.ServiceName).
 		Str("concurBaseUrl", c.ConcurBaseURL).
 		Str("concurTokenUrl", c.ConcurTokenURL).
 		Str("concurClientId", c.ConcurClientID).
@@ -165,8 +181,12 @@ func Load(getenv func(string) string) (Config, error) {
 		JWTScopes:            l.str("GATEWAY_JWT_SCOPE_CLAIM", "scope"),
 		JWTName:              l.str("GATEWAY_JWT_NAME_CLAIM", ""),
 		RateLimit:            l.integer("GATEWAY_RATE_LIMIT", 600),
+		AdminAddr:            l.str("GATEWAY_ADMIN_ADDR", ""),
+		ReadyConcurGrace:     l.duration("GATEWAY_READY_CONCUR_GRACE", time.Minute),
+		ServiceName:          l.str("OTEL_SERVICE_NAME", "payment-batch-gateway"),
 	}
 	l.callers(&c)
+	l.tracing(&c)
 	c.ConcurTokenURL = l.str("CONCUR_TOKEN_URL", "")
 	if c.ConcurTokenURL == "" && c.ConcurBaseURL != "" {
 		c.ConcurTokenURL = c.ConcurBaseURL + "/oauth2/v0/token"
@@ -220,6 +240,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.ConcurBreakerOpenInterval < time.Second {
 		l.fail("CONCUR_BREAKER_OPEN_INTERVAL must be at least 1s")
+	}
+	if c.ReadyConcurGrace < 0 {
+		l.fail("GATEWAY_READY_CONCUR_GRACE must not be negative")
+	}
+	if c.AdminAddr != "" && c.AdminAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
+		l.fail("GATEWAY_ADMIN_ADDR must differ from GATEWAY_ADDR (leave it empty to serve both on one listener)")
 	}
 	if c.BatchListMinInterval < 0 {
 		l.fail("GATEWAY_BATCH_LIST_MIN_INTERVAL must not be negative")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 type ctxKey int
@@ -61,35 +62,56 @@ func outcomeFrom(ctx context.Context) *outcome {
 	return &outcome{} // outside accessLog (unit tests of a single handler): discard
 }
 
-// accessLog puts a request-scoped logger in the context (with the request id, so the
-// Concur client's lines carry it too) and writes one line per request. The line is written
-// in a defer, so a request aborted by a panic (a cut file stream) still gets it.
-func accessLog(log zerolog.Logger) func(http.Handler) http.Handler {
+// accessLog puts a request-scoped logger in the context (with the request id, and the
+// trace id when the request is part of a trace, so the Concur client's lines carry them
+// too) and writes one line per request; obs counts it (metrics.go). The line is written in
+// a defer, so a request aborted by a panic (a cut file stream) still gets it.
+func accessLog(log zerolog.Logger, obs RequestObserver) func(http.Handler) http.Handler {
+	if obs == nil {
+		obs = nopRequestObserver{}
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			l := log.With().Str("requestId", requestIDFrom(r.Context())).Logger()
+			lc := log.With().Str("requestId", requestIDFrom(r.Context()))
+			if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+				lc = lc.Str("traceId", sc.TraceID().String())
+			}
+			l := lc.Logger()
 			o := &outcome{}
 			ctx := context.WithValue(l.WithContext(r.Context()), outcomeKey, o)
 			sw := &statusWriter{ResponseWriter: w}
-			defer func() { logRequest(l, r.WithContext(ctx), sw, o, time.Since(start)) }()
+			defer func() {
+				req := r.WithContext(ctx)
+				status, pattern := answered(req, sw, o)
+				took := time.Since(start)
+				obs.ObserveRequest(r.Method, pattern, status, took)
+				nameSpan(req, pattern)
+				logRequest(l, req, sw, o, status, pattern, took)
+			}()
 			next.ServeHTTP(sw, r.WithContext(ctx))
 		})
 	}
 }
 
-func logRequest(l zerolog.Logger, r *http.Request, sw *statusWriter, o *outcome, took time.Duration) {
-	status := sw.status
+// answered is the status the request is logged and counted with, and its route pattern
+// ("unmatched" when no route matched).
+func answered(r *http.Request, sw *statusWriter, o *outcome) (status int, pattern string) {
+	status = sw.status
 	switch {
 	case o.callerGone && status == 0:
 		status = statusCallerGone
 	case status == 0:
 		status = http.StatusOK
 	}
-	pattern := "unmatched"
+	pattern = "unmatched"
 	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 		pattern = rc.RoutePattern()
 	}
+	return status, pattern
+}
+
+func logRequest(l zerolog.Logger, r *http.Request, sw *statusWriter, o *outcome, status int, pattern string, took time.Duration) {
 	ev := l.Info()
 	switch {
 	case status >= 500 || o.stack != "":

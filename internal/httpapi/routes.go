@@ -41,12 +41,23 @@ type Deps struct {
 	// FileWriteTimeout is how long writing one chunk of a payment file to a caller may
 	// take before the download is abandoned. Zero means one minute.
 	FileWriteTimeout time.Duration
+	// Metrics counts every answered request by route pattern, method and status; nil: none.
+	Metrics RequestObserver
+	// Trace wraps the whole surface, outermost: it starts each request's server span,
+	// continuing the caller's W3C traceparent (telemetry.ServerMiddleware); nil: none.
+	Trace func(http.Handler) http.Handler
+	// Admin is /healthz, /readyz and /metrics (health.go).
+	Admin Admin
+	// AdminSeparate says the admin endpoints are served by AdminHandler on a listener of
+	// their own (GATEWAY_ADMIN_ADDR), so not here.
+	AdminSeparate bool
 }
 
 // NewHandler returns the gateway's whole API surface.
 //
-// Middleware order, outermost first: request id (so every later line and answer carries
-// it), access log (request-scoped logger, one line per request, errors logged once),
+// Middleware order, outermost first: tracing (the server span, so every later line can
+// carry its trace id), request id (so every later line and answer carries it), access log
+// (request-scoped logger, one line and one metrics count per request, errors logged once),
 // recoverer (a panic becomes a 500 problem and still gets its access-log line), body
 // refusal, CORS (a preflight carries no credentials); then, for the API routes only,
 // authentication, the per-caller rate limit, and each route's scope.
@@ -55,7 +66,10 @@ func NewHandler(d Deps) http.Handler {
 		d.FileWriteTimeout = time.Minute
 	}
 	r := chi.NewRouter()
-	r.Use(requestID, accessLog(d.Log), recoverer, refuseBody)
+	if d.Trace != nil {
+		r.Use(d.Trace)
+	}
+	r.Use(requestID, accessLog(d.Log, d.Metrics), recoverer, refuseBody)
 	if len(d.CORSOrigins) > 0 {
 		r.Use(corsFor(d.CORSOrigins))
 	}
@@ -85,8 +99,9 @@ func NewHandler(d Deps) http.Handler {
 		r.With(require(auth.ScopeBatchesRead)).Get("/batches/{id}/file", handle(batchFile(d.Batches, d.FileWriteTimeout)))
 	})
 	r.Get("/problems/{code}", problemType)
-	r.Get("/healthz", healthz)
-	r.Head("/healthz", healthz)
+	if !d.AdminSeparate {
+		mountAdmin(r, d.Admin)
+	}
 	r.Get("/openapi.json", openAPI3)
 	r.Get("/swagger", http.RedirectHandler("/swagger/index.html", http.StatusMovedPermanently).ServeHTTP)
 	r.Get("/swagger/*", swaggerUI())
@@ -115,20 +130,6 @@ func refuseBody(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// healthz godoc
-//
-//	@Summary		Liveness
-//	@Description	Answers 200 while the process serves HTTP. It does not call Concur.
-//	@Tags			operations
-//	@Produce		plain
-//	@Success		200	{string}	string	"ok"
-//	@Router			/healthz [get]
-func healthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write([]byte("ok\n"))
 }
 
 // handlerFunc is a handler whose failure is an error; handle turns it into a problem.

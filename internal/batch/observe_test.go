@@ -1,0 +1,160 @@
+package batch_test
+
+import (
+	"context"
+	"maps"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/finplat/payment-batch-gateway/internal/concur"
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
+	"github.com/finplat/payment-batch-gateway/internal/store"
+)
+
+// recorder is a batch.Observer that counts what it is told.
+type recorder struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (r *recorder) add(k string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.counts == nil {
+		r.counts = map[string]int{}
+	}
+	r.counts[k]++
+}
+
+func (r *recorder) BatchLookup(hit bool) {
+	if hit {
+		r.add("lookup hit")
+	} else {
+		r.add("lookup miss")
+	}
+}
+
+func (r *recorder) BatchListRefreshed(ok bool) {
+	if ok {
+		r.add("refresh ok")
+	} else {
+		r.add("refresh failed")
+	}
+}
+
+func (r *recorder) CloseObserved(outcome string) { r.add("close " + outcome) }
+
+func (r *recorder) snapshot() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.counts)
+}
+
+// The directory tells its Observer every lookup (hit: from the store; miss: it caused or
+// joined a refresh) and every refresh it fetched (not those answered from the last fetch
+// within the interval); ObserveCloses tells it the outcome of every recorded attempt.
+func TestObserverSeesLookupsRefreshesAndCloseOutcomes(t *testing.T) {
+	t.Parallel()
+	sim, err := concursim.New(concursim.Options{ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	t.Cleanup(sim.Close)
+	up, err := concur.New(concur.Config{
+		BaseURL: srv.URL, TokenURL: srv.URL + "/oauth2/v0/token",
+		ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh", Timeout: time.Second, MaxAttempts: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.CloseIdleConnections)
+	rec := &recorder{}
+	clk := &clock{now: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
+	svc := batch.NewService(up, batch.ObserveCloses(openStore(t), rec),
+		batch.Options{BatchListMinInterval: time.Minute, Now: clk.Now, Observer: rec})
+	ctx := context.Background()
+	const cardBatch, emptyBatch = "b7e2d4f0-9c1a-4a3e-8f6d-2e5c7a9b1d04", "c0ffee00-1d2e-4f3a-9b8c-7d6e5f4a3b2c"
+
+	steps := []struct {
+		name string
+		run  func()
+		want map[string]int // what this step adds
+	}{
+		{"a known-to-Concur id first misses and refreshes", func() {
+			_, err := svc.Close(ctx, closeReq(employeeBatch))
+			wantCode(t, err, "")
+		}, map[string]int{"lookup miss": 1, "refresh ok": 1, "close closed": 1}},
+		{"the same id again is a hit, refused by the guard", func() {
+			_, err := svc.Close(ctx, closeReq(employeeBatch))
+			wantCode(t, err, batch.CodeBatchAlreadyClosed)
+		}, map[string]int{"lookup hit": 1, "close refused": 1}},
+		{"an unknown id within the interval misses without a fetch", func() {
+			_, err := svc.Close(ctx, closeReq("unknown-1"))
+			wantCode(t, err, batch.CodeBatchNotFound)
+		}, map[string]int{"lookup miss": 1}},
+		{"a close Concur refuses with 503 failed", func() {
+			sim.SetFault(concursim.Fault{Op: "close", Mode: "status", Status: 503, Count: 1})
+			_, err := svc.Close(ctx, closeReq(cardBatch))
+			wantCode(t, err, batch.CodeUpstreamUnavailable)
+		}, map[string]int{"lookup hit": 1, "close failed": 1}},
+		{"a close whose connection is cut is unknown", func() {
+			sim.SetFault(concursim.Fault{Op: "close", Mode: "reset", Count: 1})
+			_, err := svc.Close(ctx, closeReq(emptyBatch))
+			wantCode(t, err, batch.CodeUpstreamUnreachable)
+		}, map[string]int{"lookup hit": 1, "close unknown": 1}},
+		{"a refresh that cannot read the list failed", func() {
+			clk.Advance(2 * time.Minute)
+			sim.SetFault(concursim.Fault{Op: "list", Mode: "status", Status: 503, Count: 2})
+			_, err := svc.Close(ctx, closeReq("unknown-2"))
+			wantCode(t, err, batch.CodeUpstreamUnavailable)
+		}, map[string]int{"lookup miss": 1, "refresh failed": 1}},
+	}
+	want := map[string]int{}
+	for _, s := range steps {
+		s.run()
+		for k, v := range s.want {
+			want[k] += v
+		}
+		if diff := cmp.Diff(want, rec.snapshot()); diff != "" {
+			t.Fatalf("after %q, observed (-want +got):\n%s", s.name, diff)
+		}
+	}
+}
+
+// An attempt recorded as refused without being begun (close_in_progress) is observed; an
+// end the store could not record is not.
+func TestObserveClosesCountsWhatTheStoreRecorded(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	if got := batch.ObserveCloses(st, nil); got != st {
+		t.Errorf("ObserveCloses(st, nil) = %T, want st itself", got)
+	}
+	rec := &recorder{}
+	obs := batch.ObserveCloses(st, rec)
+	ctx := context.Background()
+	now := time.Now()
+	if err := st.UpsertBatches(ctx, []store.Batch{{ID: "b-1", URL: "https://h/b-1", Status: store.StatusOpen}}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obs.RecordClose(ctx, store.Close{BatchID: "b-1", StartedAt: now, EndedAt: now,
+		Outcome: store.OutcomeRefused, ErrorCode: string(batch.CodeCloseInProgress)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := obs.FinishClose(ctx, store.Close{ID: 4711, BatchID: "b-1", EndedAt: now, Outcome: store.OutcomeClosed}); err == nil {
+		t.Fatal("FinishClose of an attempt that does not exist succeeded")
+	}
+	if _, err := obs.RecordClose(ctx, store.Close{BatchID: "no-such-batch", StartedAt: now, EndedAt: now,
+		Outcome: store.OutcomeRefused}); err == nil {
+		t.Fatal("RecordClose of an unknown batch succeeded")
+	}
+	if diff := cmp.Diff(map[string]int{"close refused": 1}, rec.snapshot()); diff != "" {
+		t.Errorf("observed (-want +got):\n%s", diff)
+	}
+}
