@@ -58,7 +58,7 @@ func NewTracing(ctx context.Context, cfg TracingConfig) (Tracing, error) {
 		attribute.String("service.name", cfg.ServiceName),
 		attribute.String("service.version", cfg.Version),
 	)
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(redactingExporter{exp}), sdktrace.WithResource(res))
 	return Tracing{Provider: tp, Shutdown: tp.Shutdown}, nil
 }
 
