@@ -38,7 +38,7 @@ func (s redactedSpan) Attributes() []attribute.KeyValue {
 	attrs := slices.Clone(s.ReadOnlySpan.Attributes())
 	for i, kv := range attrs {
 		if slices.Contains(urlKeys, kv.Key) {
-			attrs[i] = attribute.String(string(kv.Key), redactConcurURL(kv.Value.Emit()))
+			attrs[i] = attribute.String(string(kv.Key), redactConcurURL(kv.Value.String()))
 		}
 	}
 	return attrs

@@ -35,7 +35,7 @@ func TestConcurSpansHideTheBatchURLKey(t *testing.T) {
 	}
 	var sawURL bool
 	for _, kv := range spans[0].Snapshot().Attributes() {
-		v := kv.Value.Emit()
+		v := kv.Value.String()
 		if strings.Contains(v, key) || strings.Contains(v, "pQ7v") {
 			t.Errorf("attribute %s holds the Batch-URL's key: %s", kv.Key, v)
 		}
