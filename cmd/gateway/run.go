@@ -146,34 +146,50 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	var failed error
 	select {
 	case err := <-serveErr:
-		return fmt.Errorf("serve: %w", err)
+		serveErr <- err
+		failed = fmt.Errorf("serve: %w", err)
 	case err := <-adminSrv.err:
-		return fmt.Errorf("serve admin: %w", err)
+		failed = fmt.Errorf("serve admin: %w", err)
 	case <-ctx.Done():
 	}
+	return errors.Join(failed, shutdown(ctx, cfg, log, srv, serveErr, adminSrv, ready, up))
+}
 
+// shutdown stops the servers, letting in-flight closes finish within the grace period,
+// then lets a detached token refresh commit. It always runs to its end, whatever fails on
+// the way, so the store (closed by run's defer) is never closed under running work it
+// could have waited for.
+func shutdown(ctx context.Context, cfg config.Config, log zerolog.Logger, srv *http.Server, serveErr chan error,
+	adminSrv *adminServer, ready *httpapi.Readiness, up *concur.Client) error {
 	log.Info().Msg("shutting down; finishing in-flight requests")
 	ready.ShuttingDown() // the admin listener answers /readyz 503 while the closes finish
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeBudget(cfg.ConcurTimeout)+5*time.Second)
 	defer cancel()
+	var errs []error
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		errs = append(errs, fmt.Errorf("shutdown: %w", err))
+		_ = srv.Close()
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+		errs = append(errs, fmt.Errorf("serve: %w", err))
 	}
 	if err := adminSrv.shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown admin: %w", err)
+		errs = append(errs, fmt.Errorf("shutdown admin: %w", err))
 	}
 	// A token refresh whose callers left runs on: let it commit the rotated refresh token
-	// before the store closes.
-	if err := up.Drain(shutdownCtx); err != nil {
+	// before the store closes, with a time of its own if the grace period is spent.
+	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), 2*cfg.ConcurTimeout)
+	defer cancelDrain()
+	if err := up.Drain(drainCtx); err != nil {
 		log.Error().Err(err).Msg("a Concur token refresh was still running at shutdown; its rotated refresh token may be lost")
 	}
-	log.Info().Msg("stopped")
-	return nil
+	if len(errs) == 0 {
+		log.Info().Msg("stopped")
+	}
+	return errors.Join(errs...)
 }
 
 // closeBudget is the longest one close can take, in Concur time-outs: a token refresh (1),

@@ -54,23 +54,20 @@ func (s *Service) File(ctx context.Context, req FileRequest) (*File, error) {
 }
 
 // isAsync reports whether c is an accepted asynchronous close still without its File-Url.
-// The recorded detail is the marker: the store keeps no other trace of the close's version.
 func isAsync(c store.Close) bool {
-	return c.Outcome == store.OutcomeClosed && c.FileURL == "" && c.Detail == asyncAccepted
+	return c.Outcome == store.OutcomeClosed && c.FileURL == "" && c.Async
 }
 
 // lastClosed is the batch's latest close attempt that closed it.
 func (s *Service) lastClosed(ctx context.Context, id string) (store.Close, error) {
-	list, err := s.st.ListCloses(ctx, id, maxAuditScan)
+	c, err := s.st.LastClosed(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Close{}, Errorf(CodeFileNotFound, "the gateway knows no payment file for batch %s", id)
+	}
 	if err != nil {
 		return store.Close{}, storeError(err)
 	}
-	for _, c := range list {
-		if c.Outcome == store.OutcomeClosed {
-			return c, nil
-		}
-	}
-	return store.Close{}, Errorf(CodeFileNotFound, "the gateway knows no payment file for batch %s", id)
+	return c, nil
 }
 
 // obtainFileURL makes the v1.1 close that yields the File-Url of a batch closed
@@ -131,6 +128,16 @@ func (s *Service) obtainFileURL(ctx context.Context, req FileRequest) (store.Clo
 	return att, nil
 }
 
+// unknownSince reports whether an attempt after the attempt afterID has an unknown outcome:
+// any of them may have made Concur regenerate the file, even if later attempts failed.
+func (s *Service) unknownSince(ctx context.Context, id string, afterID int64) (bool, error) {
+	unknown, err := s.st.UnknownAfter(ctx, id, afterID)
+	if err != nil {
+		return false, storeError(err)
+	}
+	return unknown, nil
+}
+
 // fileURLGuarded decides, under the lease, whether the v1.1 close is still needed and
 // allowed, and makes it. sent is false when nothing was sent to Concur.
 func (s *Service) fileURLGuarded(ctx context.Context, req FileRequest, begun store.Begun) (CloseResult, bool, error) {
@@ -144,7 +151,11 @@ func (s *Service) fileURLGuarded(ctx context.Context, req FileRequest, begun sto
 		return CloseResult{}, false, Errorf(CodeFileNotFound,
 			"Concur's answer to the latest close of batch %s carried no File-Url", req.ID)
 	}
-	if d := begun.LastDecisive; d != nil && d.ID > last.ID && d.Outcome == store.OutcomeUnknown {
+	unknown, err := s.unknownSince(ctx, req.ID, last.ID)
+	if err != nil {
+		return CloseResult{}, false, err
+	}
+	if unknown {
 		return CloseResult{}, false, &Error{Code: CodeCloseOutcomeUnknown,
 			Detail: "an earlier attempt to obtain the file of batch " + req.ID + " may have made Concur regenerate it " +
 				"and its answer was lost; the gateway will not regenerate it again on its own: to get the file, " +

@@ -19,6 +19,8 @@ type Store interface {
 	FinishClose(ctx context.Context, c store.Close) error
 	RecordClose(ctx context.Context, c store.Close) (store.Close, error)
 	ListCloses(ctx context.Context, batchID string, limit int) ([]store.Close, error)
+	LastClosed(ctx context.Context, batchID string) (store.Close, error)
+	UnknownAfter(ctx context.Context, batchID string, afterID int64) (bool, error)
 }
 
 // Options tunes a Service.
@@ -108,13 +110,19 @@ func (s *Service) Close(ctx context.Context, req CloseRequest) (CloseResult, err
 	if err := ValidateID(req.ID); err != nil {
 		return CloseResult{}, err
 	}
+	if req.Async && req.Regenerate {
+		// A queued regeneration and the download's own v1.1 close would race: the stored
+		// File-Url could name a file Concur has since replaced.
+		return CloseResult{}, Errorf(CodeInvalidRequest, "?regenerate=true is synchronous only: drop Prefer: respond-async")
+	}
 	if _, err := s.dir.lookup(ctx, req.ID); err != nil {
 		return CloseResult{}, err
 	}
 	now := s.now()
 	begun, err := s.st.BeginClose(ctx, store.Close{
 		BatchID: req.ID, Caller: req.Caller, RequestID: req.RequestID, IdempotencyKey: req.IdempotencyKey,
-		Regenerate: req.Regenerate, StartedAt: now, LeaseUntil: now.Add(s.lease), Outcome: store.OutcomeInProgress,
+		Regenerate: req.Regenerate, Async: req.Async, StartedAt: now, LeaseUntil: now.Add(s.lease),
+		Outcome: store.OutcomeInProgress,
 	})
 	if errors.Is(err, store.ErrCloseInProgress) {
 		return CloseResult{}, s.refuse(ctx, req, now, &Error{Code: CodeCloseInProgress, RetryAfter: 5 * time.Second,
@@ -168,6 +176,14 @@ func (s *Service) closeGuarded(ctx context.Context, req CloseRequest, begun stor
 			if err != nil {
 				return CloseResult{}, false, err
 			}
+			if last.Async && fresh.Status != store.StatusClosed {
+				// A v1.2 close only schedules; there is no way to ask Concur about its job,
+				// so OPEN does not mean it did not go through.
+				return CloseResult{}, false, &Error{Code: CodeCloseOutcomeUnknown,
+					Detail: "an asynchronous close of batch " + req.ID + " whose answer was lost may still be queued " +
+						"in Concur, which offers no way to ask; check the batch in Concur, and close it with " +
+						"?regenerate=true only if it must be closed again"}
+			}
 			b = fresh
 		}
 	}
@@ -190,9 +206,10 @@ func (s *Service) closeGuarded(ctx context.Context, req CloseRequest, begun stor
 	if err != nil {
 		return CloseResult{}, true, err
 	}
-	res.ClosedAt = s.now()
+	if res.Accepted = req.Async; !res.Accepted {
+		res.ClosedAt = s.now() // an accepted close has not happened yet
+	}
 	res.Regenerated = b.Status == store.StatusClosed || begun.LastClosed != nil
-	res.Accepted = req.Async
 	return res, true, nil
 }
 
@@ -327,6 +344,3 @@ func (s *Service) Closes(ctx context.Context, id string, limit int) ([]Attempt, 
 	}
 	return out, nil
 }
-
-// maxAuditScan bounds how many attempts File looks back through.
-const maxAuditScan = 1000

@@ -10,13 +10,13 @@ import (
 
 const closeColumns = `id, batch_id, caller, request_id, idempotency_key, regenerate, started_at,
 	ended_at, lease_until, outcome, upstream_status, error_code, detail, batch_status, status,
-	job_queue_key, file_url`
+	job_queue_key, file_url, async`
 
 // insertClose inserts every column but id, and returns the id.
 const insertClose = `INSERT INTO closes (batch_id, caller, request_id, idempotency_key,
 	regenerate, started_at, ended_at, lease_until, outcome, upstream_status, error_code, detail,
-	batch_status, status, job_queue_key, file_url)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	batch_status, status, job_queue_key, file_url, async)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
 
 // MaxListCloses caps ListCloses's limit.
 const MaxListCloses = 1000
@@ -148,19 +148,40 @@ func (s *sqlStore) insertClose(ctx context.Context, tx *sql.Tx, c Close) (int64,
 	err := tx.QueryRowContext(ctx, s.q(insertClose), c.BatchID, c.Caller, c.RequestID,
 		c.IdempotencyKey, c.Regenerate, micros(c.StartedAt), micros(c.EndedAt),
 		micros(c.LeaseUntil), string(c.Outcome), c.UpstreamStatus, c.ErrorCode, c.Detail, c.BatchStatus,
-		c.Status, c.JobQueueKey, c.FileURL).Scan(&id)
+		c.Status, c.JobQueueKey, c.FileURL, c.Async).Scan(&id)
 	return id, err
 }
 
+// LastClosed returns the batch's latest attempt with outcome closed; ErrNotFound when none.
+func (s *sqlStore) LastClosed(ctx context.Context, batchID string) (Close, error) {
+	c, err := s.lastClose(ctx, s.db, batchID, OutcomeClosed)
+	switch {
+	case err != nil:
+		return Close{}, wrap("last closed", err)
+	case c == nil:
+		return Close{}, wrap("last closed", ErrNotFound)
+	}
+	return *c, nil
+}
+
+// UnknownAfter reports whether an attempt of the batch after attempt afterID has an
+// unknown outcome.
+func (s *sqlStore) UnknownAfter(ctx context.Context, batchID string, afterID int64) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM closes WHERE batch_id = ? AND id > ? AND outcome = ?"),
+		batchID, afterID, string(OutcomeUnknown)).Scan(&n)
+	return n > 0, wrap("unknown after", err)
+}
+
 // lastClose is the batch's latest attempt with one of the outcomes, nil when none.
-func (s *sqlStore) lastClose(ctx context.Context, tx *sql.Tx, batchID string, outcomes ...Outcome) (*Close, error) {
+func (s *sqlStore) lastClose(ctx context.Context, q querier, batchID string, outcomes ...Outcome) (*Close, error) {
 	query := "SELECT " + closeColumns + " FROM closes WHERE batch_id = ? AND outcome IN (?"
 	args := []any{batchID, string(outcomes[0])}
 	for _, o := range outcomes[1:] {
 		query += ", ?"
 		args = append(args, string(o))
 	}
-	c, err := scanClose(tx.QueryRowContext(ctx, s.q(query+") ORDER BY id DESC LIMIT 1"), args...))
+	c, err := scanClose(q.QueryRowContext(ctx, s.q(query+") ORDER BY id DESC LIMIT 1"), args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -178,7 +199,7 @@ func scanClose(row scanner) (Close, error) {
 	)
 	err := row.Scan(&c.ID, &c.BatchID, &c.Caller, &c.RequestID, &c.IdempotencyKey, &c.Regenerate,
 		&started, &ended, &lease, &outcome, &c.UpstreamStatus, &c.ErrorCode, &c.Detail,
-		&c.BatchStatus, &c.Status, &c.JobQueueKey, &c.FileURL)
+		&c.BatchStatus, &c.Status, &c.JobQueueKey, &c.FileURL, &c.Async)
 	c.StartedAt, c.EndedAt, c.LeaseUntil = fromMicros(started), fromMicros(ended), fromMicros(lease)
 	c.Outcome = Outcome(outcome)
 	return c, err

@@ -207,13 +207,18 @@ func testFinishClose(t *testing.T, h *harness) {
 
 	// An accepted asynchronous close (no File-Url, no BatchStatus) is closed, but the batch
 	// is not until its job has run: its batch list will say so.
-	async := mustBegin(t, s, attempt("B", at(0), "r-async")).Attempt
+	asyncIn := attempt("B", at(0), "r-async")
+	asyncIn.Async = true
+	async := mustBegin(t, s, asyncIn).Attempt
 	async.Outcome, async.EndedAt, async.Status, async.JobQueueKey = store.OutcomeClosed, at(time.Second), "SUCCESS", "$job"
 	if err := s.FinishClose(t.Context(), async); err != nil {
 		t.Fatal(err)
 	}
 	if got := mustGetBatch(t, s, "B").Status; got != store.StatusOpen {
 		t.Errorf("after an accepted asynchronous close: batch status %q, want OPEN", got)
+	}
+	if l := mustList(t, s, "B", 1); len(l) != 1 || !l[0].Async {
+		t.Errorf("the asynchronous attempt reads back as %+v, want Async", l)
 	}
 
 	b := mustBegin(t, s, attempt("A", at(time.Minute), "r2")).Attempt

@@ -84,6 +84,7 @@ type Close struct {
 	RequestID      string
 	IdempotencyKey string // "" when the caller sent none
 	Regenerate     bool   // the caller asked for an explicit regeneration
+	Async          bool   // Concur's asynchronous (v1.2) close: it schedules the close
 	StartedAt      time.Time
 	EndedAt        time.Time // zero while in progress
 	LeaseUntil     time.Time // in progress only: after it, the attempt counts as crashed (unknown)
@@ -184,6 +185,12 @@ type Store interface {
 	// RecordClose inserts an attempt that is already finished (e.g. refused) and returns it
 	// with its ID. Its outcome must not be in progress; the batch must exist (ErrNotFound).
 	RecordClose(ctx context.Context, c Close) (Close, error)
+	// LastClosed returns the batch's latest attempt with outcome closed; ErrNotFound when
+	// none.
+	LastClosed(ctx context.Context, batchID string) (Close, error)
+	// UnknownAfter reports whether an attempt of the batch after attempt afterID has an
+	// unknown outcome.
+	UnknownAfter(ctx context.Context, batchID string, afterID int64) (bool, error)
 	// ListCloses returns the batch's attempts, newest first, at most limit (which must be
 	// positive; it is capped at MaxListCloses).
 	ListCloses(ctx context.Context, batchID string, limit int) ([]Close, error)
