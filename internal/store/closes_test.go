@@ -172,6 +172,21 @@ func testBeginCloseHistory(t *testing.T, h *harness) {
 		t.Fatal(err)
 	}
 
+	if got, err := s.LastClosed(t.Context(), "A"); err != nil || got.ID != closed.ID {
+		t.Errorf("LastClosed = %d, %v; want attempt %d", got.ID, err, closed.ID)
+	}
+	if _, err := s.LastClosed(t.Context(), "no-such"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LastClosed of a batch never closed = %v, want ErrNotFound", err)
+	}
+	for _, tc := range []struct {
+		after int64
+		want  bool
+	}{{closed.ID, true}, {unknown.ID, false}, {first.Attempt.ID, true}} {
+		if got, err := s.UnknownAfter(t.Context(), "A", tc.after); err != nil || got != tc.want {
+			t.Errorf("UnknownAfter(%d) = %v, %v; want %v", tc.after, got, err, tc.want)
+		}
+	}
+
 	in := attempt("A", at(8*time.Minute), "r5")
 	in.Regenerate = true
 	begun := mustBegin(t, s, in)
