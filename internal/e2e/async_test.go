@@ -79,3 +79,17 @@ func TestAsyncCloseThroughToTheFile(t *testing.T) {
 		t.Errorf("closed attempts = %+v, want the File-Url close (regenerate) over the accepted asynchronous one", closed)
 	}
 }
+
+// A replayed 202 (same Idempotency-Key) carries the accepted close's headers again.
+func TestAsyncCloseReplayKeepsItsHeaders(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, map[string]string{"CONCURSIM_ASYNC_CLOSE_DELAY": "1h"}, nil)
+	h := map[string]string{"Prefer": "respond-async", "Idempotency-Key": "async-replay-1"}
+	closeURL := s.gw.URL + "/batches/" + cardBatch + "/close"
+	first, again := do(t, "POST", closeURL, h), do(t, "POST", closeURL, h)
+	if first.Status != 202 || again.Status != 202 || again.Header.Get("Idempotency-Replayed") != "true" ||
+		again.Header.Get("Location") != "/batches/"+cardBatch || again.Header.Get("Preference-Applied") != "respond-async" ||
+		string(first.Body) != string(again.Body) {
+		t.Fatalf("replay of a 202: %d %v %s / %d %v %s", first.Status, first.Header, first.Body, again.Status, again.Header, again.Body)
+	}
+}

@@ -96,7 +96,7 @@ func idempotent(cfg Idempotency) func(http.Handler) http.Handler {
 				return &batch.Error{Code: batch.CodeIdemKeyInUse, RetryAfter: 5 * time.Second,
 					Detail: "the first request with this Idempotency-Key is still running"}
 			}
-			replay(w, got)
+			replay(w, r, got)
 			return nil
 		})
 	}
@@ -172,9 +172,14 @@ func final(status int, code batch.Code, regenerate bool) bool {
 	return true
 }
 
-func replay(w http.ResponseWriter, rec store.Idempotency) {
+func replay(w http.ResponseWriter, r *http.Request, rec store.Idempotency) {
 	h := w.Header()
 	h.Set("Content-Type", rec.ContentType)
+	h.Add("Vary", "Prefer")
+	if rec.Status == http.StatusAccepted { // an accepted asynchronous close: its headers again
+		h.Set("Location", strings.TrimSuffix(r.URL.Path, "/close"))
+		h.Set("Preference-Applied", "respond-async")
+	}
 	if rec.RetryAfter != "" {
 		h.Set("Retry-After", rec.RetryAfter)
 	}
