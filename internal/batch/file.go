@@ -92,11 +92,7 @@ func (s *Service) obtainFileURL(ctx context.Context, req FileRequest) (store.Clo
 				"list does not show it closed; the file can be downloaded once it does"}
 	}
 
-	now := s.now()
-	begun, err := s.st.BeginClose(ctx, store.Close{
-		BatchID: req.ID, Caller: req.Caller, RequestID: req.RequestID, Regenerate: true,
-		StartedAt: now, LeaseUntil: now.Add(s.lease), Outcome: store.OutcomeInProgress,
-	})
+	begun, err := s.begin(ctx, store.Close{BatchID: req.ID, Caller: req.Caller, RequestID: req.RequestID, Regenerate: true})
 	if errors.Is(err, store.ErrCloseInProgress) {
 		return store.Close{}, &Error{Code: CodeCloseInProgress, RetryAfter: fileNotReadyWait,
 			Detail: "a close of batch " + req.ID + " is in progress (perhaps obtaining its file); try again shortly"}
@@ -104,21 +100,19 @@ func (s *Service) obtainFileURL(ctx context.Context, req FileRequest) (store.Clo
 	if err != nil {
 		return store.Close{}, storeError(err)
 	}
-	ctx = context.WithoutCancel(ctx) // from here the attempt must reach its recorded end
-	att := begun.Attempt
-	callCtx, cancel := context.WithDeadline(ctx, time.Now().Add(s.lease-leaseMargin(s.lease)))
-	res, sent, err := s.fileURLGuarded(callCtx, req, begun)
-	cancel()
-	if err == nil && !sent {
-		att.EndedAt, att.Outcome = s.now(), store.OutcomeRefused
-		att.Detail = "not needed: another request obtained the File-Url meanwhile"
-	} else {
-		s.finish(&att, res, sent, err)
+	_, att, sent, err := s.runLeased(ctx, begun, func(ctx context.Context) (CloseResult, bool, error) {
+		return s.fileURLGuarded(ctx, req, begun)
+	}, func(att *store.Close, res CloseResult, sent bool, err error) {
+		if err == nil && !sent {
+			att.EndedAt, att.Outcome = s.now(), store.OutcomeRefused
+			att.Detail = "not needed: another request obtained the File-Url meanwhile"
+			return
+		}
+		s.finish(att, res, sent, err)
 		if err == nil {
 			att.Detail = fileURLDetail
 		}
-	}
-	s.record(ctx, att)
+	})
 	switch {
 	case err != nil:
 		return store.Close{}, err
@@ -126,16 +120,6 @@ func (s *Service) obtainFileURL(ctx context.Context, req FileRequest) (store.Clo
 		return *begun.LastClosed, nil
 	}
 	return att, nil
-}
-
-// unknownSince reports whether an attempt after the attempt afterID has an unknown outcome:
-// any of them may have made Concur regenerate the file, even if later attempts failed.
-func (s *Service) unknownSince(ctx context.Context, id string, afterID int64) (bool, error) {
-	unknown, err := s.st.UnknownAfter(ctx, id, afterID)
-	if err != nil {
-		return false, storeError(err)
-	}
-	return unknown, nil
 }
 
 // fileURLGuarded decides, under the lease, whether the v1.1 close is still needed and
@@ -151,9 +135,10 @@ func (s *Service) fileURLGuarded(ctx context.Context, req FileRequest, begun sto
 		return CloseResult{}, false, Errorf(CodeFileNotFound,
 			"Concur's answer to the latest close of batch %s carried no File-Url", req.ID)
 	}
-	unknown, err := s.unknownSince(ctx, req.ID, last.ID)
+	// Any attempt since may have made Concur regenerate the file, even if later ones failed.
+	unknown, err := s.st.UnknownAfter(ctx, req.ID, last.ID)
 	if err != nil {
-		return CloseResult{}, false, err
+		return CloseResult{}, false, storeError(err)
 	}
 	if unknown {
 		return CloseResult{}, false, &Error{Code: CodeCloseOutcomeUnknown,

@@ -118,28 +118,49 @@ func (s *Service) Close(ctx context.Context, req CloseRequest) (CloseResult, err
 	if _, err := s.dir.lookup(ctx, req.ID); err != nil {
 		return CloseResult{}, err
 	}
-	now := s.now()
-	begun, err := s.st.BeginClose(ctx, store.Close{
+	begun, err := s.begin(ctx, store.Close{
 		BatchID: req.ID, Caller: req.Caller, RequestID: req.RequestID, IdempotencyKey: req.IdempotencyKey,
-		Regenerate: req.Regenerate, Async: req.Async, StartedAt: now, LeaseUntil: now.Add(s.lease),
-		Outcome: store.OutcomeInProgress,
+		Regenerate: req.Regenerate, Async: req.Async,
 	})
 	if errors.Is(err, store.ErrCloseInProgress) {
-		return CloseResult{}, s.refuse(ctx, req, now, &Error{Code: CodeCloseInProgress, RetryAfter: 5 * time.Second,
-			Detail: "another close of batch " + req.ID + " is in progress; its outcome will be in GET /batches/" + req.ID + "/closes"})
+		return CloseResult{}, s.refuse(ctx, req, begun.Attempt.StartedAt, &Error{Code: CodeCloseInProgress,
+			RetryAfter: 5 * time.Second, Detail: "another close of batch " + req.ID +
+				" is in progress; its outcome will be in GET /batches/" + req.ID + "/closes"})
 	}
 	if err != nil {
 		return CloseResult{}, storeError(err)
 	}
-
-	ctx = context.WithoutCancel(ctx) // from here the attempt must reach its recorded end
-	att := begun.Attempt
-	callCtx, cancel := context.WithDeadline(ctx, time.Now().Add(s.lease-leaseMargin(s.lease)))
-	res, sent, err := s.closeGuarded(callCtx, req, begun)
-	cancel()
-	s.finish(&att, res, sent, err)
-	s.record(ctx, att)
+	res, _, _, err := s.runLeased(ctx, begun, func(ctx context.Context) (CloseResult, bool, error) {
+		return s.closeGuarded(ctx, req, begun)
+	}, s.finish)
 	return res, err
+}
+
+// begin records the attempt c as in progress, holding the batch's close lease. On
+// store.ErrCloseInProgress the returned Begun still carries c's start time.
+func (s *Service) begin(ctx context.Context, c store.Close) (store.Begun, error) {
+	now := s.now()
+	c.StartedAt, c.LeaseUntil, c.Outcome = now, now.Add(s.lease), store.OutcomeInProgress
+	begun, err := s.st.BeginClose(ctx, c)
+	if err != nil {
+		return store.Begun{Attempt: c}, err
+	}
+	return begun, nil
+}
+
+// runLeased runs guarded for the attempt begun within its lease (its context ends before
+// the lease does) and detached from the caller, then lets end fill the attempt's outcome
+// and records it: the attempt always reaches its recorded end.
+func (s *Service) runLeased(ctx context.Context, begun store.Begun, guarded func(context.Context) (CloseResult, bool, error),
+	end func(att *store.Close, res CloseResult, sent bool, err error)) (CloseResult, store.Close, bool, error) {
+	ctx = context.WithoutCancel(ctx)
+	callCtx, cancel := context.WithDeadline(ctx, time.Now().Add(s.lease-leaseMargin(s.lease)))
+	res, sent, err := guarded(callCtx)
+	cancel()
+	att := begun.Attempt
+	end(&att, res, sent, err)
+	s.record(ctx, att)
+	return res, att, sent, err
 }
 
 // leaseMargin is the part of the lease kept for recording the attempt's end.
