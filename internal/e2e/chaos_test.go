@@ -292,18 +292,7 @@ func (c *chaosRun) statusOf(ctx context.Context, code string) (int, error) {
 
 func (c *chaosRun) setChaos(t *testing.T, chaos string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, c.s.sim.URL+"/_sim/chaos", strings.NewReader(chaos))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("PUT /_sim/chaos %s: %s", chaos, resp.Status)
-	}
+	c.s.simAdmin(t, http.MethodPut, "/_sim/chaos", chaos)
 }
 
 func (c *chaosRun) report(t *testing.T) {

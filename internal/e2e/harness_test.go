@@ -318,9 +318,13 @@ func (s *stack) stats(t *testing.T) simStats {
 	return decode[simStats](t, do(t, "GET", s.sim.URL+"/_sim/stats", nil))
 }
 
-func (s *stack) fault(t *testing.T, f string) {
+func (s *stack) fault(t *testing.T, f string) { s.simAdmin(t, http.MethodPut, "/_sim/fault", f) }
+
+// simAdmin sends one of the simulator's admin requests (/_sim/...) with body, and fails
+// the test unless it answers 2xx.
+func (s *stack) simAdmin(t *testing.T, method, path, body string) {
 	t.Helper()
-	req, err := http.NewRequest("PUT", s.sim.URL+"/_sim/fault", strings.NewReader(f))
+	req, err := http.NewRequestWithContext(t.Context(), method, s.sim.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +334,7 @@ func (s *stack) fault(t *testing.T, f string) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		t.Fatalf("setting fault %s: %s", f, resp.Status)
+		t.Fatalf("%s %s %s: %s", method, path, body, resp.Status)
 	}
 }
 

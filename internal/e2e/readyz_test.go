@@ -93,15 +93,7 @@ func TestReadyzThroughConcurBlipsAndOutage(t *testing.T) {
 	}
 
 	// Concur is back: the next renewal (the token breaker's probe) succeeds.
-	req, err := http.NewRequest("DELETE", s.sim.URL+"/_sim/fault", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	s.simAdmin(t, http.MethodDelete, "/_sim/fault", "")
 	if rep := waitReady(t, s.gw.URL, 200); rep.Concur.Status != "ok" {
 		t.Errorf("after the outage: %+v", rep)
 	}
