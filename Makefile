@@ -48,9 +48,10 @@ run: build ## Start the bundled Concur simulator and the gateway wired to it, wi
 	GATEWAY_DATA_DIR=bin/run-data bin/gateway
 
 .PHONY: test
-test: openapi-check ## Run every test with the race detector, and check the committed spec
+test: openapi-check ## Run every test with the race detector, check the committed spec, smoke-run the benchmarks
 	@$(MAKE) --no-print-directory postgres-check
 	go test $(GO_TEST_FLAGS) ./...
+	@$(MAKE) --no-print-directory bench-smoke
 	@$(MAKE) --no-print-directory postgres-check
 
 # postgres-check says loudly when the PostgreSQL half of the tests will be skipped
@@ -138,9 +139,33 @@ fuzz: ## Run every fuzz target for FUZZ_TIME each
 	  done; \
 	done
 
+# The load suite (cmd/loadbench, internal/loadbench) writes bench/results/latest.{md,json,png}
+# and puts the table in the README; the micro-benchmarks go to bench/results/micro.txt, summed
+# up by benchstat. `make bench` takes about 4 minutes on 2 cores.
+BENCH_COUNT ?= 6
+# Every package but the end-to-end tests, which have no benchmark and build binaries first.
+BENCH_PKGS   = $$(go list ./... | grep -v /internal/e2e)
+BENCH_TIME  ?= 300ms
+
 .PHONY: bench
-bench: ## Run the Go benchmarks
-	go test -run='^$$' -bench=. -benchmem ./...
+bench: build bin/loadbench ## Load suite (simulator, reverse-proxy floor, gateway) and micro-benchmarks, into bench/results/
+	@set -euo pipefail; mkdir -p bench/results; \
+	bin/loadbench -out bench/results -readme README.md; \
+	go test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) -benchtime=$(BENCH_TIME) $(BENCH_PKGS) | tee bench/results/micro.txt; \
+	go tool benchstat bench/results/micro.txt > bench/results/micro-benchstat.txt; \
+	echo "written: bench/results/latest.{md,json,png}, micro.txt, micro-benchstat.txt; README table updated"
+
+.PHONY: bench-smoke
+bench-smoke: build bin/loadbench ## The bench suite in a few seconds, to keep it working (judges no target)
+	@set -euo pipefail; out=$$(mktemp -d); trap 'rm -rf "$$out"' EXIT; \
+	bin/loadbench -smoke -out "$$out" >"$$out/log" || { cat "$$out/log"; exit 1; }; \
+	for f in latest.md latest.json latest.png; do [ -s "$$out/$$f" ] || { echo "bench-smoke: no $$f"; exit 1; }; done; \
+	echo "bench-smoke: the load suite ran (simulator, floor, gateway, file)"
+	go test -run='^$$' -bench=. -benchtime=1x -short $(BENCH_PKGS)
+
+.PHONY: bin/loadbench
+bin/loadbench:
+	CGO_ENABLED=0 go build -trimpath -o bin/loadbench ./cmd/loadbench
 
 .PHONY: docker
 docker: ## Build the container image

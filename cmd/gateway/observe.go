@@ -7,6 +7,7 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -61,8 +62,13 @@ func serveAdmin(cfg config.Config, log zerolog.Logger, a httpapi.Admin) (*adminS
 	if err != nil {
 		return nil, fmt.Errorf("listen on GATEWAY_ADMIN_ADDR: %w", err)
 	}
+	h := httpapi.AdminHandler(log.With().Str("component", "admin").Logger(), a)
+	if cfg.PProf {
+		h = withPProf(h)
+		log.Warn().Msg("GATEWAY_PPROF: profiles are served under /debug/pprof/ on GATEWAY_ADMIN_ADDR")
+	}
 	s.srv = &http.Server{
-		Handler:           httpapi.AdminHandler(log.With().Str("component", "admin").Logger(), a),
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -74,6 +80,18 @@ func serveAdmin(cfg config.Config, log zerolog.Logger, a httpapi.Admin) (*adminS
 		Msg("admin endpoints (/healthz, /readyz, /metrics) listening on GATEWAY_ADMIN_ADDR")
 	go func() { s.err <- s.srv.Serve(ln) }()
 	return s, nil
+}
+
+// withPProf serves net/http/pprof's handlers under /debug/pprof/ and the rest with h.
+func withPProf(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
 }
 
 // shutdown stops the admin server, letting a scrape in progress finish.

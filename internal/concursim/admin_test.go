@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -155,5 +156,41 @@ func TestStatsListIssuedTokens(t *testing.T) {
 	want := []string{first.AccessToken, first.RefreshToken, second.AccessToken, second.RefreshToken}
 	if diff := cmp.Diff(want, f.sim.Stats().IssuedTokens); diff != "" {
 		t.Errorf("issued tokens (-want +got):\n%s", diff)
+	}
+}
+
+// TestAdminRuntimeMetrics: the runtime counters a load test reads (allocations, CPU) are
+// there and grow as the simulator works.
+func TestAdminRuntimeMetrics(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	read := func() (allocs, cpu float64) {
+		t.Helper()
+		code, body := f.admin(t, http.MethodGet, "/_sim/metrics", "")
+		if code != 200 {
+			t.Fatalf("metrics: %d", code)
+		}
+		for line := range strings.Lines(body) {
+			name, value, _ := strings.Cut(strings.TrimSpace(line), " ")
+			v, _ := strconv.ParseFloat(value, 64)
+			switch name {
+			case "go_memstats_alloc_bytes_total":
+				allocs = v
+			case "process_cpu_seconds_total":
+				cpu = v
+			}
+		}
+		if allocs == 0 {
+			t.Fatalf("no go_memstats_alloc_bytes_total in:\n%s", body)
+		}
+		return allocs, cpu
+	}
+	before, _ := read()
+	auth := "Bearer " + f.accessToken(t)
+	for range 20 {
+		f.do(t, http.MethodGet, listPath, auth)
+	}
+	if after, _ := read(); after <= before {
+		t.Errorf("allocated bytes did not grow: %v then %v", before, after)
 	}
 }

@@ -193,6 +193,7 @@ func (s *Sim) routes() *http.ServeMux {
 	m.HandleFunc("DELETE /_sim/chaos", s.handleDeleteChaos)
 	m.HandleFunc("POST /_sim/expire-tokens", s.handleExpireTokens)
 	m.HandleFunc("GET /_sim/healthz", s.handleHealthz)
+	m.Handle("GET /_sim/metrics", runtimeMetrics())
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusNotFound, "The requested resource was not found.")

@@ -41,6 +41,9 @@ type Config struct {
 	// AdminAddr, when set, is where /healthz, /readyz and /metrics are served instead of
 	// Addr (GATEWAY_ADMIN_ADDR).
 	AdminAddr string
+	// PProf serves net/http/pprof under /debug/pprof/ on the admin listener, for profiling
+	// (GATEWAY_PPROF, default false; needs GATEWAY_ADMIN_ADDR, never on GATEWAY_ADDR).
+	PProf bool
 	// ReadyConcurGrace is how long Concur must fail every readiness check before the
 	// gateway reports not ready (GATEWAY_READY_CONCUR_GRACE).
 	ReadyConcurGrace time.Duration
@@ -113,6 +116,7 @@ func (c Config) UsesRefreshToken() bool { return c.ConcurAccessToken == "" }
 func (c Config) MarshalZerologObject(e *zerolog.Event) {
 	e.Str("addr", c.Addr).
 		Str("adminAddr", c.AdminAddr).
+		Bool("pprof", c.PProf).
 		Dur("readyConcurGrace", c.ReadyConcurGrace).
 		Str("tracesEndpoint", redactURL(c.TracesEndpoint)).
 		Str("serviceName", c.ServiceName).
@@ -246,6 +250,16 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.AdminAddr != "" && c.AdminAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
 		l.fail("GATEWAY_ADMIN_ADDR must differ from GATEWAY_ADDR (leave it empty to serve both on one listener)")
+	}
+	switch v := strings.ToLower(l.str("GATEWAY_PPROF", "false")); v {
+	case "false", "0":
+	case "true", "1":
+		c.PProf = true
+		if c.AdminAddr == "" {
+			l.fail("GATEWAY_PPROF needs GATEWAY_ADMIN_ADDR: profiles are served on the admin listener only")
+		}
+	default:
+		l.fail("GATEWAY_PPROF must be true or false")
 	}
 	if c.BatchListMinInterval < 0 {
 		l.fail("GATEWAY_BATCH_LIST_MIN_INTERVAL must not be negative")

@@ -276,6 +276,17 @@ func TestLoadObservability(t *testing.T) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}
 	}
+	if c, err := Load(env(with(map[string]string{"GATEWAY_ADMIN_ADDR": "127.0.0.1:9100", "GATEWAY_PPROF": "true"}))); err != nil || !c.PProf {
+		t.Errorf("GATEWAY_PPROF=true with an admin listener: %v %v", c.PProf, err)
+	}
+	if c, err := Load(env(with(nil))); err != nil || c.PProf {
+		t.Errorf("pprof must be off by default: %v %v", c.PProf, err)
+	}
+	for _, v := range []string{"true", "yes"} { // without the admin listener; not a boolean
+		if _, err := Load(env(with(map[string]string{"GATEWAY_PPROF": v}))); err == nil || !strings.Contains(err.Error(), "GATEWAY_PPROF") {
+			t.Errorf("GATEWAY_PPROF=%s: %v", v, err)
+		}
+	}
 	if _, err := Load(env(with(map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}))); err == nil ||
 		!strings.Contains(err.Error(), "OTEL_TRACES_EXPORTER") {
 		t.Errorf("OTEL_TRACES_EXPORTER=zipkin: %v", err)

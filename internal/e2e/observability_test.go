@@ -172,6 +172,27 @@ func TestObservabilityAdminAddr(t *testing.T) {
 	}
 }
 
+// GATEWAY_PPROF serves profiles on the admin listener only; without it, there are none.
+func TestObservabilityPProf(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, nil, map[string]string{"GATEWAY_ADMIN_ADDR": "127.0.0.1:0", "GATEWAY_PPROF": "true"})
+	admin := "http://" + logField(t, s.gw, "adminAddr")
+	if r := do(t, "GET", admin+"/debug/pprof/allocs?debug=1", nil); r.Status != 200 || !strings.Contains(string(r.Body), "heap profile") {
+		t.Errorf("admin allocs profile: %d %.200s", r.Status, r.Body)
+	}
+	if m := scrape(t, admin); len(m["gateway_build_info"].GetMetric()) != 1 {
+		t.Error("admin /metrics is gone with pprof on")
+	}
+	if r := do(t, "GET", s.gw.URL+"/debug/pprof/allocs?debug=1", nil); r.Status != 404 {
+		t.Errorf("API listener serves profiles: %d", r.Status)
+	}
+
+	off := startStack(t, nil, map[string]string{"GATEWAY_ADMIN_ADDR": "127.0.0.1:0"})
+	if r := do(t, "GET", "http://"+logField(t, off.gw, "adminAddr")+"/debug/pprof/allocs?debug=1", nil); r.Status != 404 {
+		t.Errorf("profiles served without GATEWAY_PPROF: %d", r.Status)
+	}
+}
+
 // logField is the first value of a string field in the process's JSON log.
 func logField(t *testing.T, p *proc, field string) string {
 	t.Helper()
