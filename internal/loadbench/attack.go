@@ -74,9 +74,10 @@ func (o outcome) Quantile(q float64) time.Duration {
 // attack runs one phase against t and collects every result. A request counts as OK only
 // with a 200: the suite measures closes that happened, not fast refusals.
 func attack(t *target, p pace) outcome {
+	workers := uint64(max(p.Workers, 1)) // #nosec G115 -- positive, and small
 	a := vegeta.NewAttacker(
-		vegeta.Workers(uint64(p.Workers)), // #nosec G115 -- a small positive flag value
-		vegeta.MaxWorkers(uint64(p.Workers)),
+		vegeta.Workers(workers),
+		vegeta.MaxWorkers(workers),
 		vegeta.Connections(p.Workers),
 		vegeta.MaxBody(1<<20),
 		vegeta.Redirects(vegeta.NoFollow),
