@@ -36,10 +36,7 @@ type Tracing struct {
 }
 
 // Enabled reports whether spans are recorded and exported.
-func (t Tracing) Enabled() bool {
-	_, noop := t.Provider.(tracenoop.TracerProvider)
-	return !noop
-}
+func (t Tracing) Enabled() bool { return !off(t.Provider) }
 
 // NewTracing returns a tracer provider exporting over OTLP/HTTP (protobuf) to
 // cfg.Endpoint, in batches (OTEL_BSP_* tune them; the sampler follows OTEL_TRACES_SAMPLER,
@@ -67,10 +64,13 @@ func Propagator() propagation.TextMapPropagator { return propagation.TraceContex
 
 // ServerMiddleware starts a server span for every request that skip does not exempt,
 // continuing the caller's W3C trace context. The span is named by the method until the
-// router renames it after the route pattern (httpapi's access log does).
+// router renames it after the route pattern (httpapi's access log does). With tracing off
+// (tp nil or no-op) there are no spans: the caller's trace context is only put in the
+// request's context, so that its log lines still carry the trace id, at none of the cost
+// of otelhttp's attributes.
 func ServerMiddleware(tp trace.TracerProvider, skip func(*http.Request) bool) func(http.Handler) http.Handler {
-	if tp == nil {
-		tp = tracenoop.NewTracerProvider()
+	if off(tp) {
+		return continueTrace(skip)
 	}
 	return otelhttp.NewMiddleware("gateway",
 		otelhttp.WithTracerProvider(tp),
@@ -84,9 +84,10 @@ func ServerMiddleware(tp trace.TracerProvider, skip func(*http.Request) bool) fu
 // ConcurTransport wraps base (concur.DefaultTransport) so that every request to Concur is
 // a client span named "concur <operation>", a child of the span in its context. The trace
 // context is not sent to Concur: a third party that joins no trace of ours.
+// With tracing off (tp nil or no-op) it is base itself.
 func ConcurTransport(tp trace.TracerProvider, base http.RoundTripper) http.RoundTripper {
-	if tp == nil {
-		tp = tracenoop.NewTracerProvider()
+	if off(tp) {
+		return base
 	}
 	return otelhttp.NewTransport(base,
 		otelhttp.WithTracerProvider(tp),
@@ -94,4 +95,24 @@ func ConcurTransport(tp trace.TracerProvider, base http.RoundTripper) http.Round
 		otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()), // inject nothing
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "concur " + concur.Operation(r) }),
 	)
+}
+
+// off reports whether tp records nothing.
+func off(tp trace.TracerProvider) bool {
+	_, noop := tp.(tracenoop.TracerProvider)
+	return tp == nil || noop
+}
+
+// continueTrace is ServerMiddleware with tracing off: the caller's W3C trace context, if
+// any, goes into the request's context; no span is started.
+func continueTrace(skip func(*http.Request) bool) func(http.Handler) http.Handler {
+	prop := Propagator()
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("traceparent") != "" && (skip == nil || !skip(r)) {
+				r = r.WithContext(prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
@@ -145,6 +146,17 @@ func TestConcurTransportSpans(t *testing.T) {
 		}
 		if s.GetKind() != tracepb.Span_SPAN_KIND_CLIENT || trace.SpanID(s.GetParentSpanId()) != pid {
 			t.Errorf("%s: kind %v parent %x, want a client span child of %s", n, s.GetKind(), s.GetParentSpanId(), pid)
+		}
+	}
+}
+
+// With tracing off, the Concur transport is the base one: no otelhttp work per call.
+func TestConcurTransportOffIsBase(t *testing.T) {
+	t.Parallel()
+	base := &http.Transport{}
+	for _, tp := range []trace.TracerProvider{nil, tracenoop.NewTracerProvider()} {
+		if got := ConcurTransport(tp, base); got != base {
+			t.Errorf("ConcurTransport(%T) = %T, want the base transport", tp, got)
 		}
 	}
 }
