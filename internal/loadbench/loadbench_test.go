@@ -78,12 +78,14 @@ func TestTargeterRoundRobin(t *testing.T) {
 func sample() *Result {
 	at := time.Date(2026, 11, 24, 16, 0, 0, 0, time.UTC)
 	return &Result{
-		Started: at, Finished: at.Add(3 * time.Minute), Config: Defaults(), FixedRate: 5000,
+		Started: at, Finished: at.Add(3 * time.Minute), Config: Defaults(), FixedRate: 5000, CarriedRate: 2500,
 		Machine: Machine{CPU: "Test CPU", Cores: 2, MemoryGB: 24, Kernel: "Linux 6", Go: "go1.26", Commit: "abc"},
 		Rows: []Row{
 			{Target: "simulator", Saturation: 40000, P50: 100 * time.Microsecond, P99: time.Millisecond, P999: 2 * time.Millisecond, CPUPerRequest: 30 * time.Microsecond, AllocBytesPerRequest: 4096},
-			{Target: "floor", Saturation: 10000, P50: 300 * time.Microsecond, P99: 2 * time.Millisecond, P999: 4 * time.Millisecond, CPUPerRequest: 100 * time.Microsecond, AllocBytesPerRequest: 40 << 10},
-			{Target: "gateway", Saturation: 5000, P50: 500 * time.Microsecond, P99: 2500 * time.Microsecond, P999: 5 * time.Millisecond, CPUPerRequest: 300 * time.Microsecond, AllocBytesPerRequest: 20 << 10},
+			{Target: "floor", Saturation: 10000, P50: 300 * time.Microsecond, P99: 2 * time.Millisecond, P999: 4 * time.Millisecond, CPUPerRequest: 100 * time.Microsecond, AllocBytesPerRequest: 40 << 10,
+				Carried: [3]time.Duration{200 * time.Microsecond, time.Millisecond, 3 * time.Millisecond}},
+			{Target: "gateway", Saturation: 5000, P50: 500 * time.Microsecond, P99: 2500 * time.Microsecond, P999: 5 * time.Millisecond, CPUPerRequest: 300 * time.Microsecond, AllocBytesPerRequest: 20 << 10,
+				Carried: [3]time.Duration{400 * time.Microsecond, 1500 * time.Microsecond, 4 * time.Millisecond}},
 		},
 		File: FileResult{Bytes: 1 << 30, Direct: time.Second, Gateway: 2 * time.Second, IdleRSS: 40 << 20, PeakRSS: 60 << 20},
 	}
@@ -118,7 +120,8 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Test CPU (2 cores, 24 GiB)", "| gateway (full path) | 5000/s |",
-		"| **gateway / floor** | **0.50x** |", "**3.00x**", "**missed**, 1.50x over the limit", "met, 2.0x under the limit"} {
+		"| **gateway / floor** | **0.50x** |", "**3.00x**", "**missed**, 1.50x over the limit", "met, 2.0x under the limit",
+		"At 2500/s, 50% of the gateway's own saturation", "p99 added **0.50 ms**"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}

@@ -97,6 +97,10 @@ func (r *Result) WriteMarkdown(w io.Writer, smoke bool) error {
 		ratio(gw.P50.Seconds(), floor.P50.Seconds()), ratio(gw.P99.Seconds(), floor.P99.Seconds()),
 		ratio(gw.P999.Seconds(), floor.P999.Seconds()), ratio(gw.CPUPerRequest.Seconds(), floor.CPUPerRequest.Seconds()),
 		ratio(gw.AllocBytesPerRequest, floor.AllocBytesPerRequest), ratio(gw.AllocsPerRequest, floor.AllocsPerRequest))
+	fl, g := floor.Carried, gw.Carried
+	fmt.Fprintf(&b, "At %d/s, %.0f%% of the gateway's own saturation, a rate it can carry: floor p50/p99/p99.9 %s / %s / %s, "+
+		"gateway %s / %s / %s; p99 added **%s**.\n\n", r.CarriedRate, 100*c.FixedShare,
+		millis(fl[0]), millis(fl[1]), millis(fl[2]), millis(g[0]), millis(g[1]), millis(g[2]), millis(g[1]-fl[1]))
 	f := r.File
 	fmt.Fprintf(&b, "Payment file, %d MiB: straight from the simulator %.0f MiB/s; through the gateway's `/batches/{id}/file` "+
 		"%.0f MiB/s (%.2fx); the gateway's RSS %.1f MiB idle, %.1f MiB at most (%d samples).\n\n",

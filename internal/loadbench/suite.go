@@ -126,6 +126,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Rows = rows
 
+	// When the gateway cannot carry the floor's half rate, its latency there is queueing.
+	// Measure the floor and the gateway again at half the gateway's own saturation too.
+	res.CarriedRate = max(int(rows[gatewayRow].Saturation*cfg.FixedShare), 1)
+	for _, i := range []int{floorRow, gatewayRow} {
+		t := targets[i]
+		say("carried  %-9s %v at %d/s", t.Name, cfg.Fixed, res.CarriedRate)
+		o, _, err := s.measure(ctx, t, pace{Rate: res.CarriedRate, Workers: 4 * cfg.Workers, Duration: cfg.Fixed})
+		if err != nil {
+			return nil, err
+		}
+		rows[i].Carried = [3]time.Duration{o.Quantile(0.50), o.Quantile(0.99), o.Quantile(0.999)}
+	}
+
 	say("file     %d MiB from the simulator, then through the gateway", cfg.FileBytes>>20)
 	if res.File, err = s.fileBench(ctx, cfg.FileBytes); err != nil {
 		return nil, err
@@ -340,6 +353,7 @@ type Result struct {
 	Config            Config
 	Machine           Machine
 	FixedRate         int   // requests per second of the latency phase
+	CarriedRate       int   // FixedShare of the gateway's saturation: a rate it can carry
 	Rows              []Row // simulator, floor, gateway
 	File              FileResult
 }
@@ -357,4 +371,6 @@ type Row struct {
 	AllocsPerRequest     float64
 	// UpstreamCPUPerRequest is the simulator's share (for the simulator row, the same).
 	UpstreamCPUPerRequest time.Duration
+	// Carried is p50, p99 and p99.9 at CarriedRate (floor and gateway only).
+	Carried [3]time.Duration
 }
