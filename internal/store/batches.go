@@ -109,7 +109,7 @@ func (s *sqlStore) GetBatch(ctx context.Context, id string) (Batch, error) {
 }
 
 func (s *sqlStore) getBatch(ctx context.Context, q querier, id string) (Batch, error) {
-	b, err := scanBatch(q.QueryRowContext(ctx, s.q("SELECT "+batchColumns+" FROM batches WHERE id = ?"), id))
+	b, err := scanBatch(s.queryRow(ctx, q, getBatchSQL, id))
 	return b, wrap("get batch", err)
 }
 

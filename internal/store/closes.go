@@ -44,8 +44,7 @@ func (s *sqlStore) BeginClose(ctx context.Context, c Close) (Begun, error) {
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE closes SET outcome = ?, ended_at = ?, detail = ?
-			WHERE batch_id = ? AND outcome = ? AND lease_until <= ?`),
+		_, err = s.exec(ctx, tx, expireInProgressSQL,
 			string(OutcomeUnknown), micros(c.StartedAt), crashedDetail,
 			c.BatchID, string(OutcomeInProgress), micros(c.StartedAt))
 		if err != nil {
@@ -60,6 +59,12 @@ func (s *sqlStore) BeginClose(ctx context.Context, c Close) (Begun, error) {
 		if begun.LastDecisive, err = s.lastClose(ctx, tx, c.BatchID,
 			OutcomeClosed, OutcomeFailed, OutcomeUnknown); err != nil {
 			return err
+		}
+		if d := begun.LastDecisive; d != nil && d.Outcome == OutcomeClosed {
+			// The latest decisive attempt closed the batch: it is the latest closed one too.
+			lastClosed := *d
+			begun.LastClosed = &lastClosed
+			return nil
 		}
 		begun.LastClosed, err = s.lastClose(ctx, tx, c.BatchID, OutcomeClosed)
 		return err
@@ -79,16 +84,13 @@ func (s *sqlStore) FinishClose(ctx context.Context, c Close) error {
 	}
 	c = normalClose(c)
 	return wrap("finish close", s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE closes SET outcome = ?, ended_at = ?,
-			upstream_status = ?, error_code = ?, detail = ?, batch_status = ?, status = ?,
-			job_queue_key = ?, file_url = ? WHERE id = ?`),
+		res, err := s.exec(ctx, tx, finishCloseSQL,
 			string(c.Outcome), micros(c.EndedAt), c.UpstreamStatus, c.ErrorCode, c.Detail, c.BatchStatus,
 			c.Status, c.JobQueueKey, c.FileURL, c.ID)
 		if err := oneRow(res, err); err != nil || !c.closesBatch() {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE batches SET status = ?
-			WHERE id = (SELECT batch_id FROM closes WHERE id = ?)`), StatusClosed, c.ID)
+		_, err = s.exec(ctx, tx, markBatchClosedSQL, StatusClosed, c.ID)
 		return err
 	}))
 }
@@ -145,7 +147,7 @@ func (s *sqlStore) ListCloses(ctx context.Context, batchID string, limit int) ([
 
 func (s *sqlStore) insertClose(ctx context.Context, tx *sql.Tx, c Close) (int64, error) {
 	var id int64
-	err := tx.QueryRowContext(ctx, s.q(insertClose), c.BatchID, c.Caller, c.RequestID,
+	err := s.queryRow(ctx, tx, insertClose, c.BatchID, c.Caller, c.RequestID,
 		c.IdempotencyKey, c.Regenerate, micros(c.StartedAt), micros(c.EndedAt),
 		micros(c.LeaseUntil), string(c.Outcome), c.UpstreamStatus, c.ErrorCode, c.Detail, c.BatchStatus,
 		c.Status, c.JobQueueKey, c.FileURL, c.Async).Scan(&id)
@@ -175,13 +177,15 @@ func (s *sqlStore) UnknownAfter(ctx context.Context, batchID string, afterID int
 
 // lastClose is the batch's latest attempt with one of the outcomes, nil when none.
 func (s *sqlStore) lastClose(ctx context.Context, q querier, batchID string, outcomes ...Outcome) (*Close, error) {
-	query := "SELECT " + closeColumns + " FROM closes WHERE batch_id = ? AND outcome IN (?"
-	args := []any{batchID, string(outcomes[0])}
-	for _, o := range outcomes[1:] {
-		query += ", ?"
+	args := []any{batchID}
+	for _, o := range outcomes {
 		args = append(args, string(o))
 	}
-	c, err := scanClose(q.QueryRowContext(ctx, s.q(query+") ORDER BY id DESC LIMIT 1"), args...))
+	query, ok := lastCloseSQLs[len(outcomes)]
+	if !ok {
+		query = lastCloseSQL(len(outcomes))
+	}
+	c, err := scanClose(s.queryRow(ctx, q, query, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

@@ -42,9 +42,10 @@ type dialect struct {
 
 // sqlStore is the Store on database/sql, shared by both dialects.
 type sqlStore struct {
-	db  *sql.DB
-	d   dialect
-	box *secretbox.Box
+	db    *sql.DB
+	d     dialect
+	box   *secretbox.Box
+	stmts map[string]*sql.Stmt // prepared at Open, by the statement as written (stmts.go)
 }
 
 var _ Store = (*sqlStore)(nil)
@@ -117,7 +118,10 @@ func (s *sqlStore) ping(ctx context.Context) error {
 }
 
 // Close closes the connections.
-func (s *sqlStore) Close() error { return s.db.Close() }
+func (s *sqlStore) Close() error {
+	s.closeStmts()
+	return s.db.Close()
+}
 
 // micros is t as stored: unix microseconds, 0 for the zero time.
 func micros(t time.Time) int64 {

@@ -77,6 +77,10 @@ func openSQLite(ctx context.Context, cfg Config, box *secretbox.Box) (Store, err
 		_ = db.Close()
 		return nil, err
 	}
+	if err := s.prepareAll(ctx, hotStatements()); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
