@@ -61,8 +61,13 @@ type File struct {
 // Upstream is what the domain needs from Concur. Implementations own transport,
 // credentials and XML, and return *Error values with upstream codes for every failure.
 type Upstream interface {
-	// ListBatches returns the batch list, filtered by status when status is not ListAll.
-	ListBatches(ctx context.Context, status ListStatus) ([]Summary, error)
+	// ListBatches reads the batch list, filtered by status when status is not ListAll, and
+	// hands each summary to fn as it is read, in the list's order, so that a list of any
+	// length is never held whole. A list that fails while it is read may be tried again
+	// from its start: fn may then be handed summaries it already had. An error of fn stops
+	// the list, and ListBatches returns it as is. ListBatches returns nil only once the
+	// list was read completely.
+	ListBatches(ctx context.Context, status ListStatus, fn func(Summary) error) error
 	// CloseBatch closes (v1.1, synchronous) the batch at the encrypted batchURL.
 	CloseBatch(ctx context.Context, batchURL string) (CloseResult, error)
 	// CloseBatchAsync schedules the close (v1.2, asynchronous) of the batch at batchURL;

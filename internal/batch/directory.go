@@ -117,14 +117,8 @@ func (d *directory) fetch(ctx context.Context, force bool) (any, error) {
 	ctx = context.WithoutCancel(ctx)
 	var errs []error
 	for _, status := range []ListStatus{ListOpen, ListClosed} {
-		list, err := d.up.ListBatches(ctx, status)
-		if err != nil {
+		if err := d.storeList(ctx, status); err != nil {
 			errs = append(errs, err)
-			continue
-		}
-		// Upsert rather than replace: a batch that left the list keeps its mapping.
-		if err := d.st.UpsertBatches(ctx, toStored(list, string(status)), d.now()); err != nil {
-			errs = append(errs, storeError(err))
 		}
 	}
 	err := firstError(errs)
@@ -138,19 +132,53 @@ func (d *directory) fetch(ctx context.Context, force bool) (any, error) {
 	return started, err
 }
 
-func toStored(list []Summary, status string) []store.Batch {
-	out := make([]store.Batch, 0, len(list))
-	for _, s := range list {
-		if s.ID == "" || s.URL == "" {
-			continue
+// storeList streams one of Concur's lists into the store, listChunk batches per upsert,
+// so that the memory a refresh takes does not grow with the list. Upsert rather than
+// replace: a batch that left the list keeps its mapping.
+//
+// A list that fails part way (Concur's answer cut or malformed, or the store failing)
+// leaves the chunks stored before the failure stored, and the refresh failed: lastOK
+// does not move, and Freshness says the answer is stale. What was stored is true all the
+// same: every entry was in Concur's list as it was read, each chunk is upserted whole,
+// and the store's rules keep it monotonic (a status is never cleared, and a stale OPEN
+// entry never downgrades CLOSED). Entries of a list tried again from its start (see
+// Upstream) are upserted again: the last one wins, as for an ID listed twice.
+func (d *directory) storeList(ctx context.Context, status ListStatus) error {
+	chunk := make([]store.Batch, 0, listChunk)
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
 		}
-		out = append(out, store.Batch{
-			ID: s.ID, URL: s.URL, Name: s.Name, Total: s.Total, Currency: s.Currency, Count: s.Count,
-			Type: s.Type, PaymentMethod: s.PaymentMethod, Status: status,
-		})
+		if err := d.st.UpsertBatches(ctx, chunk, d.now()); err != nil {
+			return storeError(err)
+		}
+		clear(chunk) // drop the strings of the upserted batches
+		chunk = chunk[:0]
+		return nil
 	}
-	return out
+	err := d.up.ListBatches(ctx, status, func(s Summary) error {
+		if s.ID == "" || s.URL == "" {
+			return nil
+		}
+		chunk = append(chunk, store.Batch{
+			ID: s.ID, URL: s.URL, Name: s.Name, Total: s.Total, Currency: s.Currency, Count: s.Count,
+			Type: s.Type, PaymentMethod: s.PaymentMethod, Status: string(status),
+		})
+		if len(chunk) == listChunk {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
 }
+
+// listChunk is how many batches of a list one upsert carries: one transaction of the
+// store each, so a refresh holds at most this many batches in memory, and holds the
+// SQLite write lock for one chunk at a time rather than for the whole list.
+const listChunk = 10 * store.UpsertChunk
 
 func firstError(errs []error) error {
 	if len(errs) == 0 {

@@ -21,13 +21,14 @@ type asyncUp struct {
 	syncFails error
 }
 
-func (u *asyncUp) ListBatches(_ context.Context, s batch.ListStatus) ([]batch.Summary, error) {
+func (u *asyncUp) ListBatches(_ context.Context, s batch.ListStatus, fn func(batch.Summary) error) error {
 	u.mu.Lock()
-	defer u.mu.Unlock()
+	var list []batch.Summary
 	if (s == batch.ListClosed) == u.closed {
-		return []batch.Summary{{ID: u.id, URL: u.url}}, nil
+		list = []batch.Summary{{ID: u.id, URL: u.url}}
 	}
-	return nil, nil
+	u.mu.Unlock()
+	return each(list, nil, fn)
 }
 
 func (u *asyncUp) CloseBatchAsync(context.Context, string) (batch.CloseResult, error) {

@@ -19,10 +19,24 @@ type scriptedUp struct {
 	closeCalls []string
 }
 
-func (u *scriptedUp) ListBatches(_ context.Context, s batch.ListStatus) ([]batch.Summary, error) {
+func (u *scriptedUp) ListBatches(_ context.Context, s batch.ListStatus, fn func(batch.Summary) error) error {
 	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.lists(s)
+	list, err := u.lists(s)
+	u.mu.Unlock()
+	return each(list, err, fn)
+}
+
+// each hands the summaries of a fake list to fn, as a streaming Upstream does.
+func each(list []batch.Summary, err error, fn func(batch.Summary) error) error {
+	if err != nil {
+		return err
+	}
+	for _, s := range list {
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (u *scriptedUp) CloseBatch(ctx context.Context, url string) (batch.CloseResult, error) {

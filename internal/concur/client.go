@@ -210,25 +210,31 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// ListBatches returns Concur's batch list, filtered by status unless status is ListAll.
-func (c *Client) ListBatches(ctx context.Context, status batch.ListStatus) ([]batch.Summary, error) {
+// ListBatches reads Concur's batch list, filtered by status unless status is ListAll,
+// and hands each summary to fn as it is read (see batch.Upstream). A list that fails
+// while it is read may be tried again from its start, so fn may be handed a summary
+// again. An error of fn stops the list and is returned as is: it is not Concur's, so it
+// is neither retried nor counted by the breaker.
+func (c *Client) ListBatches(ctx context.Context, status batch.ListStatus, fn func(batch.Summary) error) error {
 	switch status {
 	case batch.ListAll, batch.ListOpen, batch.ListClosed:
 	default:
-		return nil, &batch.Error{Code: batch.CodeInternal, Detail: "unknown batch list filter"}
+		return &batch.Error{Code: batch.CodeInternal, Detail: "unknown batch list filter"}
 	}
-	var out []batch.Summary
-	err := c.do(ctx, request{
+	return c.do(ctx, request{
 		op:     opList,
 		method: http.MethodGet,
 		path:   apiPrefix + "v1.1/batchlist/" + string(status),
 		limit:  c.listLimit,
-		decode: func(r io.Reader) (err error) { out, err = decodeBatchList(r); return err },
+		decode: func(r io.Reader) error {
+			return decodeBatchList(r, func(s batch.Summary) error {
+				if err := fn(s); err != nil {
+					return &consumerError{err: err}
+				}
+				return nil
+			})
+		},
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // CloseBatch closes (v1.1, synchronous) the batch at batchURL, the Batch-URL from the list.

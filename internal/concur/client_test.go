@@ -90,12 +90,12 @@ func TestListBatches(t *testing.T) {
 				}
 			})
 			c, _ := newClient(t, f, func(c *Config) { c.UserAgent = "ua-test" })
-			got, err := c.ListBatches(t.Context(), tt.status)
+			got, err := listOf(t.Context(), c, tt.status)
 			if err != nil {
 				t.Fatal(err)
 			}
 			body := strings.ReplaceAll(string(readFile(t, tt.fixture)), "{{host}}", f.srv.URL)
-			want, err := decodeBatchList(strings.NewReader(body))
+			want, err := decodeList(strings.NewReader(body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -110,7 +110,7 @@ func TestListBatches(t *testing.T) {
 func TestListBatchesUnknownFilter(t *testing.T) {
 	t.Parallel()
 	c, _ := newClient(t, newFake(t), nil)
-	_, err := c.ListBatches(t.Context(), "OPEN/../x")
+	_, err := listOf(t.Context(), c, "OPEN/../x")
 	wantCode(t, err, batch.CodeInternal)
 }
 
@@ -238,7 +238,7 @@ func wantCode(t *testing.T, err error, code batch.Code) *batch.Error {
 func call(ctx context.Context, c *Client, f *fakeConcur, op operation) error {
 	switch op {
 	case opList:
-		_, err := c.ListBatches(ctx, batch.ListOpen)
+		_, err := listOf(ctx, c, batch.ListOpen)
 		return err
 	case opClose:
 		_, err := c.CloseBatch(ctx, batchURL(f.srv.URL))

@@ -20,7 +20,7 @@ func sharing(creds CredentialStore) func(*Config) {
 
 func list(t *testing.T, c *Client) {
 	t.Helper()
-	if _, err := c.ListBatches(t.Context(), batch.ListAll); err != nil {
+	if _, err := listOf(t.Context(), c, batch.ListAll); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -49,7 +49,7 @@ func TestReplicasShareOneRefresh(t *testing.T) {
 		for range 25 {
 			for _, c := range []*Client{a, b} {
 				wg.Go(func() {
-					_, err := c.ListBatches(t.Context(), batch.ListAll)
+					_, err := listOf(t.Context(), c, batch.ListAll)
 					errs <- err
 				})
 			}

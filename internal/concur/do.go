@@ -56,7 +56,10 @@ func (c *Client) do(ctx context.Context, r request) error {
 		}
 		defer a.end()
 		defer resp.Body.Close()
-		e, why := decodeAnswer(ctx, a, resp, r)
+		e, why, consumer := decodeAnswer(ctx, a, resp, r)
+		if consumer != nil {
+			return tried{}, consumer // not Concur's failure: neither retried nor counted by the breaker
+		}
 		if e == nil {
 			return t, nil
 		}
@@ -67,33 +70,43 @@ func (c *Client) do(ctx context.Context, r request) error {
 	})
 }
 
+// consumerError carries the error of the function that a decoder hands what it reads to
+// (a batch list's consumer): the call ends with that error, as it is.
+type consumerError struct{ err error }
+
+func (e *consumerError) Error() string { return e.err.Error() }
+
 // decodeAnswer reads a 200 answer through r.decode; on failure it also says, for
-// closeUnreadable, what went wrong with the answer.
-func decodeAnswer(ctx context.Context, a *attempt, resp *http.Response, r request) (*batch.Error, string) {
+// closeUnreadable, what went wrong with the answer. When the decoder's consumer failed,
+// consumer is its error, whatever else went wrong.
+func decodeAnswer(ctx context.Context, a *attempt, resp *http.Response, r request) (e *batch.Error, why string, consumer error) {
 	if !isXML(resp.Header.Get("Content-Type")) {
 		return &batch.Error{Code: batch.CodeUpstreamBadResponse,
-			Detail: "Concur answered " + r.op.String() + " with a non-XML content type"}, "its content type is not XML"
+			Detail: "Concur answered " + r.op.String() + " with a non-XML content type"}, "its content type is not XML", nil
 	}
 	body := &capReader{r: resp.Body, n: r.limit}
 	err := r.decode(body)
 	if err == nil {
-		return nil, ""
+		return nil, "", nil
+	}
+	if ce, ok := errors.AsType[*consumerError](err); ok {
+		return nil, "", ce.err
 	}
 	if body.err == nil {
 		return &batch.Error{Code: batch.CodeUpstreamBadResponse,
-			Detail: "Concur's answer to " + r.op.String() + " is not the expected XML", Err: err}, "it is not the expected XML"
+			Detail: "Concur's answer to " + r.op.String() + " is not the expected XML", Err: err}, "it is not the expected XML", nil
 	}
 	// The read failed: time-out, cut connection, over the limit.
-	e := transportError(ctx, a.ctx, body.err)
+	e = transportError(ctx, a.ctx, body.err)
 	switch {
 	case errors.Is(body.err, errTooLarge):
-		return e, "it is over the size limit"
+		return e, "it is over the size limit", nil
 	case e.Code == batch.CodeUpstreamTimeout && ctx.Err() != nil:
-		return e, "the request ended while it was being read"
+		return e, "the request ended while it was being read", nil
 	case e.Code == batch.CodeUpstreamTimeout:
-		return e, "it did not arrive within the time-out"
+		return e, "it did not arrive within the time-out", nil
 	default:
-		return e, "the connection failed while it was being read"
+		return e, "the connection failed while it was being read", nil
 	}
 }
 

@@ -19,7 +19,7 @@ func TestDrainWaitsForADetachedRefresh(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := c.ListBatches(ctx, batch.ListOpen); err == nil {
+	if _, err := listOf(ctx, c, batch.ListOpen); err == nil {
 		t.Fatal("the caller left before the token came: want an error")
 	}
 	if err := c.Drain(context.Background()); err != nil {

@@ -200,11 +200,11 @@ func TestListOverLimit(t *testing.T) {
 	})
 	c, _ := newClient(t, f, nil)
 	c.listLimit = int64(len(body))
-	if got, err := c.ListBatches(t.Context(), batch.ListAll); err != nil || len(got) != 1000 {
+	if got, err := listOf(t.Context(), c, batch.ListAll); err != nil || len(got) != 1000 {
 		t.Fatalf("at the limit: %d, %v", len(got), err)
 	}
 	c.listLimit = int64(len(body)) - 1
-	_, err := c.ListBatches(t.Context(), batch.ListAll)
+	_, err := listOf(t.Context(), c, batch.ListAll)
 	wantCode(t, err, batch.CodeUpstreamBadResponse)
 }
 

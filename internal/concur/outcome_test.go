@@ -121,7 +121,7 @@ func TestCloseOutcomeUnknown(t *testing.T) {
 			if tt.op == opClose {
 				_, err = c.CloseBatch(ctx, batchURL(base))
 			} else {
-				_, err = c.ListBatches(ctx, batch.ListOpen)
+				_, err = listOf(ctx, c, batch.ListOpen)
 			}
 			e := wantCode(t, err, tt.code)
 			if got := outcomeUnknown(e.Detail); got != tt.unknown {

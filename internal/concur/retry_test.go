@@ -48,7 +48,7 @@ func TestListRetried(t *testing.T) {
 				}
 			})
 			start := time.Now()
-			if _, err := c.ListBatches(t.Context(), batch.ListOpen); err != nil {
+			if _, err := listOf(t.Context(), c, batch.ListOpen); err != nil {
 				t.Fatalf("list: %v", err)
 			}
 			if got := s.count(opList); got != 2 {
@@ -91,7 +91,7 @@ func TestListNotRetried(t *testing.T) {
 				c.MaxAttempts, c.RetryMaxDelay, c.RetryBudget = 5, 2*time.Second, time.Hour
 			})
 			start := time.Now()
-			_, err := c.ListBatches(t.Context(), batch.ListOpen)
+			_, err := listOf(t.Context(), c, batch.ListOpen)
 			e := wantCode(t, err, tt.code)
 			if tt.retryAfter != 0 && e.RetryAfter != tt.retryAfter {
 				t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, tt.retryAfter)
@@ -140,7 +140,7 @@ func TestListRetriesBounded(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
 				defer cancel()
 			}
-			_, err := c.ListBatches(ctx, batch.ListOpen)
+			_, err := listOf(ctx, c, batch.ListOpen)
 			wantCode(t, err, batch.CodeUpstreamUnavailable)
 			if got := errors.Is(err, ErrCircuitOpen); got != tt.refused {
 				t.Errorf("refused by the breaker: %v, want %v (%v)", got, tt.refused, err)

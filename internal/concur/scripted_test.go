@@ -224,7 +224,7 @@ func newResilient(t *testing.T, base string, mutate func(*Config)) (*Client, *co
 func invoke(ctx context.Context, c *Client, base string, op operation) error {
 	switch op {
 	case opList:
-		_, err := c.ListBatches(ctx, batch.ListOpen)
+		_, err := listOf(ctx, c, batch.ListOpen)
 		return err
 	case opClose:
 		_, err := c.CloseBatch(ctx, base+"/api/expense/paymentbatch/v1.1/batch/K3y$1")

@@ -18,7 +18,7 @@ func TestRenewOn403(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	c, _ := newClient(t, f, nil)
-	if _, err := c.ListBatches(t.Context(), batch.ListAll); err != nil {
+	if _, err := listOf(t.Context(), c, batch.ListAll); err != nil {
 		t.Fatal(err)
 	}
 	f.revokeAccess()
@@ -41,7 +41,7 @@ func TestStaticToken(t *testing.T) {
 	c, _ := newClient(t, f, func(c *Config) {
 		c.AccessToken, c.AuthScheme, c.TokenURL, c.RefreshToken = "static-1", "OAuth", "", ""
 	})
-	if _, err := c.ListBatches(t.Context(), batch.ListAll); err != nil {
+	if _, err := listOf(t.Context(), c, batch.ListAll); err != nil {
 		t.Fatal(err)
 	}
 	f.revokeAccess()
@@ -134,14 +134,14 @@ func TestRefreshTokenRotation(t *testing.T) {
 	})
 	c, clock := newClient(t, f, func(c *Config) { c.Credentials = creds })
 	for i := range 4 {
-		if _, err := c.ListBatches(t.Context(), batch.ListAll); err != nil {
+		if _, err := listOf(t.Context(), c, batch.ListAll); err != nil {
 			t.Fatalf("round %d: %v", i, err)
 		}
 		clock.advance(time.Hour) // the token (3600s) has expired
 	}
 	f.revokeAccess() // and once more through a 403
 	clock.advance(-time.Hour)
-	if _, err := c.ListBatches(t.Context(), batch.ListAll); err != nil {
+	if _, err := listOf(t.Context(), c, batch.ListAll); err != nil {
 		t.Fatal(err)
 	}
 	assertEqual(t, []string{"rt-0", "rt-1", "rt-2", "rt-3", "rt-4"}, f.redeemedTokens())
@@ -182,7 +182,7 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 			f := newFake(t)
 			f.set(func(f *fakeConcur) { f.tokenDelay = 50 * time.Millisecond })
 			c, clock := newClient(t, f, nil)
-			if _, err := c.ListBatches(t.Context(), batch.ListAll); err != nil {
+			if _, err := listOf(t.Context(), c, batch.ListAll); err != nil {
 				t.Fatal(err)
 			}
 			tt.expire(f, clock)
@@ -190,7 +190,7 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 			errs := make(chan error, 50)
 			for range 50 {
 				wg.Go(func() {
-					_, err := c.ListBatches(t.Context(), batch.ListAll)
+					_, err := listOf(t.Context(), c, batch.ListAll)
 					errs <- err
 				})
 			}
@@ -225,7 +225,7 @@ func TestExpiresInForms(t *testing.T) {
 			c, clock := newClient(t, f, nil)
 			list := func() {
 				t.Helper()
-				if _, err := c.ListBatches(t.Context(), batch.ListAll); err != nil {
+				if _, err := listOf(t.Context(), c, batch.ListAll); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -265,7 +265,7 @@ func TestShortLivedToken(t *testing.T) {
 			c, clock := newClient(t, f, nil)
 			list := func(wantTokenCalls int64) {
 				t.Helper()
-				if _, err := c.ListBatches(t.Context(), batch.ListAll); err != nil {
+				if _, err := listOf(t.Context(), c, batch.ListAll); err != nil {
 					t.Fatal(err)
 				}
 				if got := f.tokenCalls.Load(); got != wantTokenCalls {
@@ -291,11 +291,11 @@ func TestWaitForRefreshRespectsCallerContext(t *testing.T) {
 	c, _ := newClient(t, f, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	_, err := c.ListBatches(ctx, batch.ListAll)
+	_, err := listOf(ctx, c, batch.ListAll)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	if _, err := c.ListBatches(t.Context(), batch.ListAll); err != nil {
+	if _, err := listOf(t.Context(), c, batch.ListAll); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.tokenCalls.Load(); got != 1 {

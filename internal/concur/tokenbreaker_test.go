@@ -32,12 +32,12 @@ func TestTokenBreaker(t *testing.T) {
 	})
 	t.Cleanup(c.CloseIdleConnections)
 	for i := range 2 {
-		_, err := c.ListBatches(t.Context(), batch.ListOpen)
+		_, err := listOf(t.Context(), c, batch.ListOpen)
 		if e := wantCode(t, err, batch.CodeUpstreamUnavailable); errors.Is(err, ErrCircuitOpen) || e.Upstream == nil {
 			t.Fatalf("call %d: %v, want the token endpoint's 503", i+1, err)
 		}
 	}
-	_, err := c.ListBatches(t.Context(), batch.ListOpen)
+	_, err := listOf(t.Context(), c, batch.ListOpen)
 	if e := wantRefused(t, err); !strings.Contains(e.Detail, "token endpoint") {
 		t.Errorf("Detail = %q, want it to name the token endpoint", e.Detail)
 	}
@@ -54,7 +54,7 @@ func TestTokenBreaker(t *testing.T) {
 
 	f.set(func(f *fakeConcur) { f.tokenFail = nil })
 	waitState(t, c, BreakerToken, BreakerHalfOpen)
-	if _, err := c.ListBatches(t.Context(), batch.ListOpen); err != nil {
+	if _, err := listOf(t.Context(), c, batch.ListOpen); err != nil {
 		t.Fatalf("after the token endpoint recovered: %v", err)
 	}
 	if diff := cmp.Diff([]string{"rt-0"}, f.redeemedTokens()); diff != "" {
@@ -106,7 +106,7 @@ func TestTokenBreakerLockWait(t *testing.T) {
 				c.Credentials = slowLock{CredentialStore: newMemCredentials(), wait: tt.lock}
 			})
 			t.Cleanup(c.CloseIdleConnections)
-			_, err := c.ListBatches(t.Context(), batch.ListOpen)
+			_, err := listOf(t.Context(), c, batch.ListOpen)
 			if err == nil {
 				t.Fatal("list succeeded without a token")
 			}

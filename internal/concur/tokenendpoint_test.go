@@ -126,7 +126,7 @@ func TestGeolocation(t *testing.T) {
 	auth.set(func(f *fakeConcur) { f.geolocation = geo.srv.URL + "/ignored/path" })
 	c, _ := newClient(t, auth, nil)
 	geo.set(func(g *fakeConcur) { g.access["at-1"] = true })
-	got, err := c.ListBatches(t.Context(), batch.ListAll)
+	got, err := listOf(t.Context(), c, batch.ListAll)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -156,47 +156,6 @@ func decodeClose(r io.Reader) (batch.CloseResult, error) {
 	}, nil
 }
 
-// decodeBatchList streams a <BatchList> of <BatchSummary> elements.
-func decodeBatchList(r io.Reader) ([]batch.Summary, error) {
-	d := newDecoder(r)
-	if err := root(d, "BatchList"); err != nil {
-		return nil, err
-	}
-	out := []batch.Summary{}
-	for {
-		tok, err := next(d)
-		if err != nil {
-			return nil, err
-		}
-		switch t := tok.(type) {
-		case xml.EndElement:
-			return out, nil
-		case xml.StartElement:
-			if !strings.EqualFold(t.Name.Local, "BatchSummary") || isNil(t) {
-				if _, err := content(d, 2, false); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			f, err := readFields(d, 2, "batchname", "batchid", "batchtotal", "currency",
-				"count", "type", "paymentmethod", "batch-url")
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, batch.Summary{
-				ID:            f.get("batchid"),
-				Name:          f.get("batchname"),
-				Total:         f.get("batchtotal"),
-				Currency:      f.get("currency"),
-				Count:         f.get("count"),
-				Type:          f.get("type"),
-				PaymentMethod: f.get("paymentmethod"),
-				URL:           f.get("batch-url"),
-			})
-		}
-	}
-}
-
 // errorBody is Concur's <Error>.
 type errorBody struct {
 	Message    string

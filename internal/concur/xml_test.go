@@ -82,7 +82,7 @@ func TestDecodeBatchList(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			body := strings.ReplaceAll(string(readFile(t, tt.file)), "{{host}}", "H")
-			got, err := decodeBatchList(strings.NewReader(body))
+			got, err := decodeList(strings.NewReader(body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,7 +143,7 @@ func TestDecodeHostile(t *testing.T) {
 				t.Error("decodeClose accepted it")
 			}
 			list := strings.ReplaceAll(tt.body, "BatchStatus", "BatchList")
-			if _, err := decodeBatchList(strings.NewReader(list)); err == nil {
+			if _, err := decodeList(strings.NewReader(list)); err == nil {
 				t.Error("decodeBatchList accepted it")
 			}
 		})
@@ -177,7 +177,7 @@ func FuzzDecodeClose(f *testing.F) {
 func FuzzDecodeBatchList(f *testing.F) {
 	addSeeds(f, "testdata/list/*.xml")
 	f.Add([]byte(deepNesting("BatchList", 100)))
-	f.Fuzz(func(t *testing.T, b []byte) { _, _ = decodeBatchList(bytes.NewReader(b)) })
+	f.Fuzz(func(t *testing.T, b []byte) { _, _ = decodeList(bytes.NewReader(b)) })
 }
 
 func FuzzDecodeError(f *testing.F) {
@@ -192,36 +192,6 @@ func addSeeds(f *testing.F, pattern string) {
 		if b, err := os.ReadFile(name); err == nil {
 			f.Add(b)
 		}
-	}
-}
-
-func BenchmarkDecodeClose(b *testing.B) {
-	body, err := os.ReadFile("testdata/close/reference.xml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if _, err := decodeClose(bytes.NewReader(body)); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkDecodeBatchList(b *testing.B) {
-	for _, n := range []int{1_000, 10_000} {
-		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
-			body := batchListXML(n, "https://us.api.concursolutions.com")
-			b.ReportAllocs()
-			b.SetBytes(int64(len(body)))
-			for b.Loop() {
-				got, err := decodeBatchList(bytes.NewReader(body))
-				if err != nil || len(got) != n {
-					b.Fatalf("got %d, err %v", len(got), err)
-				}
-			}
-		})
 	}
 }
 

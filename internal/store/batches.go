@@ -13,11 +13,12 @@ import (
 const batchColumns = `id, url, name, total, currency, batch_count, batch_type, payment_method,
 	status, first_seen, last_seen`
 
-// upsertChunk is how many batches one INSERT carries (11 parameters each: well under
-// both databases' limits on parameters).
-const upsertChunk = 500
+// UpsertChunk is how many batches one INSERT of UpsertBatches carries (11 parameters
+// each: well under both databases' limits on parameters). A caller that streams batches
+// into the store upserts them in chunks of a multiple of it.
+const UpsertChunk = 500
 
-// UpsertBatches inserts or updates batches in one transaction, upsertChunk rows per
+// UpsertBatches inserts or updates batches in one transaction, UpsertChunk rows per
 // statement, in ID order. A batch ID given twice counts once, its last occurrence wins.
 // FirstSeen is seenAt on insert and then never changes.
 func (s *sqlStore) UpsertBatches(ctx context.Context, batches []Batch, seenAt time.Time) error {
@@ -36,18 +37,18 @@ func (s *sqlStore) UpsertBatches(ctx context.Context, batches []Batch, seenAt ti
 				_ = full.Close()
 			}
 		}()
-		args := make([]any, 0, upsertChunk*11)
-		for start := 0; start < len(batches); start += upsertChunk {
-			chunk := batches[start:min(start+upsertChunk, len(batches))]
+		args := make([]any, 0, UpsertChunk*11)
+		for start := 0; start < len(batches); start += UpsertChunk {
+			chunk := batches[start:min(start+UpsertChunk, len(batches))]
 			args = args[:0]
 			for _, b := range chunk {
 				args = append(args, b.ID, b.URL, b.Name, b.Total, b.Currency, b.Count, b.Type,
 					b.PaymentMethod, b.Status, seen, seen)
 			}
 			var err error
-			if len(chunk) == upsertChunk {
+			if len(chunk) == UpsertChunk {
 				if full == nil {
-					if full, err = tx.PrepareContext(ctx, s.q(upsertBatchesSQL(upsertChunk))); err != nil {
+					if full, err = tx.PrepareContext(ctx, s.q(upsertBatchesSQL(UpsertChunk))); err != nil {
 						return fmt.Errorf("store: upsert batches: %w", err)
 					}
 				}

@@ -1,0 +1,201 @@
+package batch
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/finplat/payment-batch-gateway/internal/store"
+)
+
+// BenchmarkLookup maps a BatchID to its stored batch as a close or a download does
+// (directory.lookup: the store's GetBatch, on SQLite as the gateway opens it by default)
+// with 1k, 10k and 100k batches stored, so the table shows how the lookup grows with the
+// store. The IDs are random GUIDs, looked up in a random order: no lookup finds its row's
+// pages warmer than an arbitrary request would. Seeding the store is outside the timer.
+func BenchmarkLookup(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		b.Run("n="+strconv.Itoa(n), func(b *testing.B) {
+			st, err := store.Open(b.Context(), store.Config{DataDir: b.TempDir(), Key: make([]byte, 32)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			ids := seedStore(b, st, n)
+			order := rand.New(rand.NewPCG(1, 2)).Perm(n)
+			d := &directory{st: st, now: time.Now} // every lookup hits: no Upstream is needed
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				id := ids[order[i%n]]
+				i++
+				got, err := d.lookup(b.Context(), id)
+				if err != nil || got.ID != id || got.Status != store.StatusOpen {
+					b.Fatalf("lookup(%s) = %+v, %v", id, got, err)
+				}
+			}
+		})
+	}
+}
+
+// seedStore stores n batches with random GUIDs as their IDs, as a refresh would, and
+// returns the IDs.
+func seedStore(b *testing.B, st store.Store, n int) []string {
+	b.Helper()
+	rng := rand.New(rand.NewPCG(3, 4))
+	ids := make([]string, n)
+	chunk := make([]store.Batch, 0, listChunk)
+	seen := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	for i := range n {
+		ids[i] = fmt.Sprintf("%08X-%04X-4%03X-%04X-%012X", rng.Uint32(), rng.Uint32()&0xFFFF,
+			rng.Uint32()&0xFFF, 0x8000|rng.Uint32()&0x3FFF, rng.Uint64()&0xFFFFFFFFFFFF)
+		chunk = append(chunk, store.Batch{
+			ID: ids[i], Name: "Expense Pay US " + strconv.Itoa(i), Total: "1289.40", Currency: "USD",
+			Count: "7", Type: "Employee", PaymentMethod: "Expense Pay by SAP Concur", Status: store.StatusOpen,
+			URL: "https://us.api.concursolutions.com/api/expense/paymentbatch/v1.1/batch/" +
+				strings.Repeat(ids[i][:8], 12) + "$x$y",
+		})
+		if len(chunk) == cap(chunk) || i == n-1 {
+			if err := st.UpsertBatches(b.Context(), chunk, seen); err != nil {
+				b.Fatal(err)
+			}
+			chunk = chunk[:0]
+		}
+	}
+	return ids
+}
+
+// BenchmarkRefresh is one refresh of the directory with n batches in the OPEN list (and
+// none CLOSED) streamed from a fake Upstream that makes each summary as it hands it over,
+// as the Concur client does while it reads, into SQLite: the time of the whole refresh,
+// dominated by the store, and the peak of the heap during it (peak-heap-MiB, measured as
+// concur's BenchmarkDecodeBatchList measures it; see heapPeak). The second refresh of
+// the same batches (b.Loop's later iterations) updates rather than inserts.
+func BenchmarkRefresh(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run("n="+strconv.Itoa(n), func(b *testing.B) {
+			st, err := store.Open(b.Context(), store.Config{DataDir: b.TempDir(), Key: make([]byte, 32)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			up := &genUp{n: n}
+			d := &directory{up: up, st: st, now: time.Now}
+			var peak uint64
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				hp := startHeapPeak()
+				up.hook = hp.sample
+				b.StartTimer()
+				_, err := d.fetch(b.Context(), true)
+				b.StopTimer()
+				peak = max(peak, hp.stop())
+				if err != nil || up.handed != n {
+					b.Fatalf("refresh: %d summaries, %v", up.handed, err)
+				}
+				b.StartTimer()
+			}
+			if got, err := st.GetBatch(b.Context(), genID(n-1)); err != nil || got.Status != store.StatusOpen {
+				b.Fatalf("last batch: %+v, %v", got, err)
+			}
+			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+		})
+	}
+}
+
+// genUp is an Upstream whose OPEN list has n generated batches, made as they are handed.
+type genUp struct {
+	n      int
+	handed int
+	hook   func() // called every 1000 summaries, on the refreshing goroutine
+}
+
+func (u *genUp) ListBatches(_ context.Context, s ListStatus, fn func(Summary) error) error {
+	if s != ListOpen {
+		return nil
+	}
+	u.handed = 0
+	for i := range u.n {
+		id := genID(i)
+		if err := fn(Summary{ID: id, Name: "Expense Pay US " + strconv.Itoa(i), Total: "1289.40",
+			Currency: "USD", Count: "7", Type: "Employee", PaymentMethod: "Expense Pay by SAP Concur",
+			URL: "https://us.api.concursolutions.com/api/expense/paymentbatch/v1.1/batch/" +
+				strings.Repeat(id[:8], 12) + "$x$y"}); err != nil {
+			return err
+		}
+		if u.handed++; u.handed%1000 == 0 && u.hook != nil {
+			u.hook()
+		}
+	}
+	return nil
+}
+
+func (*genUp) CloseBatch(context.Context, string) (CloseResult, error)      { panic("no close") }
+func (*genUp) CloseBatchAsync(context.Context, string) (CloseResult, error) { panic("no close") }
+func (*genUp) OpenFile(context.Context, string) (*File, error)              { panic("no file") }
+
+// genID is the i-th generated BatchID, GUID-shaped.
+func genID(i int) string { return fmt.Sprintf("6F1C2A9E-3B7D-4E58-9A41-%012X", i) }
+
+// heapPeak measures the peak of the heap during a section of code: a full GC first, then
+// "/memory/classes/heap/objects:bytes" (heap objects, live or not yet swept) sampled every
+// 500µs by a goroutine, at points inside the section (sample), and at its end; the peak is
+// the largest sample less the heap right after the GC. (A copy of internal/concur's, which
+// explains the method.)
+type heapPeak struct {
+	base uint64
+	mu   sync.Mutex
+	max  uint64
+	quit chan struct{}
+	done chan struct{}
+}
+
+func readHeap() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+func startHeapPeak() *heapPeak {
+	runtime.GC()
+	h := &heapPeak{base: readHeap(), quit: make(chan struct{}), done: make(chan struct{})}
+	h.max = h.base
+	go func() {
+		defer close(h.done)
+		t := time.NewTicker(500 * time.Microsecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.quit:
+				return
+			case <-t.C:
+				h.sample()
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heapPeak) sample() {
+	v := readHeap()
+	h.mu.Lock()
+	h.max = max(h.max, v)
+	h.mu.Unlock()
+}
+
+func (h *heapPeak) stop() uint64 {
+	h.sample()
+	close(h.quit)
+	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.max - min(h.max, h.base)
+}

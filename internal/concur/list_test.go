@@ -1,0 +1,286 @@
+package concur
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/finplat/payment-batch-gateway/internal/batch"
+)
+
+// listOf collects the summaries of a batch list.
+func listOf(ctx context.Context, c *Client, status batch.ListStatus) ([]batch.Summary, error) {
+	out := []batch.Summary{}
+	err := c.ListBatches(ctx, status, func(s batch.Summary) error { out = append(out, s); return nil })
+	return out, err
+}
+
+// decodeList collects what decodeBatchList yields.
+func decodeList(r io.Reader) ([]batch.Summary, error) {
+	out := []batch.Summary{}
+	err := decodeBatchList(r, func(s batch.Summary) error { out = append(out, s); return nil })
+	return out, err
+}
+
+// referenceList is the batch list decoded by encoding/xml alone (the decoder before the
+// fast path): the fast path must change nothing but the speed.
+func referenceList(r io.Reader) ([]batch.Summary, error) {
+	out := []batch.Summary{}
+	d := newDecoder(r)
+	if err := root(d, "BatchList"); err != nil {
+		return out, err
+	}
+	for {
+		tok, err := next(d)
+		if err != nil {
+			return out, err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return out, nil
+		case xml.StartElement:
+			if !strings.EqualFold(t.Name.Local, "BatchSummary") || isNil(t) {
+				if _, err := content(d, 2, false); err != nil {
+					return out, err
+				}
+				continue
+			}
+			f, err := readFields(d, 2, "batchname", "batchid", "batchtotal", "currency",
+				"count", "type", "paymentmethod", "batch-url")
+			if err != nil {
+				return out, err
+			}
+			out = append(out, batch.Summary{ID: f.get("batchid"), Name: f.get("batchname"),
+				Total: f.get("batchtotal"), Currency: f.get("currency"), Count: f.get("count"),
+				Type: f.get("type"), PaymentMethod: f.get("paymentmethod"), URL: f.get("batch-url")})
+		}
+	}
+}
+
+// sameAsReference decodes doc with decodeBatchList, through each of the readers, and
+// with referenceList: the same summaries must come, in the same order, up to the same
+// failure or success.
+func sameAsReference(t *testing.T, doc []byte) {
+	t.Helper()
+	want, wantErr := referenceList(bytes.NewReader(doc))
+	for name, r := range map[string]io.Reader{
+		"whole":    bytes.NewReader(doc),
+		"one byte": iotest.OneByteReader(bytes.NewReader(doc)),
+		"halves":   iotest.HalfReader(bytes.NewReader(doc)),
+		"data+EOF": iotest.DataErrReader(bytes.NewReader(doc)),
+	} {
+		got := []batch.Summary{}
+		err := decodeBatchList(r, func(s batch.Summary) error { got = append(got, s); return nil })
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("%s: err = %v, reference err = %v", name, err, wantErr)
+		}
+		assertEqual(t, want, got)
+	}
+}
+
+func TestListFastPathMatchesReference(t *testing.T) {
+	t.Parallel()
+	const (
+		open  = `<BatchList xmlns="urn:x" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">` + "\n  "
+		sum   = `<BatchSummary><BatchID>id-1</BatchID><Batch-URL>https://h/u/1</Batch-URL></BatchSummary>`
+		close = "\n</BatchList>"
+	)
+	tests := []struct{ name, doc string }{
+		{"typical", open + sum + sum + close},
+		{"self-closing root", `<BatchList/>`},
+		{"empty root", `<BatchList></BatchList>`},
+		{"no spaces", `<BatchList>` + sum + sum + `</BatchList>`},
+		{"CRLF and tabs", strings.ReplaceAll(open+sum+"\t"+sum+close, "\n", "\r\n")},
+		{"CR in a field", open + "<BatchSummary><BatchName>a\r\nb\rc\n\r</BatchName></BatchSummary>" + close},
+		{"entities", open + `<BatchSummary><BatchName> AT&amp;T &lt;&gt;&apos;&quot; </BatchName></BatchSummary>` + close},
+		{"]]&gt; is fine", open + `<BatchSummary><BatchName>]]&gt;]]</BatchName></BatchSummary>` + close},
+		{"]]> is not", open + `<BatchSummary><BatchName>a]]>b</BatchName></BatchSummary>` + close},
+		{"]] then entity then >", open + `<BatchSummary><BatchName>]]&amp;></BatchName></BatchSummary>` + close},
+		{"numeric reference", open + `<BatchSummary><BatchName>&#233;&#x41;</BatchName></BatchSummary>` + close},
+		{"unknown entity", open + `<BatchSummary><BatchName>&nbsp;</BatchName></BatchSummary>` + close},
+		{"entity without semicolon", open + `<BatchSummary><BatchName>&amp</BatchName></BatchSummary>` + close},
+		{"non-ASCII text", open + "<BatchSummary><BatchName>Zahlungslauf M\u00fcnchen \u20ac \U0001F4B6</BatchName></BatchSummary>" + close},
+		{"non-ASCII space trimmed", open + "<BatchSummary><BatchName>\u00a0x\u3000</BatchName></BatchSummary>" + close},
+		{"invalid UTF-8", open + "<BatchSummary><BatchName>\xff</BatchName></BatchSummary>" + close},
+		{"U+FFFE", open + "<BatchSummary><BatchName>\uFFFE</BatchName></BatchSummary>" + close},
+		{"control character", open + "<BatchSummary><BatchName>\x01</BatchName></BatchSummary>" + close},
+		{"non-ASCII name", open + "<BatchSummary><Bätch>x</Bätch><BatchID>1</BatchID></BatchSummary>" + close},
+		{"nil field", open + `<BatchSummary><BatchName i:nil="true"/><BatchName>second</BatchName></BatchSummary>` + close},
+		{"nil field with text", open + `<BatchSummary><BatchName i:nil=" true ">x</BatchName></BatchSummary>` + close},
+		{"nil false", open + `<BatchSummary><BatchName i:nil='false'>x</BatchName></BatchSummary>` + close},
+		{"nil summary", open + `<BatchSummary i:nil="true"><BatchID>x</BatchID></BatchSummary>` + sum + close},
+		{"NIL any case, unprefixed", open + `<BatchSummary><BatchID NIL = "true" >x</BatchID></BatchSummary>` + close},
+		{"empty field kept first", open + `<BatchSummary><BatchID></BatchID><BatchID>x</BatchID></BatchSummary>` + close},
+		{"self-closing summary", open + `<BatchSummary/>` + close},
+		{"self-closing summary with space", open + `<BatchSummary />` + close},
+		{"field any case", open + `<batchsummary><BATCHID>x</BATCHID><batch-url>u</batch-url><Batch-Url>v</Batch-Url></batchsummary>` + close},
+		{"prefixed names", open + `<p:BatchSummary xmlns:p="urn:p"><p:BatchID>x</p:BatchID></p:BatchSummary>` + close},
+		{"prefix mismatch", open + `<p:BatchSummary xmlns:p="urn:p"><p:BatchID>x</q:BatchID></p:BatchSummary>` + close},
+		{"two colons", open + `<BatchSummary><a:b:BatchID>x</a:b:BatchID></BatchSummary>` + close},
+		{"leading colon", open + `<BatchSummary><:BatchID>x</:BatchID></BatchSummary>` + close},
+		{"trailing colon", open + `<BatchSummary><BatchID:>x</BatchID:></BatchSummary>` + close},
+		{"markup in a field", open + `<BatchSummary><BatchName>a<b>b</b> c<d/>d</BatchName></BatchSummary>` + close},
+		{"text between fields", open + `<BatchSummary>junk<BatchID>x</BatchID>more</BatchSummary>` + close},
+		{"text between summaries", open + sum + "junk" + sum + close},
+		{"other children", open + `<Other><BatchID>x</BatchID></Other><Other/>` + sum + close},
+		{"comment in a summary", open + `<BatchSummary><!-- c --><BatchID>x<!-- c -->y</BatchID></BatchSummary>` + close},
+		{"comment between summaries", open + sum + `<!-- c -->` + sum + close},
+		{"CDATA", open + `<BatchSummary><BatchName><![CDATA[a<b]]></BatchName></BatchSummary>` + close},
+		{"processing instruction", open + sum + `<?pi x?>` + sum + close},
+		{"xml declaration inside", open + sum + `<?xml version="1.0" encoding="latin1"?>` + sum + close},
+		{"doctype inside", open + sum + `<!DOCTYPE x>` + sum + close},
+		{"mismatched end", open + `<BatchSummary><BatchID>x</BatchName></BatchSummary>` + close},
+		{"end tag with spaces", open + `<BatchSummary ><BatchID >x</BatchID  ></BatchSummary` + "\n>" + close},
+		{"attribute without value", open + `<BatchSummary a><BatchID>x</BatchID></BatchSummary>` + close},
+		{"unquoted attribute", open + `<BatchSummary a=b><BatchID>x</BatchID></BatchSummary>` + close},
+		{"attribute with <", open + `<BatchSummary a="<"><BatchID>x</BatchID></BatchSummary>` + close},
+		{"attribute with entity", open + `<BatchSummary><BatchID i:nil="&#116;rue">x</BatchID></BatchSummary>` + close},
+		{"attributes without space", open + `<BatchSummary a="1"b='2'><BatchID>x</BatchID></BatchSummary>` + close},
+		{"bad slash", open + `<BatchSummary/ ><BatchID>x</BatchID></BatchSummary>` + close},
+		{"space after <", open + `< BatchSummary/>` + close},
+		{"digit name", open + `<1BatchSummary/>` + close},
+		{"deep nesting", open + `<BatchSummary><BatchName>` + strings.Repeat("<a>", 40) + "x" + strings.Repeat("</a>", 40) + `</BatchName></BatchSummary>` + close},
+		{"nesting just past the fast path", open + `<BatchSummary><BatchName>` + strings.Repeat("<a>", 7) + "x" + strings.Repeat("</a>", 7) + `</BatchName></BatchSummary>` + close},
+		{"unclosed", open + sum + `<BatchSummary><BatchID>x`},
+		{"truncated entity", open + `<BatchSummary><BatchName>&am`},
+		{"truncated rune", open + "<BatchSummary><BatchName>\xc3"},
+		{"stray end at depth 1", open + sum + `</Other>` + close},
+		{"garbage after the root", open + sum + close + `<<<garbage`},
+		{"huge field", open + `<BatchSummary><BatchName>` + strings.Repeat("x", 3*listBuffer) + `</BatchName><BatchID>1</BatchID></BatchSummary>` + sum + close},
+		{"utf-16 declared", `<?xml version="1.0" encoding="utf-16"?>` + open + sum + close},
+		{"BOM", "\ufeff" + open + sum + close},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sameAsReference(t, []byte(tt.doc))
+		})
+	}
+}
+
+// The generated lists (bench_test.go), through every reader, against the reference.
+func TestListFastPathGenerated(t *testing.T) {
+	t.Parallel()
+	doc, err := io.ReadAll(newListGen(3000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAsReference(t, doc)
+	got, err := decodeList(bytes.NewReader(doc))
+	if err != nil || len(got) != 3000 || got[2999] != newListGen(0).summary(2999) {
+		t.Fatalf("%d summaries, %v", len(got), err)
+	}
+}
+
+// The fast path takes typical summaries itself: encoding/xml reads only the first child
+// and what is around the children.
+func TestListFastPathTakesTypicalSummaries(t *testing.T) {
+	t.Parallel()
+	for _, doc := range []string{
+		strings.ReplaceAll(string(readFile(t, "testdata/list/namespaced.xml")), "{{host}}", "https://h"),
+		string(readFile(t, "testdata/list/plain.xml")),
+		string(batchListXML(3, "https://h")),
+	} {
+		i := strings.Index(strings.ToLower(doc), "<batchsummary")
+		var f fastChild
+		n, st := f.listChild([]byte(doc[i:]))
+		if st != fastDone || !f.summary || !strings.HasPrefix(doc[i+n:], "\n") && !strings.HasPrefix(doc[i+n:], "<") {
+			t.Errorf("listChild = %d, %v, summary %v; want the whole summary", n, st, f.summary)
+		}
+		if s := f.summaryOf(); s.ID == "" || s.URL == "" {
+			t.Errorf("fast summary %+v", s)
+		}
+	}
+}
+
+// An error of the consumer stops the list and comes back as it is.
+func TestListConsumerError(t *testing.T) {
+	t.Parallel()
+	stop := errors.New("store down")
+	n := 0
+	err := decodeBatchList(newListGen(1000), func(batch.Summary) error {
+		if n++; n == 700 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || n != 700 {
+		t.Fatalf("err = %v after %d summaries, want %v after 700", err, n, stop)
+	}
+}
+
+// Through the client: the consumer's error is returned as is, not retried, and does not
+// count toward the breaker.
+func TestListBatchesConsumerError(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	body := batchListXML(50, f.srv.URL)
+	f.set(func(f *fakeConcur) {
+		f.api = func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.Write(body)
+		}
+	})
+	c, _ := newClient(t, f, func(c *Config) { c.BreakerThreshold = 1 })
+	stop := &batch.Error{Code: batch.CodeStoreUnavailable, Detail: "store down"}
+	for range 3 {
+		n := 0
+		err := c.ListBatches(t.Context(), batch.ListOpen, func(batch.Summary) error {
+			if n++; n == 10 {
+				return stop
+			}
+			return nil
+		})
+		if err != stop {
+			t.Fatalf("err = %v, want the consumer's %v", err, stop)
+		}
+	}
+	if got := f.apiCalls.Load(); got != 3 {
+		t.Errorf("%d list requests for 3 lists, want 3 (no retries)", got)
+	}
+	if got := c.BreakerState(BreakerAPI); got != BreakerClosed {
+		t.Errorf("breaker %s after consumer errors, want closed", got)
+	}
+}
+
+// FuzzListFastPath: the fast path decodes whatever it takes exactly as encoding/xml
+// would, through a reader that returns at most chunk bytes a read (so that the fast path
+// meets every boundary of its buffer).
+func FuzzListFastPath(f *testing.F) {
+	addSeeds(f, "testdata/list/*.xml")
+	f.Add(batchListXML(3, "https://h"))
+	gen, _ := io.ReadAll(newListGen(2))
+	f.Add(gen)
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		want, wantErr := referenceList(bytes.NewReader(doc))
+		for _, chunk := range []int{1, 7, 1 << 20} {
+			got := []batch.Summary{}
+			err := decodeBatchList(&chunkReader{doc, chunk}, func(s batch.Summary) error { got = append(got, s); return nil })
+			if (err != nil) != (wantErr != nil) {
+				t.Fatalf("chunk %d: err = %v, reference err = %v", chunk, err, wantErr)
+			}
+			assertEqual(t, want, got)
+		}
+	})
+}
+
+// chunkReader returns at most n bytes a read.
+type chunkReader struct {
+	b []byte
+	n int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p[:min(len(p), r.n)], r.b)
+	r.b = r.b[k:]
+	return k, nil
+}
