@@ -43,9 +43,17 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(r)
 }
 
-// defaultTransport is a clone of http.DefaultTransport with bounded connection set-up.
+// idleConnsPerHost is how many idle keep-alive connections to each Concur host the
+// default transport keeps: every one the concurrency cap lets run at once (the standard
+// library keeps 2, so that under load each call beyond them opened, and in production
+// TLS-handshook, a new connection; the load suite's floor proxy showed the difference).
+const idleConnsPerHost = 64
+
+// defaultTransport is a clone of http.DefaultTransport with bounded connection set-up and
+// a keep-alive pool as large as the concurrency cap allows.
 func defaultTransport(timeout time.Duration) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = idleConnsPerHost
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	t.DialContext = d.DialContext
 	t.TLSHandshakeTimeout = 10 * time.Second
