@@ -226,9 +226,9 @@ func (c *Client) ListBatches(ctx context.Context, status batch.ListStatus, fn fu
 		method: http.MethodGet,
 		path:   apiPrefix + "v1.1/batchlist/" + string(status),
 		limit:  c.listLimit,
-		decode: func(r io.Reader) error {
+		decode: func(r io.Reader, consume func(func() error) error) error {
 			return decodeBatchList(r, func(s batch.Summary) error {
-				if err := fn(s); err != nil {
+				if err := consume(func() error { return fn(s) }); err != nil {
 					return &consumerError{err: err}
 				}
 				return nil
@@ -275,7 +275,7 @@ func (c *Client) closeBatch(ctx context.Context, batchURL string, async bool) (b
 		method: http.MethodPost,
 		url:    target,
 		limit:  maxSmallBody,
-		decode: func(r io.Reader) (err error) { out, err = decodeClose(r); return err },
+		decode: func(r io.Reader, _ func(func() error) error) (err error) { out, err = decodeClose(r); return err },
 	})
 	return out, err
 }

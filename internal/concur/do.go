@@ -24,8 +24,10 @@ type request struct {
 	method string
 	path   string
 	url    string
-	limit  int64                 // body cap for a 200 XML answer
-	decode func(io.Reader) error // decodes a 200 XML answer; nil for the file download
+	limit  int64 // body cap for a 200 XML answer
+	// decode decodes a 200 XML answer (nil for the file download); it runs whatever it hands
+	// the caller through consume, which stops the call's clock meanwhile.
+	decode func(body io.Reader, consume func(func() error) error) error
 }
 
 // attempt is one try's context: cancelled with errCallTimeout when its timer fires.
@@ -33,11 +35,28 @@ type attempt struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
+	due    time.Time // when the timer fires, while it runs
 }
 
 func newAttempt(parent context.Context, d time.Duration) *attempt {
 	ctx, cancel := context.WithCancelCause(parent)
-	return &attempt{ctx: ctx, cancel: cancel, timer: time.AfterFunc(d, func() { cancel(errCallTimeout) })}
+	return &attempt{ctx: ctx, cancel: cancel, due: time.Now().Add(d),
+		timer: time.AfterFunc(d, func() { cancel(errCallTimeout) })}
+}
+
+// consume runs the caller's consumer of what the answer holds (the directory, writing to
+// the store) with the attempt's clock stopped: time spent there is not Concur's, and must
+// neither time the call out nor, through the time-out, count against Concur in the
+// breaker and be retried. An attempt already out of time stays so.
+func (a *attempt) consume(fn func() error) error {
+	if !a.timer.Stop() {
+		return fn()
+	}
+	left := time.Until(a.due)
+	err := fn()
+	a.due = time.Now().Add(left)
+	a.timer.Reset(left)
+	return err
 }
 
 func (a *attempt) end() {
@@ -85,7 +104,7 @@ func decodeAnswer(ctx context.Context, a *attempt, resp *http.Response, r reques
 			Detail: "Concur answered " + r.op.String() + " with a non-XML content type"}, "its content type is not XML", nil
 	}
 	body := &capReader{r: resp.Body, n: r.limit}
-	err := r.decode(body)
+	err := r.decode(body, a.consume)
 	if err == nil {
 		return nil, "", nil
 	}

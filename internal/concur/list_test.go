@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
@@ -283,4 +284,37 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	k := copy(p[:min(len(p), r.n)], r.b)
 	r.b = r.b[k:]
 	return k, nil
+}
+
+// The consumer's time (the store writing what the list holds) is not Concur's: a consumer
+// slower than the whole time-out neither times the call out, nor has the list read again,
+// nor counts against Concur in the breaker.
+func TestListSlowConsumerNotChargedToConcur(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	body := batchListXML(3000, f.srv.URL) // over 64 KiB: the body is still being read when the consumer stalls
+	f.set(func(f *fakeConcur) {
+		f.api = func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/xml")
+			_, _ = w.Write(body)
+		}
+	})
+	c, _ := newClient(t, f, func(c *Config) {
+		c.Timeout = 300 * time.Millisecond
+		c.MaxAttempts = 3
+		c.BreakerThreshold = 1
+		c.RetryBudget = 10 * time.Second
+		c.RetryBaseDelay = time.Millisecond
+	})
+	n := 0
+	err := c.ListBatches(t.Context(), batch.ListOpen, func(batch.Summary) error {
+		if n++; n == 1000 || n == 2000 {
+			time.Sleep(400 * time.Millisecond) // one chunk's upsert on a busy store
+		}
+		return nil
+	})
+	if err != nil || n != 3000 || f.apiCalls.Load() != 1 || c.BreakerState(BreakerAPI) != "closed" {
+		t.Errorf("err=%v, %d summaries, %d list calls, breaker %s; want nil, 3000, 1, closed",
+			err, n, f.apiCalls.Load(), c.BreakerState(BreakerAPI))
+	}
 }
