@@ -12,11 +12,14 @@ const closeColumns = `id, batch_id, caller, request_id, idempotency_key, regener
 	ended_at, lease_until, outcome, upstream_status, error_code, detail, batch_status, status,
 	job_queue_key, file_url, async`
 
-// insertClose inserts every column but id, and returns the id.
-const insertClose = `INSERT INTO closes (batch_id, caller, request_id, idempotency_key,
+// insertClose inserts every column but id; insertCloseReturning also returns the id.
+const (
+	insertClose = `INSERT INTO closes (batch_id, caller, request_id, idempotency_key,
 	regenerate, started_at, ended_at, lease_until, outcome, upstream_status, error_code, detail,
 	batch_status, status, job_queue_key, file_url, async)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertCloseReturning = insertClose + " RETURNING id"
+)
 
 // MaxListCloses caps ListCloses's limit.
 const MaxListCloses = 1000
@@ -146,11 +149,20 @@ func (s *sqlStore) ListCloses(ctx context.Context, batchID string, limit int) ([
 }
 
 func (s *sqlStore) insertClose(ctx context.Context, tx *sql.Tx, c Close) (int64, error) {
-	var id int64
-	err := s.queryRow(ctx, tx, insertClose, c.BatchID, c.Caller, c.RequestID,
+	args := []any{c.BatchID, c.Caller, c.RequestID,
 		c.IdempotencyKey, c.Regenerate, micros(c.StartedAt), micros(c.EndedAt),
 		micros(c.LeaseUntil), string(c.Outcome), c.UpstreamStatus, c.ErrorCode, c.Detail, c.BatchStatus,
-		c.Status, c.JobQueueKey, c.FileURL, c.Async).Scan(&id)
+		c.Status, c.JobQueueKey, c.FileURL, c.Async}
+	if s.d.lastInsertID {
+		// SQLite: a plain insert and its rowid, without the rows RETURNING reads through.
+		res, err := s.exec(ctx, tx, insertClose, args...)
+		if err != nil {
+			return 0, err
+		}
+		return res.LastInsertId()
+	}
+	var id int64
+	err := s.queryRow(ctx, tx, insertCloseReturning, args...).Scan(&id)
 	return id, err
 }
 

@@ -19,6 +19,9 @@ type dialect struct {
 	name string
 	// numbered: placeholders are $1, $2, ... (PostgreSQL) instead of ?.
 	numbered bool
+	// lastInsertID: sql.Result.LastInsertId gives an inserted row's id (SQLite); without
+	// it, inserts say RETURNING id.
+	lastInsertID bool
 	// forUpdate is appended to the SELECT that takes the credentials lock: a row lock in
 	// PostgreSQL; SQLite needs none, every write transaction holds the database's lock.
 	forUpdate string

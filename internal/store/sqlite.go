@@ -65,9 +65,10 @@ func openSQLite(ctx context.Context, cfg Config, box *secretbox.Box) (Store, err
 	db.SetMaxIdleConns(n)
 
 	s := &sqlStore{db: db, box: box, d: dialect{
-		name:     "SQLite",
-		isUnique: sqliteIsUnique,
-		writeSem: make(chan struct{}, 1),
+		name:         "SQLite",
+		isUnique:     sqliteIsUnique,
+		lastInsertID: true,
+		writeSem:     make(chan struct{}, 1),
 	}}
 	if err := s.ping(ctx); err != nil {
 		_ = db.Close()
