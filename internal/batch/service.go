@@ -115,13 +115,21 @@ func (s *Service) Close(ctx context.Context, req CloseRequest) (CloseResult, err
 		// File-Url could name a file Concur has since replaced.
 		return CloseResult{}, Errorf(CodeInvalidRequest, "?regenerate=true is synchronous only: drop Prefer: respond-async")
 	}
-	if _, err := s.dir.lookup(ctx, req.ID); err != nil {
-		return CloseResult{}, err
-	}
-	begun, err := s.begin(ctx, store.Close{
+	attempt := store.Close{
 		BatchID: req.ID, Caller: req.Caller, RequestID: req.RequestID, IdempotencyKey: req.IdempotencyKey,
 		Regenerate: req.Regenerate, Async: req.Async,
-	})
+	}
+	// The attempt begins on the batch the store knows (BeginClose reads it); a batch it
+	// does not know yet is looked up, which refreshes Concur's lists once, and begun again.
+	begun, err := s.begin(ctx, attempt)
+	if errors.Is(err, store.ErrNotFound) {
+		if _, err := s.dir.lookup(ctx, req.ID); err != nil {
+			return CloseResult{}, err
+		}
+		begun, err = s.begin(ctx, attempt)
+	} else if err == nil || errors.Is(err, store.ErrCloseInProgress) {
+		s.dir.observe().BatchLookup(true)
+	}
 	if errors.Is(err, store.ErrCloseInProgress) {
 		return CloseResult{}, s.refuse(ctx, req, begun.Attempt.StartedAt, &Error{Code: CodeCloseInProgress,
 			RetryAfter: 5 * time.Second, Detail: "another close of batch " + req.ID +
