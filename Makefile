@@ -150,7 +150,7 @@ BENCH_TIME  ?= 300ms
 .PHONY: bench
 bench: build bin/loadbench ## Load suite (simulator, reverse-proxy floor, gateway) and micro-benchmarks, into bench/results/
 	@set -euo pipefail; mkdir -p bench/results; \
-	bin/loadbench -out bench/results -readme README.md; \
+	bin/loadbench -out bench/results -readme README.md -commit $(VERSION); \
 	go test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) -benchtime=$(BENCH_TIME) $(BENCH_PKGS) | tee bench/results/micro.txt; \
 	go tool benchstat bench/results/micro.txt > bench/results/micro-benchstat.txt; \
 	echo "written: bench/results/latest.{md,json,png}, micro.txt, micro-benchstat.txt; README table updated"

@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	gateway := fs.String("gateway", "bin/gateway", "the gateway binary")
 	concursim := fs.String("concursim", "bin/concursim", "the simulator binary")
 	out := fs.String("out", "bench/results", "directory for latest.md, latest.json and latest.png")
+	commit := fs.String("commit", "", "the commit under test, for the report (default: the binary's VCS stamp)")
 	profile := fs.String("profile", "", "a directory for the gateway's CPU and allocation profiles (enables GATEWAY_PPROF)")
 	readme := fs.String("readme", "", "a README whose "+readmeBegin+" … "+readmeEnd+" section gets the table")
 	if err := fs.Parse(args); err != nil {
@@ -63,6 +64,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	res, err := loadbench.Run(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if *commit != "" {
+		res.Machine.Commit = *commit
 	}
 	var md bytes.Buffer
 	if err := res.WriteMarkdown(&md, *smoke); err != nil {
