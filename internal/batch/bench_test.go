@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/finplat/payment-batch-gateway/internal/heappeak"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
@@ -76,7 +74,7 @@ func seedStore(b *testing.B, st store.Store, n int) []string {
 // none CLOSED) streamed from a fake Upstream that makes each summary as it hands it over,
 // as the Concur client does while it reads, into SQLite: the time of the whole refresh,
 // dominated by the store, and the peak of the heap during it (peak-heap-MiB, measured as
-// concur's BenchmarkDecodeBatchList measures it; see heapPeak). The second refresh of
+// concur's BenchmarkDecodeBatchList measures it; see package heappeak). The second refresh of
 // the same batches (b.Loop's later iterations) updates rather than inserts.
 func BenchmarkRefresh(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
@@ -92,12 +90,12 @@ func BenchmarkRefresh(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				b.StopTimer()
-				hp := startHeapPeak()
-				up.hook = hp.sample
+				hp := heappeak.Start()
+				up.hook = hp.Sample
 				b.StartTimer()
 				_, err := d.fetch(b.Context(), true)
 				b.StopTimer()
-				peak = max(peak, hp.stop())
+				peak = max(peak, hp.Stop())
 				if err != nil || up.handed != n {
 					b.Fatalf("refresh: %d summaries, %v", up.handed, err)
 				}
@@ -144,58 +142,3 @@ func (*genUp) OpenFile(context.Context, string) (*File, error)              { pa
 
 // genID is the i-th generated BatchID, GUID-shaped.
 func genID(i int) string { return fmt.Sprintf("6F1C2A9E-3B7D-4E58-9A41-%012X", i) }
-
-// heapPeak measures the peak of the heap during a section of code: a full GC first, then
-// "/memory/classes/heap/objects:bytes" (heap objects, live or not yet swept) sampled every
-// 500µs by a goroutine, at points inside the section (sample), and at its end; the peak is
-// the largest sample less the heap right after the GC. (A copy of internal/concur's, which
-// explains the method.)
-type heapPeak struct {
-	base uint64
-	mu   sync.Mutex
-	max  uint64
-	quit chan struct{}
-	done chan struct{}
-}
-
-func readHeap() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
-func startHeapPeak() *heapPeak {
-	runtime.GC()
-	h := &heapPeak{base: readHeap(), quit: make(chan struct{}), done: make(chan struct{})}
-	h.max = h.base
-	go func() {
-		defer close(h.done)
-		t := time.NewTicker(500 * time.Microsecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-h.quit:
-				return
-			case <-t.C:
-				h.sample()
-			}
-		}
-	}()
-	return h
-}
-
-func (h *heapPeak) sample() {
-	v := readHeap()
-	h.mu.Lock()
-	h.max = max(h.max, v)
-	h.mu.Unlock()
-}
-
-func (h *heapPeak) stop() uint64 {
-	h.sample()
-	close(h.quit)
-	<-h.done
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.max - min(h.max, h.base)
-}

@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
-	"runtime/metrics"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/api"
 	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/finplat/payment-batch-gateway/internal/heappeak"
 )
 
 func BenchmarkDecodeClose(b *testing.B) {
@@ -71,7 +69,7 @@ func BenchmarkCloseTranslation(b *testing.B) {
 // BenchmarkDecodeBatchList parses a batch list of n summaries streamed from a generating
 // reader (listGen: the XML is made on the fly, as a network body arrives, so no document is
 // held in memory), and reports, besides the time and allocations of a parse, the peak of
-// the heap during it (peak-heap-MiB; see heapPeak for the method).
+// the heap during it (peak-heap-MiB; see package heappeak for the method).
 func BenchmarkDecodeBatchList(b *testing.B) {
 	for _, n := range []int{1_000, 10_000, 100_000} {
 		b.Run("n="+strconv.Itoa(n), func(b *testing.B) {
@@ -83,14 +81,14 @@ func BenchmarkDecodeBatchList(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				gen := newListGen(n)
-				hp := startHeapPeak()
-				gen.every, gen.hook = 1000, hp.sample
+				hp := heappeak.Start()
+				gen.every, gen.hook = 1000, hp.Sample
 				b.StartTimer()
 
 				got, last, err := parseList(gen)
 
 				b.StopTimer()
-				p := hp.stop()
+				p := hp.Stop()
 				if err != nil || got != n || last != gen.summary(n-1) {
 					b.Fatalf("parsed %d of %d summaries, last %+v, err %v", got, n, last, err)
 				}
@@ -110,69 +108,6 @@ func parseList(r io.Reader) (n int, last batch.Summary, err error) {
 		return nil
 	})
 	return n, last, err
-}
-
-// heapPeak measures the peak of the heap during a section of code. Method: a full GC
-// first, so that the section starts from the live heap only, whose size is the baseline;
-// then "/memory/classes/heap/objects:bytes" of runtime/metrics (the bytes of heap objects,
-// live or dead but not yet swept: what the heap really holds at that moment, garbage
-// included) is sampled every 500µs by a goroutine, and also at points inside the section
-// (sample, called by the generating reader every so many summaries, so a peak between two
-// ticks on a busy machine is still seen), and once at its end, before its result is
-// dropped. The peak is the largest sample minus the baseline: what the section added to
-// the heap at its worst. Sampling can miss a short spike between samples, so the figure is
-// a lower bound, tight when the heap grows smoothly as it does here.
-type heapPeak struct {
-	base uint64
-	mu   sync.Mutex
-	max  uint64
-	quit chan struct{}
-	done chan struct{}
-}
-
-const heapObjects = "/memory/classes/heap/objects:bytes"
-
-func readHeap() uint64 {
-	s := []metrics.Sample{{Name: heapObjects}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
-func startHeapPeak() *heapPeak {
-	runtime.GC()
-	h := &heapPeak{base: readHeap(), quit: make(chan struct{}), done: make(chan struct{})}
-	h.max = h.base
-	go func() {
-		defer close(h.done)
-		t := time.NewTicker(500 * time.Microsecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-h.quit:
-				return
-			case <-t.C:
-				h.sample()
-			}
-		}
-	}()
-	return h
-}
-
-func (h *heapPeak) sample() {
-	v := readHeap()
-	h.mu.Lock()
-	h.max = max(h.max, v)
-	h.mu.Unlock()
-}
-
-// stop takes a last sample, ends the sampling and returns the peak above the baseline.
-func (h *heapPeak) stop() uint64 {
-	h.sample()
-	close(h.quit)
-	<-h.done
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.max - min(h.max, h.base)
 }
 
 // listGen is an io.Reader that writes a namespaced batch list of n summaries as it is
