@@ -79,17 +79,16 @@ func accessLog(log zerolog.Logger, obs RequestObserver) func(http.Handler) http.
 			}
 			l := lc.Logger()
 			o := &outcome{}
-			ctx := context.WithValue(l.WithContext(r.Context()), outcomeKey, o)
+			req := r.WithContext(context.WithValue(l.WithContext(r.Context()), outcomeKey, o))
 			sw := &statusWriter{ResponseWriter: w}
 			defer func() {
-				req := r.WithContext(ctx)
 				status, pattern := answered(req, sw, o)
 				took := time.Since(start)
 				obs.ObserveRequest(r.Method, pattern, status, took)
 				nameSpan(req, pattern)
 				logRequest(l, req, sw, o, status, pattern, took)
 			}()
-			next.ServeHTTP(sw, r.WithContext(ctx))
+			next.ServeHTTP(sw, req)
 		})
 	}
 }
