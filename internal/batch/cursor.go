@@ -72,6 +72,11 @@ func parseCursor(cursor string) (fp []byte, id string, ok bool) {
 	if err != nil || len(b) < 1+fingerprintLen+1 || b[0] != cursorVersion {
 		return nil, "", false
 	}
+	// encoding/base64 skips \r and \n anywhere in its input: only the one spelling the
+	// encoder makes is a cursor.
+	if cursorEncoding.EncodeToString(b) != cursor {
+		return nil, "", false
+	}
 	fp, id = b[1:1+fingerprintLen], string(b[1+fingerprintLen:])
 	// Whatever ID the store holds is UTF-8 without NUL (PostgreSQL would refuse anything
 	// else in a query), so every cursor encodeCursor makes passes.
