@@ -265,8 +265,8 @@ type measured struct{ hop, upstream usage }
 // before and after, and fails when any request did not succeed.
 func (s *stack) measure(ctx context.Context, t *target, p pace) (outcome, measured, error) {
 	read := func() (hop, up usage, err error) {
-		if hop, err = t.proc.usage(ctx, s.client, t.Metrics); err != nil {
-			return
+		if hop, err = t.proc.usage(ctx, s.client, t.Metrics); err != nil || t.proc == s.sim {
+			return hop, hop, err // the direct door: the simulator is the hop
 		}
 		up, err = s.sim.usage(ctx, s.client, s.sim.URL+"/_sim/metrics")
 		return
