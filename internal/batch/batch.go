@@ -52,6 +52,9 @@ type CloseResult struct {
 
 // File is a payment file being streamed from Concur. The caller must close Body.
 type File struct {
+	// CloseID is the recorded close whose File-Url this file was downloaded from (set by
+	// the Service; 0 from the Upstream).
+	CloseID            int64
 	Body               io.ReadCloser
 	ContentType        string // as Concur sent it, or sniffed when Concur sent none
 	ContentLength      int64  // -1 when unknown

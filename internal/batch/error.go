@@ -50,11 +50,51 @@ type UpstreamError struct {
 	ServerTime string // <Server-Time>, Concur's local time without zone
 }
 
+// Delivery says how far a failed call to Concur got, and so whether Concur can have acted
+// on it. The Concur client sets it on every failure it returns; the zero value is the
+// safe assumption, so an error that does not say is treated as one that may have reached
+// Concur.
+type Delivery uint8
+
+// How far a failed call got.
+const (
+	// MaybeDelivered: the request may have reached Concur and no usable answer came back
+	// (a time-out or a cut connection after sending, an answer that could not be read).
+	// Concur may have acted.
+	MaybeDelivered Delivery = iota
+	// NotSent: the request cannot have reached Concur (no token, breaker open, no slot,
+	// refused host, dial failure, the caller gone before sending). Concur did not act.
+	NotSent
+	// Answered: Concur answered with an error status that says it did not act (its
+	// status and message are in Upstream).
+	Answered
+)
+
+func (d Delivery) String() string {
+	switch d {
+	case NotSent:
+		return "not_sent"
+	case Answered:
+		return "answered"
+	}
+	return "maybe_delivered"
+}
+
+// DeliveryOf is the Delivery of the first *Error in err's chain; MaybeDelivered for any
+// other error (nothing proves it was not sent).
+func DeliveryOf(err error) Delivery {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Delivery
+	}
+	return MaybeDelivered
+}
+
 // Error is the one error type that crosses layers. Detail is safe to show a caller;
 // Err is the cause, for the log only.
 type Error struct {
 	Code       Code
 	Detail     string
+	Delivery   Delivery       // failures of calls to Concur: whether Concur can have acted
 	Upstream   *UpstreamError // set when Concur answered with an error
 	RetryAfter time.Duration  // set when the caller should wait before retrying
 	Recorded   *CloseResult   // CodeBatchAlreadyClosed: the recorded close, when the gateway has one
