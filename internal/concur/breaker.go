@@ -125,7 +125,7 @@ func (b *breaker) refused(halfOpen bool) *batch.Error {
 	b.mu.Lock()
 	openedAt, streak := b.openedAt, b.streak
 	b.mu.Unlock()
-	e := &batch.Error{Code: batch.CodeUpstreamUnavailable, Err: ErrCircuitOpen}
+	e := &batch.Error{Code: batch.CodeUpstreamUnavailable, Delivery: batch.NotSent, Err: ErrCircuitOpen}
 	if halfOpen {
 		e.RetryAfter = halfOpenWait
 		e.Detail = fmt.Sprintf("%s has failed %d times in a row; the gateway is letting one request through "+

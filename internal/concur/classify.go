@@ -48,9 +48,75 @@ func (o operation) String() string {
 // invalidBatchID recognises Concur's 400 for a bad batch id ("Batch ID ... invalid", "invalid batch id").
 var invalidBatchID = regexp.MustCompile(`(?is)\bbatch[\s_-]*id\b.{0,120}?\binvalid\b|\binvalid\s+batch[\s_-]*id\b`)
 
+// How far a failed call got (batch.Delivery), decided here for every failure the client
+// returns. A close that may have acted must never be reported as one that did not: closing
+// a closed batch regenerates its payment file. So only what proves that Concur did not act
+// says so:
+//
+//	failure                                                         Delivery
+//	no token (fetch or renewal failed), breaker open, no slot or
+//	rate turn, untrusted host or bad URL, request not buildable,
+//	the caller gone before sending, dial or DNS failure              NotSent
+//	401/403 answered, then the renewal failed (the retry never left)  NotSent
+//	4xx (400, 401, 403, 404, 409, 429, ...)                          Answered
+//	503 (maintenance, or a proxy with no Concur behind it)            Answered
+//	500 to a close whose Message is one of Concur's business
+//	answers ("does not contain any reports", "could not be closed")  Answered
+//	any other 5xx: 500 empty, HTML or with another message, 502,
+//	504 (a proxy may have timed out while Concur closed the batch)   MaybeDelivered
+//	1xx, 2xx other than 200, 3xx (no redirect is followed)            MaybeDelivered
+//	time-out or connection failure once connected, or with a
+//	transport that does not report its connections                    MaybeDelivered
+//	a 200 whose body could not be read or decoded                     MaybeDelivered
+//	anything else                                                     MaybeDelivered
+//
+// The caller's context ending after Concur answered keeps the answer's Delivery. A call
+// tried more than once (a list, a file before its body; a close is never retried) reports
+// the strongest Delivery of its tries: MaybeDelivered over Answered over NotSent.
+
+// closeBusiness recognises the close's 500 that is a business answer, not an outage.
+var closeBusiness = regexp.MustCompile(`(?i)does\s+not\s+contain\s+any\s+reports|could\s+not\s+be\s+closed`)
+
+// statusDelivery is the Delivery of a non-200 answer (see the table above).
+func statusDelivery(op operation, up *batch.UpstreamError) batch.Delivery {
+	s := up.Status
+	switch {
+	case s >= 400 && s < 500, s == http.StatusServiceUnavailable:
+		return batch.Answered
+	case s == http.StatusInternalServerError && op == opClose && closeBusiness.MatchString(up.Message):
+		return batch.Answered
+	}
+	return batch.MaybeDelivered
+}
+
+// rank orders Deliveries by how much they say Concur may have done.
+func rank(d batch.Delivery) int {
+	switch d {
+	case batch.NotSent:
+		return 0
+	case batch.Answered:
+		return 1
+	}
+	return 2
+}
+
+// withDelivery is err saying d: a copy when err is a *batch.Error with another Delivery
+// (errors may be shared, e.g. by the callers of one token refresh: never changed in place).
+func withDelivery(err error, d batch.Delivery) error {
+	if e, ok := err.(*batch.Error); ok {
+		if e.Delivery == d {
+			return err
+		}
+		c := *e
+		c.Delivery = d
+		return &c
+	}
+	return &batch.Error{Code: batch.ErrorCode(err), Delivery: d, Err: err}
+}
+
 // statusError classifies a non-200 answer. up carries what Concur said (Status at least).
 func statusError(op operation, h http.Header, up *batch.UpstreamError) *batch.Error {
-	e := &batch.Error{Upstream: up}
+	e := &batch.Error{Upstream: up, Delivery: statusDelivery(op, up)}
 	s := up.Status
 	switch {
 	case s == http.StatusBadRequest && invalidBatchID.MatchString(up.Message):

@@ -219,7 +219,7 @@ func (c *Client) ListBatches(ctx context.Context, status batch.ListStatus, fn fu
 	switch status {
 	case batch.ListAll, batch.ListOpen, batch.ListClosed:
 	default:
-		return &batch.Error{Code: batch.CodeInternal, Detail: "unknown batch list filter"}
+		return &batch.Error{Code: batch.CodeInternal, Delivery: batch.NotSent, Detail: "unknown batch list filter"}
 	}
 	return c.do(ctx, request{
 		op:     opList,
@@ -260,7 +260,7 @@ func (c *Client) closeBatch(ctx context.Context, batchURL string, async bool) (b
 		return batch.CloseResult{}, err
 	}
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || (async && !strings.HasPrefix(u.EscapedPath(), v11Batch)) {
-		return batch.CloseResult{}, &batch.Error{Code: batch.CodeUpstreamBadResponse,
+		return batch.CloseResult{}, &batch.Error{Code: batch.CodeUpstreamBadResponse, Delivery: batch.NotSent,
 			Detail: "the Batch-URL from Concur has an unexpected shape"}
 	}
 	target := strings.TrimSuffix(raw, "/") + "/close" // as given: never re-escape its '$'

@@ -77,11 +77,12 @@ func (c *Client) do(ctx context.Context, r request) error {
 		defer resp.Body.Close()
 		e, why, consumer := decodeAnswer(ctx, a, resp, r)
 		if consumer != nil {
-			return tried{}, consumer // not Concur's failure: neither retried nor counted by the breaker
+			return tried{consumer: true}, consumer // not Concur's failure: neither retried nor counted by the breaker
 		}
 		if e == nil {
 			return t, nil
 		}
+		e.Delivery = batch.MaybeDelivered // Concur answered 200: it acted, whatever its answer said
 		if r.op == opClose {
 			e.Detail = closeUnreadable(why)
 		}
@@ -136,7 +137,7 @@ func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*h
 	var t tried
 	tok, err := c.tokens.get(ctx)
 	if err != nil {
-		return nil, nil, t, err
+		return nil, nil, t, withDelivery(err, batch.NotSent)
 	}
 	for try := 0; ; try++ {
 		target := r.url
@@ -145,7 +146,7 @@ func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*h
 		}
 		req, err := http.NewRequestWithContext(ctx, r.method, target, http.NoBody)
 		if err != nil {
-			return nil, nil, t, &batch.Error{Code: batch.CodeUpstreamBadResponse,
+			return nil, nil, t, &batch.Error{Code: batch.CodeUpstreamBadResponse, Delivery: batch.NotSent,
 				Detail: "cannot build a request to Concur's URL", Err: err}
 		}
 		if !tok.trusts(c.baseOrigin, originOf(req.URL)) {
@@ -164,7 +165,7 @@ func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*h
 			}
 		}
 		if ctx.Err() != nil {
-			return nil, nil, t, callerGone(ctx) // nothing was sent
+			return nil, nil, t, withDelivery(callerGone(ctx), batch.NotSent) // nothing was sent
 		}
 		t.api = true
 		a := newAttempt(withToken(ctx, tok), timeout)
@@ -173,8 +174,11 @@ func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*h
 		if err != nil {
 			a.end()
 			e := transportError(ctx, a.ctx, err)
-			if r.op == opClose && (e.Code == batch.CodeUpstreamTimeout || e.Code == batch.CodeUpstreamUnreachable) &&
-				rc.mayHaveSent(err) {
+			sent := rc.mayHaveSent(err)
+			if !sent {
+				e.Delivery = batch.NotSent
+			}
+			if r.op == opClose && (e.Code == batch.CodeUpstreamTimeout || e.Code == batch.CodeUpstreamUnreachable) && sent {
 				e.Detail = closeOutcomeUnknown
 			}
 			return nil, nil, t, e
@@ -185,13 +189,14 @@ func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*h
 		up := readUpstreamError(resp)
 		a.end()
 		if ctx.Err() != nil {
-			return nil, nil, t, callerGone(ctx)
+			return nil, nil, t, withDelivery(callerGone(ctx), statusDelivery(r.op, up)) // Concur answered
 		}
 		if (up.Status == http.StatusUnauthorized || up.Status == http.StatusForbidden) &&
 			try == 0 && c.tokens.static == nil {
 			t.api = false // a failure from here on is the renewal's, unless the second request fails
+			// The refused request did not act, and its retry is not sent without a token.
 			if tok, err = c.tokens.renew(ctx, tok); err != nil {
-				return nil, nil, t, err
+				return nil, nil, t, withDelivery(err, batch.NotSent)
 			}
 			continue
 		}

@@ -74,10 +74,10 @@ func (l *limits) pace(ctx context.Context) error {
 func (l *limits) notSent(ctx context.Context, busy string) *batch.Error {
 	cause := context.Cause(ctx)
 	if cause == nil || errors.Is(cause, errQueueTimeout) {
-		return &batch.Error{Code: batch.CodeUpstreamUnavailable, RetryAfter: busyWait,
+		return &batch.Error{Code: batch.CodeUpstreamUnavailable, RetryAfter: busyWait, Delivery: batch.NotSent,
 			Detail: busy + "; nothing was sent to Concur", Err: errQueueTimeout}
 	}
-	return &batch.Error{Code: batch.CodeUpstreamUnavailable, RetryAfter: busyWait,
+	return &batch.Error{Code: batch.CodeUpstreamUnavailable, RetryAfter: busyWait, Delivery: batch.NotSent,
 		Detail: "the request ended while it waited for its turn to call Concur; nothing was sent to Concur",
 		Err:    ctx.Err()}
 }

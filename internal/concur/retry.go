@@ -20,17 +20,22 @@ type retryPolicy struct {
 
 // tried is what one try of a call tells the breaker and the retry policy besides its error.
 type tried struct {
-	api  bool          // the failure came from Concur's API, not from getting a token or a turn
-	wait time.Duration // the Retry-After Concur sent with a failure; 0: none (or unusable)
+	api bool // the failure came from Concur's API, not from getting a token or a turn
+	// consumer: the error is the list consumer's own, returned as is (not Concur's failure)
+	consumer bool
+	wait     time.Duration // the Retry-After Concur sent with a failure; 0: none (or unusable)
 }
 
 // exchange is one try of a call, within timeout; errors are *batch.Error.
 type exchange func(ctx context.Context, timeout time.Duration) (tried, error)
 
 // call runs try under the breaker and the concurrency cap, and, for list and file, again
-// while the policy allows. Every try counts toward the breaker.
+// while the policy allows. Every try counts toward the breaker. Its error says the
+// strongest Delivery of all tries (see classify.go): once a try may have reached Concur,
+// the call may have.
 func (c *Client) call(ctx context.Context, op operation, try exchange) error {
 	deadline := time.Now().Add(c.retry.budget)
+	strongest := batch.NotSent
 	for n := 1; ; n++ {
 		timeout := c.timeout
 		if n > 1 {
@@ -42,9 +47,15 @@ func (c *Client) call(ctx context.Context, op operation, try exchange) error {
 		if err == nil {
 			return nil
 		}
+		if t.consumer {
+			return err
+		}
+		if d := batch.DeliveryOf(err); rank(d) > rank(strongest) {
+			strongest = d
+		}
 		wait, ok := c.retry.next(ctx, op, n, t, err, deadline, c.timeout)
 		if !ok || !sleep(ctx, wait) {
-			return err
+			return withDelivery(err, strongest)
 		}
 	}
 }

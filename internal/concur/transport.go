@@ -102,11 +102,11 @@ func parseOrigin(s string) (string, error) {
 // against the token in do(), before anything is sent.
 func parseConcurURL(raw string) (*url.URL, error) {
 	if raw == "" {
-		return nil, &batch.Error{Code: batch.CodeUpstreamBadResponse, Detail: "Concur gave an empty URL"}
+		return nil, &batch.Error{Code: batch.CodeUpstreamBadResponse, Delivery: batch.NotSent, Detail: "Concur gave an empty URL"}
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, &batch.Error{Code: batch.CodeUpstreamBadResponse,
+		return nil, &batch.Error{Code: batch.CodeUpstreamBadResponse, Delivery: batch.NotSent,
 			Detail: "Concur gave a URL that cannot be parsed", Err: err}
 	}
 	p := u.Path
@@ -126,6 +126,6 @@ func hasDotSegment(p string) bool {
 }
 
 func hostRefused() *batch.Error {
-	return &batch.Error{Code: batch.CodeUpstreamHostRefused,
+	return &batch.Error{Code: batch.CodeUpstreamHostRefused, Delivery: batch.NotSent,
 		Detail: "Concur gave a URL outside the trusted Concur hosts; nothing was sent to it"}
 }
