@@ -53,6 +53,7 @@ func testConformance(t *testing.T, b backend) {
 		{"CredentialsNoLostUpdate", testCredentialsNoLostUpdate},
 		{"CredentialsEncryptedAtRest", testCredentialsEncryptedAtRest},
 		{"CredentialsWrongKey", testCredentialsWrongKey},
+		{"CredentialsRedeemingLease", testCredentialsRedeemingLease},
 		{"IdempotencyClaim", testIdempotencyClaim},
 		{"IdempotencyClaimConcurrent", testIdempotencyClaimConcurrent},
 		{"IdempotencyReplace", testIdempotencyReplace},

@@ -15,7 +15,8 @@ var (
 )
 
 const credentialsColumns = `refresh_token, refresh_expiry, access_token, access_expiry,
-	access_lifetime_ns, geolocation, seed_hash, version, updated_at`
+	access_lifetime_ns, geolocation, seed_hash, version, updated_at,
+	redeeming_hash, redeeming_until, spent_seeds, spent_tokens`
 
 // LoadCredentials reads the credentials without taking the lock. An error wrapping
 // ErrUndecryptable means they were sealed with another key.
@@ -59,16 +60,25 @@ func (s *sqlStore) UpdateCredentials(ctx context.Context,
 		if err != nil {
 			return err
 		}
+		var lease, until int64 // no marker: both 0
+		if r := c.Redeeming; r.TokenHash != "" {
+			lease, until = r.Lease.Microseconds(), micros(r.Until)
+		}
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE credentials SET refresh_token = ?,
 			refresh_expiry = ?, access_token = ?, access_expiry = ?, access_lifetime_ns = ?,
-			geolocation = ?, seed_hash = ?, version = ?, updated_at = ? WHERE id = 1`),
+			geolocation = ?, seed_hash = ?, version = ?, updated_at = ?,
+			redeeming_hash = ?, redeeming_until = CASE WHEN CAST(? AS BIGINT) > 0
+				THEN `+s.d.nowMicros+` + CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END,
+			spent_seeds = ?, spent_tokens = ? WHERE id = 1`),
 			refresh, micros(c.RefreshExpiry), access, micros(c.AccessExpiry),
-			int64(c.AccessLifetime), c.Geolocation, c.SeedHash, c.Version, micros(c.UpdatedAt))
+			int64(c.AccessLifetime), c.Geolocation, c.SeedHash, c.Version, micros(c.UpdatedAt),
+			c.Redeeming.TokenHash, lease, lease, until, c.SpentSeeds, c.SpentTokens)
 		if err := oneRow(res, err); err != nil {
 			return err
 		}
-		out = c
-		return nil
+		// Read back: the lease's end comes from the database's clock.
+		out, _, err = s.readCredentials(ctx, tx, "")
+		return err
 	})
 	if err != nil {
 		return Credentials{}, wrap("update credentials", err)
@@ -83,11 +93,12 @@ func (s *sqlStore) readCredentials(ctx context.Context, q querier, suffix string
 		c                          Credentials
 		refresh, access            []byte
 		refreshExp, accessExp, upd int64
-		lifetime                   int64
+		lifetime, until, live      int64
 	)
-	err := q.QueryRowContext(ctx, "SELECT "+credentialsColumns+" FROM credentials WHERE id = 1"+suffix).Scan(
+	err := q.QueryRowContext(ctx, "SELECT "+credentialsColumns+
+		", CASE WHEN redeeming_until > "+s.d.nowMicros+" THEN 1 ELSE 0 END FROM credentials WHERE id = 1"+suffix).Scan(
 		&refresh, &refreshExp, &access, &accessExp, &lifetime, &c.Geolocation, &c.SeedHash,
-		&c.Version, &upd)
+		&c.Version, &upd, &c.Redeeming.TokenHash, &until, &c.SpentSeeds, &c.SpentTokens, &live)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Credentials{}, false, errors.New("the credentials row is missing (was it deleted?)")
 	}
@@ -105,5 +116,8 @@ func (s *sqlStore) readCredentials(ctx context.Context, q querier, suffix string
 	c.RefreshToken, c.AccessToken = string(rt), string(at)
 	c.RefreshExpiry, c.AccessExpiry = fromMicros(refreshExp), fromMicros(accessExp)
 	c.AccessLifetime, c.UpdatedAt = time.Duration(lifetime), fromMicros(upd)
+	if c.Redeeming.TokenHash != "" {
+		c.Redeeming.Until, c.Redeeming.Live = fromMicros(until), live == 1
+	}
 	return c, true, nil
 }

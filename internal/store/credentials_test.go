@@ -241,3 +241,38 @@ func testCredentialsWrongKey(t *testing.T, h *harness) {
 		t.Errorf("UpdateCredentials with another key = %v (fn called: %v), want ErrUndecryptable, fn not called", err, called)
 	}
 }
+
+// The redeeming marker's lease runs on the database's clock: live while it runs, not once
+// it ended, written as given when no new lease is asked for, gone when cleared; the spent
+// hashes are kept as given.
+func testCredentialsRedeemingLease(t *testing.T, h *harness) {
+	s := h.open(t)
+	c := put(t, s, store.Credentials{RefreshToken: "refresh-1", SpentSeeds: "aa", SpentTokens: "bb cc",
+		Redeeming: store.Redemption{TokenHash: "ab12", Lease: time.Hour}})
+	if r := c.Redeeming; r.TokenHash != "ab12" || !r.Live || r.Lease != 0 ||
+		r.Until.Before(time.Now().Add(59*time.Minute)) || r.Until.After(time.Now().Add(61*time.Minute)) {
+		t.Errorf("marker with an hour's lease = %+v", r)
+	}
+	if c.SpentSeeds != "aa" || c.SpentTokens != "bb cc" {
+		t.Errorf("spent = %q %q", c.SpentSeeds, c.SpentTokens)
+	}
+	if loaded, _ := mustLoad(t, s); !cmp.Equal(c, loaded) {
+		t.Errorf("loaded %+v, want %+v", loaded, c)
+	}
+	kept := c // passed through unchanged: the lease is kept
+	if got := put(t, s, kept); got.Redeeming.Until != c.Redeeming.Until || !got.Redeeming.Live {
+		t.Errorf("marker written as read = %+v, want %+v", got.Redeeming, c.Redeeming)
+	}
+	short := put(t, s, store.Credentials{RefreshToken: "refresh-1",
+		Redeeming: store.Redemption{TokenHash: "ab12", Lease: 20 * time.Millisecond}})
+	if !short.Redeeming.Live {
+		t.Errorf("a 20ms lease read at once is not live: %+v", short.Redeeming)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if loaded, _ := mustLoad(t, s); loaded.Redeeming.Live || loaded.Redeeming.TokenHash != "ab12" {
+		t.Errorf("after its lease: %+v, want the marker, not live", loaded.Redeeming)
+	}
+	if cleared := put(t, s, store.Credentials{RefreshToken: "refresh-2"}); cleared.Redeeming != (store.Redemption{}) {
+		t.Errorf("cleared marker = %+v", cleared.Redeeming)
+	}
+}

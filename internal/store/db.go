@@ -35,6 +35,9 @@ type dialect struct {
 	// TEXT compares bytes already (BINARY), PostgreSQL's follows the database's locale
 	// unless told COLLATE "C". Migration 2 indexes id with this collation.
 	byteOrder string
+	// nowMicros is the database's clock as unix microseconds, for leases that fence
+	// replicas (the credentials' redeeming marker): one clock for every replica.
+	nowMicros string
 	// isUnique reports a unique-constraint violation.
 	isUnique func(error) bool
 	// writeSem, when set, serialises this process's write transactions before they take

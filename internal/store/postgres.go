@@ -42,6 +42,7 @@ func openPostgres(ctx context.Context, cfg Config, box *secretbox.Box) (Store, e
 		forUpdate: " FOR UPDATE",
 		lockHeld:  "SET LOCAL idle_in_transaction_session_timeout = 0",
 		byteOrder: ` COLLATE "C"`,
+		nowMicros: "(extract(epoch from clock_timestamp()) * 1000000)::bigint",
 		isUnique:  pgIsUnique,
 	}}
 	if err := s.ping(ctx); err != nil {

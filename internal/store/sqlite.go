@@ -66,6 +66,7 @@ func openSQLite(ctx context.Context, cfg Config, box *secretbox.Box) (Store, err
 
 	s := &sqlStore{db: db, box: box, d: dialect{
 		name:         "SQLite",
+		nowMicros:    "CAST(unixepoch('subsec') * 1000000 AS INTEGER)",
 		isUnique:     sqliteIsUnique,
 		lastInsertID: true,
 		writeSem:     make(chan struct{}, 1),

@@ -121,9 +121,29 @@ type Credentials struct {
 	// SeedHash is the hex SHA-256 of the configured refresh token this chain of rotations
 	// started from: when the configured token changes (a person re-authorised the
 	// gateway), the configured one wins over the stored one.
-	SeedHash  string
-	Version   int64 // incremented by every write; 0 when nothing was ever stored
-	UpdatedAt time.Time
+	SeedHash string
+	// Redeeming is the marker of a refresh token being presented to Concur (zero: none),
+	// committed before the token call so that other replicas wait, cleared with the grant.
+	Redeeming Redemption
+	// SpentSeeds and SpentTokens list, space-separated and newest first, the hex SHA-256
+	// of the seeds that started a chain and of the latest refresh tokens redeemed. The
+	// store keeps them as given; the Concur client decides what goes in.
+	SpentSeeds  string
+	SpentTokens string
+	Version     int64 // incremented by every write; 0 when nothing was ever stored
+	UpdatedAt   time.Time
+}
+
+// Redemption is a replica's announcement that it is presenting a refresh token to Concur.
+// Its lease runs on the database's clock, the one clock every replica shares.
+type Redemption struct {
+	TokenHash string // hex SHA-256 of the refresh token being redeemed; "" for no marker
+	// Lease, when positive on a write with TokenHash set, (re)starts the lease: Until
+	// becomes the database's now plus Lease. Otherwise Until is written as given. Reads
+	// leave it 0.
+	Lease time.Duration
+	Until time.Time // read: when the lease ends, on the database's clock
+	Live  bool      // read: the lease had not ended when the row was read (database's clock)
 }
 
 // IdempotencyState is the state of a caller's idempotency key.
