@@ -201,6 +201,8 @@ func New(cfg Config) (*Client, error) {
 				cfg.OnBreakerStateChange),
 		},
 	}
+	c.tokens.bg, c.tokens.stopBG = context.WithCancel(context.Background())
+	c.tokens.retryMin, c.tokens.retryMax = 50*time.Millisecond, 10*time.Second
 	if c.tokens.store == nil {
 		c.tokens.store = newMemCredentials()
 	}
@@ -280,10 +282,11 @@ func (c *Client) closeBatch(ctx context.Context, batchURL string, async bool) (b
 	return out, err
 }
 
-// Drain waits until no token refresh is in flight, or ctx ends. A refresh runs detached
-// from its callers and commits the rotated refresh token to the credential store: call
-// Drain after the server stopped and before the store closes, or a rotation in progress
-// could be lost with the process.
+// Drain waits until no token refresh is in flight, then commits a renewed grant that the
+// credential store failed to take (trying again until ctx ends), and stops the background
+// commits. A refresh runs detached from its callers and commits the rotated refresh token
+// to the credential store: call Drain after the server stopped and before the store
+// closes, as the last call of the Client, or a rotation could be lost with the process.
 func (c *Client) Drain(ctx context.Context) error { return c.tokens.drain(ctx) }
 
 // CloseIdleConnections closes the idle keep-alive connections to Concur and its token

@@ -31,83 +31,6 @@ func seedHash(refreshToken string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// unsavedGrant is a grant Concur issued that the store failed to commit. Its refresh token
-// may be the only live one (the stored one is spent), so it is offered to the store again
-// at the next refresh, unless the store was written since (then the commit went through
-// after all, or a person re-authorised the gateway).
-type unsavedGrant struct {
-	creds store.Credentials
-	over  int64 // the stored Version it supersedes
-}
-
-// refresh runs under the store's credentials lock, so that across all replicas one at a
-// time decides: adopt the stored access token (another replica renewed it, or this process
-// restarted), or redeem the newest refresh token and store what Concur issued, committed
-// before the new access token is used. Once Concur has redeemed a token, fn does not fail:
-// failing would roll back, and lose the only refresh token left.
-func (s *tokenSource) refresh(ctx context.Context) (_ *token, err error) {
-	defer func() { observeRefresh(s.obs, err) }()
-	var (
-		tok    *token             // the token to use: adopted or new
-		fail   error              // why the refresh fails, even when fn stores something
-		minted *store.Credentials // what fn stores: Concur's new grant, or the unsaved one
-		over   int64              // the stored Version minted supersedes
-	)
-	s.mu.Lock()
-	unsaved := s.unsaved
-	s.mu.Unlock()
-	_, err = s.store.UpdateCredentials(ctx, func(cur store.Credentials, found bool) (*store.Credentials, error) {
-		if minted != nil { // the store runs fn again (a retried transaction): never redeem twice
-			return minted, nil
-		}
-		tok, fail, over = nil, nil, cur.Version
-		pending := unsaved != nil && unsaved.over == cur.Version
-		if pending {
-			cur, found = unsaved.creds, true
-		}
-		s.mu.Lock()
-		denied := s.denied // read now: a caller may have reported it during the lock wait
-		s.mu.Unlock()
-		if found && cur.AccessToken != "" && cur.AccessToken != denied {
-			if t, ok := s.storedToken(cur); ok && s.fresh(t) {
-				tok = t
-				if pending {
-					minted = &cur
-				}
-				return minted, nil
-			}
-		}
-		rt := s.seed // first start, or a person configured a new refresh token
-		if found && cur.RefreshToken != "" && cur.SeedHash == s.seedHash {
-			rt = cur.RefreshToken
-		}
-		ans, err := s.redeemWithin(ctx, rt)
-		if err != nil {
-			fail = err
-			return nil, err // nothing redeemed, or Concur refused rt: nothing to store
-		}
-		minted, tok, fail = s.successor(ans, rt, cur)
-		return minted, nil
-	})
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case err == nil:
-		s.unsaved = nil
-		if fail != nil {
-			return nil, fail
-		}
-		return tok, nil
-	case minted != nil:
-		s.unsaved = &unsavedGrant{creds: *minted, over: over}
-		return nil, &batch.Error{Code: batch.CodeInternal,
-			Detail: "could not store the renewed Concur refresh token", Err: err}
-	case fail != nil:
-		return nil, fail // fn's own error, which the store returned (perhaps wrapped)
-	}
-	return nil, storeError(ctx, err)
-}
-
 // redeemWithin redeems rt within the Concur time-out, and within what the refresh budget
 // has left before the commit reserve, through the token endpoint's breaker.
 func (s *tokenSource) redeemWithin(ctx context.Context, rt string) (tokenAnswer, error) {
@@ -142,13 +65,13 @@ func (s *tokenSource) redeemWithin(ctx context.Context, rt string) (tokenAnswer,
 
 // successor is what to store after Concur redeemed rt: always the newest refresh token,
 // and the new access token when the rest of the answer is valid (else err says why not).
-func (s *tokenSource) successor(ans tokenAnswer, rt string, cur store.Credentials) (*store.Credentials, *token, error) {
+func (s *tokenSource) successor(ans tokenAnswer, rt, chainSeed string, cur store.Credentials) (*store.Credentials, *token, error) {
 	t, geo, err := buildToken(ans, s.now(), s.allowHTTPGeo)
 	next := &store.Credentials{
 		RefreshToken:  cmp.Or(ans.RefreshToken, rt), // Concur may or may not rotate it
 		RefreshExpiry: refreshExpiry(ans.RefreshExpiresIn),
 		Geolocation:   geo,
-		SeedHash:      s.seedHash,
+		SeedHash:      chainSeed,
 	}
 	if next.RefreshExpiry.IsZero() && next.RefreshToken == cur.RefreshToken {
 		next.RefreshExpiry = cur.RefreshExpiry // not rotated, and the expiry not repeated

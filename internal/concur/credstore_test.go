@@ -34,8 +34,9 @@ func (m *memCredentials) load(t *testing.T) (store.Credentials, bool) {
 }
 
 // recordingStore is a credential store (in memory, with its real lock) that records every
-// commit and can be told to fail: before fn runs (the store is down), or at the commit
-// after fn answered (fn's answer is then rolled back).
+// commit of a grant (a write that changes a token; not a redeeming marker) and can be told
+// to fail: before fn runs (the store is down), or at the commit of a grant after fn
+// answered (fn's answer is then rolled back).
 type recordingStore struct {
 	mem *memCredentials
 
@@ -70,10 +71,11 @@ func (r *recordingStore) UpdateCredentials(ctx context.Context, fn func(store.Cr
 	wrote := false
 	c, err := r.mem.UpdateCredentials(ctx, func(cur store.Credentials, found bool) (*store.Credentials, error) {
 		next, err := fn(cur, found)
-		if err == nil && next != nil && failCommit != nil {
+		grant := next != nil && (next.RefreshToken != cur.RefreshToken || next.AccessToken != cur.AccessToken)
+		if err == nil && grant && failCommit != nil {
 			return nil, errCommit // roll back
 		}
-		wrote = next != nil
+		wrote = grant
 		return next, err
 	})
 	if errors.Is(err, errCommit) {

@@ -1,6 +1,7 @@
 package concur
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -40,6 +41,7 @@ type fakeConcur struct {
 	refresh       map[string]bool      // refresh tokens that may be redeemed
 	access        map[string]bool      // access tokens Concur accepts
 	redeemed      []string             // refresh tokens redeemed, in order
+	presented     []string             // every refresh token presented, redeemed or not, in order
 	n             int
 }
 
@@ -109,6 +111,7 @@ func (f *fakeConcur) serveToken(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	rt := r.PostForm.Get("refresh_token")
+	f.presented = append(f.presented, rt)
 	if r.PostForm.Get("grant_type") != "refresh_token" || !f.refresh[rt] {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_grant",
 			"error_description": "Bad or expired refresh token", "code": 108})
@@ -253,6 +256,12 @@ func newClient(t *testing.T, f *fakeConcur, mutate func(*Config)) (*Client, *tes
 	}
 	clock := &testClock{}
 	c.tokens.now = clock.now
+	c.tokens.retryMin, c.tokens.retryMax = 5*time.Millisecond, 50*time.Millisecond
+	t.Cleanup(func() { // ends the background commits of an unsaved grant
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		c.Drain(ctx)
+	})
 	return c, clock
 }
 

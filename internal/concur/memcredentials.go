@@ -32,14 +32,28 @@ func (m *memCredentials) UpdateCredentials(ctx context.Context, fn func(cur stor
 		return store.Credentials{}, ctx.Err()
 	}
 	defer func() { <-m.lock }()
-	next, err := fn(m.cur, m.found)
+	next, err := fn(m.read(), m.found)
 	if err != nil {
 		return store.Credentials{}, err
 	}
 	if next != nil {
 		c := *next
 		c.Version, c.UpdatedAt = m.cur.Version+1, time.Now()
+		switch r := &c.Redeeming; {
+		case r.TokenHash == "":
+			*r = store.Redemption{}
+		case r.Lease > 0:
+			r.Until, r.Lease = time.Now().Add(r.Lease), 0
+		}
 		m.cur, m.found = c, true
 	}
-	return m.cur, nil
+	return m.read(), nil
+}
+
+// read is the stored credentials with the marker's liveness as of now (this process's
+// clock: the only one there is).
+func (m *memCredentials) read() store.Credentials {
+	c := m.cur
+	c.Redeeming.Live = c.Redeeming.TokenHash != "" && time.Now().Before(c.Redeeming.Until)
+	return c
 }

@@ -51,12 +51,21 @@ type tokenSource struct {
 	breaker      *breaker // BreakerToken: around every request to the token endpoint
 	obs          Observer // told of every token request and renewal (observe.go); nil: none
 
+	// Background commits of an unsaved grant (redeem.go): they run under bg, which Drain ends.
+	bg                 context.Context
+	stopBG             context.CancelFunc
+	retryMin, retryMax time.Duration // their back-off
+
 	mu       sync.Mutex
 	cur      *token
 	denied   string // the access token Concur refused last: never adopted from the store again
 	inflight *flight
-	refused  error         // set once Concur refused the refresh token: no point asking again
-	unsaved  *unsavedGrant // a grant the store failed to commit; offered again at the next refresh
+	// refusedHash is the hash of the refresh token Concur refused (invalid_grant), and
+	// refusedErr its error: while the store still holds that token, it is not presented again.
+	refusedHash string
+	refusedErr  error
+	unsaved     *grant // a grant the store failed to commit; committed again in the background
+	retrying    bool   // retryUnsaved is running
 }
 
 // errGrantRefused marks Concur's invalid_grant: the refresh token is dead until a person
@@ -99,10 +108,6 @@ func (s *tokenSource) acquire(ctx context.Context, failed *token) (*token, error
 			s.mu.Unlock()
 			return t, nil
 		}
-		if s.refused != nil {
-			s.mu.Unlock()
-			return nil, s.refused
-		}
 		f := s.startLocked(ctx)
 		s.mu.Unlock()
 		tok, err := s.wait(ctx, f)
@@ -139,8 +144,6 @@ func (s *tokenSource) startLocked(ctx context.Context) *flight {
 		s.mu.Lock()
 		if err == nil {
 			s.cur = tok
-		} else if errors.Is(err, errGrantRefused) {
-			s.refused = err
 		}
 		s.inflight = nil
 		f.tok, f.err = tok, err
@@ -150,19 +153,36 @@ func (s *tokenSource) startLocked(ctx context.Context) *flight {
 	return f
 }
 
-// drain waits for the refresh in flight, if any, to end (commit or fail), or for ctx.
+// drain waits for the refresh in flight, if any, to end (commit or fail), then commits an
+// unsaved grant, trying again with back-off until ctx ends, and stops the background
+// commits. A grant still unsaved then is lost with the process: the error says so.
 func (s *tokenSource) drain(ctx context.Context) error {
+	defer s.stopBG()
 	s.mu.Lock()
 	f := s.inflight
 	s.mu.Unlock()
-	if f == nil {
-		return nil
+	if f != nil {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	select {
-	case <-f.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	wait := s.retryMin
+	for {
+		s.mu.Lock()
+		g := s.unsaved
+		s.mu.Unlock()
+		if g == nil {
+			return nil
+		}
+		if _, _, err := s.commit(ctx, g); err == nil {
+			continue
+		}
+		if !sleep(ctx, wait) {
+			return errors.New("concur: a renewed refresh token could not be stored before shutdown")
+		}
+		wait = min(2*wait, s.retryMax)
 	}
 }
 
