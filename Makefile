@@ -131,6 +131,10 @@ openapi-check: ## Fail when the committed spec differs from the annotations
 	if ! diff -ru openapi $$tmp; then echo "openapi/ is stale: run 'make openapi' and commit the result"; exit 1; fi; \
 	echo "openapi/ matches the annotations"
 
+.PHONY: soak
+soak: ## Run the fault-injected model test of the close for longer (MODEL_RUNS sequences per store, default 500)
+	MODEL_RUNS=$${MODEL_RUNS:-500} go test -race -count=1 -timeout=0 -run 'TestModel' -v ./internal/batch | grep -v '^=== '
+
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZ_TIME each
 	@set -e; for pkg in $$(go list ./...); do \

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(cfg, stdout)
 	log.Info().Str("version", version).Object("config", cfg).Msg("starting")
 
-	st, err := openStore(ctx, cfg, log)
+	st, sealer, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -91,19 +92,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("GATEWAY_IDEMPOTENCY_TTL (%v) must outlast the longest close (%v, from CONCUR_TIMEOUT): "+
 			"a key must not expire while its close runs", cfg.IdempotencyTTL, lease)
 	}
-	svc := batch.NewService(up, batch.ObserveCloses(st, tel.metrics), batch.Options{
+	svc := batch.NewService(up, st, batch.Options{
 		BatchListMinInterval: cfg.BatchListMinInterval, CloseLease: lease, SettleDelay: cfg.ConcurTimeout,
-		Observer: tel.metrics,
+		Observer: tel.metrics, Seal: sealer,
 	})
-	bgCtx, stopBackground := context.WithCancel(ctx) // background work ends with run
+	tel.metrics.WatchUnrecorded(svc.Unrecorded)
+	bgCtx, stopBackground := context.WithCancel(log.WithContext(ctx)) // background work ends with run
 	defer stopBackground()
 	go purgeIdempotencyKeys(bgCtx, st, log)
+	background := make(chan struct{})
+	go func() { defer close(background); svc.Run(bgCtx, finishEvery) }()
 	authn, err := newAuthenticator(bgCtx, cfg, log)
 	if err != nil {
 		return err
 	}
 
 	ready := httpapi.NewReadiness(st, up, cfg.ReadyConcurGrace)
+	ready.Unrecorded = svc.Unrecorded
 	admin := httpapi.Admin{Ready: ready, Metrics: tel.metrics.Handler()}
 	adminSrv, err := serveAdmin(cfg, log, admin) // before the main listener: its line comes first
 	if err != nil {
@@ -155,8 +160,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		failed = fmt.Errorf("serve admin: %w", err)
 	case <-ctx.Done():
 	}
-	return errors.Join(failed, shutdown(ctx, cfg, log, srv, serveErr, adminSrv, ready, up))
+	err = shutdown(ctx, cfg, log, srv, serveErr, adminSrv, ready, up)
+	stopBackground()
+	<-background
+	// Close outcomes the store refused so far: stored now, or logged sealed.
+	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), 2*cfg.ConcurTimeout)
+	defer cancelDrain()
+	if derr := svc.Drain(log.WithContext(drainCtx)); derr != nil {
+		log.Error().Err(derr).Msg("close outcomes left unrecorded: their sealed records are in this log")
+	}
+	return errors.Join(failed, err)
 }
+
+// finishEvery is how often the finisher of asynchronous closes looks for due batches.
+const finishEvery = time.Second
 
 // shutdown stops the servers, letting in-flight closes finish within the grace period,
 // then lets a detached token refresh commit. It always runs to its end, whatever fails on
@@ -202,19 +219,19 @@ func closeBudget(concurTimeout time.Duration) time.Duration { return 15 * concur
 
 // openStore opens SQLite in the data directory, or PostgreSQL, with the key that encrypts
 // the stored tokens: GATEWAY_SECRET_KEY, or one generated into the data directory.
-func openStore(ctx context.Context, cfg config.Config, log zerolog.Logger) (store.Store, error) {
+func openStore(ctx context.Context, cfg config.Config, log zerolog.Logger) (store.Store, func([]byte) (string, error), error) {
 	var key []byte
 	if cfg.SecretKey != "" {
 		k, err := secretbox.ParseKey(cfg.SecretKey.Reveal())
 		if err != nil {
-			return nil, fmt.Errorf("GATEWAY_SECRET_KEY: %w", err)
+			return nil, nil, fmt.Errorf("GATEWAY_SECRET_KEY: %w", err)
 		}
 		key = k
 	} else {
 		path := filepath.Join(cfg.DataDir, "secret.key")
 		k, created, err := secretbox.LoadOrCreateKeyFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("secret key: %w", err)
+			return nil, nil, fmt.Errorf("secret key: %w", err)
 		}
 		key = k
 		ev := log.Warn().Str("keyFile", path)
@@ -230,10 +247,28 @@ func openStore(ctx context.Context, cfg config.Config, log zerolog.Logger) (stor
 	defer cancel()
 	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL.Reveal(), DataDir: cfg.DataDir, Key: key})
 	if err != nil {
-		return nil, fmt.Errorf("open the %s store: %w", cfg.StoreKind(), err)
+		return nil, nil, fmt.Errorf("open the %s store: %w", cfg.StoreKind(), err)
 	}
 	log.Info().Str("store", cfg.StoreKind()).Msg("store ready")
-	return st, nil
+	box, err := secretbox.New(key)
+	if err != nil {
+		_ = st.Close()
+		return nil, nil, fmt.Errorf("secret key: %w", err)
+	}
+	return st, sealWith(box), nil
+}
+
+// sealWith seals a record for the log with the secret key (base64 of secretbox's
+// AES-GCM): the last resort for a close outcome the store cannot take. Recover one with
+// the key: secretbox.Open(sealed, []byte("close-record")).
+func sealWith(box *secretbox.Box) func([]byte) (string, error) {
+	return func(plain []byte) (string, error) {
+		sealed, err := box.Seal(plain, []byte("close-record"))
+		if err != nil {
+			return "", err
+		}
+		return base64.StdEncoding.EncodeToString(sealed), nil
+	}
 }
 
 // purgeIdempotencyKeys forgets expired idempotency keys every hour until ctx ends.

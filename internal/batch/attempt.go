@@ -2,8 +2,6 @@ package batch
 
 import (
 	"time"
-
-	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 // Attempt is one recorded attempt to close a batch: the audit trail's entry.
@@ -23,19 +21,19 @@ type Attempt struct {
 	Result         CloseResult // what Concur answered, for a closed attempt
 }
 
-func attemptOf(c store.Close) Attempt {
+func attemptOf(c Close) Attempt {
 	a := Attempt{
 		ID: c.ID, BatchID: c.BatchID, Caller: c.Caller, RequestID: c.RequestID, IdempotencyKey: c.IdempotencyKey,
 		Regenerate: c.Regenerate, StartedAt: c.StartedAt, EndedAt: c.EndedAt, Outcome: string(c.Outcome),
 		UpstreamStatus: c.UpstreamStatus, Code: c.ErrorCode, Detail: c.Detail,
 	}
-	if c.Outcome == store.OutcomeClosed {
+	if c.Outcome == OutcomeClosed {
 		a.Result = resultOf(c)
 	}
 	return a
 }
 
-func resultOf(c store.Close) CloseResult {
+func resultOf(c Close) CloseResult {
 	return CloseResult{
 		BatchID: c.BatchID, BatchStatus: c.BatchStatus, Status: c.Status, JobQueueKey: c.JobQueueKey, FileURL: c.FileURL,
 		ClosedAt: c.EndedAt,

@@ -1,4 +1,4 @@
-package batch
+package batch_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/heappeak"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 )
@@ -28,13 +29,13 @@ func BenchmarkLookup(b *testing.B) {
 			defer st.Close()
 			ids := seedStore(b, st, n)
 			order := rand.New(rand.NewPCG(1, 2)).Perm(n)
-			d := &directory{st: st, now: time.Now} // every lookup hits: no Upstream is needed
+			lookup := batch.DirectoryLookup(nil, st) // every lookup hits: no Upstream is needed
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
 				id := ids[order[i%n]]
 				i++
-				got, err := d.lookup(b.Context(), id)
+				got, err := lookup(b.Context(), id)
 				if err != nil || got.ID != id || got.Status != store.StatusOpen {
 					b.Fatalf("lookup(%s) = %+v, %v", id, got, err)
 				}
@@ -49,7 +50,7 @@ func seedStore(b *testing.B, st store.Store, n int) []string {
 	b.Helper()
 	rng := rand.New(rand.NewPCG(3, 4))
 	ids := make([]string, n)
-	chunk := make([]store.Batch, 0, listChunk)
+	chunk := make([]store.Batch, 0, batch.ListChunk)
 	seen := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	for i := range n {
 		ids[i] = fmt.Sprintf("%08X-%04X-4%03X-%04X-%012X", rng.Uint32(), rng.Uint32()&0xFFFF,
@@ -85,7 +86,7 @@ func BenchmarkRefresh(b *testing.B) {
 			}
 			defer st.Close()
 			up := &genUp{n: n}
-			d := &directory{up: up, st: st, now: time.Now}
+			fetch := batch.DirectoryFetch(up, st)
 			var peak uint64
 			b.ReportAllocs()
 			for b.Loop() {
@@ -93,7 +94,7 @@ func BenchmarkRefresh(b *testing.B) {
 				hp := heappeak.Start()
 				up.hook = hp.Sample
 				b.StartTimer()
-				_, err := d.fetch(b.Context(), true)
+				err := fetch(b.Context())
 				b.StopTimer()
 				peak = max(peak, hp.Stop())
 				if err != nil || up.handed != n {
@@ -116,14 +117,14 @@ type genUp struct {
 	hook   func() // called every 1000 summaries, on the refreshing goroutine
 }
 
-func (u *genUp) ListBatches(_ context.Context, s ListStatus, fn func(Summary) error) error {
-	if s != ListOpen {
+func (u *genUp) ListBatches(_ context.Context, s batch.ListStatus, fn func(batch.Summary) error) error {
+	if s != batch.ListOpen {
 		return nil
 	}
 	u.handed = 0
 	for i := range u.n {
 		id := genID(i)
-		if err := fn(Summary{ID: id, Name: "Expense Pay US " + strconv.Itoa(i), Total: "1289.40",
+		if err := fn(batch.Summary{ID: id, Name: "Expense Pay US " + strconv.Itoa(i), Total: "1289.40",
 			Currency: "USD", Count: "7", Type: "Employee", PaymentMethod: "Expense Pay by SAP Concur",
 			URL: "https://us.api.concursolutions.com/api/expense/paymentbatch/v1.1/batch/" +
 				strings.Repeat(id[:8], 12) + "$x$y"}); err != nil {
@@ -136,9 +137,9 @@ func (u *genUp) ListBatches(_ context.Context, s ListStatus, fn func(Summary) er
 	return nil
 }
 
-func (*genUp) CloseBatch(context.Context, string) (CloseResult, error)      { panic("no close") }
-func (*genUp) CloseBatchAsync(context.Context, string) (CloseResult, error) { panic("no close") }
-func (*genUp) OpenFile(context.Context, string) (*File, error)              { panic("no file") }
+func (*genUp) CloseBatch(context.Context, string) (batch.CloseResult, error)      { panic("no close") }
+func (*genUp) CloseBatchAsync(context.Context, string) (batch.CloseResult, error) { panic("no close") }
+func (*genUp) OpenFile(context.Context, string) (*batch.File, error)              { panic("no file") }
 
 // genID is the i-th generated BatchID, GUID-shaped.
 func genID(i int) string { return fmt.Sprintf("6F1C2A9E-3B7D-4E58-9A41-%012X", i) }

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
-
-	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 // directory maps plain BatchIDs to the batches the store keeps (and so to their encrypted
@@ -61,9 +59,9 @@ func (d *directory) current(ctx context.Context) (Freshness, error) {
 }
 
 // lookup returns the stored batch, refreshing the list once on a miss.
-func (d *directory) lookup(ctx context.Context, id string) (store.Batch, error) {
+func (d *directory) lookup(ctx context.Context, id string) (Batch, error) {
 	b, err := d.st.GetBatch(ctx, id)
-	if !errors.Is(err, store.ErrNotFound) {
+	if !errors.Is(err, ErrNotStored) {
 		if err == nil {
 			d.observe().BatchLookup(true)
 		}
@@ -71,11 +69,11 @@ func (d *directory) lookup(ctx context.Context, id string) (store.Batch, error) 
 	}
 	d.observe().BatchLookup(false)
 	if err := d.refresh(ctx, time.Time{}); err != nil {
-		return store.Batch{}, err
+		return Batch{}, err
 	}
 	b, err = d.st.GetBatch(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Batch{}, Errorf(CodeBatchNotFound, "batch %s is not in Concur's batch list", id)
+	if errors.Is(err, ErrNotStored) {
+		return Batch{}, Errorf(CodeBatchNotFound, "batch %s is not in Concur's batch list", id)
 	}
 	return b, storeError(err)
 }
@@ -144,7 +142,7 @@ func (d *directory) fetch(ctx context.Context, force bool) (any, error) {
 // entry never downgrades CLOSED). Entries of a list tried again from its start (see
 // Upstream) are upserted again: the last one wins, as for an ID listed twice.
 func (d *directory) storeList(ctx context.Context, status ListStatus) error {
-	chunk := make([]store.Batch, 0, listChunk)
+	chunk := make([]Batch, 0, listChunk)
 	flush := func() error {
 		if len(chunk) == 0 {
 			return nil
@@ -160,7 +158,7 @@ func (d *directory) storeList(ctx context.Context, status ListStatus) error {
 		if s.ID == "" || s.URL == "" {
 			return nil
 		}
-		chunk = append(chunk, store.Batch{
+		chunk = append(chunk, Batch{
 			ID: s.ID, URL: s.URL, Name: s.Name, Total: s.Total, Currency: s.Currency, Count: s.Count,
 			Type: s.Type, PaymentMethod: s.PaymentMethod, Status: string(status),
 		})
@@ -178,7 +176,7 @@ func (d *directory) storeList(ctx context.Context, status ListStatus) error {
 // listChunk is how many batches of a list one upsert carries: one transaction of the
 // store each, so a refresh holds at most this many batches in memory, and holds the
 // SQLite write lock for one chunk at a time rather than for the whole list.
-const listChunk = 10 * store.UpsertChunk
+const listChunk = 5000
 
 func firstError(errs []error) error {
 	if len(errs) == 0 {

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/go-playground/validator/v10"
-
-	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 // Info is what the gateway tells callers about a batch: everything it knows but the
@@ -137,7 +135,7 @@ func (s *Service) List(ctx context.Context, req ListRequest) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
-	rows, err := s.st.ListBatches(ctx, store.BatchQuery{
+	rows, err := s.st.ListBatches(ctx, BatchQuery{
 		Status: f.Status, Currency: f.Currency, PaymentMethod: f.PaymentMethod, Type: f.Type,
 		After: after, Limit: limit + 1, // one more tells whether another page follows
 	})
@@ -170,9 +168,9 @@ func (s *Service) Get(ctx context.Context, id string) (Detail, error) {
 	}
 	b, err := s.st.GetBatch(ctx, id)
 	switch {
-	case errors.Is(err, store.ErrNotFound) && fresh.Stale != nil:
+	case errors.Is(err, ErrNotStored) && fresh.Stale != nil:
 		return Detail{}, fresh.Stale
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, ErrNotStored):
 		return Detail{}, Errorf(CodeBatchNotFound, "batch %s is not in Concur's batch lists", id)
 	case err != nil:
 		return Detail{}, storeError(err)
@@ -189,9 +187,18 @@ func (s *Service) Get(ctx context.Context, id string) (Detail, error) {
 	return d, nil
 }
 
-func infoOf(b store.Batch) Info {
+func infoOf(b Batch) Info {
 	return Info{
 		ID: b.ID, Name: b.Name, Total: b.Total, Currency: b.Currency, Count: b.Count, Type: b.Type,
-		PaymentMethod: b.PaymentMethod, Status: b.Status, FirstSeen: b.FirstSeen, LastSeen: b.LastSeen,
+		PaymentMethod: b.PaymentMethod, Status: statusOf(b), FirstSeen: b.FirstSeen, LastSeen: b.LastSeen,
 	}
+}
+
+// statusOf is the batch's status as callers see it: CLOSED once the gateway closed it,
+// else what Concur's lists last said.
+func statusOf(b Batch) string {
+	if b.Close.State == StateClosed {
+		return StatusClosed
+	}
+	return b.Status
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/concur"
 	"github.com/finplat/payment-batch-gateway/internal/concursim"
-	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 // recorder is a batch.Observer that counts what it is told.
@@ -57,7 +56,7 @@ func (r *recorder) snapshot() map[string]int {
 
 // The directory tells its Observer every lookup (hit: from the store; miss: it caused or
 // joined a refresh) and every refresh it fetched (not those answered from the last fetch
-// within the interval); ObserveCloses tells it the outcome of every recorded attempt.
+// within the interval), and the outcome of every recorded attempt.
 func TestObserverSeesLookupsRefreshesAndCloseOutcomes(t *testing.T) {
 	t.Parallel()
 	sim, err := concursim.New(concursim.Options{ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh"})
@@ -77,7 +76,7 @@ func TestObserverSeesLookupsRefreshesAndCloseOutcomes(t *testing.T) {
 	t.Cleanup(up.CloseIdleConnections)
 	rec := &recorder{}
 	clk := &clock{now: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
-	svc := batch.NewService(up, batch.ObserveCloses(openStore(t), rec),
+	svc := batch.NewService(up, openStore(t),
 		batch.Options{BatchListMinInterval: time.Minute, Now: clk.Now, Observer: rec})
 	ctx := context.Background()
 	const cardBatch, emptyBatch = "b7e2d4f0-9c1a-4a3e-8f6d-2e5c7a9b1d04", "c0ffee00-1d2e-4f3a-9b8c-7d6e5f4a3b2c"
@@ -125,36 +124,5 @@ func TestObserverSeesLookupsRefreshesAndCloseOutcomes(t *testing.T) {
 		if diff := cmp.Diff(want, rec.snapshot()); diff != "" {
 			t.Fatalf("after %q, observed (-want +got):\n%s", s.name, diff)
 		}
-	}
-}
-
-// An attempt recorded as refused without being begun (close_in_progress) is observed; an
-// end the store could not record is not.
-func TestObserveClosesCountsWhatTheStoreRecorded(t *testing.T) {
-	t.Parallel()
-	st := openStore(t)
-	if got := batch.ObserveCloses(st, nil); got != st {
-		t.Errorf("ObserveCloses(st, nil) = %T, want st itself", got)
-	}
-	rec := &recorder{}
-	obs := batch.ObserveCloses(st, rec)
-	ctx := context.Background()
-	now := time.Now()
-	if err := st.UpsertBatches(ctx, []store.Batch{{ID: "b-1", URL: "https://h/b-1", Status: store.StatusOpen}}, now); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := obs.RecordClose(ctx, store.Close{BatchID: "b-1", StartedAt: now, EndedAt: now,
-		Outcome: store.OutcomeRefused, ErrorCode: string(batch.CodeCloseInProgress)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := obs.FinishClose(ctx, store.Close{ID: 4711, BatchID: "b-1", EndedAt: now, Outcome: store.OutcomeClosed}); err == nil {
-		t.Fatal("FinishClose of an attempt that does not exist succeeded")
-	}
-	if _, err := obs.RecordClose(ctx, store.Close{BatchID: "no-such-batch", StartedAt: now, EndedAt: now,
-		Outcome: store.OutcomeRefused}); err == nil {
-		t.Fatal("RecordClose of an unknown batch succeeded")
-	}
-	if diff := cmp.Diff(map[string]int{"close refused": 1}, rec.snapshot()); diff != "" {
-		t.Errorf("observed (-want +got):\n%s", diff)
 	}
 }

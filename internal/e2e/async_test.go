@@ -27,7 +27,7 @@ func TestAsyncCloseThroughToTheFile(t *testing.T) {
 	}
 	// Scheduled: a second close (async or not) would regenerate the file once the job ran.
 	for _, h := range []map[string]string{nil, async} {
-		if r := do(t, "POST", closeURL, h); r.Status != 409 || decode[api.Problem](t, r).Code != "batch_already_closed" {
+		if r := do(t, "POST", closeURL, h); r.Status != 409 || decode[api.Problem](t, r).Code != "close_in_progress" {
 			t.Fatalf("second close: %d %s", r.Status, r.Body)
 		}
 	}
@@ -47,9 +47,16 @@ func TestAsyncCloseThroughToTheFile(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	for range 2 {
+	// The gateway's finisher obtains the File-Url on its own once the job ran; reads
+	// never close: until then the download answers file_not_ready.
+	for n := 0; n < 2; {
 		r := do(t, "GET", s.gw.URL+"/batches/"+employeeBatch+"/file", nil)
-		if r.Status != 200 || len(r.Body) == 0 {
+		switch {
+		case r.Status == 200 && len(r.Body) > 0:
+			n++
+		case r.Status == 409 && decode[api.Problem](t, r).Code == "file_not_ready" && time.Now().Before(deadline):
+			time.Sleep(250 * time.Millisecond)
+		default:
 			t.Fatalf("file after the job ran: %d %s", r.Status, r.Body)
 		}
 	}

@@ -73,6 +73,10 @@ type ReadinessReport struct {
 	Status string          `json:"status" enums:"ready,not_ready,shutting_down" example:"ready"`
 	Store  *ReadinessCheck `json:"store,omitempty"`
 	Concur *ReadinessCheck `json:"concur,omitempty"`
+	// UnrecordedCloses is how many close outcomes Concur produced that this replica has
+	// not stored yet (it keeps trying; they are in its log, sealed). Not zero calls for
+	// an operator when it lasts.
+	UnrecordedCloses int `json:"unrecordedCloses,omitempty" example:"0"`
 }
 
 // ReadinessCheck is one dependency's state.
@@ -130,6 +134,9 @@ type Readiness struct {
 	timeout time.Duration
 	now     func() time.Time
 
+	// Unrecorded, when set, counts the close outcomes not stored yet (batch.Service.Unrecorded).
+	Unrecorded func() int
+
 	stopping atomic.Bool
 
 	mu           sync.Mutex
@@ -163,6 +170,9 @@ func (rd *Readiness) Check(ctx context.Context) ReadinessReport {
 	wg.Wait()
 
 	rep := ReadinessReport{Status: statusReady, Store: &ReadinessCheck{Status: checkOK}, Concur: &ReadinessCheck{Status: checkOK}}
+	if rd.Unrecorded != nil {
+		rep.UnrecordedCloses = rd.Unrecorded()
+	}
 	if storeErr != nil {
 		rep.Status = statusNotReady
 		rep.Store = &ReadinessCheck{Status: checkDown, Code: string(batch.CodeStoreUnavailable)}

@@ -137,8 +137,7 @@ func serveClaimed(st IdempotencyStore, next http.Handler, w http.ResponseWriter,
 	next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), idemKeyCtx, rec.Key)))
 
 	var err error
-	regenerate := r.URL.Query().Get("regenerate") == "true"
-	if final(rw.status, batch.ErrorCode(outcomeFrom(r.Context()).err), regenerate) && !rw.overflow {
+	if final(rw.status, batch.ErrorCode(outcomeFrom(r.Context()).err), w.Header().Get("Retry-After")) && !rw.overflow {
 		rec.State, rec.Status, rec.Body = store.IdempotencyDone, rw.status, rw.body.Bytes()
 		rec.ContentType, rec.RetryAfter = w.Header().Get("Content-Type"), w.Header().Get("Retry-After")
 		err = st.CompleteIdempotencyKey(ctx, rec)
@@ -152,21 +151,17 @@ func serveClaimed(st IdempotencyStore, next http.Handler, w http.ResponseWriter,
 	return nil
 }
 
-// final reports whether an answer is the request's definitive one. Answers that invite a
-// retry are not, unless the request was a regeneration whose close may have reached
-// Concur: nothing would stop its retry from regenerating the file again.
-func final(status int, code batch.Code, regenerate bool) bool {
-	if regenerate {
-		switch code {
-		case batch.CodeUpstreamTimeout, batch.CodeUpstreamUnreachable, batch.CodeUpstreamBadResponse:
-			return true
-		}
-	}
+// final reports whether an answer is the request's definitive one, the only kind a key
+// records. Answers that invite a retry are not: no answer (the caller hung up before one
+// was written), 5xx, 429, anything with a Retry-After, and the codes that say "not now".
+// A retry then runs through the domain, which finds the attempt the key already made
+// (batch.Service.Close) and answers with its outcome instead of closing again.
+func final(status int, code batch.Code, retryAfter string) bool {
 	switch {
-	case status == 0, status >= 500, status == http.StatusTooManyRequests:
+	case status < 200, status >= 500, status == http.StatusTooManyRequests, retryAfter != "":
 		return false
-	case code == batch.CodeCloseInProgress, code == batch.CodeIdemKeyInUse, code == batch.CodeStoreUnavailable,
-		code == batch.CodeBatchNotClosable: // Concur says: try again later
+	case code == batch.CodeCloseInProgress, code == batch.CodeCloseOutcomeUnknown, code == batch.CodeIdemKeyInUse,
+		code == batch.CodeStoreUnavailable, code == batch.CodeBatchNotClosable: // try again later
 		return false
 	}
 	return true

@@ -8,10 +8,17 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
 const batchColumns = `id, url, name, total, currency, batch_count, batch_type, payment_method,
 	status, first_seen, last_seen`
+
+// batchRead is what a read of a batch selects: its columns, its close state, and the
+// database's clock at the read.
+const batchRead = batchColumns + `, close_state, close_version, close_prev, close_attempt,
+	close_lease_until, settle_until, check_at, file_close, now_us()`
 
 // UpsertChunk is how many batches one INSERT of UpsertBatches carries (11 parameters
 // each: well under both databases' limits on parameters). A caller that streams batches
@@ -156,7 +163,7 @@ func (s *sqlStore) listBatchesSQL(q BatchQuery) (string, []any) {
 		where = append(where, "id"+s.d.byteOrder+" > ?")
 		args = append(args, q.After)
 	}
-	query := "SELECT " + batchColumns + " FROM batches"
+	query := "SELECT " + batchRead + " FROM batches"
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -164,21 +171,26 @@ func (s *sqlStore) listBatchesSQL(q BatchQuery) (string, []any) {
 	return s.q(query), append(args, min(q.Limit, MaxListBatches))
 }
 
-// SetBatchStatus sets a known batch's status, or returns ErrNotFound.
+func scanBatch(row scanner) (Batch, error) {
+	var (
+		b                                   Batch
+		first, last, lease, settle, chk, at int64
+		state, prev                         string
+	)
+	c := &b.Close
+	err := row.Scan(&b.ID, &b.URL, &b.Name, &b.Total, &b.Currency, &b.Count, &b.Type,
+		&b.PaymentMethod, &b.Status, &first, &last,
+		&state, &c.Version, &prev, &c.Attempt, &lease, &settle, &chk, &c.FileClose, &at)
+	b.FirstSeen, b.LastSeen = fromMicros(first), fromMicros(last)
+	c.State, c.Prev = batch.State(state), batch.State(prev)
+	c.LeaseUntil, c.SettleUntil, c.CheckAt, c.Now = fromMicros(lease), fromMicros(settle), fromMicros(chk), fromMicros(at)
+	return b, err
+}
+
+// SetBatchStatus sets a known batch's list status, or returns ErrNotFound.
 func (s *sqlStore) SetBatchStatus(ctx context.Context, id, status string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE batches SET status = ? WHERE id = ?"), status, id)
 		return wrap("set batch status", oneRow(res, err))
 	})
-}
-
-func scanBatch(row scanner) (Batch, error) {
-	var (
-		b           Batch
-		first, last int64
-	)
-	err := row.Scan(&b.ID, &b.URL, &b.Name, &b.Total, &b.Currency, &b.Count, &b.Type,
-		&b.PaymentMethod, &b.Status, &first, &last)
-	b.FirstSeen, b.LastSeen = fromMicros(first), fromMicros(last)
-	return b, err
 }

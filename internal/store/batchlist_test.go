@@ -147,7 +147,7 @@ func testListBatchesLeftList(t *testing.T, h *harness) {
 	mustUpsert(t, s, at(0), a, b, c)
 	mustUpsert(t, s, at(time.Hour), b) // A and C left the lists
 	want := []store.Batch{withSeen(a, at(0), at(0)), withSeen(b, at(0), at(time.Hour)), withSeen(c, at(0), at(0))}
-	if diff := cmp.Diff(want, mustListBatches(t, s, store.BatchQuery{Limit: 10})); diff != "" {
+	if diff := cmp.Diff(want, mustListBatches(t, s, store.BatchQuery{Limit: 10}), ignoreClose); diff != "" {
 		t.Errorf("list (-want +got):\n%s", diff)
 	}
 	if got := ids(mustListBatches(t, s, store.BatchQuery{Status: store.StatusOpen, Limit: 10})); !slices.Equal(got, []string{"B", "C"}) {

@@ -24,105 +24,119 @@ const (
 // MaxListCloses caps ListCloses's limit.
 const MaxListCloses = 1000
 
-// crashedDetail explains an attempt whose lease expired while it was in progress.
-const crashedDetail = "the gateway stopped mid-close (its lease expired before the attempt ended): " +
-	"the close may or may not have reached Concur"
-
-// BeginClose records c as in progress. Exclusion rests on a unique index over the
-// in-progress attempts of a batch, so it holds across processes: a concurrent BeginClose
-// of the same batch fails on it and gets ErrCloseInProgress. The expired attempts marked
-// unknown get EndedAt = c.StartedAt (when the gateway learned of their end) and a Detail.
-func (s *sqlStore) BeginClose(ctx context.Context, c Close) (Begun, error) {
+// Apply applies the change in one transaction: the attempt Begin inserted, the attempt
+// End ended, the close state compared on its version and set. It returns the batch as it
+// then is and the attempt written (Begin's, else End's).
+func (s *sqlStore) Apply(ctx context.Context, c Change) (Batch, Close, error) {
 	if c.BatchID == "" {
-		return Begun{}, errors.New("store: begin close: no batch ID")
+		return Batch{}, Close{}, errors.New("store: apply: no batch ID")
 	}
-	if c.StartedAt.IsZero() || !c.LeaseUntil.After(c.StartedAt) {
-		return Begun{}, errors.New("store: begin close: a lease must end after the attempt starts")
-	}
-	c = normalClose(c)
-	c.Outcome, c.EndedAt = OutcomeInProgress, time.Time{}
-	var begun Begun
+	var (
+		b   Batch
+		out Close
+	)
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		b, err := s.getBatch(ctx, tx, c.BatchID)
-		if err != nil {
-			return err
+		if c.To == nil { // no compare-and-set to find an unknown batch
+			if _, err := s.getBatch(ctx, tx, c.BatchID); err != nil {
+				return err
+			}
 		}
-		_, err = s.exec(ctx, tx, expireInProgressSQL,
-			string(OutcomeUnknown), micros(c.StartedAt), crashedDetail,
-			c.BatchID, string(OutcomeInProgress), micros(c.StartedAt))
-		if err != nil {
-			return err
+		if c.Begin != nil {
+			att := normalClose(*c.Begin)
+			att.BatchID = c.BatchID
+			if att.Outcome == "" {
+				return errors.New("store: apply: an attempt without an outcome")
+			}
+			if att.Outcome != OutcomeInProgress {
+				att.LeaseUntil = time.Time{}
+			}
+			id, err := s.insertClose(ctx, tx, att)
+			if s.d.isUnique(err) {
+				return ErrStateChanged // another attempt of the batch is in progress
+			} else if err != nil {
+				return err
+			}
+			att.ID = id
+			out = att
 		}
-		if c.ID, err = s.insertClose(ctx, tx, c); s.d.isUnique(err) {
-			return ErrCloseInProgress
-		} else if err != nil {
-			return err
+		if c.End != nil {
+			end := normalClose(*c.End)
+			end.BatchID, end.LeaseUntil = c.BatchID, time.Time{}
+			if end.Outcome == OutcomeInProgress || end.Outcome == "" {
+				return fmt.Errorf("store: apply: outcome %q does not end an attempt", end.Outcome)
+			}
+			res, err := s.exec(ctx, tx, endCloseSQL, string(end.Outcome), micros(end.EndedAt), end.UpstreamStatus,
+				end.ErrorCode, end.Detail, end.BatchStatus, end.Status, end.JobQueueKey, end.FileURL, end.ID, c.BatchID)
+			if err := oneRow(res, err); err != nil {
+				return err
+			}
+			if c.Begin == nil {
+				out = end
+			}
 		}
-		begun = Begun{Attempt: c, Batch: b}
-		if begun.LastDecisive, err = s.lastClose(ctx, tx, c.BatchID,
-			OutcomeClosed, OutcomeFailed, OutcomeUnknown); err != nil {
-			return err
-		}
-		if d := begun.LastDecisive; d != nil && d.Outcome == OutcomeClosed {
-			// The latest decisive attempt closed the batch: it is the latest closed one too.
-			lastClosed := *d
-			begun.LastClosed = &lastClosed
-			return nil
-		}
-		begun.LastClosed, err = s.lastClose(ctx, tx, c.BatchID, OutcomeClosed)
-		return err
-	})
-	if err != nil {
-		return Begun{}, wrap("begin close", err)
-	}
-	return begun, nil
-}
-
-// FinishClose ends attempt c.ID. It ends it even when it was already marked unknown
-// (its lease expired first): what really happened is worth more. ErrNotFound when there
-// is no attempt c.ID.
-func (s *sqlStore) FinishClose(ctx context.Context, c Close) error {
-	if c.Outcome == OutcomeInProgress || c.Outcome == "" {
-		return fmt.Errorf("store: finish close: outcome %q does not end an attempt", c.Outcome)
-	}
-	c = normalClose(c)
-	return wrap("finish close", s.write(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, finishCloseSQL,
-			string(c.Outcome), micros(c.EndedAt), c.UpstreamStatus, c.ErrorCode, c.Detail, c.BatchStatus,
-			c.Status, c.JobQueueKey, c.FileURL, c.ID)
-		if err := oneRow(res, err); err != nil || !c.closesBatch() {
-			return err
-		}
-		_, err = s.exec(ctx, tx, markBatchClosedSQL, StatusClosed, c.ID)
-		return err
-	}))
-}
-
-// closesBatch reports whether the finished attempt c shows its batch closed: outcome closed
-// with a File-Url or Concur's BatchStatus CLOSED. An accepted asynchronous close has
-// neither: the batch is closed when Concur's job has run, which its batch list tells.
-func (c Close) closesBatch() bool {
-	return c.Outcome == OutcomeClosed && (c.FileURL != "" || c.BatchStatus == StatusClosed)
-}
-
-// RecordClose inserts a finished attempt; the batch must exist (ErrNotFound otherwise).
-func (s *sqlStore) RecordClose(ctx context.Context, c Close) (Close, error) {
-	if c.Outcome == OutcomeInProgress || c.Outcome == "" {
-		return Close{}, fmt.Errorf("store: record close: outcome %q is not an ended attempt (use BeginClose)", c.Outcome)
-	}
-	c = normalClose(c)
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := s.getBatch(ctx, tx, c.BatchID); err != nil {
-			return err
+		if c.To != nil {
+			to := *c.To
+			if c.Begin != nil {
+				to.Attempt, to.LeaseUntil = out.ID, out.LeaseUntil
+			}
+			res, err := s.exec(ctx, tx, setStateSQL, string(to.State), string(to.Prev), to.Attempt,
+				micros(to.LeaseUntil), micros(to.SettleUntil), micros(to.CheckAt), to.FileClose, c.BatchID, c.From)
+			if err := oneRow(res, err); errors.Is(err, ErrNotFound) {
+				if _, err := s.getBatch(ctx, tx, c.BatchID); err != nil {
+					return err
+				}
+				return ErrStateChanged
+			} else if err != nil {
+				return err
+			}
 		}
 		var err error
-		c.ID, err = s.insertClose(ctx, tx, c)
+		b, err = s.getBatch(ctx, tx, c.BatchID)
 		return err
 	})
 	if err != nil {
-		return Close{}, wrap("record close", err)
+		return Batch{}, Close{}, wrap("apply", err)
 	}
-	return c, nil
+	return b, out, nil
+}
+
+// GetClose returns the attempt, or ErrNotFound.
+func (s *sqlStore) GetClose(ctx context.Context, id int64) (Close, error) {
+	c, err := scanClose(s.queryRow(ctx, s.db, getCloseSQL, id))
+	return c, wrap("get close", err)
+}
+
+// CloseByKey returns the caller's latest attempt on the batch with the idempotency key
+// that reached or may have reached Concur (closed, unknown or in progress).
+func (s *sqlStore) CloseByKey(ctx context.Context, batchID, caller, key string) (Close, error) {
+	c, err := scanClose(s.db.QueryRowContext(ctx, s.q("SELECT "+closeColumns+` FROM closes
+		WHERE batch_id = ? AND caller = ? AND idempotency_key = ? AND outcome IN (?, ?, ?)
+		ORDER BY id DESC LIMIT 1`), batchID, caller, key,
+		string(OutcomeClosed), string(OutcomeUnknown), string(OutcomeInProgress)))
+	return c, wrap("close by key", err)
+}
+
+// DueScheduled returns batches the finisher has work for: scheduled ones due for a look
+// at the list, unknown ones past their settle time, closings whose lease expired.
+func (s *sqlStore) DueScheduled(ctx context.Context, limit int) ([]Batch, error) {
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+batchRead+` FROM batches
+		WHERE (close_state = 'scheduled' AND check_at <= now_us())
+		   OR (close_state = 'unknown' AND settle_until <= now_us())
+		   OR (close_state = 'closing' AND close_lease_until <= now_us())
+		ORDER BY check_at LIMIT ?`), limit)
+	if err != nil {
+		return nil, wrap("due scheduled", err)
+	}
+	defer rows.Close()
+	var out []Batch
+	for rows.Next() {
+		b, err := scanBatch(rows)
+		if err != nil {
+			return nil, wrap("due scheduled", err)
+		}
+		out = append(out, b)
+	}
+	return out, wrap("due scheduled", rows.Err())
 }
 
 // ListCloses returns the batch's attempts, newest (highest ID) first; limit must be
@@ -164,47 +178,6 @@ func (s *sqlStore) insertClose(ctx context.Context, tx *sql.Tx, c Close) (int64,
 	var id int64
 	err := s.queryRow(ctx, tx, insertCloseReturning, args...).Scan(&id)
 	return id, err
-}
-
-// LastClosed returns the batch's latest attempt with outcome closed; ErrNotFound when none.
-func (s *sqlStore) LastClosed(ctx context.Context, batchID string) (Close, error) {
-	c, err := s.lastClose(ctx, s.db, batchID, OutcomeClosed)
-	switch {
-	case err != nil:
-		return Close{}, wrap("last closed", err)
-	case c == nil:
-		return Close{}, wrap("last closed", ErrNotFound)
-	}
-	return *c, nil
-}
-
-// UnknownAfter reports whether an attempt of the batch after attempt afterID has an
-// unknown outcome.
-func (s *sqlStore) UnknownAfter(ctx context.Context, batchID string, afterID int64) (bool, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM closes WHERE batch_id = ? AND id > ? AND outcome = ?"),
-		batchID, afterID, string(OutcomeUnknown)).Scan(&n)
-	return n > 0, wrap("unknown after", err)
-}
-
-// lastClose is the batch's latest attempt with one of the outcomes, nil when none.
-func (s *sqlStore) lastClose(ctx context.Context, q querier, batchID string, outcomes ...Outcome) (*Close, error) {
-	args := []any{batchID}
-	for _, o := range outcomes {
-		args = append(args, string(o))
-	}
-	query, ok := lastCloseSQLs[len(outcomes)]
-	if !ok {
-		query = lastCloseSQL(len(outcomes))
-	}
-	c, err := scanClose(s.queryRow(ctx, q, query, args...))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &c, nil
 }
 
 func scanClose(row scanner) (Close, error) {

@@ -35,8 +35,9 @@ type dialect struct {
 	// TEXT compares bytes already (BINARY), PostgreSQL's follows the database's locale
 	// unless told COLLATE "C". Migration 2 indexes id with this collation.
 	byteOrder string
-	// nowMicros is the database's clock as unix microseconds, for leases that fence
-	// replicas (the credentials' redeeming marker): one clock for every replica.
+	// nowMicros is the database's clock as unix microseconds, for every time that fences
+	// or settles replicas (close leases, settle delays, the credentials' redeeming
+	// marker): one clock for every replica. Statements write it now_us().
 	nowMicros string
 	// isUnique reports a unique-constraint violation.
 	isUnique func(error) bool
@@ -58,6 +59,7 @@ var _ Store = (*sqlStore)(nil)
 
 // q adapts a statement written with ? placeholders to the dialect.
 func (s *sqlStore) q(query string) string {
+	query = strings.ReplaceAll(query, "now_us()", s.d.nowMicros)
 	if !s.d.numbered {
 		return query
 	}
@@ -149,7 +151,7 @@ func fromMicros(v int64) time.Time {
 func stored(t time.Time) time.Time { return fromMicros(micros(t)) }
 
 // wrap names the operation in err, except for the sentinel errors callers test for:
-// sql.ErrNoRows becomes ErrNotFound, and ErrNotFound, ErrCloseInProgress and
+// sql.ErrNoRows becomes ErrNotFound, and ErrNotFound, ErrStateChanged and
 // ErrUndecryptable (which say "store:" already) come back as they are.
 func wrap(op string, err error) error {
 	switch {
@@ -157,7 +159,7 @@ func wrap(op string, err error) error {
 		return nil
 	case errors.Is(err, sql.ErrNoRows):
 		return ErrNotFound
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrCloseInProgress), errors.Is(err, ErrUndecryptable):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrStateChanged), errors.Is(err, ErrUndecryptable):
 		return err
 	}
 	return fmt.Errorf("store: %s: %w", op, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 )
 
 // The statements every close runs, prepared once at Open (SQLite): unprepared, SQLite
@@ -13,28 +12,19 @@ import (
 // that runs it, inside a transaction on the transaction's own connection.
 // (PostgreSQL is left to pgx, which caches statements per connection by itself.)
 const (
-	getBatchSQL         = "SELECT " + batchColumns + " FROM batches WHERE id = ?"
-	expireInProgressSQL = `UPDATE closes SET outcome = ?, ended_at = ?, detail = ?
-			WHERE batch_id = ? AND outcome = ? AND lease_until <= ?`
-	finishCloseSQL = `UPDATE closes SET outcome = ?, ended_at = ?,
+	getBatchSQL = "SELECT " + batchRead + " FROM batches WHERE id = ?"
+	getCloseSQL = "SELECT " + closeColumns + " FROM closes WHERE id = ?"
+	nowSQL      = "SELECT now_us()"
+	setStateSQL = `UPDATE batches SET close_state = ?, close_version = close_version + 1, close_prev = ?,
+			close_attempt = ?, close_lease_until = ?, settle_until = ?, check_at = ?, file_close = ?
+			WHERE id = ? AND close_version = ?`
+	endCloseSQL = `UPDATE closes SET outcome = ?, ended_at = ?, lease_until = 0,
 			upstream_status = ?, error_code = ?, detail = ?, batch_status = ?, status = ?,
-			job_queue_key = ?, file_url = ? WHERE id = ?`
-	markBatchClosedSQL = `UPDATE batches SET status = ?
-			WHERE id = (SELECT batch_id FROM closes WHERE id = ?)`
+			job_queue_key = ?, file_url = ? WHERE id = ? AND batch_id = ?`
 )
 
-// lastCloseSQL selects a batch's latest attempt with one of n outcomes.
-func lastCloseSQL(n int) string {
-	return "SELECT " + closeColumns + " FROM closes WHERE batch_id = ? AND outcome IN (?" +
-		strings.Repeat(", ?", n-1) + ") ORDER BY id DESC LIMIT 1"
-}
-
-// lastCloseSQLs is lastCloseSQL for the outcome counts the store asks about.
-var lastCloseSQLs = map[int]string{1: lastCloseSQL(1), 3: lastCloseSQL(3)}
-
 func hotStatements() []string {
-	return []string{getBatchSQL, expireInProgressSQL, insertClose, finishCloseSQL, markBatchClosedSQL,
-		lastCloseSQLs[1], lastCloseSQLs[3]}
+	return []string{getBatchSQL, getCloseSQL, nowSQL, setStateSQL, endCloseSQL, insertClose}
 }
 
 // prepareAll prepares queries (written with ?) for exec and queryRow. Only at Open: the

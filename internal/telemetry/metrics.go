@@ -165,6 +165,15 @@ func (m *Metrics) BreakerChanged(name, _, to string) {
 	m.breakerTransitions.WithLabelValues(name, to).Inc()
 }
 
+// WatchUnrecorded exports gateway_close_outcomes_unrecorded: the close outcomes Concur
+// produced that the store has not taken yet (read from n at each scrape). Call it once.
+func (m *Metrics) WatchUnrecorded(n func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "close_outcomes_unrecorded",
+		Help: "Close outcomes Concur produced that this replica has not stored yet (retried in the background; sealed in the log).",
+	}, func() float64 { return float64(n()) }))
+}
+
 // WatchBreakers exports gateway_concur_breaker_state{breaker,state}: 1 for each named
 // breaker's current state, 0 for the others, read from state (concur.Client.BreakerState)
 // at each scrape. Reading it at scrape time lets an open breaker whose interval has passed

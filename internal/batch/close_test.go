@@ -1,0 +1,204 @@
+package batch_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/finplat/payment-batch-gateway/internal/batch"
+)
+
+// scenario is a Service on the fake Concur and a fresh SQLite store, with the faults the
+// test scripts, one per close, in order.
+type scenario struct {
+	t      *testing.T
+	concur *fakeConcur
+	svc    *batch.Service
+	faults []fault
+}
+
+func newScenario(t *testing.T, skew time.Duration) *scenario {
+	t.Helper()
+	sc := &scenario{t: t, concur: newFakeConcur(1, []string{"b-1"})}
+	sc.concur.fault = func(string) fault {
+		if len(sc.faults) == 0 {
+			return faultNone
+		}
+		f := sc.faults[0]
+		sc.faults = sc.faults[1:]
+		return f
+	}
+	sc.svc = batch.NewService(sc.concur, openStore(t), batch.Options{
+		CloseLease: 2 * time.Second, SettleDelay: 150 * time.Millisecond, PollMin: time.Millisecond, PollMax: time.Millisecond,
+		Now: func() time.Time { return time.Now().Add(skew) },
+	})
+	return sc
+}
+
+func (sc *scenario) close(kind, key string, faults ...fault) (batch.CloseResult, error) {
+	sc.faults = append(sc.faults, faults...)
+	ctx := context.WithValue(context.Background(), tagKey{}, reqTag{kind: kind, key: key})
+	return sc.svc.Close(ctx, batch.CloseRequest{ID: "b-1", Caller: "payroll", IdempotencyKey: key,
+		Regenerate: kind == "regenerate", Async: kind == "async"})
+}
+
+func (sc *scenario) regenerations() int {
+	n := 0
+	for _, e := range sc.concur.history() {
+		if e.regen {
+			n++
+		}
+	}
+	return n
+}
+
+// Scenario 1: a close times out after Concur closed the batch (unknown); after the settle
+// delay a regeneration is refused by Concur (503, or never sent). The next plain close must
+// not go to Concur: the lost close is settled from the list first (CLOSED).
+func TestScenario1RefusedRegenerationDoesNotHideAnUnknownClose(t *testing.T) {
+	t.Parallel()
+	for _, f := range []fault{faultAnswered, faultNotSent} {
+		sc := newScenario(t, 0)
+		if _, err := sc.close("close", "", faultActLost); batch.ErrorCode(err) != batch.CodeUpstreamTimeout {
+			t.Fatalf("first close: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		_, err := sc.close("regenerate", "", f)
+		if err == nil {
+			t.Fatalf("regeneration with fault %d succeeded", f)
+		}
+		_, err = sc.close("close", "")
+		wantCode(t, err, batch.CodeBatchAlreadyClosed)
+		if n := sc.regenerations(); n != 0 {
+			t.Errorf("fault %d: Concur regenerated %d times", f, n)
+		}
+	}
+}
+
+// Scenario 3: a replica whose clock runs 90 s ahead still waits out the settle delay
+// after another replica's lost close: the delay is the database's.
+func TestScenario3SkewedClockWaitsForTheSettleDelay(t *testing.T) {
+	t.Parallel()
+	sc := newScenario(t, 90*time.Second)
+	if _, err := sc.close("close", "", faultNoActLost); err == nil {
+		t.Fatal("lost close succeeded")
+	}
+	_, err := sc.close("close", "")
+	wantCode(t, err, batch.CodeCloseOutcomeUnknown)
+	if got := len(sc.concur.history()); got != 1 {
+		t.Errorf("Concur got %d closes within the settle delay, want 1", got)
+	}
+}
+
+// Scenario 5: a close that never reached Concur is refused, not unknown: the next close
+// goes ahead at once (an asynchronous one included).
+func TestScenario5NotSentIsRefused(t *testing.T) {
+	t.Parallel()
+	sc := newScenario(t, 0)
+	if _, err := sc.close("async", "", faultNotSent); batch.ErrorCode(err) != batch.CodeUpstreamAuthFailed {
+		t.Fatalf("close: %v", err)
+	}
+	res, err := sc.close("async", "")
+	if err != nil || !res.Accepted {
+		t.Fatalf("the next asynchronous close: %+v, %v; want it accepted", res, err)
+	}
+}
+
+// Scenario 9: a regeneration succeeded and its idempotency record was lost: the retry with
+// the same key finds the attempt and replays it rather than regenerating again.
+func TestScenario9RetryFindsTheAttemptByItsKey(t *testing.T) {
+	t.Parallel()
+	sc := newScenario(t, 0)
+	if _, err := sc.close("close", ""); err != nil {
+		t.Fatal(err)
+	}
+	first, err := sc.close("regenerate", "k1")
+	if err != nil || !first.Regenerated {
+		t.Fatalf("regeneration: %+v, %v", first, err)
+	}
+	again, err := sc.close("regenerate", "k1")
+	if err != nil || again.FileURL != first.FileURL {
+		t.Fatalf("retry: %+v, %v; want the first's answer", again, err)
+	}
+	if n := sc.regenerations(); n != 1 {
+		t.Errorf("Concur regenerated %d times, want 1", n)
+	}
+	// A regeneration whose answer was lost is not made again under its key either.
+	if _, err := sc.close("regenerate", "k2", faultActLost); err == nil {
+		t.Fatal("lost regeneration succeeded")
+	}
+	time.Sleep(200 * time.Millisecond)
+	_, err = sc.close("regenerate", "k2")
+	wantCode(t, err, batch.CodeCloseOutcomeUnknown)
+	if n := sc.regenerations(); n != 2 {
+		t.Errorf("Concur regenerated %d times, want 2", n)
+	}
+}
+
+// Scenario 10: Concur answers 200 with Status FAILURE: no 200 to the caller, no closedAt,
+// and the batch is not refused for good: the list settles it.
+func TestScenario10FailureIsNotASuccess(t *testing.T) {
+	t.Parallel()
+	sc2 := newScenario(t, 0)
+	for range 20 { // FAILURE acts or not at random: either way the answer is no 200
+		res, err := sc2.close("close", "", faultFailure200)
+		if err == nil {
+			t.Fatalf("FAILURE answered as a success: %+v", res)
+		}
+		wantCode(t, err, batch.CodeUpstreamBadResponse)
+		time.Sleep(200 * time.Millisecond)
+		if _, err := sc2.close("close", ""); err == nil || batch.ErrorCode(err) == batch.CodeBatchAlreadyClosed {
+			return // settled from the list: closed (it acted) or closed now (it had not)
+		}
+	}
+	t.Fatal("the batch was never settled after a FAILURE")
+}
+
+// Scenario 11: a download after an asynchronous close never closes the batch.
+func TestScenario11ReadsNeverClose(t *testing.T) {
+	t.Parallel()
+	sc := newScenario(t, 0)
+	if res, err := sc.close("async", ""); err != nil || !res.Accepted {
+		t.Fatalf("async close: %+v, %v", res, err)
+	}
+	for range 3 {
+		_, err := sc.svc.File(context.Background(), batch.FileRequest{ID: "b-1"})
+		wantCode(t, err, batch.CodeFileNotReady)
+	}
+	for _, e := range sc.concur.history() {
+		if !e.async {
+			t.Errorf("a download made Concur close: %+v", e)
+		}
+	}
+	// The finisher obtains the file, once, after the job ran.
+	for range 50 {
+		if err := sc.svc.FinishPass(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := sc.svc.File(context.Background(), batch.FileRequest{ID: "b-1"}); err == nil {
+			f.Body.Close()
+			if n := sc.regenerations(); n != 1 {
+				t.Errorf("regenerations = %d, want the finisher's one", n)
+			}
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("the finisher never obtained the file")
+}
+
+// Scenario 12: ?regenerate=true is refused while a v1.2 job may still be queued.
+func TestScenario12NoRegenerationWhileScheduled(t *testing.T) {
+	t.Parallel()
+	sc := newScenario(t, 0)
+	if _, err := sc.close("async", "", faultActLost); err == nil {
+		t.Fatal("lost async close succeeded")
+	}
+	_, err := sc.close("regenerate", "")
+	wantCode(t, err, batch.CodeCloseInProgress)
+	for _, e := range sc.concur.history() {
+		if !e.async {
+			t.Errorf("Concur got a v1.1 close while the v1.2 job may be queued: %+v", e)
+		}
+	}
+}

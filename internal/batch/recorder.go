@@ -1,0 +1,185 @@
+package batch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// The recorder writes how a close attempt ended. What Concur produced must not be lost:
+// an end the store refuses is tried again for the lease margin, then in the background
+// until it is stored (drained on shutdown); and from its first failure on, the end is in
+// the log, sealed with the gateway's secret key (a File-Url never appears in clear).
+// Readiness reports the ends not yet stored.
+
+type pendingEnd struct {
+	ctx context.Context
+	att Close
+	res CloseResult
+	err error
+}
+
+type recorder struct {
+	s       *Service
+	margin  time.Duration // how long record keeps trying before it hands an end to the background
+	seal    func([]byte) (string, error)
+	mu      sync.Mutex
+	pending map[int64]pendingEnd
+	wake    chan struct{}
+}
+
+func newRecorder(s *Service, margin time.Duration, seal func([]byte) (string, error)) *recorder {
+	return &recorder{s: s, margin: margin, seal: seal, pending: map[int64]pendingEnd{}, wake: make(chan struct{}, 1)}
+}
+
+// record stores the end of att (how it went: res, err) and the state it leaves, and
+// returns the attempt as recorded. When the store keeps failing for the margin, the end
+// is left to the background and record returns the store's error.
+func (r *recorder) record(ctx context.Context, att Close, res CloseResult, err error) (Close, error) {
+	ctx = context.WithoutCancel(ctx)
+	deadline := time.Now().Add(r.margin)
+	wait := 20 * time.Millisecond
+	for {
+		rec, serr := r.try(ctx, att, res, err)
+		if serr == nil {
+			return rec, nil
+		}
+		if time.Now().Add(wait).After(deadline) {
+			r.hold(ctx, att, res, err, serr)
+			return Close{}, serr
+		}
+		sleep(ctx, wait)
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// try reads the batch's state and applies the attempt's end to it, once it holds.
+func (r *recorder) try(ctx context.Context, att Close, res CloseResult, err error) (Close, error) {
+	for {
+		b, serr := r.s.st.GetBatch(ctx, att.BatchID)
+		if serr != nil {
+			return Close{}, serr
+		}
+		to, outcome := r.s.transition(b.Close, att, res, err)
+		end := att
+		end.Outcome, end.EndedAt = outcome, b.Close.Now
+		_, rec, serr := r.s.st.Apply(ctx, Change{BatchID: att.BatchID, From: b.Close.Version, To: to, End: &end})
+		if errors.Is(serr, ErrStateChanged) {
+			continue // another request moved the state meanwhile: decide on the new one
+		}
+		if serr != nil {
+			return Close{}, serr
+		}
+		r.s.observe().CloseObserved(string(outcome))
+		return rec, nil
+	}
+}
+
+// hold keeps the end for the background and logs it sealed.
+func (r *recorder) hold(ctx context.Context, att Close, res CloseResult, err, serr error) {
+	r.mu.Lock()
+	r.pending[att.ID] = pendingEnd{ctx: ctx, att: att, res: res, err: err}
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	ev := zerolog.Ctx(ctx).Error().Err(serr).Str("batchId", att.BatchID).Int64("attempt", att.ID).
+		Str("concurStatus", res.Status).Bool("fileUrlKnown", att.FileURL != "")
+	if sealed, ok := r.sealed(att); ok {
+		ev = ev.Str("sealedRecord", sealed)
+	}
+	ev.Msg("could not record the end of a close: retrying in the background; the record is in this line, sealed with the secret key")
+}
+
+// sealed is the attempt's end, sealed for the log: what an operator needs to recover it.
+func (r *recorder) sealed(att Close) (string, bool) {
+	if r.seal == nil {
+		return "", false
+	}
+	plain, err := json.Marshal(att)
+	if err != nil {
+		return "", false
+	}
+	s, err := r.seal(plain)
+	return s, err == nil
+}
+
+// Unrecorded is how many close ends wait to be stored.
+func (r *recorder) Unrecorded() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending)
+}
+
+// flush tries every pending end once; it returns how many are left.
+func (r *recorder) flush() int {
+	r.mu.Lock()
+	todo := make([]pendingEnd, 0, len(r.pending))
+	for _, p := range r.pending {
+		todo = append(todo, p)
+	}
+	r.mu.Unlock()
+	for _, p := range todo {
+		if _, err := r.try(p.ctx, p.att, p.res, p.err); err == nil {
+			r.mu.Lock()
+			delete(r.pending, p.att.ID)
+			r.mu.Unlock()
+		}
+	}
+	return r.Unrecorded()
+}
+
+// run retries the pending ends with back-off until ctx ends.
+func (r *recorder) run(ctx context.Context) {
+	wait := 100 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		case <-time.After(wait):
+		}
+		if r.flush() == 0 {
+			wait = 100 * time.Millisecond
+		} else {
+			wait = min(2*wait, 10*time.Second)
+		}
+	}
+}
+
+// drain tries the pending ends until none is left or ctx ends; what is left is logged
+// (sealed) once more.
+func (r *recorder) drain(ctx context.Context) error {
+	for wait := 50 * time.Millisecond; r.flush() > 0; wait = min(2*wait, time.Second) {
+		select {
+		case <-ctx.Done():
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			for _, p := range r.pending {
+				ev := zerolog.Ctx(p.ctx).Error().Str("batchId", p.att.BatchID).Int64("attempt", p.att.ID)
+				if sealed, ok := r.sealed(p.att); ok {
+					ev = ev.Str("sealedRecord", sealed)
+				}
+				ev.Msg("shutting down with the end of a close unrecorded: recover it from this line (sealed with the secret key)")
+			}
+			return errors.New("batch: close ends left unrecorded at shutdown")
+		case <-time.After(wait):
+		}
+	}
+	return nil
+}
+
+// sleep waits d, or less if ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
