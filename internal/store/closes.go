@@ -79,7 +79,7 @@ func (s *sqlStore) Apply(ctx context.Context, c Change) (Batch, Close, error) {
 			if c.Begin != nil {
 				to.Attempt, to.LeaseUntil = out.ID, out.LeaseUntil
 			}
-			res, err := s.exec(ctx, tx, setStateSQL, string(to.State), string(to.Prev), to.Attempt,
+			res, err := s.exec(ctx, tx, setStateSQL, string(to.State), string(to.State), string(to.Prev), to.Attempt,
 				micros(to.LeaseUntil), micros(to.SettleUntil), micros(to.CheckAt), to.FileClose, c.BatchID, c.From)
 			if err := oneRow(res, err); errors.Is(err, ErrNotFound) {
 				if _, err := s.getBatch(ctx, tx, c.BatchID); err != nil {

@@ -15,7 +15,10 @@ const (
 	getBatchSQL = "SELECT " + batchRead + " FROM batches WHERE id = ?"
 	getCloseSQL = "SELECT " + closeColumns + " FROM closes WHERE id = ?"
 	nowSQL      = "SELECT now_us()"
-	setStateSQL = `UPDATE batches SET close_state = ?, close_version = close_version + 1, close_prev = ?,
+	// A batch the gateway closed is CLOSED in its status too (Concur never reopens one),
+	// so lists filtered by status show it at once.
+	setStateSQL = `UPDATE batches SET status = CASE WHEN ? = 'closed' THEN 'CLOSED' ELSE status END,
+			close_state = ?, close_version = close_version + 1, close_prev = ?,
 			close_attempt = ?, close_lease_until = ?, settle_until = ?, check_at = ?, file_close = ?
 			WHERE id = ? AND close_version = ?`
 	endCloseSQL = `UPDATE closes SET outcome = ?, ended_at = ?, lease_until = 0,
