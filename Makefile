@@ -102,6 +102,7 @@ deploy-check: ## Check the compose files, Kubernetes manifests, alerts and dashb
 
 # Spectral and the OWASP API security ruleset, pinned in deploy/spectral/package-lock.json,
 # installed with npm ci (once per lockfile change) and run on the spec the gateway serves.
+# Not yet part of make lint: errors remain (see the README, "Running it").
 SPECTRAL_DIR := deploy/spectral
 .PHONY: spectral
 spectral: $(SPECTRAL_DIR)/node_modules/.installed ## Lint the served spec with Spectral's OpenAPI and OWASP API security rulesets
