@@ -5,17 +5,17 @@ package api
 // CloseResponse is the answer to POST /batches/{id}/close.
 type CloseResponse struct {
 	// BatchID is the plain Concur BatchID that was closed.
-	BatchID string `json:"batchId" example:"6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13" validate:"required"`
+	BatchID string `json:"batchId" example:"6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13" validate:"required" maxLength:"64"`
 	// BatchStatus is Concur's BatchStatus, passed through (documented value: CLOSED).
-	BatchStatus string `json:"batchStatus" example:"CLOSED"`
+	BatchStatus string `json:"batchStatus" example:"CLOSED" maxLength:"32"`
 	// Status is Concur's status of the close request, passed through (documented value: SUCCESS).
-	Status string `json:"status" example:"SUCCESS"`
+	Status string `json:"status" example:"SUCCESS" maxLength:"32"`
 	// JobQueueKey is Concur's identifier of the batch job, when Concur sent one.
-	JobQueueKey string `json:"jobQueueKey,omitempty" example:"d$wIUEkl72LW299WTjTlskdy"`
+	JobQueueKey string `json:"jobQueueKey,omitempty" example:"d$wIUEkl72LW299WTjTlskdy" maxLength:"256"`
 	// FileURL is the gateway's link to the payment file, when Concur produced one.
-	FileURL string `json:"fileUrl,omitempty" example:"/batches/6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13/file"`
+	FileURL string `json:"fileUrl,omitempty" example:"/batches/6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13/file" maxLength:"2048"`
 	// ClosedAt is when the gateway received Concur's answer (RFC 3339).
-	ClosedAt string `json:"closedAt,omitempty" example:"2026-11-24T10:00:00Z"`
+	ClosedAt string `json:"closedAt,omitempty" example:"2026-11-24T10:00:00Z" maxLength:"64"`
 	// Regenerated is true when the batch was already closed and this close, asked for with
 	// ?regenerate=true, made Concur regenerate its payment file.
 	Regenerated bool `json:"regenerated,omitempty" example:"false"`
@@ -27,53 +27,53 @@ type CloseResponse struct {
 // CloseAttempt is one entry of a batch's audit trail: GET /batches/{id}/closes.
 type CloseAttempt struct {
 	// ID orders attempts: a later attempt has a larger id.
-	ID int64 `json:"id" example:"42"`
+	ID int64 `json:"id" example:"42" format:"int64" minimum:"1" maximum:"9223372036854775807"`
 	// Caller is who asked for the close.
-	Caller string `json:"caller" example:"ap-portal"`
+	Caller string `json:"caller" example:"ap-portal" maxLength:"128"`
 	// RequestID is the id of the request that made the attempt.
-	RequestID string `json:"requestId" example:"d4jb7ksa3fmq2elr0h5pcgvtn8"`
+	RequestID string `json:"requestId" example:"d4jb7ksa3fmq2elr0h5pcgvtn8" maxLength:"128"`
 	// IdempotencyKey is the caller's Idempotency-Key, when it sent one.
-	IdempotencyKey string `json:"idempotencyKey,omitempty" example:"8e03978e-40d5-43e8-bc93-6894a57f9324"`
+	IdempotencyKey string `json:"idempotencyKey,omitempty" example:"8e03978e-40d5-43e8-bc93-6894a57f9324" maxLength:"255"`
 	// Regenerate is true when the caller allowed a regeneration (?regenerate=true).
 	Regenerate bool `json:"regenerate,omitempty" example:"false"`
 	// StartedAt and EndedAt bound the attempt (RFC 3339); EndedAt is absent while it runs.
-	StartedAt string `json:"startedAt" example:"2026-11-24T10:00:00Z"`
-	EndedAt   string `json:"endedAt,omitempty" example:"2026-11-24T10:00:01Z"`
+	StartedAt string `json:"startedAt" example:"2026-11-24T10:00:00Z" maxLength:"64"`
+	EndedAt   string `json:"endedAt,omitempty" example:"2026-11-24T10:00:01Z" maxLength:"64"`
 	// Outcome: in_progress, closed (Concur closed the batch or regenerated its file), failed
 	// (Concur did not close it), unknown (it may have: the next close re-reads the batch
 	// list first) or refused (the gateway did not call Concur).
 	Outcome string `json:"outcome" example:"closed" enums:"in_progress,closed,failed,unknown,refused"`
 	// UpstreamStatus is Concur's HTTP status, when Concur answered.
-	UpstreamStatus int `json:"upstreamStatus,omitempty" example:"200"`
+	UpstreamStatus int `json:"upstreamStatus,omitempty" example:"200" format:"int32" minimum:"100" maximum:"599"`
 	// Code is the problem code the caller got, when the attempt did not close the batch.
-	Code string `json:"code,omitempty" example:"batch_already_closed"`
+	Code string `json:"code,omitempty" example:"batch_already_closed" maxLength:"64"`
 	// Detail explains a failed, unknown or refused attempt.
-	Detail string `json:"detail,omitempty"`
+	Detail string `json:"detail,omitempty" maxLength:"8192"`
 	// Result is what Concur answered to a successful close.
 	Result *CloseResponse `json:"result,omitempty"`
 }
 
 // CloseAttemptList is the answer to GET /batches/{id}/closes, newest first.
 type CloseAttemptList struct {
-	Items []CloseAttempt `json:"items"`
+	Items []CloseAttempt `json:"items" maxItems:"1000"`
 }
 
 // Problem is an RFC 9457 problem detail, served as application/problem+json.
 type Problem struct {
 	// Type identifies the kind of problem; it ends in the Code.
-	Type string `json:"type" example:"/problems/batch_not_found" validate:"required"`
+	Type string `json:"type" example:"/problems/batch_not_found" validate:"required" maxLength:"256"`
 	// Title is a short, fixed summary of the kind of problem.
-	Title string `json:"title" example:"Batch not found" validate:"required"`
+	Title string `json:"title" example:"Batch not found" validate:"required" maxLength:"256"`
 	// Status is the HTTP status code.
-	Status int `json:"status" example:"404" validate:"required"`
+	Status int `json:"status" example:"404" validate:"required" format:"int32" minimum:"100" maximum:"599"`
 	// Detail explains this occurrence.
-	Detail string `json:"detail,omitempty" example:"batch 42 is not in Concur's batch list"`
+	Detail string `json:"detail,omitempty" example:"batch 42 is not in Concur's batch list" maxLength:"8192"`
 	// Instance is the path of the request that failed.
-	Instance string `json:"instance,omitempty" example:"/batches/42/close"`
+	Instance string `json:"instance,omitempty" example:"/batches/42/close" maxLength:"2048"`
 	// Code is stable and snake_case: program against it.
-	Code string `json:"code" example:"batch_not_found" validate:"required"`
+	Code string `json:"code" example:"batch_not_found" validate:"required" maxLength:"64"`
 	// RequestID is the request's id, also sent as the X-Request-ID header.
-	RequestID string `json:"requestId,omitempty" example:"d4jb7ksa3fmq2elr0h5pcgvtn8"`
+	RequestID string `json:"requestId,omitempty" example:"d4jb7ksa3fmq2elr0h5pcgvtn8" maxLength:"128"`
 	// Upstream is what Concur answered, when the problem comes from Concur.
 	Upstream *UpstreamProblem `json:"upstream,omitempty"`
 	// Recorded is the batch's recorded close, with batch_already_closed.
@@ -83,22 +83,22 @@ type Problem struct {
 // UpstreamProblem is Concur's own error answer.
 type UpstreamProblem struct {
 	// Status is Concur's HTTP status code.
-	Status int `json:"status" example:"500"`
+	Status int `json:"status" example:"500" format:"int32" minimum:"100" maximum:"599"`
 	// Message is Concur's error message.
-	Message string `json:"message,omitempty" example:"The batch you attempted to close does not contain any reports."`
+	Message string `json:"message,omitempty" example:"The batch you attempted to close does not contain any reports." maxLength:"8192"`
 	// ID is Concur's error id, useful when talking to Concur support.
-	ID string `json:"id,omitempty" example:"8E7D1C2B-3A4F-4E5D-9C8B-7A6F5E4D3C2B"`
+	ID string `json:"id,omitempty" example:"8E7D1C2B-3A4F-4E5D-9C8B-7A6F5E4D3C2B" maxLength:"256"`
 	// ServerTime is Concur's server time of the error, without a time zone.
-	ServerTime string `json:"serverTime,omitempty" example:"2026-11-24T10:00:00"`
+	ServerTime string `json:"serverTime,omitempty" example:"2026-11-24T10:00:00" maxLength:"64"`
 }
 
 // ProblemType describes one problem code: GET /problems/{code}, where a Problem's Type
 // points.
 type ProblemType struct {
 	// Code is the problem's stable code.
-	Code string `json:"code" example:"batch_not_found"`
+	Code string `json:"code" example:"batch_not_found" maxLength:"64"`
 	// Title is the fixed summary of the kind of problem.
-	Title string `json:"title" example:"Batch not found"`
+	Title string `json:"title" example:"Batch not found" maxLength:"256"`
 	// Status is the HTTP status answered with this code.
-	Status int `json:"status" example:"404"`
+	Status int `json:"status" example:"404" format:"int32" minimum:"100" maximum:"599"`
 }

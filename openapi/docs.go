@@ -26,6 +26,7 @@ const docTemplate = `{
                     "batches"
                 ],
                 "summary": "List payment batches",
+                "operationId": "listBatches",
                 "parameters": [
                     {
                         "enum": [
@@ -72,6 +73,8 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "maxLength": 512,
+                        "minLength": 1,
                         "type": "string",
                         "description": "nextCursor of the previous page, with the same filters",
                         "name": "cursor",
@@ -176,6 +179,7 @@ const docTemplate = `{
                     "batches"
                 ],
                 "summary": "Get a payment batch",
+                "operationId": "getBatch",
                 "parameters": [
                     {
                         "maxLength": 64,
@@ -321,6 +325,7 @@ const docTemplate = `{
                     "batches"
                 ],
                 "summary": "Close a payment batch",
+                "operationId": "closeBatch",
                 "parameters": [
                     {
                         "maxLength": 64,
@@ -338,12 +343,15 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "maxLength": 257,
+                        "minLength": 1,
                         "type": "string",
                         "description": "Up to 255 visible ASCII characters, optionally as a quoted string",
                         "name": "Idempotency-Key",
                         "in": "header"
                     },
                     {
+                        "maxLength": 256,
                         "type": "string",
                         "description": "respond-async: close asynchronously (Concur v1.2), answer 202",
                         "name": "Prefer",
@@ -588,6 +596,7 @@ const docTemplate = `{
                     "batches"
                 ],
                 "summary": "A batch's audit trail of closes",
+                "operationId": "listBatchCloses",
                 "parameters": [
                     {
                         "maxLength": 64,
@@ -706,6 +715,7 @@ const docTemplate = `{
                     "batches"
                 ],
                 "summary": "Download a batch's payment file",
+                "operationId": "downloadBatchFile",
                 "parameters": [
                     {
                         "maxLength": 64,
@@ -879,6 +889,7 @@ const docTemplate = `{
                     "operations"
                 ],
                 "summary": "Liveness",
+                "operationId": "getLiveness",
                 "responses": {
                     "200": {
                         "description": "ok",
@@ -906,6 +917,7 @@ const docTemplate = `{
                     "operations"
                 ],
                 "summary": "Prometheus metrics",
+                "operationId": "getMetrics",
                 "responses": {
                     "200": {
                         "description": "Prometheus text format",
@@ -933,8 +945,11 @@ const docTemplate = `{
                     "operations"
                 ],
                 "summary": "Describe a problem type",
+                "operationId": "getProblemType",
                 "parameters": [
                     {
+                        "maxLength": 64,
+                        "minLength": 1,
                         "type": "string",
                         "description": "A problem code, e.g. batch_not_found",
                         "name": "code",
@@ -969,6 +984,7 @@ const docTemplate = `{
                     "operations"
                 ],
                 "summary": "Readiness",
+                "operationId": "getReadiness",
                 "responses": {
                     "200": {
                         "description": "OK",
@@ -999,36 +1015,45 @@ const docTemplate = `{
                 "batchId": {
                     "description": "BatchID is the plain Concur BatchID.",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"
                 },
                 "count": {
                     "description": "Count is the number of reports in the batch (0 if Concur sent no integer).",
                     "type": "integer",
+                    "format": "int32",
+                    "maximum": 2147483647,
+                    "minimum": 0,
                     "example": 7
                 },
                 "currency": {
                     "description": "Currency is the ISO 4217 code of Total.",
                     "type": "string",
+                    "maxLength": 8,
                     "example": "USD"
                 },
                 "firstSeenAt": {
                     "description": "FirstSeenAt is when a batch list first held the batch (RFC 3339).",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "2026-11-20T08:00:00Z"
                 },
                 "lastSeenAt": {
                     "description": "LastSeenAt is when a batch list last held the batch (RFC 3339).",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "2026-11-24T09:59:58Z"
                 },
                 "name": {
                     "description": "Name is Concur's BatchName.",
                     "type": "string",
+                    "maxLength": 1024,
                     "example": "Employee Reimbursements USD - Week 47"
                 },
                 "paymentMethod": {
                     "description": "PaymentMethod is Concur's payment method, as Concur spells it.",
                     "type": "string",
+                    "maxLength": 512,
                     "example": "Expense Pay by SAP Concur"
                 },
                 "status": {
@@ -1043,11 +1068,13 @@ const docTemplate = `{
                 "total": {
                     "description": "Total is Concur's BatchTotal, a decimal as Concur sent it (a string, so no float\nrounding touches money).",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "1289.40"
                 },
                 "type": {
                     "description": "Type is Concur's batch type: Employee or Card Program.",
                     "type": "string",
+                    "maxLength": 256,
                     "example": "Employee"
                 }
             }
@@ -1058,26 +1085,33 @@ const docTemplate = `{
                 "asOf": {
                     "description": "AsOf is when the gateway last read Concur's OPEN and CLOSED lists completely (RFC\n3339): the answer reflects Concur as of then, or later. Absent when the gateway has\nnot read them since it started.",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "2026-11-24T10:00:00Z"
                 },
                 "batchId": {
                     "description": "BatchID is the plain Concur BatchID.",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"
                 },
                 "count": {
                     "description": "Count is the number of reports in the batch (0 if Concur sent no integer).",
                     "type": "integer",
+                    "format": "int32",
+                    "maximum": 2147483647,
+                    "minimum": 0,
                     "example": 7
                 },
                 "currency": {
                     "description": "Currency is the ISO 4217 code of Total.",
                     "type": "string",
+                    "maxLength": 8,
                     "example": "USD"
                 },
                 "firstSeenAt": {
                     "description": "FirstSeenAt is when a batch list first held the batch (RFC 3339).",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "2026-11-20T08:00:00Z"
                 },
                 "lastClose": {
@@ -1091,16 +1125,19 @@ const docTemplate = `{
                 "lastSeenAt": {
                     "description": "LastSeenAt is when a batch list last held the batch (RFC 3339).",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "2026-11-24T09:59:58Z"
                 },
                 "name": {
                     "description": "Name is Concur's BatchName.",
                     "type": "string",
+                    "maxLength": 1024,
                     "example": "Employee Reimbursements USD - Week 47"
                 },
                 "paymentMethod": {
                     "description": "PaymentMethod is Concur's payment method, as Concur spells it.",
                     "type": "string",
+                    "maxLength": 512,
                     "example": "Expense Pay by SAP Concur"
                 },
                 "stale": {
@@ -1111,6 +1148,7 @@ const docTemplate = `{
                 "staleCode": {
                     "description": "StaleCode is the problem code of that failure, e.g. upstream_unavailable; absent when\nnot stale.",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "upstream_unavailable"
                 },
                 "status": {
@@ -1125,11 +1163,13 @@ const docTemplate = `{
                 "total": {
                     "description": "Total is Concur's BatchTotal, a decimal as Concur sent it (a string, so no float\nrounding touches money).",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "1289.40"
                 },
                 "type": {
                     "description": "Type is Concur's batch type: Employee or Card Program.",
                     "type": "string",
+                    "maxLength": 256,
                     "example": "Employee"
                 }
             }
@@ -1140,6 +1180,7 @@ const docTemplate = `{
                 "asOf": {
                     "description": "AsOf is when the gateway last read Concur's OPEN and CLOSED lists completely (RFC\n3339): the answer reflects Concur as of then, or later. Absent when the gateway has\nnot read them since it started.",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "2026-11-24T10:00:00Z"
                 },
                 "items": {
@@ -1151,6 +1192,7 @@ const docTemplate = `{
                 "nextCursor": {
                     "description": "NextCursor continues the list: pass it as ?cursor= with the same filters. Absent on\nthe last page.",
                     "type": "string",
+                    "maxLength": 512,
                     "example": "AUgZBrkF85ILYjdlMmQ0ZjAtOWMxYS00YTNlLThmNmQtMmU1YzdhOWIxZDA0"
                 },
                 "stale": {
@@ -1161,6 +1203,7 @@ const docTemplate = `{
                 "staleCode": {
                     "description": "StaleCode is the problem code of that failure, e.g. upstream_unavailable; absent when\nnot stale.",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "upstream_unavailable"
                 }
             }
@@ -1171,29 +1214,37 @@ const docTemplate = `{
                 "caller": {
                     "description": "Caller is who asked for the close.",
                     "type": "string",
+                    "maxLength": 128,
                     "example": "ap-portal"
                 },
                 "code": {
                     "description": "Code is the problem code the caller got, when the attempt did not close the batch.",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "batch_already_closed"
                 },
                 "detail": {
                     "description": "Detail explains a failed, unknown or refused attempt.",
-                    "type": "string"
+                    "type": "string",
+                    "maxLength": 8192
                 },
                 "endedAt": {
                     "type": "string",
+                    "maxLength": 64,
                     "example": "2026-11-24T10:00:01Z"
                 },
                 "id": {
                     "description": "ID orders attempts: a later attempt has a larger id.",
                     "type": "integer",
+                    "format": "int64",
+                    "maximum": 9223372036854776000,
+                    "minimum": 1,
                     "example": 42
                 },
                 "idempotencyKey": {
                     "description": "IdempotencyKey is the caller's Idempotency-Key, when it sent one.",
                     "type": "string",
+                    "maxLength": 255,
                     "example": "8e03978e-40d5-43e8-bc93-6894a57f9324"
                 },
                 "outcome": {
@@ -1216,6 +1267,7 @@ const docTemplate = `{
                 "requestId": {
                     "description": "RequestID is the id of the request that made the attempt.",
                     "type": "string",
+                    "maxLength": 128,
                     "example": "d4jb7ksa3fmq2elr0h5pcgvtn8"
                 },
                 "result": {
@@ -1229,11 +1281,15 @@ const docTemplate = `{
                 "startedAt": {
                     "description": "StartedAt and EndedAt bound the attempt (RFC 3339); EndedAt is absent while it runs.",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "2026-11-24T10:00:00Z"
                 },
                 "upstreamStatus": {
                     "description": "UpstreamStatus is Concur's HTTP status, when Concur answered.",
                     "type": "integer",
+                    "format": "int32",
+                    "maximum": 599,
+                    "minimum": 100,
                     "example": 200
                 }
             }
@@ -1263,26 +1319,31 @@ const docTemplate = `{
                 "batchId": {
                     "description": "BatchID is the plain Concur BatchID that was closed.",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"
                 },
                 "batchStatus": {
                     "description": "BatchStatus is Concur's BatchStatus, passed through (documented value: CLOSED).",
                     "type": "string",
+                    "maxLength": 32,
                     "example": "CLOSED"
                 },
                 "closedAt": {
                     "description": "ClosedAt is when the gateway received Concur's answer (RFC 3339).",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "2026-11-24T10:00:00Z"
                 },
                 "fileUrl": {
                     "description": "FileURL is the gateway's link to the payment file, when Concur produced one.",
                     "type": "string",
+                    "maxLength": 2048,
                     "example": "/batches/6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13/file"
                 },
                 "jobQueueKey": {
                     "description": "JobQueueKey is Concur's identifier of the batch job, when Concur sent one.",
                     "type": "string",
+                    "maxLength": 256,
                     "example": "d$wIUEkl72LW299WTjTlskdy"
                 },
                 "regenerated": {
@@ -1293,6 +1354,7 @@ const docTemplate = `{
                 "status": {
                     "description": "Status is Concur's status of the close request, passed through (documented value: SUCCESS).",
                     "type": "string",
+                    "maxLength": 32,
                     "example": "SUCCESS"
                 }
             }
@@ -1309,16 +1371,19 @@ const docTemplate = `{
                 "code": {
                     "description": "Code is stable and snake_case: program against it.",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "batch_not_found"
                 },
                 "detail": {
                     "description": "Detail explains this occurrence.",
                     "type": "string",
+                    "maxLength": 8192,
                     "example": "batch 42 is not in Concur's batch list"
                 },
                 "instance": {
                     "description": "Instance is the path of the request that failed.",
                     "type": "string",
+                    "maxLength": 2048,
                     "example": "/batches/42/close"
                 },
                 "recorded": {
@@ -1332,21 +1397,27 @@ const docTemplate = `{
                 "requestId": {
                     "description": "RequestID is the request's id, also sent as the X-Request-ID header.",
                     "type": "string",
+                    "maxLength": 128,
                     "example": "d4jb7ksa3fmq2elr0h5pcgvtn8"
                 },
                 "status": {
                     "description": "Status is the HTTP status code.",
                     "type": "integer",
+                    "format": "int32",
+                    "maximum": 599,
+                    "minimum": 100,
                     "example": 404
                 },
                 "title": {
                     "description": "Title is a short, fixed summary of the kind of problem.",
                     "type": "string",
+                    "maxLength": 256,
                     "example": "Batch not found"
                 },
                 "type": {
                     "description": "Type identifies the kind of problem; it ends in the Code.",
                     "type": "string",
+                    "maxLength": 256,
                     "example": "/problems/batch_not_found"
                 },
                 "upstream": {
@@ -1365,16 +1436,21 @@ const docTemplate = `{
                 "code": {
                     "description": "Code is the problem's stable code.",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "batch_not_found"
                 },
                 "status": {
                     "description": "Status is the HTTP status answered with this code.",
                     "type": "integer",
+                    "format": "int32",
+                    "maximum": 599,
+                    "minimum": 100,
                     "example": 404
                 },
                 "title": {
                     "description": "Title is the fixed summary of the kind of problem.",
                     "type": "string",
+                    "maxLength": 256,
                     "example": "Batch not found"
                 }
             }
@@ -1385,21 +1461,27 @@ const docTemplate = `{
                 "id": {
                     "description": "ID is Concur's error id, useful when talking to Concur support.",
                     "type": "string",
+                    "maxLength": 256,
                     "example": "8E7D1C2B-3A4F-4E5D-9C8B-7A6F5E4D3C2B"
                 },
                 "message": {
                     "description": "Message is Concur's error message.",
                     "type": "string",
+                    "maxLength": 8192,
                     "example": "The batch you attempted to close does not contain any reports."
                 },
                 "serverTime": {
                     "description": "ServerTime is Concur's server time of the error, without a time zone.",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "2026-11-24T10:00:00"
                 },
                 "status": {
                     "description": "Status is Concur's HTTP status code.",
                     "type": "integer",
+                    "format": "int32",
+                    "maximum": 599,
+                    "minimum": 100,
                     "example": 500
                 }
             }

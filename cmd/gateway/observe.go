@@ -38,7 +38,7 @@ func newTelemetry(ctx context.Context, cfg config.Config, log zerolog.Logger) (*
 
 // shutdown flushes the spans still buffered, for a few seconds at most.
 func (o *observability) shutdown(ctx context.Context, log zerolog.Logger) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), config.SpanFlush)
 	defer cancel()
 	if err := o.tracing.Shutdown(ctx); err != nil {
 		log.Warn().Err(err).Msg("tracing: could not flush the last spans")

@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("concur client: %w", err)
 	}
 	tel.metrics.WatchBreakers(up.BreakerState, concur.BreakerAPI, concur.BreakerToken)
-	lease := closeBudget(cfg.ConcurTimeout) + time.Minute
+	lease := cfg.CloseBudget() + time.Minute
 	if cfg.IdempotencyTTL < lease {
 		return fmt.Errorf("GATEWAY_IDEMPOTENCY_TTL (%v) must outlast the longest close (%v, from CONCUR_TIMEOUT): "+
 			"a key must not expire while its close runs", cfg.IdempotencyTTL, lease)
@@ -137,7 +137,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// File downloads move their own write deadline as they progress.
-		WriteTimeout:   closeBudget(cfg.ConcurTimeout) + 10*time.Second,
+		WriteTimeout:   cfg.CloseBudget() + 10*time.Second,
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
@@ -183,7 +183,7 @@ func shutdown(ctx context.Context, cfg config.Config, log zerolog.Logger, srv *h
 	adminSrv *adminServer, ready *httpapi.Readiness, up *concur.Client) error {
 	log.Info().Msg("shutting down; finishing in-flight requests")
 	ready.ShuttingDown() // the admin listener answers /readyz 503 while the closes finish
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeBudget(cfg.ConcurTimeout)+5*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace())
 	defer cancel()
 	var errs []error
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -198,7 +198,7 @@ func shutdown(ctx context.Context, cfg config.Config, log zerolog.Logger, srv *h
 	}
 	// A token refresh whose callers left runs on: let it commit the rotated refresh token
 	// before the store closes, with a time of its own if the grace period is spent.
-	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), 2*cfg.ConcurTimeout)
+	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), cfg.TokenDrain())
 	defer cancelDrain()
 	if err := up.Drain(drainCtx); err != nil {
 		log.Error().Err(err).Msg("a Concur token refresh was still running at shutdown; its rotated refresh token may be lost")
@@ -208,14 +208,6 @@ func shutdown(ctx context.Context, cfg config.Config, log zerolog.Logger, srv *h
 	}
 	return errors.Join(errs...)
 }
-
-// closeBudget is the longest one close can take, in Concur time-outs: a token refresh (1),
-// a directory refresh of the OPEN and CLOSED lists, each retried within the client's retry
-// budget of two time-outs (4), the close with one renewal and retry (3), and after a
-// not-found one more refresh (4) and close (3). The server's write time-out and the
-// shutdown grace period derive from it, so neither cuts a close that is still within its
-// bounds.
-func closeBudget(concurTimeout time.Duration) time.Duration { return 15 * concurTimeout }
 
 // openStore opens SQLite in the data directory, or PostgreSQL, with the key that encrypts
 // the stored tokens: GATEWAY_SECRET_KEY, or one generated into the data directory.

@@ -53,8 +53,8 @@ func batchID(r *http.Request) (string, error) {
 //	@Produce		application/problem+json
 //	@Param			id				path		string	true	"Concur BatchID: 1-64 characters of A-Z a-z 0-9 _ -"	minlength(1)	maxlength(64)
 //	@Param			regenerate		query		bool	false	"Close even if the batch is closed: Concur regenerates its payment file"
-//	@Param			Idempotency-Key	header		string	false	"Up to 255 visible ASCII characters, optionally as a quoted string"
-//	@Param			Prefer			header		string	false	"respond-async: close asynchronously (Concur v1.2), answer 202"
+//	@Param			Idempotency-Key	header		string	false	"Up to 255 visible ASCII characters, optionally as a quoted string"	minlength(1)	maxlength(257)
+//	@Param			Prefer			header		string	false	"respond-async: close asynchronously (Concur v1.2), answer 202"	maxlength(256)
 //	@Success		200				{object}	api.CloseResponse
 //	@Success		202				{object}	api.CloseResponse	"the asynchronous close was accepted (Prefer: respond-async)"
 //	@Failure		400				{object}	api.Problem	"invalid_batch_id, invalid_request, invalid_idempotency_key"
@@ -75,6 +75,7 @@ func batchID(r *http.Request) (string, error) {
 //	@Failure		403	{object}	api.Problem	"forbidden: needs batches:close (and batches:regenerate with ?regenerate=true)"
 //	@Failure		413	{object}	api.Problem	"request_body_not_allowed"
 //	@Security		BearerAuth
+//	@ID				closeBatch
 //	@Router			/batches/{id}/close [post]
 func closeBatch(svc BatchService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
@@ -185,6 +186,7 @@ func timeString(t time.Time) string {
 //	@Failure		403	{object}	api.Problem	"forbidden: needs batches:read"
 //	@Failure		413	{object}	api.Problem	"request_body_not_allowed"
 //	@Security		BearerAuth
+//	@ID				listBatchCloses
 //	@Router			/batches/{id}/closes [get]
 func batchCloses(svc BatchService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
@@ -263,6 +265,7 @@ func limitParam(q url.Values, def, max int) (int, error) {
 //	@Failure		403	{object}	api.Problem	"forbidden: needs batches:read"
 //	@Failure		413	{object}	api.Problem	"request_body_not_allowed"
 //	@Security		BearerAuth
+//	@ID				downloadBatchFile
 //	@Router			/batches/{id}/file [get]
 func batchFile(svc BatchService, writeTimeout time.Duration) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {

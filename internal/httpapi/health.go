@@ -209,6 +209,7 @@ func (rd *Readiness) Check(ctx context.Context) ReadinessReport {
 //	@Produce		application/problem+json
 //	@Success		200	{string}	string		"ok"
 //	@Failure		404	{object}	api.Problem	"route_not_found: served on GATEWAY_ADMIN_ADDR"
+//	@ID				getLiveness
 //	@Router			/healthz [get]
 func healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -226,6 +227,7 @@ func healthz(w http.ResponseWriter, _ *http.Request) {
 //	@Success		200	{object}	ReadinessReport
 //	@Failure		404	{object}	api.Problem		"route_not_found: served on GATEWAY_ADMIN_ADDR"
 //	@Failure		503	{object}	ReadinessReport	"not_ready or shutting_down"
+//	@ID				getReadiness
 //	@Router			/readyz [get]
 func readyz(rd *Readiness) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -248,5 +250,6 @@ func readyz(rd *Readiness) http.HandlerFunc {
 //	@Produce		application/problem+json
 //	@Success		200	{string}	string		"Prometheus text format"
 //	@Failure		404	{object}	api.Problem	"route_not_found: served on GATEWAY_ADMIN_ADDR"
+//	@ID				getMetrics
 //	@Router			/metrics [get]
 func metrics(h http.Handler) http.HandlerFunc { return h.ServeHTTP }

@@ -28,7 +28,7 @@ import (
 //	@Param			paymentMethod	query		string	false	"Concur's payment method, exactly as Concur spells it"	maxlength(128)
 //	@Param			type			query		string	false	"Concur's batch type"	Enums(Employee, Card Program)
 //	@Param			limit			query		int		false	"Page size (1-500, default 50)"	minimum(1)	maximum(500)	default(50)
-//	@Param			cursor			query		string	false	"nextCursor of the previous page, with the same filters"
+//	@Param			cursor			query		string	false	"nextCursor of the previous page, with the same filters"	minlength(1)	maxlength(512)
 //	@Success		200				{object}	api.BatchList
 //	@Failure		400				{object}	api.Problem	"invalid_request (unknown, repeated or empty parameter; bad filter or limit), invalid_cursor"
 //	@Failure		429				{object}	api.Problem	"rate_limited (with Retry-After)"
@@ -39,6 +39,7 @@ import (
 //	@Failure		403				{object}	api.Problem	"forbidden: needs batches:read"
 //	@Failure		413				{object}	api.Problem	"request_body_not_allowed"
 //	@Security		BearerAuth
+//	@ID				listBatches
 //	@Router			/batches [get]
 func listBatches(svc BatchService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
@@ -116,6 +117,7 @@ func listRequest(q url.Values) (batch.ListRequest, error) {
 //	@Failure		403	{object}	api.Problem	"forbidden: needs batches:read"
 //	@Failure		413	{object}	api.Problem	"request_body_not_allowed"
 //	@Security		BearerAuth
+//	@ID				getBatch
 //	@Router			/batches/{id} [get]
 func getBatch(svc BatchService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {

@@ -31,9 +31,10 @@ type problemKind struct {
 //	@Tags			operations
 //	@Produce		json
 //	@Produce		application/problem+json
-//	@Param			code	path		string	true	"A problem code, e.g. batch_not_found"
+//	@Param			code	path		string	true	"A problem code, e.g. batch_not_found"	minlength(1)	maxlength(64)
 //	@Success		200		{object}	api.ProblemType
 //	@Failure		404		{object}	api.Problem	"route_not_found"
+//	@ID				getProblemType
 //	@Router			/problems/{code} [get]
 func problemType(w http.ResponseWriter, r *http.Request) {
 	code := batch.Code(chi.URLParam(r, "code"))

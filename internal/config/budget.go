@@ -1,0 +1,30 @@
+package config
+
+import "time"
+
+// CloseBudget is the longest one close can take, in Concur time-outs: a token refresh (1),
+// a directory refresh of the OPEN and CLOSED lists, each retried within the client's retry
+// budget of two time-outs (4), the close with one renewal and retry (3), and after a
+// not-found one more refresh (4) and close (3). The server's write time-out, the close
+// lease and the shutdown grace period derive from it, so none cuts a close that is still
+// within its bounds.
+func (c Config) CloseBudget() time.Duration { return 15 * c.ConcurTimeout }
+
+// ShutdownGrace is how long a shutdown lets in-flight requests (closes) finish.
+func (c Config) ShutdownGrace() time.Duration { return c.CloseBudget() + 5*time.Second }
+
+// TokenDrain is how long a shutdown then waits for a token refresh whose callers left, so
+// the rotated refresh token is committed before the store closes.
+func (c Config) TokenDrain() time.Duration { return 2 * c.ConcurTimeout }
+
+// SpanFlush is how long a shutdown lastly waits for the buffered spans to be exported.
+const SpanFlush = 5 * time.Second
+
+// ShutdownBudget is the longest a shutdown can take after SIGTERM: the grace period, the
+// token drain and the span flush, one after the other. Whatever stops the gateway
+// (Kubernetes' terminationGracePeriodSeconds, compose's stop_grace_period) must wait at
+// least this long before it kills the process, or a close may be cut mid-flight and a
+// rotated refresh token lost. With the default CONCUR_TIMEOUT of 60s it is 17m10s.
+func (c Config) ShutdownBudget() time.Duration {
+	return c.ShutdownGrace() + c.TokenDrain() + SpanFlush
+}
