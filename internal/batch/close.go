@@ -81,6 +81,9 @@ func (s *Service) after(c CloseState, att Close, res CloseResult, err error) (Cl
 	if back.State != StateClosed && back.State != StateScheduled {
 		back.State = StateOpen
 	}
+	if back.State == StateScheduled {
+		back.CheckAt = c.Now.Add(s.pollWait(c)) // the finisher's close failed: back off before the next
+	}
 	scheduled := CloseState{State: StateScheduled, SettleUntil: c.Now.Add(s.asyncHorizon), CheckAt: c.Now.Add(s.pollMin)}
 	switch {
 	case err == nil && att.Async:
@@ -116,8 +119,8 @@ func (s *Service) transition(c CloseState, att Close, res CloseResult, err error
 	case StateClosing, StateUnknown, StateScheduled:
 		return &next, outcome
 	}
-	if outcome == OutcomeClosed && !att.Async && c.FileClose == 0 {
-		return &CloseState{State: StateClosed, FileClose: att.ID}, outcome // the late answer wins
+	if outcome == OutcomeClosed && !att.Async {
+		return &CloseState{State: StateClosed, FileClose: att.ID}, outcome // the late answer wins: its file is the newest
 	}
 	return nil, outcome
 }
@@ -313,7 +316,8 @@ const crashedDetail = "the gateway stopped mid-close (its lease expired before t
 // through: CLOSED settles the batch closed (without a File-Url: the answer that carried it
 // was lost), OPEN settles it open.
 func (s *Service) settle(ctx context.Context, b Batch) error {
-	if err := s.dir.refresh(ctx, s.now()); err != nil {
+	since := s.now()
+	if err := s.dir.refresh(ctx, since); err != nil {
 		return &Error{Code: ErrorCode(err), RetryAfter: retryAfterOf(err), Err: err,
 			Detail: "the outcome of an earlier close of this batch is unknown, and Concur's batch list could not " +
 				"be read to settle it; try again later"}
@@ -324,8 +328,13 @@ func (s *Service) settle(ctx context.Context, b Batch) error {
 	}
 	c := b.Close
 	next := CloseState{State: StateOpen, Attempt: c.Attempt, FileClose: c.FileClose}
-	if fresh.Status == StatusClosed {
+	switch {
+	case fresh.Status == StatusClosed:
 		next.State = StateClosed
+	case fresh.Status != StatusOpen || fresh.LastSeen.Before(since):
+		// In neither list as read now: nothing is settled. Look again after the delay.
+		next = c
+		next.SettleUntil = c.Now.Add(s.settleDelay)
 	}
 	_, _, err = s.st.Apply(ctx, Change{BatchID: b.ID, From: c.Version, To: &next})
 	return storeError(err)

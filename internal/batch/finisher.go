@@ -57,7 +57,7 @@ func (s *Service) finishOne(ctx context.Context, b Batch, listErr error) error {
 		return nil // moved on, or no longer due
 	case listErr == nil && b.Status == StatusClosed:
 		return s.obtainFile(ctx, b, start)
-	case listErr == nil && !c.Now.Before(c.SettleUntil):
+	case listErr == nil && b.Status == StatusOpen && !c.Now.Before(c.SettleUntil):
 		// Past the horizon and still OPEN: Concur's job did not run. The batch is open.
 		next := CloseState{State: StateOpen, FileClose: c.FileClose}
 		_, _, err := s.st.Apply(ctx, Change{BatchID: b.ID, From: c.Version, To: &next})

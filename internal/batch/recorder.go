@@ -43,13 +43,21 @@ func (r *recorder) record(ctx context.Context, att Close, res CloseResult, err e
 	ctx = context.WithoutCancel(ctx)
 	deadline := time.Now().Add(r.margin)
 	wait := 20 * time.Millisecond
-	for {
-		rec, serr := r.try(ctx, att, res, err)
+	for logged := false; ; {
+		// Each try is bounded: a database that hangs rather than fails must not keep the
+		// end from the background (and from the log).
+		tctx, cancel := context.WithTimeout(ctx, max(time.Until(deadline), 50*time.Millisecond))
+		rec, serr := r.try(tctx, att, res, err)
+		cancel()
 		if serr == nil {
 			return rec, nil
 		}
+		if !logged { // from the first failure on, the end is in the log, sealed
+			r.logSealed(ctx, att, res, serr)
+			logged = true
+		}
 		if time.Now().Add(wait).After(deadline) {
-			r.hold(ctx, att, res, err, serr)
+			r.hold(ctx, att, res, err)
 			return Close{}, serr
 		}
 		sleep(ctx, wait)
@@ -79,8 +87,8 @@ func (r *recorder) try(ctx context.Context, att Close, res CloseResult, err erro
 	}
 }
 
-// hold keeps the end for the background and logs it sealed.
-func (r *recorder) hold(ctx context.Context, att Close, res CloseResult, err, serr error) {
+// hold keeps the end for the background.
+func (r *recorder) hold(ctx context.Context, att Close, res CloseResult, err error) {
 	r.mu.Lock()
 	r.pending[att.ID] = pendingEnd{ctx: ctx, att: att, res: res, err: err}
 	r.mu.Unlock()
@@ -88,6 +96,10 @@ func (r *recorder) hold(ctx context.Context, att Close, res CloseResult, err, se
 	case r.wake <- struct{}{}:
 	default:
 	}
+}
+
+// logSealed logs the end of att, sealed, after the store refused it (serr).
+func (r *recorder) logSealed(ctx context.Context, att Close, res CloseResult, serr error) {
 	ev := zerolog.Ctx(ctx).Error().Err(serr).Str("batchId", att.BatchID).Int64("attempt", att.ID).
 		Str("concurStatus", res.Status).Bool("fileUrlKnown", att.FileURL != "")
 	if sealed, ok := r.sealed(att); ok {
@@ -125,7 +137,10 @@ func (r *recorder) flush() int {
 	}
 	r.mu.Unlock()
 	for _, p := range todo {
-		if _, err := r.try(p.ctx, p.att, p.res, p.err); err == nil {
+		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+		_, err := r.try(ctx, p.att, p.res, p.err)
+		cancel()
+		if err == nil {
 			r.mu.Lock()
 			delete(r.pending, p.att.ID)
 			r.mu.Unlock()

@@ -51,24 +51,3 @@ func (u *scriptedUp) CloseBatchAsync(ctx context.Context, url string) (batch.Clo
 func (u *scriptedUp) OpenFile(context.Context, string) (*batch.File, error) {
 	return nil, errors.New("no files here")
 }
-
-func (u *scriptedUp) sent() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return len(u.closeCalls)
-}
-
-// inList returns a lists function that holds the batch in the OPEN or the CLOSED list.
-func inList(id, url string, closed *bool, down *bool) func(batch.ListStatus) ([]batch.Summary, error) {
-	return func(s batch.ListStatus) ([]batch.Summary, error) {
-		if down != nil && *down {
-			return nil, &batch.Error{Code: batch.CodeUpstreamUnavailable, Detail: "503"}
-		}
-		if (s == batch.ListClosed) == *closed {
-			return []batch.Summary{{ID: id, URL: url}}, nil
-		}
-		return nil, nil
-	}
-}
-
-var closedOK = batch.CloseResult{Status: "SUCCESS", BatchStatus: "CLOSED", FileURL: "https://c/file"}

@@ -99,11 +99,6 @@ func testMixedLoad(t *testing.T, h *harness) {
 	wg.Wait()
 }
 
-func withOutcome(c store.Close, o store.Outcome, end time.Time) store.Close {
-	c.Outcome, c.EndedAt = o, end
-	return c
-}
-
 func TestOpenRejects(t *testing.T) {
 	t.Parallel()
 	key := make([]byte, 32)

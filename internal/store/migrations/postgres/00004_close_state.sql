@@ -14,12 +14,13 @@ ALTER TABLE batches ADD COLUMN settle_until BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE batches ADD COLUMN check_at BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE batches ADD COLUMN file_close BIGINT NOT NULL DEFAULT 0;
 
--- Closed: a close that Concur answered with a File-Url or BatchStatus CLOSED.
-UPDATE batches SET close_state = 'closed',
+-- Closed: a close that succeeded (a synchronous one, or one that carried a File-Url or
+-- BatchStatus CLOSED), as the earlier guard held it closed.
+UPDATE batches SET close_state = 'closed', status = 'CLOSED',
     file_close = COALESCE((SELECT MAX(c.id) FROM closes c
         WHERE c.batch_id = batches.id AND c.outcome = 'closed' AND c.file_url <> ''), 0)
 WHERE EXISTS (SELECT 1 FROM closes c WHERE c.batch_id = batches.id AND c.outcome = 'closed'
-    AND (c.file_url <> '' OR c.batch_status = 'CLOSED'));
+    AND (c.file_url <> '' OR c.batch_status = 'CLOSED' OR NOT (c.async)));
 -- Scheduled: an accepted asynchronous close whose File-Url was never obtained.
 UPDATE batches SET close_state = 'scheduled', check_at = 0,
     settle_until = (SELECT MAX(c.started_at) FROM closes c
@@ -28,7 +29,8 @@ WHERE close_state = 'open' AND EXISTS (SELECT 1 FROM closes c
     WHERE c.batch_id = batches.id AND c.outcome = 'closed' AND c.async);
 -- Unknown: an attempt with an unknown outcome after the last close that succeeded; it is
 -- settled from Concur's batch list by the next close.
-UPDATE batches SET close_prev = close_state, close_state = 'unknown', settle_until = 0,
+UPDATE batches SET close_prev = CASE WHEN close_state = 'closed' THEN 'closed' ELSE 'open' END,
+    close_state = 'unknown', settle_until = 0,
     close_attempt = (SELECT MAX(u.id) FROM closes u WHERE u.batch_id = batches.id AND u.outcome = 'unknown')
 WHERE EXISTS (SELECT 1 FROM closes u WHERE u.batch_id = batches.id AND u.outcome = 'unknown'
     AND u.id > COALESCE((SELECT MAX(c.id) FROM closes c WHERE c.batch_id = batches.id AND c.outcome = 'closed'), 0));
