@@ -1528,6 +1528,11 @@ const docTemplate = `{
                 },
                 "store": {
                     "$ref": "#/definitions/httpapi.ReadinessCheck"
+                },
+                "unrecordedCloses": {
+                    "description": "UnrecordedCloses is how many close outcomes Concur produced that this replica has\nnot stored yet (it keeps trying; they are in its log, sealed). Not zero calls for\nan operator when it lasts.",
+                    "type": "integer",
+                    "example": 0
                 }
             }
         }
