@@ -98,6 +98,7 @@ type model struct {
 	answers []answer
 	logs    *logSink
 	nFaults map[string]int
+	faults  *rand.Rand // the fake Concur's faults, drawn by the request goroutines (under mu)
 }
 
 // replica is one gateway process: a Service over a store that may fail, or be dead.
@@ -125,7 +126,7 @@ func newModel(t *testing.T, seed uint64, cfg store.Config) *model {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	ids := []string{"b-1", "b-2", "b-3"}
 	m := &model{t: t, rng: rng, concur: newFakeConcur(seed, ids), ids: ids, st: st, logs: &logSink{},
-		nFaults: map[string]int{}}
+		nFaults: map[string]int{}, faults: rand.New(rand.NewPCG(seed, 2))}
 	m.concur.fault = m.pickFault
 	for i := range 3 {
 		fs := &faultyStore{Store: st, rng: rand.New(rand.NewPCG(seed, uint64(10+i)))}
@@ -145,7 +146,7 @@ func newModel(t *testing.T, seed uint64, cfg store.Config) *model {
 func (m *model) pickFault(kind string) fault {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	f := fault(m.rng.IntN(12))
+	f := fault(m.faults.IntN(12))
 	if f > faultFailure200 {
 		f = faultNone
 	}
