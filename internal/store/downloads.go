@@ -36,8 +36,8 @@ type Download struct {
 	RequestID string
 	StartedAt time.Time
 	EndedAt   time.Time
-	Bytes     int64  // read from Concur
-	SHA256    string // hex SHA-256 of the bytes read from Concur
+	Bytes     int64  // sent to the caller (all of the file when complete)
+	SHA256    string // hex SHA-256 of Concur's whole file, when it was read to its end; "" otherwise
 	Outcome   DownloadOutcome
 }
 
