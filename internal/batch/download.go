@@ -77,8 +77,12 @@ type Downloads struct {
 	total    int
 }
 
-// NewDownloads returns the downloads of payment files kept in st.
+// NewDownloads returns the downloads of payment files kept in st. A nil st keeps
+// nothing: no fingerprint is ever known, and no download is recorded.
 func NewDownloads(st DownloadStore, o DownloadOptions) *Downloads {
+	if st == nil {
+		st = nopDownloadStore{}
+	}
 	if o.RateWindow <= 0 {
 		o.RateWindow = 30 * time.Second
 	}
@@ -102,6 +106,20 @@ func NewDownloads(st DownloadStore, o DownloadOptions) *Downloads {
 		d.obs = nopDownloadObserver{}
 	}
 	return d
+}
+
+type nopDownloadStore struct{}
+
+func (nopDownloadStore) RecordDownload(_ context.Context, d store.Download) (store.Download, store.Fingerprint, bool, error) {
+	return d, store.Fingerprint{}, false, nil
+}
+
+func (nopDownloadStore) FileFingerprint(context.Context, int64) (store.Fingerprint, error) {
+	return store.Fingerprint{}, store.ErrNotFound
+}
+
+func (nopDownloadStore) ListDownloads(context.Context, string, int64, int) ([]store.Download, error) {
+	return nil, nil
 }
 
 // Admit takes one of caller's download slots, or refuses with CodeTooManyDownloads (and a
