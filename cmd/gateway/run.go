@@ -95,6 +95,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		BatchListMinInterval: cfg.BatchListMinInterval, CloseLease: lease, SettleDelay: cfg.ConcurTimeout,
 		Observer: tel.metrics,
 	})
+	downloads := batch.NewDownloads(st, batch.DownloadOptions{
+		PerCaller: cfg.DownloadsPerCaller, Max: cfg.DownloadsMax,
+		MinRate: int64(cfg.DownloadMinRate), RateWindow: cfg.DownloadRateWindow, Observer: tel.metrics,
+	})
 	bgCtx, stopBackground := context.WithCancel(ctx) // background work ends with run
 	defer stopBackground()
 	go purgeIdempotencyKeys(bgCtx, st, log)
@@ -120,6 +124,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			Log:              log,
 			Batches:          svc,
 			Idempotency:      httpapi.Idempotency{Store: st, TTL: cfg.IdempotencyTTL, Lease: lease},
+			Downloads:        downloads,
 			Auth:             authn,
 			CORSOrigins:      cfg.CORSOrigins,
 			RateLimit:        cfg.RateLimit,
