@@ -587,7 +587,7 @@ const docTemplate = `{
         },
         "/batches/{id}/closes": {
             "get": {
-                "description": "Every attempt to close the batch through the gateway, newest first: who asked, when, what Concur answered, and the outcome (refused attempts included).",
+                "description": "Every attempt to close the batch through the gateway, newest first: who asked, when, what Concur answered, and the outcome (refused attempts included). Each close lists the latest downloads of its payment file (at most 20, newest first): who, when, how many bytes, the file's SHA-256 and the outcome.",
                 "produces": [
                     "application/json",
                     "application/problem+json"
@@ -705,7 +705,7 @@ const docTemplate = `{
         },
         "/batches/{id}/file": {
             "get": {
-                "description": "Streams the payment file of the batch's last close through the gateway, with Concur's Content-Type (text/csv, or application/zip when the batch yields several files), Content-Length and Content-Disposition. After an asynchronous close, the first download (once Concur's batch list shows the batch CLOSED) obtains the File-Url with a v1.1 close of the closed batch, as Concur recommends: the one regeneration the gateway makes on its own, recorded in the audit trail; until then 409 ` + "`" + `file_not_ready` + "`" + `.",
+                "description": "Streams the payment file of the batch's last close through the gateway, with Concur's Content-Type (text/csv, or application/zip when the batch yields several files), Content-Length and Content-Disposition. After an asynchronous close, the first download (once Concur's batch list shows the batch CLOSED) obtains the File-Url with a v1.1 close of the closed batch, as Concur recommends: the one regeneration the gateway makes on its own, recorded in the audit trail; until then 409 ` + "`" + `file_not_ready` + "`" + `.\n\n**Fingerprint.** The first complete download of a close records the file's SHA-256 and size. Later downloads carry it as ` + "`" + `Repr-Digest` + "`" + ` (RFC 9530, ` + "`" + `sha-256=:\u003cbase64\u003e:` + "`" + `) and the size as Content-Length, and are verified while they stream: when Concur's file differs, the connection is cut before the last bytes, so the answer is short of its Content-Length, and the mismatch is recorded (` + "`" + `GET /batches/{id}/closes` + "`" + `). When Concur announces another length up front, the answer is 502 ` + "`" + `file_changed` + "`" + `.\n\n**Bounds.** Each caller may run a few downloads at once, and the gateway a few in all (GATEWAY_DOWNLOADS_PER_CALLER, GATEWAY_DOWNLOADS_MAX); beyond them 429 ` + "`" + `too_many_downloads` + "`" + ` with Retry-After, before Concur is called. A download slower than GATEWAY_DOWNLOAD_MIN_RATE_BYTES_PER_SECOND over GATEWAY_DOWNLOAD_RATE_WINDOW is cut.",
                 "produces": [
                     "text/csv",
                     "application/zip",
@@ -734,6 +734,10 @@ const docTemplate = `{
                             "type": "file"
                         },
                         "headers": {
+                            "Repr-Digest": {
+                                "type": "string",
+                                "description": "sha-256=:\u003cbase64\u003e: of the file as first downloaded completely from this close (RFC 9530); absent on the first download"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -799,7 +803,7 @@ const docTemplate = `{
                         }
                     },
                     "429": {
-                        "description": "rate_limited (this caller), upstream_rate_limited (Concur); with Retry-After",
+                        "description": "rate_limited (this caller), too_many_downloads (this caller's, or the gateway's, downloads at once), upstream_rate_limited (Concur); with Retry-After",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
                         },
@@ -827,7 +831,7 @@ const docTemplate = `{
                         }
                     },
                     "502": {
-                        "description": "upstream_host_refused, upstream_bad_response, upstream_unreachable, upstream_auth_failed, upstream_rejected",
+                        "description": "file_changed (Concur announced another size than the first complete download's), upstream_host_refused, upstream_bad_response, upstream_unreachable, upstream_auth_failed, upstream_rejected",
                         "schema": {
                             "$ref": "#/definitions/api.Problem"
                         },
@@ -1228,6 +1232,13 @@ const docTemplate = `{
                     "type": "string",
                     "maxLength": 8192
                 },
+                "downloads": {
+                    "description": "Downloads are the latest downloads of the close's payment file through the gateway,\nnewest first (at most 20); absent when there were none.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/api.FileDownload"
+                    }
+                },
                 "endedAt": {
                     "type": "string",
                     "maxLength": 64,
@@ -1356,6 +1367,51 @@ const docTemplate = `{
                     "type": "string",
                     "maxLength": 32,
                     "example": "SUCCESS"
+                }
+            }
+        },
+        "api.FileDownload": {
+            "type": "object",
+            "properties": {
+                "at": {
+                    "description": "At is when the download started, EndedAt when it ended (RFC 3339).",
+                    "type": "string",
+                    "example": "2026-11-24T10:01:00Z"
+                },
+                "bytes": {
+                    "description": "Bytes is how much of the file reached the caller.",
+                    "type": "integer",
+                    "example": 48213
+                },
+                "caller": {
+                    "description": "Caller is who downloaded it.",
+                    "type": "string",
+                    "example": "ap-portal"
+                },
+                "endedAt": {
+                    "type": "string",
+                    "example": "2026-11-24T10:01:02Z"
+                },
+                "outcome": {
+                    "description": "Outcome: complete (the caller got the whole file), cut (it read too slowly),\nmismatch (Concur's file differed from the first complete download's: the download\nwas cut before its end, or, for two first downloads at once, the later one is marked)\nor failed (Concur's stream broke, or the caller left).",
+                    "type": "string",
+                    "enum": [
+                        "complete",
+                        "cut",
+                        "mismatch",
+                        "failed"
+                    ],
+                    "example": "complete"
+                },
+                "requestId": {
+                    "description": "RequestID is the id of the download's request.",
+                    "type": "string",
+                    "example": "d4jb7ksa3fmq2elr0h5pcgvtn8"
+                },
+                "sha256": {
+                    "description": "SHA256 is the hex SHA-256 of Concur's whole file, when the gateway read it to its end.\nThe close's first complete download fixes it: later downloads are verified against\nit and carry it as Repr-Digest.",
+                    "type": "string",
+                    "example": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
                 }
             }
         },

@@ -97,6 +97,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Observer: tel.metrics, Seal: sealer,
 	})
 	tel.metrics.WatchUnrecorded(svc.Unrecorded)
+	downloads := batch.NewDownloads(st, batch.DownloadOptions{
+		PerCaller: cfg.DownloadsPerCaller, Max: cfg.DownloadsMax,
+		MinRate: int64(cfg.DownloadMinRate), RateWindow: cfg.DownloadRateWindow, Observer: tel.metrics,
+	})
 	bgCtx, stopBackground := context.WithCancel(log.WithContext(ctx)) // background work ends with run
 	defer stopBackground()
 	go purgeIdempotencyKeys(bgCtx, st, log)
@@ -125,6 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			Log:              log,
 			Batches:          svc,
 			Idempotency:      httpapi.Idempotency{Store: st, TTL: cfg.IdempotencyTTL, Lease: lease},
+			Downloads:        downloads,
 			Auth:             authn,
 			CORSOrigins:      cfg.CORSOrigins,
 			RateLimit:        cfg.RateLimit,

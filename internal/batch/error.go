@@ -16,6 +16,8 @@ const (
 	CodeBatchNotFound       Code = "batch_not_found"          // not in the batch list, or Concur says it does not exist
 	CodeFileNotFound        Code = "file_not_found"           // no payment file is known for the batch
 	CodeFileNotReady        Code = "file_not_ready"           // an asynchronous close has not taken effect yet
+	CodeFileChanged         Code = "file_changed"             // Concur's payment file is not the one its first download recorded
+	CodeTooManyDownloads    Code = "too_many_downloads"       // the caller, or the gateway, has as many downloads running as allowed
 	CodeBatchNotClosable    Code = "batch_not_closable"       // Concur refused the close as a business answer (e.g. no reports)
 	CodeUpstreamConflict    Code = "upstream_conflict"        // Concur answered 409
 	CodeUpstreamAuthFailed  Code = "upstream_auth_failed"     // Concur rejected our credentials even after renewal

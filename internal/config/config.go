@@ -86,6 +86,12 @@ type Config struct {
 	CORSOrigins  []string // GATEWAY_CORS_ORIGINS: comma-separated origins allowed to call from a browser
 	RateLimit    int      // GATEWAY_RATE_LIMIT: requests per minute per caller; 0 = off
 
+	// Downloads of payment files (batch.DownloadOptions).
+	DownloadsPerCaller int           // GATEWAY_DOWNLOADS_PER_CALLER: at once per caller; 0 = no cap
+	DownloadsMax       int           // GATEWAY_DOWNLOADS_MAX: at once in all (per replica); 0 = no cap
+	DownloadMinRate    int           // GATEWAY_DOWNLOAD_MIN_RATE_BYTES_PER_SECOND: slower downloads are cut; 0 = off
+	DownloadRateWindow time.Duration // GATEWAY_DOWNLOAD_RATE_WINDOW: what DownloadMinRate is averaged over
+
 	// BatchListMinInterval bounds how often an unknown id may trigger a batch-list fetch.
 	BatchListMinInterval time.Duration // GATEWAY_BATCH_LIST_MIN_INTERVAL
 
@@ -147,6 +153,10 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 		Str("jwtAudience", c.JWTAudience).
 		Strs("corsOrigins", c.CORSOrigins).
 		Int("rateLimit", c.RateLimit).
+		Int("downloadsPerCaller", c.DownloadsPerCaller).
+		Int("downloadsMax", c.DownloadsMax).
+		Int("downloadMinRate", c.DownloadMinRate).
+		Dur("downloadRateWindow", c.DownloadRateWindow).
 		Str("logLevel", c.LogLevel.String()).
 		Str("logFormat", c.LogFormat)
 }
@@ -185,6 +195,10 @@ func Load(getenv func(string) string) (Config, error) {
 		JWTScopes:            l.str("GATEWAY_JWT_SCOPE_CLAIM", "scope"),
 		JWTName:              l.str("GATEWAY_JWT_NAME_CLAIM", ""),
 		RateLimit:            l.integer("GATEWAY_RATE_LIMIT", 600),
+		DownloadsPerCaller:   l.integer("GATEWAY_DOWNLOADS_PER_CALLER", 2),
+		DownloadsMax:         l.integer("GATEWAY_DOWNLOADS_MAX", 16),
+		DownloadMinRate:      l.integer("GATEWAY_DOWNLOAD_MIN_RATE_BYTES_PER_SECOND", 16384),
+		DownloadRateWindow:   l.duration("GATEWAY_DOWNLOAD_RATE_WINDOW", 30*time.Second),
 		AdminAddr:            l.str("GATEWAY_ADMIN_ADDR", ""),
 		ReadyConcurGrace:     l.duration("GATEWAY_READY_CONCUR_GRACE", time.Minute),
 		ServiceName:          l.str("OTEL_SERVICE_NAME", "payment-batch-gateway"),
@@ -260,6 +274,12 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	default:
 		l.fail("GATEWAY_PPROF must be true or false")
+	}
+	if c.DownloadRateWindow < time.Second {
+		l.fail("GATEWAY_DOWNLOAD_RATE_WINDOW must be at least 1s")
+	}
+	if c.DownloadsPerCaller > 0 && c.DownloadsMax > 0 && c.DownloadsPerCaller > c.DownloadsMax {
+		l.fail("GATEWAY_DOWNLOADS_PER_CALLER must not exceed GATEWAY_DOWNLOADS_MAX")
 	}
 	if c.BatchListMinInterval < 0 {
 		l.fail("GATEWAY_BATCH_LIST_MIN_INTERVAL must not be negative")

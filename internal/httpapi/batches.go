@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -170,7 +169,7 @@ func timeString(t time.Time) string {
 // batchCloses godoc
 //
 //	@Summary		A batch's audit trail of closes
-//	@Description	Every attempt to close the batch through the gateway, newest first: who asked, when, what Concur answered, and the outcome (refused attempts included).
+//	@Description	Every attempt to close the batch through the gateway, newest first: who asked, when, what Concur answered, and the outcome (refused attempts included). Each close lists the latest downloads of its payment file (at most 20, newest first): who, when, how many bytes, the file's SHA-256 and the outcome.
 //	@Tags			batches
 //	@Produce		json
 //	@Produce		application/problem+json
@@ -188,7 +187,7 @@ func timeString(t time.Time) string {
 //	@Security		BearerAuth
 //	@ID				listBatchCloses
 //	@Router			/batches/{id}/closes [get]
-func batchCloses(svc BatchService) handlerFunc {
+func batchCloses(svc BatchService, dl Downloads) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		id, err := batchID(r)
 		if err != nil {
@@ -202,9 +201,18 @@ func batchCloses(svc BatchService) handlerFunc {
 		if err != nil {
 			return err
 		}
+		since := int64(0)
+		if len(list) > 0 {
+			since = list[len(list)-1].ID // newest first: the last is the oldest listed
+		}
+		downloads, err := dl.History(r.Context(), id, since)
+		if err != nil {
+			return err
+		}
 		out := api.CloseAttemptList{Items: make([]api.CloseAttempt, len(list))}
 		for i, a := range list {
 			out.Items[i] = closeAttempt(id, a)
+			out.Items[i].Downloads = fileDownloads(downloads[a.ID])
 		}
 		return writeJSON(w, http.StatusOK, out)
 	}
@@ -245,6 +253,10 @@ func limitParam(q url.Values, def, max int) (int, error) {
 //
 //	@Summary		Download a batch's payment file
 //	@Description	Streams the payment file of the batch's last close through the gateway, with Concur's Content-Type (text/csv, or application/zip when the batch yields several files), Content-Length and Content-Disposition. After an asynchronous close, the first download (once Concur's batch list shows the batch CLOSED) obtains the File-Url with a v1.1 close of the closed batch, as Concur recommends: the one regeneration the gateway makes on its own, recorded in the audit trail; until then 409 `file_not_ready`.
+//	@Description
+//	@Description	**Fingerprint.** The first complete download of a close records the file's SHA-256 and size. Later downloads carry it as `Repr-Digest` (RFC 9530, `sha-256=:<base64>:`) and the size as Content-Length, and are verified while they stream: when Concur's file differs, the connection is cut before the last bytes, so the answer is short of its Content-Length, and the mismatch is recorded (`GET /batches/{id}/closes`). When Concur announces another length up front, the answer is 502 `file_changed`.
+//	@Description
+//	@Description	**Bounds.** Each caller may run a few downloads at once, and the gateway a few in all (GATEWAY_DOWNLOADS_PER_CALLER, GATEWAY_DOWNLOADS_MAX); beyond them 429 `too_many_downloads` with Retry-After, before Concur is called. A download slower than GATEWAY_DOWNLOAD_MIN_RATE_BYTES_PER_SECOND over GATEWAY_DOWNLOAD_RATE_WINDOW is cut.
 //	@Tags			batches
 //	@Produce		text/csv
 //	@Produce		application/zip
@@ -254,12 +266,13 @@ func limitParam(q url.Values, def, max int) (int, error) {
 //	@Failure		400	{object}	api.Problem	"invalid_batch_id"
 //	@Failure		404	{object}	api.Problem	"file_not_found"
 //	@Failure		409	{object}	api.Problem	"file_not_ready (an asynchronous close has not taken effect yet; with Retry-After), close_in_progress, close_outcome_unknown"
-//	@Failure		429	{object}	api.Problem	"rate_limited (this caller), upstream_rate_limited (Concur); with Retry-After"
+//	@Failure		429	{object}	api.Problem	"rate_limited (this caller), too_many_downloads (this caller's, or the gateway's, downloads at once), upstream_rate_limited (Concur); with Retry-After"
 //	@Failure		500	{object}	api.Problem	"internal"
-//	@Failure		502	{object}	api.Problem	"upstream_host_refused, upstream_bad_response, upstream_unreachable, upstream_auth_failed, upstream_rejected"
+//	@Failure		502	{object}	api.Problem	"file_changed (Concur announced another size than the first complete download's), upstream_host_refused, upstream_bad_response, upstream_unreachable, upstream_auth_failed, upstream_rejected"
 //	@Failure		503	{object}	api.Problem	"upstream_unavailable (with Retry-After)"
 //	@Failure		504	{object}	api.Problem	"upstream_timeout"
 //	@Header			all	{string}	X-Request-ID	"The request's id: the caller's, when well-formed, or a new one"
+//	@Header			200	{string}	Repr-Digest	"sha-256=:<base64>: of the file as first downloaded completely from this close (RFC 9530); absent on the first download"
 //	@Header			409,429,503,504	{integer}	Retry-After	"Seconds to wait before trying again"
 //	@Failure		401	{object}	api.Problem	"unauthorized (with WWW-Authenticate)"
 //	@Failure		403	{object}	api.Problem	"forbidden: needs batches:read"
@@ -267,53 +280,45 @@ func limitParam(q url.Values, def, max int) (int, error) {
 //	@Security		BearerAuth
 //	@ID				downloadBatchFile
 //	@Router			/batches/{id}/file [get]
-func batchFile(svc BatchService, writeTimeout time.Duration) handlerFunc {
+func batchFile(svc BatchService, dl Downloads, writeTimeout time.Duration) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		id, err := batchID(r)
 		if err != nil {
 			return err
 		}
-		f, err := svc.File(r.Context(), batch.FileRequest{
-			ID: id, Caller: callerName(r.Context()), RequestID: requestIDFrom(r.Context()),
-		})
+		req := batch.FileRequest{ID: id, Caller: callerName(r.Context()), RequestID: requestIDFrom(r.Context())}
+		release, err := dl.Admit(req.Caller) // before Concur is called
+		if err != nil {
+			return err
+		}
+		defer release() // also on a panic, or when the caller hangs up
+		f, err := svc.File(r.Context(), req)
 		if err != nil {
 			return err
 		}
 		defer f.Body.Close()
+		s, err := dl.Begin(r.Context(), f, req)
+		if err != nil {
+			return err
+		}
 
 		h := w.Header()
 		h.Set("Content-Type", fileContentType(f.ContentType))
 		h.Set("Content-Disposition", fileDisposition(f.ContentDisposition, id, h.Get("Content-Type")))
-		if f.ContentLength >= 0 {
-			h.Set("Content-Length", strconv.FormatInt(f.ContentLength, 10))
+		if n := s.Length(); n >= 0 {
+			h.Set("Content-Length", strconv.FormatInt(n, 10))
+		}
+		if d := s.ReprDigest(); d != "" {
+			h.Set("Repr-Digest", d)
 		}
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(http.StatusOK)
-		return streamFile(w, f.Body, writeTimeout)
-	}
-}
-
-// streamFile copies through one small buffer, so memory does not grow with the file, and
-// moves the write deadline forward per chunk: a slow but live caller may take as long as
-// it needs, a stalled one is dropped after writeTimeout.
-func streamFile(w http.ResponseWriter, body io.Reader, writeTimeout time.Duration) error {
-	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
-	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout)) // unsupported only in tests' recorders
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
-			}
-		}
-		if rerr == io.EOF {
-			return nil
-		}
-		if rerr != nil {
-			return rerr
-		}
+		sink := newFileSink(w, writeTimeout)
+		sink.flush() // the headers go now: the first bytes wait for the next chunk or the end
+		res, err := s.Stream(r.Context(), sink)
+		logDownload(r.Context(), id, f.CloseID, res, err)
+		return err
 	}
 }
 

@@ -53,6 +53,8 @@ var problemKinds = map[batch.Code]problemKind{
 	batch.CodeBatchNotFound:       {http.StatusNotFound, "Batch not found"},
 	batch.CodeFileNotFound:        {http.StatusNotFound, "Payment file not found"},
 	batch.CodeFileNotReady:        {http.StatusConflict, "Payment file not ready yet"},
+	batch.CodeFileChanged:         {http.StatusBadGateway, "Concur's payment file changed"},
+	batch.CodeTooManyDownloads:    {http.StatusTooManyRequests, "Too many downloads"},
 	batch.CodeBatchNotClosable:    {http.StatusConflict, "Batch cannot be closed"},
 	batch.CodeUpstreamConflict:    {http.StatusConflict, "Concur reported a conflict"},
 	batch.CodeUpstreamAuthFailed:  {http.StatusBadGateway, "Concur rejected the gateway's credentials"},

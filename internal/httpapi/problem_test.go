@@ -26,6 +26,8 @@ func TestProblemTable(t *testing.T) {
 		{batch.CodeBatchNotFound, 404, ""},
 		{batch.CodeFileNotFound, 404, ""},
 		{batch.CodeFileNotReady, 409, ""},
+		{batch.CodeFileChanged, 502, ""},
+		{batch.CodeTooManyDownloads, 429, ""},
 		{batch.CodeBatchNotClosable, 409, ""},
 		{batch.CodeUpstreamConflict, 409, ""},
 		{batch.CodeUpstreamAuthFailed, 502, ""},

@@ -38,6 +38,9 @@ type Deps struct {
 	CORSOrigins []string
 	// RateLimit is the number of requests per minute each caller may make; 0 is no limit.
 	RateLimit int
+	// Downloads admits, bounds, verifies and records the downloads of payment files, and
+	// lists them with the closes (download.go); nil: unbounded, and nothing recorded.
+	Downloads Downloads
 	// FileWriteTimeout is how long writing one chunk of a payment file to a caller may
 	// take before the download is abandoned. Zero means one minute.
 	FileWriteTimeout time.Duration
@@ -64,6 +67,9 @@ type Deps struct {
 func NewHandler(d Deps) http.Handler {
 	if d.FileWriteTimeout <= 0 {
 		d.FileWriteTimeout = time.Minute
+	}
+	if d.Downloads == nil {
+		d.Downloads = batch.NewDownloads(nil, batch.DownloadOptions{})
 	}
 	r := chi.NewRouter()
 	if d.Trace != nil {
@@ -95,8 +101,8 @@ func NewHandler(d Deps) http.Handler {
 			Post("/batches/{id}/close", handle(closeBatch(d.Batches)))
 		r.With(require(auth.ScopeBatchesRead)).Get("/batches", handle(listBatches(d.Batches)))
 		r.With(require(auth.ScopeBatchesRead)).Get("/batches/{id}", handle(getBatch(d.Batches)))
-		r.With(require(auth.ScopeBatchesRead)).Get("/batches/{id}/closes", handle(batchCloses(d.Batches)))
-		r.With(require(auth.ScopeBatchesRead)).Get("/batches/{id}/file", handle(batchFile(d.Batches, d.FileWriteTimeout)))
+		r.With(require(auth.ScopeBatchesRead)).Get("/batches/{id}/closes", handle(batchCloses(d.Batches, d.Downloads)))
+		r.With(require(auth.ScopeBatchesRead)).Get("/batches/{id}/file", handle(batchFile(d.Batches, d.Downloads, d.FileWriteTimeout)))
 	})
 	r.Get("/problems/{code}", problemType)
 	if !d.AdminSeparate {

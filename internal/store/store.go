@@ -150,6 +150,9 @@ type Store interface {
 	// ClaimIdempotencyKey) and returns how many.
 	PurgeIdempotencyKeys(ctx context.Context, now time.Time) (int64, error)
 
+	// Downloads keeps the downloads of payment files and their fingerprints (downloads.go).
+	Downloads
+
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

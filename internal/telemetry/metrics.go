@@ -42,6 +42,10 @@ type Metrics struct {
 	lookups   *prometheus.CounterVec
 	refreshes *prometheus.CounterVec
 	closes    *prometheus.CounterVec
+
+	downloadsInFlight prometheus.Gauge
+	downloadsRefused  *prometheus.CounterVec
+	downloads         *prometheus.CounterVec
 }
 
 // NewMetrics registers the gateway's metrics, and Go's and the process's, on a new
@@ -82,6 +86,15 @@ func NewMetrics(version string) *Metrics {
 			"Close attempts recorded as ended, by outcome (closed, failed, unknown, refused).",
 			"outcome"),
 	}
+	m.downloadsInFlight = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "downloads_in_flight",
+		Help: "Downloads of payment files holding a slot (admitted, not yet ended)."})
+	reg.MustRegister(m.downloadsInFlight)
+	m.downloadsRefused = f.counter("downloads_refused_total",
+		"Downloads of payment files refused with too_many_downloads, by the cap they hit (caller, total).", "limit")
+	m.downloads = f.counter("downloads_total",
+		"Downloads of payment files streamed, by outcome: complete, cut (slower than the minimum throughput: "+
+			"the downloads cut for slowness), mismatch (Concur's file differed from its fingerprint), failed.",
+		"outcome")
 	info := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
 		Help: "Always 1; the gateway's version is its label.", ConstLabels: prometheus.Labels{"version": version}})
 	info.Set(1)
@@ -97,6 +110,12 @@ func NewMetrics(version string) *Metrics {
 	}
 	for _, o := range []string{"closed", "failed", "unknown", "refused"} {
 		m.closes.WithLabelValues(o)
+	}
+	for _, l := range []string{"caller", "total"} {
+		m.downloadsRefused.WithLabelValues(l)
+	}
+	for _, o := range []string{"complete", "cut", "mismatch", "failed"} {
+		m.downloads.WithLabelValues(o)
 	}
 	return m
 }
@@ -236,3 +255,15 @@ func result(ok bool) string {
 	}
 	return "failed"
 }
+
+// DownloadAdmitted counts a download into gateway_downloads_in_flight (batch.DownloadObserver).
+func (m *Metrics) DownloadAdmitted() { m.downloadsInFlight.Inc() }
+
+// DownloadReleased counts a download out of gateway_downloads_in_flight (batch.DownloadObserver).
+func (m *Metrics) DownloadReleased() { m.downloadsInFlight.Dec() }
+
+// DownloadRefused counts a download refused for a cap: caller or total (batch.DownloadObserver).
+func (m *Metrics) DownloadRefused(limit string) { m.downloadsRefused.WithLabelValues(limit).Inc() }
+
+// DownloadEnded counts a streamed download by outcome (batch.DownloadObserver).
+func (m *Metrics) DownloadEnded(outcome string) { m.downloads.WithLabelValues(outcome).Inc() }

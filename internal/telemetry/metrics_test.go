@@ -171,7 +171,8 @@ func TestMetricsLabelsAreBounded(t *testing.T) {
 		t.Errorf("method labels (-want +got):\n%s", diff)
 	}
 	allowed := map[string]bool{"route": true, "method": true, "status": true, "operation": true, "outcome": true,
-		"result": true, "breaker": true, "to": true, "state": true, "version": true}
+		"result": true, "breaker": true, "to": true, "state": true, "version": true,
+		"limit": true}
 	for name, f := range fams {
 		if !strings.HasPrefix(name, "gateway_") {
 			continue
