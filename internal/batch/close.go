@@ -194,6 +194,9 @@ func (s *Service) send(ctx context.Context, req CloseRequest, b Batch, start tim
 	}
 	b, att, err := s.st.Apply(ctx, Change{BatchID: b.ID, From: c.Version, To: &to, Begin: &att})
 	if err != nil {
+		if !errors.Is(err, ErrStateChanged) {
+			s.release(ctx, req, req.ID)
+		}
 		return CloseResult{}, storeError(err)
 	}
 	// The close runs detached from the caller and ends a margin before the lease does:
@@ -204,6 +207,30 @@ func (s *Service) send(ctx context.Context, req CloseRequest, b Batch, start tim
 	cancel()
 	return s.end(ctx, att, res, err)
 }
+
+// release ends, as refused, the attempt of req if its lease was taken after all (the
+// store committed, then failed to say so): nothing was sent, and it must not turn unknown
+// when its lease ends. If the store fails again, the lease ends as it would.
+func (s *Service) release(ctx context.Context, req CloseRequest, id string) {
+	if req.RequestID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	b, err := s.st.GetBatch(ctx, id)
+	if err != nil || b.Close.State != StateClosing {
+		return
+	}
+	att, err := s.st.GetClose(ctx, b.Close.Attempt)
+	if err != nil || att.RequestID != req.RequestID || att.Caller != req.Caller || att.Outcome != OutcomeInProgress {
+		return
+	}
+	_, _ = s.rec.try(ctx, att, CloseResult{}, errNotBegun)
+}
+
+// errNotBegun is the end of an attempt whose lease the store took but said it had not.
+var errNotBegun = &Error{Code: CodeStoreUnavailable, Delivery: NotSent,
+	Detail: "the close could not be begun (the gateway's database failed): nothing was sent to Concur"}
 
 // call sends the close to Concur. When Concur says the batch does not exist, the list is
 // read again and the close sent once more if the Batch-URL changed.
@@ -269,20 +296,14 @@ func (s *Service) end(ctx context.Context, att Close, res CloseResult, err error
 		}
 	}
 	recorded, rerr := s.rec.record(ctx, att, res, err)
-	if rerr == nil {
-		res.ClosedAt = recorded.EndedAt
-		if recorded.Outcome == OutcomeRefused && err != nil {
-			return CloseResult{}, err
-		}
-	}
-	if err != nil {
+	switch {
+	case err != nil:
 		return CloseResult{}, err
-	}
-	if res.ClosedAt.IsZero() {
+	case res.Accepted: // scheduled, not closed yet
+	case rerr == nil:
+		res.ClosedAt = recorded.EndedAt // one instant for the answer and the record
+	default:
 		res.ClosedAt = s.now() // not recorded yet: the recorder keeps trying
-	}
-	if res.Accepted {
-		res.ClosedAt = time.Time{}
 	}
 	return res, nil
 }
@@ -313,8 +334,7 @@ const crashedDetail = "the gateway stopped mid-close (its lease expired before t
 
 // settle reads Concur's batch list, with a fetch that starts after the settle delay has
 // passed (it has: decide said so at b.Close.Now), to learn whether the lost close went
-// through: CLOSED settles the batch closed (without a File-Url: the answer that carried it
-// was lost), OPEN settles it open.
+// through (see settleFrom).
 func (s *Service) settle(ctx context.Context, b Batch) error {
 	since := s.now()
 	if err := s.dir.refresh(ctx, since); err != nil {
@@ -322,6 +342,13 @@ func (s *Service) settle(ctx context.Context, b Batch) error {
 			Detail: "the outcome of an earlier close of this batch is unknown, and Concur's batch list could not " +
 				"be read to settle it; try again later"}
 	}
+	return s.settleFrom(ctx, b, since)
+}
+
+// settleFrom settles b from a list read that started at since, after the settle delay
+// had passed: CLOSED settles the batch closed (without a File-Url: the answer that
+// carried it was lost), OPEN settles it open, a batch in neither list stays unknown.
+func (s *Service) settleFrom(ctx context.Context, b Batch, since time.Time) error {
 	fresh, err := s.st.GetBatch(ctx, b.ID)
 	if err != nil {
 		return storeError(err)

@@ -202,3 +202,42 @@ func TestScenario12NoRegenerationWhileScheduled(t *testing.T) {
 		}
 	}
 }
+
+// lostBegin is a store whose next lease-taking Apply commits and then reports a failure,
+// as a connection cut after COMMIT does.
+type lostBegin struct {
+	batch.Store
+	armed bool
+}
+
+func (s *lostBegin) Apply(ctx context.Context, c batch.Change) (batch.Batch, batch.Close, error) {
+	b, att, err := s.Store.Apply(ctx, c)
+	if err == nil && s.armed && c.Begin != nil && c.To != nil {
+		s.armed = false
+		return batch.Batch{}, batch.Close{}, errInjected
+	}
+	return b, att, err
+}
+
+// A close whose lease was taken though the store said it was not never reached Concur:
+// it is released as refused at once, not left to turn unknown when its lease ends (which
+// would refuse a regeneration under the same key for good).
+func TestLostBeginIsReleasedAsRefused(t *testing.T) {
+	t.Parallel()
+	fc := newFakeConcur(1, []string{"b-1"})
+	st := &lostBegin{Store: openStore(t)}
+	svc := batch.NewService(fc, st, batch.Options{CloseLease: time.Minute, SettleDelay: time.Millisecond})
+	ctx := context.Background()
+	if _, err := svc.Close(ctx, batch.CloseRequest{ID: "b-1", Caller: "payroll", RequestID: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	st.armed = true
+	req := batch.CloseRequest{ID: "b-1", Caller: "payroll", RequestID: "r2", IdempotencyKey: "k", Regenerate: true}
+	_, err := svc.Close(ctx, req)
+	wantCode(t, err, batch.CodeStoreUnavailable)
+	req.RequestID = "r3"
+	res, err := svc.Close(ctx, req)
+	if err != nil || !res.Regenerated {
+		t.Fatalf("retry of the regeneration: %+v, %v; want it made (nothing was sent the first time)", res, err)
+	}
+}

@@ -28,18 +28,21 @@ func (s *Service) finishPass(ctx context.Context) (int, error) {
 	if err != nil || len(due) == 0 {
 		return 0, storeError(err)
 	}
-	listErr := s.dir.refresh(ctx, s.now()) // a list read after every due batch was found due
+	since := s.now()
+	listErr := s.dir.refresh(ctx, since) // one list read, after every due batch was found due
 	for _, b := range due {
-		if err := s.finishOne(ctx, b, listErr); err != nil && !errors.Is(err, ErrStateChanged) {
+		if err := s.finishOne(ctx, b, since, listErr); err != nil && !errors.Is(err, ErrStateChanged) {
 			zerolog.Ctx(ctx).Warn().Err(err).Str("batchId", b.ID).Msg("finishing an asynchronous close")
 		}
 	}
 	return len(due), nil
 }
 
-// finishOne moves one due batch on, given how the list read that preceded it ended.
-func (s *Service) finishOne(ctx context.Context, b Batch, listErr error) error {
+// finishOne moves one due batch on, given the list read that preceded it (started at
+// since) and how it ended.
+func (s *Service) finishOne(ctx context.Context, b Batch, since time.Time, listErr error) error {
 	start := time.Now()
+	dueVersion := b.Close.Version
 	b, err := s.st.GetBatch(ctx, b.ID) // the state as of now, and the status that list read stored
 	if err != nil {
 		return storeError(err)
@@ -49,10 +52,10 @@ func (s *Service) finishOne(ctx context.Context, b Batch, listErr error) error {
 	case c.State == StateClosing && !c.Now.Before(c.LeaseUntil):
 		return s.expire(ctx, b) // a replica died mid-close
 	case c.State == StateUnknown && !c.Now.Before(c.SettleUntil):
-		if listErr != nil {
-			return listErr
+		if listErr != nil || c.Version != dueVersion {
+			return listErr // a new lost close since: its settle delay may have passed after the list read began
 		}
-		return s.settle(ctx, b) // settled without waiting for the next caller
+		return s.settleFrom(ctx, b, since) // settled without waiting for the next caller
 	case c.State != StateScheduled || c.Now.Before(c.CheckAt):
 		return nil // moved on, or no longer due
 	case listErr == nil && b.Status == StatusClosed:
