@@ -104,7 +104,8 @@ func (s *DownloadStream) Stream(ctx context.Context, w Sink) (StreamResult, erro
 		w.Abort()
 		_ = s.f.Body.Close()
 	}
-	stop := s.watch(cut)
+	stop := sync.OnceFunc(s.watch(cut))
+	defer stop() // also when the stream panics: the watcher must not outlive the handler
 	err = func() error {
 		for {
 			n, rerr := s.f.Body.Read(cur)

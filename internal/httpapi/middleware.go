@@ -138,8 +138,9 @@ func logRequest(l zerolog.Logger, r *http.Request, sw *statusWriter, o *outcome,
 		Msg("request")
 }
 
-// recoverer turns a panic into a 500 problem; the access-log line carries the panic and
-// its stack. http.ErrAbortHandler passes through.
+// recoverer turns a panic into a 500 problem, or, once the answer has begun, into a cut
+// connection (http.ErrAbortHandler); the access-log line carries the panic and its
+// stack. http.ErrAbortHandler passes through.
 func recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -155,7 +156,11 @@ func recoverer(next http.Handler) http.Handler {
 			o.err, o.stack = err, string(debug.Stack())
 			if sw, ok := w.(*statusWriter); !ok || sw.status == 0 {
 				writeProblem(w, r, err)
+				return
 			}
+			// The answer has begun (a file streaming): cut the connection, so the caller
+			// sees a broken answer rather than a short one that ends cleanly.
+			panic(http.ErrAbortHandler)
 		}()
 		next.ServeHTTP(w, r)
 	})
