@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"time"
 )
@@ -187,15 +188,16 @@ func (s *Service) send(ctx context.Context, req CloseRequest, b Batch, start tim
 	c := b.Close
 	att := Close{BatchID: b.ID, Caller: req.Caller, RequestID: req.RequestID, IdempotencyKey: req.IdempotencyKey,
 		Regenerate: regenerates(b), Async: req.Async, StartedAt: c.Now, LeaseUntil: c.Now.Add(s.lease),
-		Outcome: OutcomeInProgress}
+		Outcome: OutcomeInProgress, Claim: rand.Text()}
 	to := CloseState{State: StateClosing, Prev: c.State, FileClose: c.FileClose}
 	if b.Status == StatusClosed && c.State == StateOpen {
 		to.Prev = StateClosed // Concur's list knew it closed: a regeneration that fails leaves it closed
 	}
+	claim := att.Claim
 	b, att, err := s.st.Apply(ctx, Change{BatchID: b.ID, From: c.Version, To: &to, Begin: &att})
 	if err != nil {
 		if !errors.Is(err, ErrStateChanged) {
-			s.release(ctx, req, req.ID)
+			s.release(ctx, req.ID, claim)
 		}
 		return CloseResult{}, storeError(err)
 	}
@@ -208,13 +210,10 @@ func (s *Service) send(ctx context.Context, req CloseRequest, b Batch, start tim
 	return s.end(ctx, att, res, err)
 }
 
-// release ends, as refused, the attempt of req if its lease was taken after all (the
-// store committed, then failed to say so): nothing was sent, and it must not turn unknown
-// when its lease ends. If the store fails again, the lease ends as it would.
-func (s *Service) release(ctx context.Context, req CloseRequest, id string) {
-	if req.RequestID == "" {
-		return
-	}
+// release ends, as refused, the attempt with the claim if it took the lease after all
+// (the store committed, then failed to say so): nothing was sent, and it must not turn
+// unknown when its lease ends. If the store fails again, the lease ends as it would.
+func (s *Service) release(ctx context.Context, id, claim string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	b, err := s.st.GetBatch(ctx, id)
@@ -222,7 +221,7 @@ func (s *Service) release(ctx context.Context, req CloseRequest, id string) {
 		return
 	}
 	att, err := s.st.GetClose(ctx, b.Close.Attempt)
-	if err != nil || att.RequestID != req.RequestID || att.Caller != req.Caller || att.Outcome != OutcomeInProgress {
+	if err != nil || att.Claim != claim || att.Outcome != OutcomeInProgress {
 		return
 	}
 	_, _ = s.rec.try(ctx, att, CloseResult{}, errNotBegun)

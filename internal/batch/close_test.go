@@ -241,3 +241,51 @@ func TestLostBeginIsReleasedAsRefused(t *testing.T) {
 		t.Fatalf("retry of the regeneration: %+v, %v; want it made (nothing was sent the first time)", res, err)
 	}
 }
+
+// release ends only the attempt its own request began: another request of the same
+// caller with the same X-Request-ID (a client retrying with the header) that holds the
+// lease and may be sending is left alone.
+func TestReleaseLeavesAnotherRequestsAttempt(t *testing.T) {
+	t.Parallel()
+	fc := newFakeConcur(1, []string{"b-1"})
+	inner := openStore(t)
+	// The first Apply with a Begin fails for real (nothing committed), after another
+	// request with the same id took the lease meanwhile.
+	st := &racingBegin{Store: inner}
+	svc := batch.NewService(fc, st, batch.Options{CloseLease: time.Minute, SettleDelay: time.Millisecond})
+	_, err := svc.Close(context.Background(), batch.CloseRequest{ID: "b-1", Caller: "payroll", RequestID: "same"})
+	if err == nil {
+		t.Fatal("the failed Begin succeeded")
+	}
+	b, err := inner.GetBatch(context.Background(), "b-1")
+	if err != nil || b.Close.State != batch.StateClosing || b.Close.Attempt != st.other.ID {
+		t.Fatalf("the other request's lease was released: %+v, %v", b.Close, err)
+	}
+}
+
+// racingBegin fails the first lease-taking Apply without committing it, having let another
+// request (same caller, same request id) take the lease first.
+type racingBegin struct {
+	batch.Store
+	done  bool
+	other batch.Close
+}
+
+func (s *racingBegin) Apply(ctx context.Context, c batch.Change) (batch.Batch, batch.Close, error) {
+	if s.done || c.Begin == nil || c.To == nil {
+		return s.Store.Apply(ctx, c)
+	}
+	s.done = true
+	b, err := s.Store.GetBatch(ctx, c.BatchID)
+	if err != nil {
+		return batch.Batch{}, batch.Close{}, err
+	}
+	other := *c.Begin
+	other.Claim = "the other request's own" // each request draws its own claim
+	to := *c.To
+	_, s.other, err = s.Store.Apply(ctx, batch.Change{BatchID: c.BatchID, From: b.Close.Version, To: &to, Begin: &other})
+	if err != nil {
+		return batch.Batch{}, batch.Close{}, err
+	}
+	return batch.Batch{}, batch.Close{}, errInjected
+}

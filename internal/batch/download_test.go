@@ -332,8 +332,9 @@ func TestDownloadFastEnoughNotCut(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, func() bool { return len(w.bytes()) > 0 && (i == 0 || len(w.bytes()) >= i*50_000) })
-		time.Sleep(20 * time.Millisecond) // the stream counts a write once the sink has it: let it
+		time.Sleep(200 * time.Millisecond) // the stream counts a write once the sink has returned from it: let it
 		fx.ticks <- time.Now()
+		time.Sleep(200 * time.Millisecond) // the watcher measures the window after it takes the tick: let it, before more arrives
 	}
 	pw.Close()
 	if err := <-done; err != nil || !bytes.Equal(w.bytes(), file) {

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"time"
 
@@ -86,11 +87,15 @@ func (s *Service) pollWait(c CloseState) time.Duration {
 func (s *Service) obtainFile(ctx context.Context, b Batch, start time.Time) error {
 	c := b.Close
 	att := Close{BatchID: b.ID, Caller: System, Regenerate: true, StartedAt: c.Now,
-		LeaseUntil: c.Now.Add(s.lease), Outcome: OutcomeInProgress}
+		LeaseUntil: c.Now.Add(s.lease), Outcome: OutcomeInProgress, Claim: rand.Text()}
 	to := CloseState{State: StateClosing, Prev: StateScheduled, SettleUntil: c.SettleUntil, CheckAt: c.CheckAt,
 		FileClose: c.FileClose}
+	id, claim := b.ID, att.Claim
 	b, att, err := s.st.Apply(ctx, Change{BatchID: b.ID, From: c.Version, To: &to, Begin: &att})
 	if err != nil {
+		if !errors.Is(err, ErrStateChanged) {
+			s.release(ctx, id, claim) // nothing was sent: back to scheduled, not a lost file
+		}
 		return storeError(err)
 	}
 	callCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), start.Add(s.lease-leaseMargin(s.lease)))

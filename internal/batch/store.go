@@ -125,6 +125,9 @@ type Close struct {
 	Status         string // Concur's Status
 	JobQueueKey    string
 	FileURL        string // Concur's File-Url; kept server-side
+	// Claim is a random token drawn by the request that began the attempt: only it can
+	// prove the attempt is its own (request ids come from callers and may repeat).
+	Claim string `json:"-"`
 }
 
 // System is the caller recorded for the closes the gateway makes on its own: the v1.1

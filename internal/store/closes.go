@@ -10,14 +10,14 @@ import (
 
 const closeColumns = `id, batch_id, caller, request_id, idempotency_key, regenerate, started_at,
 	ended_at, lease_until, outcome, upstream_status, error_code, detail, batch_status, status,
-	job_queue_key, file_url, async`
+	job_queue_key, file_url, async, claim`
 
 // insertClose inserts every column but id; insertCloseReturning also returns the id.
 const (
 	insertClose = `INSERT INTO closes (batch_id, caller, request_id, idempotency_key,
 	regenerate, started_at, ended_at, lease_until, outcome, upstream_status, error_code, detail,
-	batch_status, status, job_queue_key, file_url, async)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	batch_status, status, job_queue_key, file_url, async, claim)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insertCloseReturning = insertClose + " RETURNING id"
 )
 
@@ -166,7 +166,7 @@ func (s *sqlStore) insertClose(ctx context.Context, tx *sql.Tx, c Close) (int64,
 	args := []any{c.BatchID, c.Caller, c.RequestID,
 		c.IdempotencyKey, c.Regenerate, micros(c.StartedAt), micros(c.EndedAt),
 		micros(c.LeaseUntil), string(c.Outcome), c.UpstreamStatus, c.ErrorCode, c.Detail, c.BatchStatus,
-		c.Status, c.JobQueueKey, c.FileURL, c.Async}
+		c.Status, c.JobQueueKey, c.FileURL, c.Async, c.Claim}
 	if s.d.lastInsertID {
 		// SQLite: a plain insert and its rowid, without the rows RETURNING reads through.
 		res, err := s.exec(ctx, tx, insertClose, args...)
@@ -188,7 +188,7 @@ func scanClose(row scanner) (Close, error) {
 	)
 	err := row.Scan(&c.ID, &c.BatchID, &c.Caller, &c.RequestID, &c.IdempotencyKey, &c.Regenerate,
 		&started, &ended, &lease, &outcome, &c.UpstreamStatus, &c.ErrorCode, &c.Detail,
-		&c.BatchStatus, &c.Status, &c.JobQueueKey, &c.FileURL, &c.Async)
+		&c.BatchStatus, &c.Status, &c.JobQueueKey, &c.FileURL, &c.Async, &c.Claim)
 	c.StartedAt, c.EndedAt, c.LeaseUntil = fromMicros(started), fromMicros(ended), fromMicros(lease)
 	c.Outcome = Outcome(outcome)
 	return c, err
