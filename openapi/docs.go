@@ -67,6 +67,7 @@ const docTemplate = `{
                         "maximum": 500,
                         "minimum": 1,
                         "type": "integer",
+                        "format": "int32",
                         "default": 50,
                         "description": "Page size (1-500, default 50)",
                         "name": "limit",
@@ -611,6 +612,7 @@ const docTemplate = `{
                         "maximum": 1000,
                         "minimum": 1,
                         "type": "integer",
+                        "format": "int32",
                         "description": "At most this many attempts (1-1000, default 100)",
                         "name": "limit",
                         "in": "query"
@@ -1189,6 +1191,7 @@ const docTemplate = `{
                 },
                 "items": {
                     "type": "array",
+                    "maxItems": 500,
                     "items": {
                         "$ref": "#/definitions/api.Batch"
                     }
@@ -1235,6 +1238,7 @@ const docTemplate = `{
                 "downloads": {
                     "description": "Downloads are the latest downloads of the close's payment file through the gateway,\nnewest first (at most 20); absent when there were none.",
                     "type": "array",
+                    "maxItems": 20,
                     "items": {
                         "$ref": "#/definitions/api.FileDownload"
                     }
@@ -1310,6 +1314,7 @@ const docTemplate = `{
             "properties": {
                 "items": {
                     "type": "array",
+                    "maxItems": 1000,
                     "items": {
                         "$ref": "#/definitions/api.CloseAttempt"
                     }
@@ -1376,20 +1381,26 @@ const docTemplate = `{
                 "at": {
                     "description": "At is when the download started, EndedAt when it ended (RFC 3339).",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "2026-11-24T10:01:00Z"
                 },
                 "bytes": {
                     "description": "Bytes is how much of the file reached the caller.",
                     "type": "integer",
+                    "format": "int64",
+                    "maximum": 9223372036854776000,
+                    "minimum": 0,
                     "example": 48213
                 },
                 "caller": {
                     "description": "Caller is who downloaded it.",
                     "type": "string",
+                    "maxLength": 128,
                     "example": "ap-portal"
                 },
                 "endedAt": {
                     "type": "string",
+                    "maxLength": 64,
                     "example": "2026-11-24T10:01:02Z"
                 },
                 "outcome": {
@@ -1406,11 +1417,14 @@ const docTemplate = `{
                 "requestId": {
                     "description": "RequestID is the id of the download's request.",
                     "type": "string",
+                    "maxLength": 128,
                     "example": "d4jb7ksa3fmq2elr0h5pcgvtn8"
                 },
                 "sha256": {
                     "description": "SHA256 is the hex SHA-256 of Concur's whole file, when the gateway read it to its end.\nThe close's first complete download fixes it: later downloads are verified against\nit and carry it as Repr-Digest.",
                     "type": "string",
+                    "maxLength": 64,
+                    "minLength": 64,
                     "example": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
                 }
             }
@@ -1548,11 +1562,14 @@ const docTemplate = `{
                 "code": {
                     "description": "Code is the error code of the failure, e.g. store_unavailable, upstream_unavailable.",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "upstream_unavailable"
                 },
                 "failingSince": {
                     "description": "FailingSince is when the check started failing without a success since.",
-                    "type": "string"
+                    "type": "string",
+                    "format": "date-time",
+                    "maxLength": 64
                 },
                 "status": {
                     "description": "Status is ok; failing (the check fails, but not for long enough to matter yet); or\ndown (it makes the gateway not ready).",
@@ -1588,6 +1605,9 @@ const docTemplate = `{
                 "unrecordedCloses": {
                     "description": "UnrecordedCloses is how many close outcomes Concur produced that this replica has\nnot stored yet (it keeps trying; they are in its log, sealed). Not zero calls for\nan operator when it lasts.",
                     "type": "integer",
+                    "format": "int64",
+                    "maximum": 9223372036854776000,
+                    "minimum": 0,
                     "example": 0
                 }
             }

@@ -174,7 +174,7 @@ func timeString(t time.Time) string {
 //	@Produce		json
 //	@Produce		application/problem+json
 //	@Param			id		path		string	true	"Concur BatchID"	minlength(1)	maxlength(64)
-//	@Param			limit	query		int		false	"At most this many attempts (1-1000, default 100)"	minimum(1)	maximum(1000)
+//	@Param			limit	query		int		false	"At most this many attempts (1-1000, default 100)"	minimum(1)	maximum(1000)	format(int32)
 //	@Success		200		{object}	api.CloseAttemptList
 //	@Failure		400		{object}	api.Problem	"invalid_batch_id, invalid_request"
 //	@Failure		404		{object}	api.Problem	"batch_not_found"

@@ -27,7 +27,7 @@ import (
 //	@Param			currency		query		string	false	"ISO 4217 code: three letters (any case)"	minlength(3)	maxlength(3)
 //	@Param			paymentMethod	query		string	false	"Concur's payment method, exactly as Concur spells it"	maxlength(128)
 //	@Param			type			query		string	false	"Concur's batch type"	Enums(Employee, Card Program)
-//	@Param			limit			query		int		false	"Page size (1-500, default 50)"	minimum(1)	maximum(500)	default(50)
+//	@Param			limit			query		int		false	"Page size (1-500, default 50)"	minimum(1)	maximum(500)	default(50)	format(int32)
 //	@Param			cursor			query		string	false	"nextCursor of the previous page, with the same filters"	minlength(1)	maxlength(512)
 //	@Success		200				{object}	api.BatchList
 //	@Failure		400				{object}	api.Problem	"invalid_request (unknown, repeated or empty parameter; bad filter or limit), invalid_cursor"
