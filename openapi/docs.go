@@ -89,6 +89,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.BatchList"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -101,6 +105,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -131,6 +139,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -143,6 +155,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -155,6 +171,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -199,6 +219,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.BatchDetail"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -211,6 +235,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -235,6 +263,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -253,6 +285,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -265,6 +301,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -277,6 +317,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -289,6 +333,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -301,6 +349,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -366,6 +418,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.CloseResponse"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -382,6 +438,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.CloseResponse"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -406,6 +466,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -434,6 +498,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -450,6 +518,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -476,6 +548,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -492,6 +568,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -512,6 +592,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -528,6 +612,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -544,6 +632,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -564,6 +656,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -625,6 +721,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.CloseAttemptList"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -637,6 +737,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -661,6 +765,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -679,6 +787,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -691,6 +803,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -736,6 +852,10 @@ const docTemplate = `{
                             "type": "file"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Repr-Digest": {
                                 "type": "string",
                                 "description": "sha-256=:\u003cbase64\u003e: of the file as first downloaded completely from this close (RFC 9530); absent on the first download"
@@ -752,6 +872,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -776,6 +900,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -788,6 +916,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Retry-After": {
                                 "type": "integer",
                                 "description": "Seconds to wait before trying again"
@@ -810,6 +942,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Retry-After": {
                                 "type": "integer",
                                 "description": "Seconds to wait before trying again"
@@ -826,6 +962,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -838,6 +978,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -850,6 +994,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Retry-After": {
                                 "type": "integer",
                                 "description": "Seconds to wait before trying again"
@@ -866,6 +1014,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Retry-After": {
                                 "type": "integer",
                                 "description": "Seconds to wait before trying again"
