@@ -53,24 +53,24 @@ type CloseAttempt struct {
 	Result *CloseResponse `json:"result,omitempty"`
 	// Downloads are the latest downloads of the close's payment file through the gateway,
 	// newest first (at most 20); absent when there were none.
-	Downloads []FileDownload `json:"downloads,omitempty"`
+	Downloads []FileDownload `json:"downloads,omitempty" validate:"max=20"`
 }
 
 // FileDownload is one download of a close's payment file (GET /batches/{id}/file).
 type FileDownload struct {
 	// Caller is who downloaded it.
-	Caller string `json:"caller" example:"ap-portal"`
+	Caller string `json:"caller" example:"ap-portal" maxLength:"128"`
 	// RequestID is the id of the download's request.
-	RequestID string `json:"requestId" example:"d4jb7ksa3fmq2elr0h5pcgvtn8"`
+	RequestID string `json:"requestId" example:"d4jb7ksa3fmq2elr0h5pcgvtn8" maxLength:"128"`
 	// At is when the download started, EndedAt when it ended (RFC 3339).
-	At      string `json:"at" example:"2026-11-24T10:01:00Z"`
-	EndedAt string `json:"endedAt" example:"2026-11-24T10:01:02Z"`
+	At      string `json:"at" example:"2026-11-24T10:01:00Z" maxLength:"64"`
+	EndedAt string `json:"endedAt" example:"2026-11-24T10:01:02Z" maxLength:"64"`
 	// Bytes is how much of the file reached the caller.
-	Bytes int64 `json:"bytes" example:"48213"`
+	Bytes int64 `json:"bytes" example:"48213" format:"int64" minimum:"0" maximum:"9223372036854775807"`
 	// SHA256 is the hex SHA-256 of Concur's whole file, when the gateway read it to its end.
 	// The close's first complete download fixes it: later downloads are verified against
 	// it and carry it as Repr-Digest.
-	SHA256 string `json:"sha256,omitempty" example:"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"`
+	SHA256 string `json:"sha256,omitempty" example:"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" minLength:"64" maxLength:"64"`
 	// Outcome: complete (the caller got the whole file), cut (it read too slowly),
 	// mismatch (Concur's file differed from the first complete download's: the download
 	// was cut before its end, or, for two first downloads at once, the later one is marked)
@@ -80,7 +80,7 @@ type FileDownload struct {
 
 // CloseAttemptList is the answer to GET /batches/{id}/closes, newest first.
 type CloseAttemptList struct {
-	Items []CloseAttempt `json:"items" maxItems:"1000"`
+	Items []CloseAttempt `json:"items" validate:"max=1000"`
 }
 
 // Problem is an RFC 9457 problem detail, served as application/problem+json.

@@ -30,7 +30,7 @@ type Batch struct {
 
 // BatchList is one page of GET /batches, in ascending byte order of the BatchID.
 type BatchList struct {
-	Items []Batch `json:"items" maxItems:"500"`
+	Items []Batch `json:"items" validate:"max=500"`
 	// NextCursor continues the list: pass it as ?cursor= with the same filters. Absent on
 	// the last page.
 	NextCursor string `json:"nextCursor,omitempty" example:"AUgZBrkF85ILYjdlMmQ0ZjAtOWMxYS00YTNlLThmNmQtMmU1YzdhOWIxZDA0" maxLength:"512"`

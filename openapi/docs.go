@@ -67,6 +67,7 @@ const docTemplate = `{
                         "maximum": 500,
                         "minimum": 1,
                         "type": "integer",
+                        "format": "int32",
                         "default": 50,
                         "description": "Page size (1-500, default 50)",
                         "name": "limit",
@@ -88,6 +89,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.BatchList"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -100,6 +105,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -130,6 +139,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -142,6 +155,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -154,6 +171,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -198,6 +219,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.BatchDetail"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -210,6 +235,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -234,6 +263,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -252,6 +285,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -264,6 +301,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -276,6 +317,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -288,6 +333,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -300,6 +349,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -365,6 +418,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.CloseResponse"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -381,6 +438,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.CloseResponse"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -405,6 +466,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -433,6 +498,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -449,6 +518,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -475,6 +548,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -491,6 +568,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -511,6 +592,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -527,6 +612,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -543,6 +632,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -563,6 +656,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Idempotency-Replayed": {
                                 "type": "string",
                                 "description": "true when the answer is a replay of a recorded one"
@@ -611,6 +708,7 @@ const docTemplate = `{
                         "maximum": 1000,
                         "minimum": 1,
                         "type": "integer",
+                        "format": "int32",
                         "description": "At most this many attempts (1-1000, default 100)",
                         "name": "limit",
                         "in": "query"
@@ -623,6 +721,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.CloseAttemptList"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -635,6 +737,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -659,6 +765,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -677,6 +787,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -689,6 +803,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -734,6 +852,10 @@ const docTemplate = `{
                             "type": "file"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Repr-Digest": {
                                 "type": "string",
                                 "description": "sha-256=:\u003cbase64\u003e: of the file as first downloaded completely from this close (RFC 9530); absent on the first download"
@@ -750,6 +872,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -774,6 +900,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -786,6 +916,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Retry-After": {
                                 "type": "integer",
                                 "description": "Seconds to wait before trying again"
@@ -808,6 +942,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Retry-After": {
                                 "type": "integer",
                                 "description": "Seconds to wait before trying again"
@@ -824,6 +962,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -836,6 +978,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "The request's id: the caller's, when well-formed, or a new one"
@@ -848,6 +994,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Retry-After": {
                                 "type": "integer",
                                 "description": "Seconds to wait before trying again"
@@ -864,6 +1014,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Problem"
                         },
                         "headers": {
+                            "Access-Control-Allow-Origin": {
+                                "type": "string",
+                                "description": "The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
+                            },
                             "Retry-After": {
                                 "type": "integer",
                                 "description": "Seconds to wait before trying again"
@@ -1189,6 +1343,7 @@ const docTemplate = `{
                 },
                 "items": {
                     "type": "array",
+                    "maxItems": 500,
                     "items": {
                         "$ref": "#/definitions/api.Batch"
                     }
@@ -1235,6 +1390,7 @@ const docTemplate = `{
                 "downloads": {
                     "description": "Downloads are the latest downloads of the close's payment file through the gateway,\nnewest first (at most 20); absent when there were none.",
                     "type": "array",
+                    "maxItems": 20,
                     "items": {
                         "$ref": "#/definitions/api.FileDownload"
                     }
@@ -1310,6 +1466,7 @@ const docTemplate = `{
             "properties": {
                 "items": {
                     "type": "array",
+                    "maxItems": 1000,
                     "items": {
                         "$ref": "#/definitions/api.CloseAttempt"
                     }
@@ -1376,20 +1533,26 @@ const docTemplate = `{
                 "at": {
                     "description": "At is when the download started, EndedAt when it ended (RFC 3339).",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "2026-11-24T10:01:00Z"
                 },
                 "bytes": {
                     "description": "Bytes is how much of the file reached the caller.",
                     "type": "integer",
+                    "format": "int64",
+                    "maximum": 9223372036854776000,
+                    "minimum": 0,
                     "example": 48213
                 },
                 "caller": {
                     "description": "Caller is who downloaded it.",
                     "type": "string",
+                    "maxLength": 128,
                     "example": "ap-portal"
                 },
                 "endedAt": {
                     "type": "string",
+                    "maxLength": 64,
                     "example": "2026-11-24T10:01:02Z"
                 },
                 "outcome": {
@@ -1406,11 +1569,14 @@ const docTemplate = `{
                 "requestId": {
                     "description": "RequestID is the id of the download's request.",
                     "type": "string",
+                    "maxLength": 128,
                     "example": "d4jb7ksa3fmq2elr0h5pcgvtn8"
                 },
                 "sha256": {
                     "description": "SHA256 is the hex SHA-256 of Concur's whole file, when the gateway read it to its end.\nThe close's first complete download fixes it: later downloads are verified against\nit and carry it as Repr-Digest.",
                     "type": "string",
+                    "maxLength": 64,
+                    "minLength": 64,
                     "example": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
                 }
             }
@@ -1548,11 +1714,14 @@ const docTemplate = `{
                 "code": {
                     "description": "Code is the error code of the failure, e.g. store_unavailable, upstream_unavailable.",
                     "type": "string",
+                    "maxLength": 64,
                     "example": "upstream_unavailable"
                 },
                 "failingSince": {
                     "description": "FailingSince is when the check started failing without a success since.",
-                    "type": "string"
+                    "type": "string",
+                    "format": "date-time",
+                    "maxLength": 64
                 },
                 "status": {
                     "description": "Status is ok; failing (the check fails, but not for long enough to matter yet); or\ndown (it makes the gateway not ready).",
@@ -1588,6 +1757,9 @@ const docTemplate = `{
                 "unrecordedCloses": {
                     "description": "UnrecordedCloses is how many close outcomes Concur produced that this replica has\nnot stored yet (it keeps trying; they are in its log, sealed). Not zero calls for\nan operator when it lasts.",
                     "type": "integer",
+                    "format": "int64",
+                    "maximum": 9223372036854776000,
+                    "minimum": 0,
                     "example": 0
                 }
             }

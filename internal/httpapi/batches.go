@@ -66,6 +66,7 @@ func batchID(r *http.Request) (string, error) {
 //	@Failure		503				{object}	api.Problem	"upstream_unavailable, store_unavailable (with Retry-After)"
 //	@Failure		504				{object}	api.Problem	"upstream_timeout"
 //	@Header			all				{string}	X-Request-ID			"The request's id: the caller's, when well-formed, or a new one"
+//	@Header			all				{string}	Access-Control-Allow-Origin	"The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
 //	@Header			all				{string}	Idempotency-Replayed	"true when the answer is a replay of a recorded one"
 //	@Header			202				{string}	Location				"/batches/{id}: where the batch's status shows"
 //	@Header			202				{string}	Preference-Applied		"respond-async"
@@ -174,13 +175,14 @@ func timeString(t time.Time) string {
 //	@Produce		json
 //	@Produce		application/problem+json
 //	@Param			id		path		string	true	"Concur BatchID"	minlength(1)	maxlength(64)
-//	@Param			limit	query		int		false	"At most this many attempts (1-1000, default 100)"	minimum(1)	maximum(1000)
+//	@Param			limit	query		int		false	"At most this many attempts (1-1000, default 100)"	minimum(1)	maximum(1000)	format(int32)
 //	@Success		200		{object}	api.CloseAttemptList
 //	@Failure		400		{object}	api.Problem	"invalid_batch_id, invalid_request"
 //	@Failure		404		{object}	api.Problem	"batch_not_found"
 //	@Failure		429		{object}	api.Problem	"rate_limited (with Retry-After)"
 //	@Failure		503		{object}	api.Problem	"store_unavailable"
 //	@Header			all		{string}	X-Request-ID	"The request's id: the caller's, when well-formed, or a new one"
+//	@Header			all		{string}	Access-Control-Allow-Origin	"The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
 //	@Failure		401	{object}	api.Problem	"unauthorized (with WWW-Authenticate)"
 //	@Failure		403	{object}	api.Problem	"forbidden: needs batches:read"
 //	@Failure		413	{object}	api.Problem	"request_body_not_allowed"
@@ -272,6 +274,7 @@ func limitParam(q url.Values, def, max int) (int, error) {
 //	@Failure		503	{object}	api.Problem	"upstream_unavailable (with Retry-After)"
 //	@Failure		504	{object}	api.Problem	"upstream_timeout"
 //	@Header			all	{string}	X-Request-ID	"The request's id: the caller's, when well-formed, or a new one"
+//	@Header			all	{string}	Access-Control-Allow-Origin	"The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
 //	@Header			200	{string}	Repr-Digest	"sha-256=:<base64>: of the file as first downloaded completely from this close (RFC 9530); absent on the first download"
 //	@Header			409,429,503,504	{integer}	Retry-After	"Seconds to wait before trying again"
 //	@Failure		401	{object}	api.Problem	"unauthorized (with WWW-Authenticate)"

@@ -76,7 +76,7 @@ type ReadinessReport struct {
 	// UnrecordedCloses is how many close outcomes Concur produced that this replica has
 	// not stored yet (it keeps trying; they are in its log, sealed). Not zero calls for
 	// an operator when it lasts.
-	UnrecordedCloses int `json:"unrecordedCloses,omitempty" example:"0"`
+	UnrecordedCloses int `json:"unrecordedCloses,omitempty" example:"0" format:"int64" minimum:"0" maximum:"9223372036854775807"`
 }
 
 // ReadinessCheck is one dependency's state.
@@ -85,9 +85,9 @@ type ReadinessCheck struct {
 	// down (it makes the gateway not ready).
 	Status string `json:"status" enums:"ok,failing,down" example:"ok"`
 	// Code is the error code of the failure, e.g. store_unavailable, upstream_unavailable.
-	Code string `json:"code,omitempty" example:"upstream_unavailable"`
+	Code string `json:"code,omitempty" example:"upstream_unavailable" maxLength:"64"`
 	// FailingSince is when the check started failing without a success since.
-	FailingSince *time.Time `json:"failingSince,omitempty"`
+	FailingSince *time.Time `json:"failingSince,omitempty" format:"date-time" maxLength:"64"`
 }
 
 // Readiness states, as ReadinessReport and ReadinessCheck spell them.

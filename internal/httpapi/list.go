@@ -27,7 +27,7 @@ import (
 //	@Param			currency		query		string	false	"ISO 4217 code: three letters (any case)"	minlength(3)	maxlength(3)
 //	@Param			paymentMethod	query		string	false	"Concur's payment method, exactly as Concur spells it"	maxlength(128)
 //	@Param			type			query		string	false	"Concur's batch type"	Enums(Employee, Card Program)
-//	@Param			limit			query		int		false	"Page size (1-500, default 50)"	minimum(1)	maximum(500)	default(50)
+//	@Param			limit			query		int		false	"Page size (1-500, default 50)"	minimum(1)	maximum(500)	default(50)	format(int32)
 //	@Param			cursor			query		string	false	"nextCursor of the previous page, with the same filters"	minlength(1)	maxlength(512)
 //	@Success		200				{object}	api.BatchList
 //	@Failure		400				{object}	api.Problem	"invalid_request (unknown, repeated or empty parameter; bad filter or limit), invalid_cursor"
@@ -35,6 +35,7 @@ import (
 //	@Failure		500				{object}	api.Problem	"internal"
 //	@Failure		503				{object}	api.Problem	"store_unavailable (with Retry-After)"
 //	@Header			all				{string}	X-Request-ID	"The request's id: the caller's, when well-formed, or a new one"
+//	@Header			all				{string}	Access-Control-Allow-Origin	"The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
 //	@Failure		401				{object}	api.Problem	"unauthorized (with WWW-Authenticate)"
 //	@Failure		403				{object}	api.Problem	"forbidden: needs batches:read"
 //	@Failure		413				{object}	api.Problem	"request_body_not_allowed"
@@ -113,6 +114,7 @@ func listRequest(q url.Values) (batch.ListRequest, error) {
 //	@Failure		503	{object}	api.Problem	"upstream_unavailable, store_unavailable (with Retry-After)"
 //	@Failure		504	{object}	api.Problem	"upstream_timeout"
 //	@Header			all	{string}	X-Request-ID	"The request's id: the caller's, when well-formed, or a new one"
+//	@Header			all	{string}	Access-Control-Allow-Origin	"The request's Origin, when GATEWAY_CORS_ORIGINS lists it (none by default): CORS; absent otherwise"
 //	@Failure		401	{object}	api.Problem	"unauthorized (with WWW-Authenticate)"
 //	@Failure		403	{object}	api.Problem	"forbidden: needs batches:read"
 //	@Failure		413	{object}	api.Problem	"request_body_not_allowed"
