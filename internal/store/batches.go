@@ -128,19 +128,7 @@ func (s *sqlStore) ListBatches(ctx context.Context, q BatchQuery) ([]Batch, erro
 	}
 	query, args := s.listBatchesSQL(q)
 	rows, err := s.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, wrap("list batches", err)
-	}
-	defer rows.Close()
-	var out []Batch
-	for rows.Next() {
-		b, err := scanBatch(rows)
-		if err != nil {
-			return nil, wrap("list batches", err)
-		}
-		out = append(out, b)
-	}
-	return out, wrap("list batches", rows.Err())
+	return collect(rows, err, "list batches", scanBatch)
 }
 
 // listBatchesSQL is ListBatches's statement. Only the filters that are set become

@@ -124,19 +124,7 @@ func (s *sqlStore) DueScheduled(ctx context.Context, limit int) ([]Batch, error)
 		   OR (close_state = 'unknown' AND settle_until <= now_us())
 		   OR (close_state = 'closing' AND close_lease_until <= now_us())
 		ORDER BY check_at LIMIT ?`), limit)
-	if err != nil {
-		return nil, wrap("due scheduled", err)
-	}
-	defer rows.Close()
-	var out []Batch
-	for rows.Next() {
-		b, err := scanBatch(rows)
-		if err != nil {
-			return nil, wrap("due scheduled", err)
-		}
-		out = append(out, b)
-	}
-	return out, wrap("due scheduled", rows.Err())
+	return collect(rows, err, "due scheduled", scanBatch)
 }
 
 // ListCloses returns the batch's attempts, newest (highest ID) first; limit must be
@@ -147,19 +135,7 @@ func (s *sqlStore) ListCloses(ctx context.Context, batchID string, limit int) ([
 	}
 	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+closeColumns+
 		" FROM closes WHERE batch_id = ? ORDER BY id DESC LIMIT ?"), batchID, min(limit, MaxListCloses))
-	if err != nil {
-		return nil, wrap("list closes", err)
-	}
-	defer rows.Close()
-	var out []Close
-	for rows.Next() {
-		c, err := scanClose(rows)
-		if err != nil {
-			return nil, wrap("list closes", err)
-		}
-		out = append(out, c)
-	}
-	return out, wrap("list closes", rows.Err())
+	return collect(rows, err, "list closes", scanClose)
 }
 
 func (s *sqlStore) insertClose(ctx context.Context, tx *sql.Tx, c Close) (int64, error) {

@@ -152,25 +152,19 @@ func (s *sqlStore) ListDownloads(ctx context.Context, batchID string, sinceClose
 		SELECT `+downloadColumns+`, ROW_NUMBER() OVER (PARTITION BY close_id ORDER BY id DESC) AS n
 		FROM downloads WHERE batch_id = ? AND close_id >= ?) d
 		WHERE n <= ? ORDER BY close_id DESC, id DESC`), batchID, sinceCloseID, min(perClose, MaxDownloadsPerClose))
-	if err != nil {
-		return nil, wrap("list downloads", err)
-	}
-	defer rows.Close()
-	var out []Download
-	for rows.Next() {
-		var (
-			d              Download
-			started, ended int64
-			outcome        string
-		)
-		if err := rows.Scan(&d.ID, &d.CloseID, &d.BatchID, &d.Caller, &d.RequestID, &started, &ended,
-			&d.Bytes, &d.SHA256, &outcome); err != nil {
-			return nil, wrap("list downloads", err)
-		}
-		d.StartedAt, d.EndedAt, d.Outcome = fromMicros(started), fromMicros(ended), DownloadOutcome(outcome)
-		out = append(out, d)
-	}
-	return out, wrap("list downloads", rows.Err())
+	return collect(rows, err, "list downloads", scanDownload)
+}
+
+func scanDownload(row scanner) (Download, error) {
+	var (
+		d              Download
+		started, ended int64
+		outcome        string
+	)
+	err := row.Scan(&d.ID, &d.CloseID, &d.BatchID, &d.Caller, &d.RequestID, &started, &ended,
+		&d.Bytes, &d.SHA256, &outcome)
+	d.StartedAt, d.EndedAt, d.Outcome = fromMicros(started), fromMicros(ended), DownloadOutcome(outcome)
+	return d, err
 }
 
 func scanFingerprint(row scanner) (Fingerprint, error) {
