@@ -67,7 +67,7 @@ func (r *recorder) record(ctx context.Context, att Close, res CloseResult, err e
 
 // try reads the batch's state and applies the attempt's end to it, once it holds.
 func (r *recorder) try(ctx context.Context, att Close, res CloseResult, err error) (Close, error) {
-	for {
+	for range 16 { // each turn needs another request to have changed the state meanwhile
 		b, serr := r.s.st.GetBatch(ctx, att.BatchID)
 		if serr != nil {
 			return Close{}, serr
@@ -85,6 +85,7 @@ func (r *recorder) try(ctx context.Context, att Close, res CloseResult, err erro
 		r.s.observe().CloseObserved(string(outcome))
 		return rec, nil
 	}
+	return Close{}, ErrStateChanged // contended: record tries again after a back-off
 }
 
 // hold keeps the end for the background.
