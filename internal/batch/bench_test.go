@@ -36,7 +36,7 @@ func BenchmarkLookup(b *testing.B) {
 				id := ids[order[i%n]]
 				i++
 				got, err := lookup(b.Context(), id)
-				if err != nil || got.ID != id || got.Status != store.StatusOpen {
+				if err != nil || got.ID != id || got.Status != batch.StatusOpen {
 					b.Fatalf("lookup(%s) = %+v, %v", id, got, err)
 				}
 			}
@@ -50,14 +50,14 @@ func seedStore(b *testing.B, st store.Store, n int) []string {
 	b.Helper()
 	rng := rand.New(rand.NewPCG(3, 4))
 	ids := make([]string, n)
-	chunk := make([]store.Batch, 0, batch.ListChunk)
+	chunk := make([]batch.Batch, 0, batch.ListChunk)
 	seen := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	for i := range n {
 		ids[i] = fmt.Sprintf("%08X-%04X-4%03X-%04X-%012X", rng.Uint32(), rng.Uint32()&0xFFFF,
 			rng.Uint32()&0xFFF, 0x8000|rng.Uint32()&0x3FFF, rng.Uint64()&0xFFFFFFFFFFFF)
-		chunk = append(chunk, store.Batch{
+		chunk = append(chunk, batch.Batch{
 			ID: ids[i], Name: "Expense Pay US " + strconv.Itoa(i), Total: "1289.40", Currency: "USD",
-			Count: "7", Type: "Employee", PaymentMethod: "Expense Pay by SAP Concur", Status: store.StatusOpen,
+			Count: "7", Type: "Employee", PaymentMethod: "Expense Pay by SAP Concur", Status: batch.StatusOpen,
 			URL: "https://us.api.concursolutions.com/api/expense/paymentbatch/v1.1/batch/" +
 				strings.Repeat(ids[i][:8], 12) + "$x$y",
 		})
@@ -102,7 +102,7 @@ func BenchmarkRefresh(b *testing.B) {
 				}
 				b.StartTimer()
 			}
-			if got, err := st.GetBatch(b.Context(), genID(n-1)); err != nil || got.Status != store.StatusOpen {
+			if got, err := st.GetBatch(b.Context(), genID(n-1)); err != nil || got.Status != batch.StatusOpen {
 				b.Fatalf("last batch: %+v, %v", got, err)
 			}
 			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")

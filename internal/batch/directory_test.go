@@ -59,7 +59,7 @@ type chunkStore struct {
 	failAt int // 1-based; 0: never
 }
 
-func (s *chunkStore) UpsertBatches(ctx context.Context, batches []store.Batch, seenAt time.Time) error {
+func (s *chunkStore) UpsertBatches(ctx context.Context, batches []batch.Batch, seenAt time.Time) error {
 	s.mu.Lock()
 	s.sizes = append(s.sizes, len(batches))
 	fail := s.failAt == len(s.sizes)
@@ -88,7 +88,7 @@ func countStored(t *testing.T, st store.Store, status string) int {
 	t.Helper()
 	n, after := 0, ""
 	for {
-		page, err := st.ListBatches(t.Context(), store.BatchQuery{Status: status, After: after, Limit: store.MaxListBatches})
+		page, err := st.ListBatches(t.Context(), batch.BatchQuery{Status: status, After: after, Limit: store.MaxListBatches})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,8 +108,8 @@ func TestRefreshUpsertsInChunks(t *testing.T) {
 	up := &streamUp{open: open, closed: closed}
 	svc, st, clk := newStreamService(t, up)
 	// Closed by the gateway before the refresh: the OPEN list must not downgrade it.
-	if err := st.Store.UpsertBatches(t.Context(), []store.Batch{{ID: "O000003", URL: "https://c/O000003",
-		Status: store.StatusClosed}}, clk.Now()); err != nil {
+	if err := st.Store.UpsertBatches(t.Context(), []batch.Batch{{ID: "O000003", URL: "https://c/O000003",
+		Status: batch.StatusClosed}}, clk.Now()); err != nil {
 		t.Fatal(err)
 	}
 	page, err := svc.List(t.Context(), batch.ListRequest{Limit: 1})
@@ -120,7 +120,7 @@ func TestRefreshUpsertsInChunks(t *testing.T) {
 	if got := st.upserts(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("upserts of %v batches, want %v", got, want)
 	}
-	if o, c := countStored(t, st, store.StatusOpen), countStored(t, st, store.StatusClosed); o != open-1 || c != closed+1 {
+	if o, c := countStored(t, st, batch.StatusOpen), countStored(t, st, batch.StatusClosed); o != open-1 || c != closed+1 {
 		t.Errorf("stored %d OPEN and %d CLOSED, want %d and %d", o, c, open-1, closed+1)
 	}
 }
@@ -137,7 +137,7 @@ func TestRefreshFailingMidList(t *testing.T) {
 	if err != nil || batch.ErrorCode(page.Stale) != batch.CodeUpstreamBadResponse || !page.AsOf.IsZero() {
 		t.Fatalf("List after a failed list: freshness %+v, %v; want stale, no asOf", page.Freshness, err)
 	}
-	if o := countStored(t, st, store.StatusOpen); o != batch.ListChunk {
+	if o := countStored(t, st, batch.StatusOpen); o != batch.ListChunk {
 		t.Errorf("%d OPEN batches stored, want the %d of the chunk completed before the failure", o, batch.ListChunk)
 	}
 
@@ -147,7 +147,7 @@ func TestRefreshFailingMidList(t *testing.T) {
 	if err != nil || page.Stale != nil || !page.AsOf.Equal(clk.Now()) {
 		t.Fatalf("List after a good refresh: freshness %+v, %v", page.Freshness, err)
 	}
-	if o := countStored(t, st, store.StatusOpen); o != 3*batch.ListChunk {
+	if o := countStored(t, st, batch.StatusOpen); o != 3*batch.ListChunk {
 		t.Errorf("%d OPEN batches stored, want %d", o, 3*batch.ListChunk)
 	}
 }

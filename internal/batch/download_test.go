@@ -31,11 +31,11 @@ func newDownloads(t *testing.T, o batch.DownloadOptions) *downloadFixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	if err := st.UpsertBatches(t.Context(), []store.Batch{{ID: "B1", URL: "u"}}, now); err != nil {
+	if err := st.UpsertBatches(t.Context(), []batch.Batch{{ID: "B1", URL: "u"}}, now); err != nil {
 		t.Fatal(err)
 	}
-	_, c, err := st.Apply(t.Context(), store.Change{BatchID: "B1", Begin: &store.Close{BatchID: "B1", StartedAt: now, EndedAt: now,
-		Outcome: store.OutcomeClosed, FileURL: "f"}})
+	_, c, err := st.Apply(t.Context(), batch.Change{BatchID: "B1", Begin: &batch.Close{BatchID: "B1", StartedAt: now, EndedAt: now,
+		Outcome: batch.OutcomeClosed, FileURL: "f"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestDownloadIncompleteFirst(t *testing.T) {
 	if _, res, _ := fx.download(t, newBody(file, nil), -1, w); res.Outcome != "failed" {
 		t.Fatalf("caller gone: %+v, want failed", res)
 	}
-	if _, err := fx.st.FileFingerprint(t.Context(), fx.closeID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := fx.st.FileFingerprint(t.Context(), fx.closeID); !errors.Is(err, batch.ErrNotStored) {
 		t.Fatalf("fingerprint after incomplete downloads: %v, want none", err)
 	}
 	if _, res, err := fx.download(t, newBody(file, nil), -1, newSink(false)); err != nil || res.Outcome != "complete" {

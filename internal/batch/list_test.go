@@ -12,7 +12,6 @@ import (
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/concursim"
-	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 // The simulator's seeded batches, in byte order of their IDs.
@@ -222,10 +221,10 @@ func TestListKeepsBatchesThatLeftTheLists(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, 0)
 	ctx := context.Background()
-	gone := store.Batch{ID: "0-gone", URL: "http://concur.invalid/batch/x", Name: "Purged", Total: "1.00",
-		Currency: "USD", Count: "1", Type: "Employee", PaymentMethod: "Expense Pay by SAP Concur", Status: store.StatusClosed}
+	gone := batch.Batch{ID: "0-gone", URL: "http://concur.invalid/batch/x", Name: "Purged", Total: "1.00",
+		Currency: "USD", Count: "1", Type: "Employee", PaymentMethod: "Expense Pay by SAP Concur", Status: batch.StatusClosed}
 	lastSeen := e.clk.Now().Add(-24 * time.Hour)
-	if err := e.st.UpsertBatches(ctx, []store.Batch{gone}, lastSeen); err != nil {
+	if err := e.st.UpsertBatches(ctx, []batch.Batch{gone}, lastSeen); err != nil {
 		t.Fatal(err)
 	}
 	page, err := e.svc.List(ctx, batch.ListRequest{Filter: batch.Filter{Status: "CLOSED"}})

@@ -271,11 +271,11 @@ func TestDownloadFingerprintOverHTTP(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	now := time.Now()
-	if err := st.UpsertBatches(t.Context(), []store.Batch{{ID: "B1", URL: "u"}}, now); err != nil {
+	if err := st.UpsertBatches(t.Context(), []batch.Batch{{ID: "B1", URL: "u"}}, now); err != nil {
 		t.Fatal(err)
 	}
-	_, c, err := st.Apply(t.Context(), store.Change{BatchID: "B1", Begin: &store.Close{BatchID: "B1", StartedAt: now, EndedAt: now,
-		Outcome: store.OutcomeClosed, FileURL: "f"}})
+	_, c, err := st.Apply(t.Context(), batch.Change{BatchID: "B1", Begin: &batch.Close{BatchID: "B1", StartedAt: now, EndedAt: now,
+		Outcome: batch.OutcomeClosed, FileURL: "f"}})
 	if err != nil {
 		t.Fatal(err)
 	}

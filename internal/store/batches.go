@@ -28,7 +28,7 @@ const UpsertChunk = 500
 // UpsertBatches inserts or updates batches in one transaction, UpsertChunk rows per
 // statement, in ID order. A batch ID given twice counts once, its last occurrence wins.
 // FirstSeen is seenAt on insert and then never changes.
-func (s *sqlStore) UpsertBatches(ctx context.Context, batches []Batch, seenAt time.Time) error {
+func (s *sqlStore) UpsertBatches(ctx context.Context, batches []batch.Batch, seenAt time.Time) error {
 	if len(batches) == 0 {
 		return nil
 	}
@@ -74,7 +74,7 @@ func (s *sqlStore) UpsertBatches(ctx context.Context, batches []Batch, seenAt ti
 // canonical returns the batches sorted by ID, each ID once (its last occurrence wins:
 // PostgreSQL refuses to update a row twice in one statement). The order makes
 // concurrent upserts lock rows in the same order, so they cannot deadlock.
-func canonical(batches []Batch) ([]Batch, error) {
+func canonical(batches []batch.Batch) ([]batch.Batch, error) {
 	last := make(map[string]int, len(batches))
 	for i, b := range batches {
 		if b.ID == "" {
@@ -82,13 +82,13 @@ func canonical(batches []Batch) ([]Batch, error) {
 		}
 		last[b.ID] = i
 	}
-	out := make([]Batch, 0, len(last))
+	out := make([]batch.Batch, 0, len(last))
 	for i, b := range batches {
 		if last[b.ID] == i {
 			out = append(out, b)
 		}
 	}
-	slices.SortFunc(out, func(a, b Batch) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b batch.Batch) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
@@ -111,18 +111,18 @@ func upsertBatchesSQL(n int) string {
 	return b.String()
 }
 
-// GetBatch returns the batch or ErrNotFound.
-func (s *sqlStore) GetBatch(ctx context.Context, id string) (Batch, error) {
+// GetBatch returns the batch or batch.ErrNotStored.
+func (s *sqlStore) GetBatch(ctx context.Context, id string) (batch.Batch, error) {
 	return s.getBatch(ctx, s.db, id)
 }
 
-func (s *sqlStore) getBatch(ctx context.Context, q querier, id string) (Batch, error) {
+func (s *sqlStore) getBatch(ctx context.Context, q querier, id string) (batch.Batch, error) {
 	b, err := scanBatch(s.queryRow(ctx, q, getBatchSQL, id))
 	return b, wrap("get batch", err)
 }
 
 // ListBatches returns the batches matching q in byte order of their ID, after q.After.
-func (s *sqlStore) ListBatches(ctx context.Context, q BatchQuery) ([]Batch, error) {
+func (s *sqlStore) ListBatches(ctx context.Context, q batch.BatchQuery) ([]batch.Batch, error) {
 	if q.Limit <= 0 {
 		return nil, fmt.Errorf("store: list batches: limit %d, want > 0", q.Limit)
 	}
@@ -134,7 +134,7 @@ func (s *sqlStore) ListBatches(ctx context.Context, q BatchQuery) ([]Batch, erro
 // listBatchesSQL is ListBatches's statement. Only the filters that are set become
 // conditions, so the planner can use the status index or walk the id index (migration 2)
 // in the order asked for, without sorting.
-func (s *sqlStore) listBatchesSQL(q BatchQuery) (string, []any) {
+func (s *sqlStore) listBatchesSQL(q batch.BatchQuery) (string, []any) {
 	var (
 		where []string
 		args  []any
@@ -159,9 +159,9 @@ func (s *sqlStore) listBatchesSQL(q BatchQuery) (string, []any) {
 	return s.q(query), append(args, min(q.Limit, MaxListBatches))
 }
 
-func scanBatch(row scanner) (Batch, error) {
+func scanBatch(row scanner) (batch.Batch, error) {
 	var (
-		b                                   Batch
+		b                                   batch.Batch
 		first, last, lease, settle, chk, at int64
 		state, prev                         string
 	)
@@ -175,7 +175,7 @@ func scanBatch(row scanner) (Batch, error) {
 	return b, err
 }
 
-// SetBatchStatus sets a known batch's list status, or returns ErrNotFound.
+// SetBatchStatus sets a known batch's list status, or returns batch.ErrNotStored.
 func (s *sqlStore) SetBatchStatus(ctx context.Context, id, status string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE batches SET status = ? WHERE id = ?"), status, id)

@@ -11,22 +11,23 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 func testUpsertBatches(t *testing.T, h *harness) {
 	s := h.open(t)
-	mustUpsert(t, s, at(0), batch("A", 1), batch("B", 1), batch("C", 1))
+	mustUpsert(t, s, at(0), testBatch("A", 1), testBatch("B", 1), testBatch("C", 1))
 
-	b2 := batch("B", 2)
+	b2 := testBatch("B", 2)
 	b2.Status = "" // unknown: keeps OPEN
-	c2 := batch("C", 2)
-	c2.Status = store.StatusClosed
+	c2 := testBatch("C", 2)
+	c2.Status = batch.StatusClosed
 	mustUpsert(t, s, at(time.Hour), b2, c2)
 
-	want := map[string]store.Batch{
-		"A": withSeen(batch("A", 1), at(0), at(0)),
-		"B": withSeen(withStatus(b2, store.StatusOpen), at(0), at(time.Hour)),
+	want := map[string]batch.Batch{
+		"A": withSeen(testBatch("A", 1), at(0), at(0)),
+		"B": withSeen(withStatus(b2, batch.StatusOpen), at(0), at(time.Hour)),
 		"C": withSeen(c2, at(0), at(time.Hour)),
 	}
 	for id, w := range want {
@@ -37,15 +38,15 @@ func testUpsertBatches(t *testing.T, h *harness) {
 
 	// Concur never reopens a batch: a stale OPEN list (read before another replica saw the
 	// batch CLOSED) must not downgrade it, or the next plain close would regenerate its file.
-	c3 := batch("C", 3)
-	c3.Status = store.StatusOpen
+	c3 := testBatch("C", 3)
+	c3.Status = batch.StatusOpen
 	mustUpsert(t, s, at(90*time.Minute), c3)
-	if got := mustGetBatch(t, s, "C"); got.Status != store.StatusClosed || got.URL != c3.URL {
+	if got := mustGetBatch(t, s, "C"); got.Status != batch.StatusClosed || got.URL != c3.URL {
 		t.Errorf("a stale OPEN entry after CLOSED: Status = %q URL = %q, want CLOSED and the newest URL", got.Status, got.URL)
 	}
 
 	// A status is never cleared by an unknown one, even on a new batch.
-	d := batch("D", 1)
+	d := testBatch("D", 1)
 	d.Status = ""
 	mustUpsert(t, s, at(2*time.Hour), d)
 	if got := mustGetBatch(t, s, "D").Status; got != "" {
@@ -55,8 +56,8 @@ func testUpsertBatches(t *testing.T, h *harness) {
 
 func testUpsertBatchesDuplicates(t *testing.T, h *harness) {
 	s := h.open(t)
-	mustUpsert(t, s, at(0), batch("A", 1), batch("A", 2), batch("B", 1), batch("A", 3))
-	if diff := cmp.Diff(withSeen(batch("A", 3), at(0), at(0)), mustGetBatch(t, s, "A"), ignoreClose); diff != "" {
+	mustUpsert(t, s, at(0), testBatch("A", 1), testBatch("A", 2), testBatch("B", 1), testBatch("A", 3))
+	if diff := cmp.Diff(withSeen(testBatch("A", 3), at(0), at(0)), mustGetBatch(t, s, "A"), ignoreClose); diff != "" {
 		t.Errorf("a batch given thrice: the last should win (-want +got):\n%s", diff)
 	}
 	if err := s.UpsertBatches(t.Context(), nil, at(0)); err != nil {
@@ -66,12 +67,12 @@ func testUpsertBatchesDuplicates(t *testing.T, h *harness) {
 
 func testUpsertBatchesInvalid(t *testing.T, h *harness) {
 	s := h.open(t)
-	err := s.UpsertBatches(t.Context(), []store.Batch{batch("A", 1), {Name: "no id"}}, at(0))
+	err := s.UpsertBatches(t.Context(), []batch.Batch{testBatch("A", 1), {Name: "no id"}}, at(0))
 	if err == nil {
 		t.Fatal("UpsertBatches with an empty ID = nil error")
 	}
-	if _, err := s.GetBatch(t.Context(), "A"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("after a failed upsert, GetBatch(A) = %v; want ErrNotFound (nothing stored)", err)
+	if _, err := s.GetBatch(t.Context(), "A"); !errors.Is(err, batch.ErrNotStored) {
+		t.Errorf("after a failed upsert, GetBatch(A) = %v; want batch.ErrNotStored (nothing stored)", err)
 	}
 }
 
@@ -81,9 +82,9 @@ func testUpsertBatches100k(t *testing.T, h *harness) {
 	}
 	s := h.open(t)
 	const n = 100_000
-	batches := make([]store.Batch, n)
+	batches := make([]batch.Batch, n)
 	for i := range batches {
-		batches[i] = batch(fmt.Sprintf("B%06d", i), i)
+		batches[i] = testBatch(fmt.Sprintf("B%06d", i), i)
 	}
 	start := time.Now()
 	mustUpsert(t, s, at(0), batches...)
@@ -115,9 +116,9 @@ func testUpsertBatches100k(t *testing.T, h *harness) {
 func testUpsertBatchesConcurrent(t *testing.T, h *harness) {
 	stores := []store.Store{h.open(t), h.open(t)}
 	const n = 2000
-	forward := make([]store.Batch, n)
+	forward := make([]batch.Batch, n)
 	for i := range forward {
-		forward[i] = batch(fmt.Sprintf("B%05d", i), i)
+		forward[i] = testBatch(fmt.Sprintf("B%05d", i), i)
 	}
 	backward := slices.Clone(forward)
 	slices.Reverse(backward)
@@ -142,7 +143,7 @@ func testUpsertBatchesConcurrent(t *testing.T, h *harness) {
 func testTimesTruncated(t *testing.T, h *harness) {
 	s := h.open(t)
 	seen := time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.FixedZone("CEST", 2*3600))
-	mustUpsert(t, s, seen, batch("A", 1))
+	mustUpsert(t, s, seen, testBatch("A", 1))
 	got := mustGetBatch(t, s, "A")
 	want := seen.Truncate(time.Microsecond)
 	if !got.LastSeen.Equal(want) || got.LastSeen.Location() != time.UTC {
@@ -152,38 +153,38 @@ func testTimesTruncated(t *testing.T, h *harness) {
 
 func testGetBatchNotFound(t *testing.T, h *harness) {
 	s := h.open(t)
-	mustUpsert(t, s, at(0), batch("A", 1))
-	if b, err := s.GetBatch(t.Context(), "nope"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("GetBatch(unknown) = %+v, %v; want ErrNotFound", b, err)
+	mustUpsert(t, s, at(0), testBatch("A", 1))
+	if b, err := s.GetBatch(t.Context(), "nope"); !errors.Is(err, batch.ErrNotStored) {
+		t.Errorf("GetBatch(unknown) = %+v, %v; want batch.ErrNotStored", b, err)
 	}
 }
 
 func testSetBatchStatus(t *testing.T, h *harness) {
 	s := h.open(t)
-	mustUpsert(t, s, at(0), batch("A", 1), batch("B", 1))
-	if err := s.SetBatchStatus(t.Context(), "A", store.StatusClosed); err != nil {
+	mustUpsert(t, s, at(0), testBatch("A", 1), testBatch("B", 1))
+	if err := s.SetBatchStatus(t.Context(), "A", batch.StatusClosed); err != nil {
 		t.Fatalf("SetBatchStatus: %v", err)
 	}
-	if got := mustGetBatch(t, s, "A").Status; got != store.StatusClosed {
+	if got := mustGetBatch(t, s, "A").Status; got != batch.StatusClosed {
 		t.Errorf("Status = %q, want CLOSED", got)
 	}
-	if got := mustGetBatch(t, s, "B").Status; got != store.StatusOpen {
+	if got := mustGetBatch(t, s, "B").Status; got != batch.StatusOpen {
 		t.Errorf("other batch: Status = %q, want OPEN", got)
 	}
-	if err := s.SetBatchStatus(t.Context(), "nope", store.StatusClosed); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("SetBatchStatus(unknown) = %v, want ErrNotFound", err)
+	if err := s.SetBatchStatus(t.Context(), "nope", batch.StatusClosed); !errors.Is(err, batch.ErrNotStored) {
+		t.Errorf("SetBatchStatus(unknown) = %v, want batch.ErrNotStored", err)
 	}
 }
 
-func withSeen(b store.Batch, first, last time.Time) store.Batch {
+func withSeen(b batch.Batch, first, last time.Time) batch.Batch {
 	b.FirstSeen, b.LastSeen = first, last
 	return b
 }
 
-func withStatus(b store.Batch, status string) store.Batch {
+func withStatus(b batch.Batch, status string) batch.Batch {
 	b.Status = status
 	return b
 }
 
 // ignoreClose leaves a batch's close state out of a comparison of what the lists said.
-var ignoreClose = cmpopts.IgnoreFields(store.Batch{}, "Close")
+var ignoreClose = cmpopts.IgnoreFields(batch.Batch{}, "Close")

@@ -6,20 +6,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/store/storetest"
 )
 
 // planQueries are the shapes of ListBatches's statement the indexes of migration 2 serve.
 var planQueries = []struct {
 	name      string
-	q         BatchQuery
+	q         batch.BatchQuery
 	wantIndex map[string]string // dialect name -> an index the plan must use
 }{
-	{"unfiltered", BatchQuery{Limit: 50, After: "m"},
+	{"unfiltered", batch.BatchQuery{Limit: 50, After: "m"},
 		map[string]string{"SQLite": "sqlite_autoindex_batches_1", "PostgreSQL": "batches_list_by_id"}},
-	{"by status", BatchQuery{Status: StatusOpen, Limit: 50, After: "m"},
+	{"by status", batch.BatchQuery{Status: batch.StatusOpen, Limit: 50, After: "m"},
 		map[string]string{"SQLite": "batches_list_by_status", "PostgreSQL": "batches_list_by_status"}},
-	{"by status and currency", BatchQuery{Status: StatusOpen, Currency: "USD", Limit: 50},
+	{"by status and currency", batch.BatchQuery{Status: batch.StatusOpen, Currency: "USD", Limit: 50},
 		map[string]string{"SQLite": "batches_list_by_status", "PostgreSQL": "batches_list_by_status"}},
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
 const closeColumns = `id, batch_id, caller, request_id, idempotency_key, regenerate, started_at,
@@ -27,13 +29,13 @@ const MaxListCloses = 1000
 // Apply applies the change in one transaction: the attempt Begin inserted, the attempt
 // End ended, the close state compared on its version and set. It returns the batch as it
 // then is and the attempt written (Begin's, else End's).
-func (s *sqlStore) Apply(ctx context.Context, c Change) (Batch, Close, error) {
+func (s *sqlStore) Apply(ctx context.Context, c batch.Change) (batch.Batch, batch.Close, error) {
 	if c.BatchID == "" {
-		return Batch{}, Close{}, errors.New("store: apply: no batch ID")
+		return batch.Batch{}, batch.Close{}, errors.New("store: apply: no batch ID")
 	}
 	var (
-		b   Batch
-		out Close
+		b   batch.Batch
+		out batch.Close
 	)
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if c.To == nil { // no compare-and-set to find an unknown batch
@@ -47,12 +49,12 @@ func (s *sqlStore) Apply(ctx context.Context, c Change) (Batch, Close, error) {
 			if att.Outcome == "" {
 				return errors.New("store: apply: an attempt without an outcome")
 			}
-			if att.Outcome != OutcomeInProgress {
+			if att.Outcome != batch.OutcomeInProgress {
 				att.LeaseUntil = time.Time{}
 			}
 			id, err := s.insertClose(ctx, tx, att)
 			if s.d.isUnique(err) {
-				return ErrStateChanged // another attempt of the batch is in progress
+				return batch.ErrStateChanged // another attempt of the batch is in progress
 			} else if err != nil {
 				return err
 			}
@@ -62,7 +64,7 @@ func (s *sqlStore) Apply(ctx context.Context, c Change) (Batch, Close, error) {
 		if c.End != nil {
 			end := normalClose(*c.End)
 			end.BatchID, end.LeaseUntil = c.BatchID, time.Time{}
-			if end.Outcome == OutcomeInProgress || end.Outcome == "" {
+			if end.Outcome == batch.OutcomeInProgress || end.Outcome == "" {
 				return fmt.Errorf("store: apply: outcome %q does not end an attempt", end.Outcome)
 			}
 			res, err := s.exec(ctx, tx, endCloseSQL, string(end.Outcome), micros(end.EndedAt), end.UpstreamStatus,
@@ -81,11 +83,11 @@ func (s *sqlStore) Apply(ctx context.Context, c Change) (Batch, Close, error) {
 			}
 			res, err := s.exec(ctx, tx, setStateSQL, string(to.State), string(to.State), string(to.Prev), to.Attempt,
 				micros(to.LeaseUntil), micros(to.SettleUntil), micros(to.CheckAt), to.FileClose, c.BatchID, c.From)
-			if err := oneRow(res, err); errors.Is(err, ErrNotFound) {
+			if err := oneRow(res, err); errors.Is(err, batch.ErrNotStored) {
 				if _, err := s.getBatch(ctx, tx, c.BatchID); err != nil {
 					return err
 				}
-				return ErrStateChanged
+				return batch.ErrStateChanged
 			} else if err != nil {
 				return err
 			}
@@ -95,30 +97,30 @@ func (s *sqlStore) Apply(ctx context.Context, c Change) (Batch, Close, error) {
 		return err
 	})
 	if err != nil {
-		return Batch{}, Close{}, wrap("apply", err)
+		return batch.Batch{}, batch.Close{}, wrap("apply", err)
 	}
 	return b, out, nil
 }
 
-// GetClose returns the attempt, or ErrNotFound.
-func (s *sqlStore) GetClose(ctx context.Context, id int64) (Close, error) {
+// GetClose returns the attempt, or batch.ErrNotStored.
+func (s *sqlStore) GetClose(ctx context.Context, id int64) (batch.Close, error) {
 	c, err := scanClose(s.queryRow(ctx, s.db, getCloseSQL, id))
 	return c, wrap("get close", err)
 }
 
 // CloseByKey returns the caller's latest attempt on the batch with the idempotency key
 // that reached or may have reached Concur (closed, unknown or in progress).
-func (s *sqlStore) CloseByKey(ctx context.Context, batchID, caller, key string) (Close, error) {
+func (s *sqlStore) CloseByKey(ctx context.Context, batchID, caller, key string) (batch.Close, error) {
 	c, err := scanClose(s.db.QueryRowContext(ctx, s.q("SELECT "+closeColumns+` FROM closes
 		WHERE batch_id = ? AND caller = ? AND idempotency_key = ? AND outcome IN (?, ?, ?)
 		ORDER BY id DESC LIMIT 1`), batchID, caller, key,
-		string(OutcomeClosed), string(OutcomeUnknown), string(OutcomeInProgress)))
+		string(batch.OutcomeClosed), string(batch.OutcomeUnknown), string(batch.OutcomeInProgress)))
 	return c, wrap("close by key", err)
 }
 
 // DueScheduled returns batches the finisher has work for: scheduled ones due for a look
 // at the list, unknown ones past their settle time, closings whose lease expired.
-func (s *sqlStore) DueScheduled(ctx context.Context, limit int) ([]Batch, error) {
+func (s *sqlStore) DueScheduled(ctx context.Context, limit int) ([]batch.Batch, error) {
 	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+batchRead+` FROM batches
 		WHERE (close_state = 'scheduled' AND check_at <= now_us())
 		   OR (close_state = 'unknown' AND settle_until <= now_us())
@@ -129,7 +131,7 @@ func (s *sqlStore) DueScheduled(ctx context.Context, limit int) ([]Batch, error)
 
 // ListCloses returns the batch's attempts, newest (highest ID) first; limit must be
 // positive and is capped at MaxListCloses.
-func (s *sqlStore) ListCloses(ctx context.Context, batchID string, limit int) ([]Close, error) {
+func (s *sqlStore) ListCloses(ctx context.Context, batchID string, limit int) ([]batch.Close, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("store: list closes: limit %d, want > 0", limit)
 	}
@@ -138,7 +140,7 @@ func (s *sqlStore) ListCloses(ctx context.Context, batchID string, limit int) ([
 	return collect(rows, err, "list closes", scanClose)
 }
 
-func (s *sqlStore) insertClose(ctx context.Context, tx *sql.Tx, c Close) (int64, error) {
+func (s *sqlStore) insertClose(ctx context.Context, tx *sql.Tx, c batch.Close) (int64, error) {
 	args := []any{c.BatchID, c.Caller, c.RequestID,
 		c.IdempotencyKey, c.Regenerate, micros(c.StartedAt), micros(c.EndedAt),
 		micros(c.LeaseUntil), string(c.Outcome), c.UpstreamStatus, c.ErrorCode, c.Detail, c.BatchStatus,
@@ -156,9 +158,9 @@ func (s *sqlStore) insertClose(ctx context.Context, tx *sql.Tx, c Close) (int64,
 	return id, err
 }
 
-func scanClose(row scanner) (Close, error) {
+func scanClose(row scanner) (batch.Close, error) {
 	var (
-		c                     Close
+		c                     batch.Close
 		started, ended, lease int64
 		outcome               string
 	)
@@ -166,12 +168,12 @@ func scanClose(row scanner) (Close, error) {
 		&started, &ended, &lease, &outcome, &c.UpstreamStatus, &c.ErrorCode, &c.Detail,
 		&c.BatchStatus, &c.Status, &c.JobQueueKey, &c.FileURL, &c.Async, &c.Claim)
 	c.StartedAt, c.EndedAt, c.LeaseUntil = fromMicros(started), fromMicros(ended), fromMicros(lease)
-	c.Outcome = Outcome(outcome)
+	c.Outcome = batch.Outcome(outcome)
 	return c, err
 }
 
 // normalClose is c with its times as the store keeps them.
-func normalClose(c Close) Close {
+func normalClose(c batch.Close) batch.Close {
 	c.StartedAt, c.EndedAt, c.LeaseUntil = stored(c.StartedAt), stored(c.EndedAt), stored(c.LeaseUntil)
 	return c
 }

@@ -9,23 +9,24 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 	domain "github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 // attempt returns an in-progress attempt of batch id begun at start, leased for a minute.
-func attempt(id string, start time.Time, requestID string) store.Close {
-	return store.Close{BatchID: id, Caller: "payroll", RequestID: requestID, IdempotencyKey: "key-" + requestID,
-		StartedAt: start, LeaseUntil: start.Add(time.Minute), Outcome: store.OutcomeInProgress}
+func attempt(id string, start time.Time, requestID string) batch.Close {
+	return batch.Close{BatchID: id, Caller: "payroll", RequestID: requestID, IdempotencyKey: "key-" + requestID,
+		StartedAt: start, LeaseUntil: start.Add(time.Minute), Outcome: batch.OutcomeInProgress}
 }
 
-func refused(id string, start time.Time, requestID string) store.Close {
+func refused(id string, start time.Time, requestID string) batch.Close {
 	c := attempt(id, start, requestID)
-	c.Outcome, c.EndedAt, c.LeaseUntil, c.ErrorCode = store.OutcomeRefused, start, time.Time{}, "close_in_progress"
+	c.Outcome, c.EndedAt, c.LeaseUntil, c.ErrorCode = batch.OutcomeRefused, start, time.Time{}, "close_in_progress"
 	return c
 }
 
-func mustGet(t *testing.T, s store.Store, id string) store.Batch {
+func mustGet(t *testing.T, s store.Store, id string) batch.Batch {
 	t.Helper()
 	b, err := s.GetBatch(t.Context(), id)
 	if err != nil {
@@ -35,15 +36,15 @@ func mustGet(t *testing.T, s store.Store, id string) store.Batch {
 }
 
 // begin takes batch id's lease (open -> closing) as the domain does.
-func begin(t *testing.T, s store.Store, id, requestID string) (store.Batch, store.Close, error) {
+func begin(t *testing.T, s store.Store, id, requestID string) (batch.Batch, batch.Close, error) {
 	t.Helper()
 	b := mustGet(t, s, id)
 	att := attempt(id, b.Close.Now, requestID)
-	to := store.CloseState{State: domain.StateClosing, Prev: b.Close.State}
-	return s.Apply(t.Context(), store.Change{BatchID: id, From: b.Close.Version, To: &to, Begin: &att})
+	to := batch.CloseState{State: domain.StateClosing, Prev: b.Close.State}
+	return s.Apply(t.Context(), batch.Change{BatchID: id, From: b.Close.Version, To: &to, Begin: &att})
 }
 
-func mustList(t *testing.T, s store.Store, id string, limit int) []store.Close {
+func mustList(t *testing.T, s store.Store, id string, limit int) []batch.Close {
 	t.Helper()
 	cs, err := s.ListCloses(t.Context(), id, limit)
 	if err != nil {
@@ -55,7 +56,7 @@ func mustList(t *testing.T, s store.Store, id string, limit int) []store.Close {
 // The close state is read with the database's clock, and a new batch is open.
 func testCloseStateClock(t *testing.T, h *harness) {
 	s := h.open(t)
-	mustUpsert(t, s, at(0), batch("A", 1))
+	mustUpsert(t, s, at(0), testBatch("A", 1))
 	before := time.Now().Add(-2 * time.Second)
 	b := mustGet(t, s, "A")
 	after := time.Now().Add(2 * time.Second)
@@ -71,7 +72,7 @@ func testCloseStateClock(t *testing.T, h *harness) {
 // gets ErrStateChanged and writes nothing (its attempt is not inserted).
 func testApplyCompareAndSet(t *testing.T, h *harness) {
 	s := h.open(t)
-	mustUpsert(t, s, at(0), batch("A", 1))
+	mustUpsert(t, s, at(0), testBatch("A", 1))
 	b, att, err := begin(t, s, "A", "r1")
 	if err != nil {
 		t.Fatal(err)
@@ -80,34 +81,34 @@ func testApplyCompareAndSet(t *testing.T, h *harness) {
 		!b.Close.LeaseUntil.Equal(att.LeaseUntil) || b.Close.Prev != domain.StateOpen {
 		t.Fatalf("after begin: batch %+v, attempt %+v", b.Close, att)
 	}
-	stale := store.CloseState{State: domain.StateClosing}
+	stale := batch.CloseState{State: domain.StateClosing}
 	other := attempt("A", at(0), "r2")
-	if _, _, err := s.Apply(t.Context(), store.Change{BatchID: "A", From: 0, To: &stale, Begin: &other}); !errors.Is(err, store.ErrStateChanged) {
+	if _, _, err := s.Apply(t.Context(), batch.Change{BatchID: "A", From: 0, To: &stale, Begin: &other}); !errors.Is(err, batch.ErrStateChanged) {
 		t.Fatalf("Apply on a stale version = %v, want ErrStateChanged", err)
 	}
 	if got := mustList(t, s, "A", 10); len(got) != 1 {
 		t.Errorf("a failed Apply inserted its attempt: %+v", got)
 	}
 	end := att
-	end.Outcome, end.EndedAt, end.FileURL = store.OutcomeClosed, b.Close.Now, "https://h/file"
-	to := store.CloseState{State: domain.StateClosed, FileClose: att.ID}
-	b, rec, err := s.Apply(t.Context(), store.Change{BatchID: "A", From: b.Close.Version, To: &to, End: &end})
+	end.Outcome, end.EndedAt, end.FileURL = batch.OutcomeClosed, b.Close.Now, "https://h/file"
+	to := batch.CloseState{State: domain.StateClosed, FileClose: att.ID}
+	b, rec, err := s.Apply(t.Context(), batch.Change{BatchID: "A", From: b.Close.Version, To: &to, End: &end})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Close.State != domain.StateClosed || b.Close.FileClose != att.ID || rec.Outcome != store.OutcomeClosed {
+	if b.Close.State != domain.StateClosed || b.Close.FileClose != att.ID || rec.Outcome != batch.OutcomeClosed {
 		t.Errorf("after end: %+v, %+v", b.Close, rec)
 	}
 	got, err := s.GetClose(t.Context(), att.ID)
-	if err != nil || got.FileURL != "https://h/file" || got.Outcome != store.OutcomeClosed || !got.LeaseUntil.IsZero() {
+	if err != nil || got.FileURL != "https://h/file" || got.Outcome != batch.OutcomeClosed || !got.LeaseUntil.IsZero() {
 		t.Errorf("GetClose = %+v, %v", got, err)
 	}
-	if _, _, err := s.Apply(t.Context(), store.Change{BatchID: "nope", From: 0, To: &to}); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Apply on an unknown batch = %v, want ErrNotFound", err)
+	if _, _, err := s.Apply(t.Context(), batch.Change{BatchID: "nope", From: 0, To: &to}); !errors.Is(err, batch.ErrNotStored) {
+		t.Errorf("Apply on an unknown batch = %v, want batch.ErrNotStored", err)
 	}
 	r := refused("nope", at(0), "x")
-	if _, _, err := s.Apply(t.Context(), store.Change{BatchID: "nope", Begin: &r}); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("a refusal on an unknown batch = %v, want ErrNotFound", err)
+	if _, _, err := s.Apply(t.Context(), batch.Change{BatchID: "nope", Begin: &r}); !errors.Is(err, batch.ErrNotStored) {
+		t.Errorf("a refusal on an unknown batch = %v, want batch.ErrNotStored", err)
 	}
 }
 
@@ -115,7 +116,7 @@ func testApplyCompareAndSet(t *testing.T, h *harness) {
 func testApplyExclusiveConcurrent(t *testing.T, h *harness) {
 	s := h.open(t)
 	s2 := h.open(t)
-	mustUpsert(t, s, at(0), batch("A", 1))
+	mustUpsert(t, s, at(0), testBatch("A", 1))
 	b := mustGet(t, s, "A")
 	var (
 		wg   sync.WaitGroup
@@ -126,14 +127,14 @@ func testApplyExclusiveConcurrent(t *testing.T, h *harness) {
 		st := []store.Store{s, s2}[i%2]
 		wg.Go(func() {
 			att := attempt("A", b.Close.Now, fmt.Sprint("r", i))
-			to := store.CloseState{State: domain.StateClosing, Prev: domain.StateOpen}
-			_, _, err := st.Apply(t.Context(), store.Change{BatchID: "A", From: b.Close.Version, To: &to, Begin: &att})
+			to := batch.CloseState{State: domain.StateClosing, Prev: domain.StateOpen}
+			_, _, err := st.Apply(t.Context(), batch.Change{BatchID: "A", From: b.Close.Version, To: &to, Begin: &att})
 			switch {
 			case err == nil:
 				mu.Lock()
 				wins++
 				mu.Unlock()
-			case !errors.Is(err, store.ErrStateChanged):
+			case !errors.Is(err, batch.ErrStateChanged):
 				t.Errorf("Apply: %v", err)
 			}
 		})
@@ -148,13 +149,13 @@ func testApplyExclusiveConcurrent(t *testing.T, h *harness) {
 // one that was refused, another caller's, or another batch's.
 func testCloseByKey(t *testing.T, h *harness) {
 	s := h.open(t)
-	mustUpsert(t, s, at(0), batch("A", 1), batch("B", 1))
+	mustUpsert(t, s, at(0), testBatch("A", 1), testBatch("B", 1))
 	_, att, err := begin(t, s, "A", "r1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := refused("A", at(0), "r1") // the same key, refused later
-	if _, _, err := s.Apply(t.Context(), store.Change{BatchID: "A", Begin: &r}); err != nil {
+	if _, _, err := s.Apply(t.Context(), batch.Change{BatchID: "A", Begin: &r}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.CloseByKey(t.Context(), "A", "payroll", "key-r1")
@@ -162,8 +163,8 @@ func testCloseByKey(t *testing.T, h *harness) {
 		t.Errorf("CloseByKey = %+v, %v; want attempt %d", got, err, att.ID)
 	}
 	for _, tc := range [][3]string{{"B", "payroll", "key-r1"}, {"A", "other", "key-r1"}, {"A", "payroll", "key-x"}} {
-		if _, err := s.CloseByKey(t.Context(), tc[0], tc[1], tc[2]); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("CloseByKey%v = %v, want ErrNotFound", tc, err)
+		if _, err := s.CloseByKey(t.Context(), tc[0], tc[1], tc[2]); !errors.Is(err, batch.ErrNotStored) {
+			t.Errorf("CloseByKey%v = %v, want batch.ErrNotStored", tc, err)
 		}
 	}
 }
@@ -172,19 +173,19 @@ func testCloseByKey(t *testing.T, h *harness) {
 // database's clock, and closings of the finisher whose lease expired.
 func testDueScheduled(t *testing.T, h *harness) {
 	s := h.open(t)
-	mustUpsert(t, s, at(0), batch("A", 1), batch("B", 1), batch("C", 1))
+	mustUpsert(t, s, at(0), testBatch("A", 1), testBatch("B", 1), testBatch("C", 1))
 	for id, check := range map[string]time.Duration{"A": -time.Second, "B": time.Hour} {
 		b := mustGet(t, s, id)
-		to := store.CloseState{State: domain.StateScheduled, CheckAt: b.Close.Now.Add(check), SettleUntil: b.Close.Now.Add(time.Hour)}
-		if _, _, err := s.Apply(t.Context(), store.Change{BatchID: id, From: b.Close.Version, To: &to}); err != nil {
+		to := batch.CloseState{State: domain.StateScheduled, CheckAt: b.Close.Now.Add(check), SettleUntil: b.Close.Now.Add(time.Hour)}
+		if _, _, err := s.Apply(t.Context(), batch.Change{BatchID: id, From: b.Close.Version, To: &to}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	b := mustGet(t, s, "C")
 	att := attempt("C", b.Close.Now.Add(-time.Hour), "r")
 	att.LeaseUntil = b.Close.Now.Add(-time.Minute)
-	to := store.CloseState{State: domain.StateClosing, Prev: domain.StateScheduled}
-	if _, _, err := s.Apply(t.Context(), store.Change{BatchID: "C", From: b.Close.Version, To: &to, Begin: &att}); err != nil {
+	to := batch.CloseState{State: domain.StateClosing, Prev: domain.StateScheduled}
+	if _, _, err := s.Apply(t.Context(), batch.Change{BatchID: "C", From: b.Close.Version, To: &to, Begin: &att}); err != nil {
 		t.Fatal(err)
 	}
 	due, err := s.DueScheduled(t.Context(), 10)
@@ -202,23 +203,23 @@ func testDueScheduled(t *testing.T, h *harness) {
 
 func testListCloses(t *testing.T, h *harness) {
 	s := h.open(t)
-	mustUpsert(t, s, at(0), batch("A", 1), batch("B", 1))
-	var want []store.Close
+	mustUpsert(t, s, at(0), testBatch("A", 1), testBatch("B", 1))
+	var want []batch.Close
 	for i := range 5 {
 		r := refused("A", at(time.Duration(i)*time.Minute), fmt.Sprint("r", i))
-		_, c, err := s.Apply(t.Context(), store.Change{BatchID: "A", Begin: &r})
+		_, c, err := s.Apply(t.Context(), batch.Change{BatchID: "A", Begin: &r})
 		if err != nil {
 			t.Fatal(err)
 		}
-		want = append([]store.Close{c}, want...) // newest first
+		want = append([]batch.Close{c}, want...) // newest first
 		rb := refused("B", at(0), fmt.Sprint("b", i))
-		if _, _, err := s.Apply(t.Context(), store.Change{BatchID: "B", Begin: &rb}); err != nil {
+		if _, _, err := s.Apply(t.Context(), batch.Change{BatchID: "B", Begin: &rb}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, tc := range []struct {
 		limit int
-		want  []store.Close
+		want  []batch.Close
 	}{
 		{1, want[:1]},
 		{3, want[:3]},

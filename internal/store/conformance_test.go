@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
@@ -125,23 +126,23 @@ var t0 = time.Date(2030, 1, 2, 3, 4, 5, 123456000, time.UTC)
 // at is t0 plus d.
 func at(d time.Duration) time.Time { return t0.Add(d) }
 
-// batch returns a batch with every field set from id and n.
-func batch(id string, n int) store.Batch {
+// testBatch returns a batch with every field set from id and n.
+func testBatch(id string, n int) batch.Batch {
 	s := strconv.Itoa(n)
-	return store.Batch{ID: id, URL: "https://concur.example/batch/" + id + "/" + s, Name: "Batch " + id + " " + s,
+	return batch.Batch{ID: id, URL: "https://concur.example/batch/" + id + "/" + s, Name: "Batch " + id + " " + s,
 		Total: s + ".25", Currency: "EUR", Count: s, Type: "Expense", PaymentMethod: "CBCP" + s,
-		Status: store.StatusOpen}
+		Status: batch.StatusOpen}
 }
 
 // mustUpsert upserts batches at seenAt.
-func mustUpsert(t *testing.T, s store.Store, seenAt time.Time, batches ...store.Batch) {
+func mustUpsert(t *testing.T, s store.Store, seenAt time.Time, batches ...batch.Batch) {
 	t.Helper()
 	if err := s.UpsertBatches(t.Context(), batches, seenAt); err != nil {
 		t.Fatalf("UpsertBatches: %v", err)
 	}
 }
 
-func mustGetBatch(t *testing.T, s store.Store, id string) store.Batch {
+func mustGetBatch(t *testing.T, s store.Store, id string) batch.Batch {
 	t.Helper()
 	b, err := s.GetBatch(t.Context(), id)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/secretbox"
 )
 
@@ -151,22 +152,22 @@ func fromMicros(v int64) time.Time {
 func stored(t time.Time) time.Time { return fromMicros(micros(t)) }
 
 // wrap names the operation in err, except for the sentinel errors callers test for:
-// sql.ErrNoRows becomes ErrNotFound, and ErrNotFound, ErrStateChanged and
+// sql.ErrNoRows becomes batch.ErrNotStored, and batch.ErrNotStored, ErrStateChanged and
 // ErrUndecryptable (which say "store:" already) come back as they are.
 func wrap(op string, err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, sql.ErrNoRows):
-		return ErrNotFound
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrStateChanged), errors.Is(err, ErrUndecryptable):
+		return batch.ErrNotStored
+	case errors.Is(err, batch.ErrNotStored), errors.Is(err, batch.ErrStateChanged), errors.Is(err, ErrUndecryptable):
 		return err
 	}
 	return fmt.Errorf("store: %s: %w", op, err)
 }
 
 // oneRow turns the result of an UPDATE that must change one row into an error:
-// ErrNotFound when it changed none.
+// batch.ErrNotStored when it changed none.
 func oneRow(res sql.Result, err error) error {
 	if err != nil {
 		return err
@@ -176,7 +177,7 @@ func oneRow(res sql.Result, err error) error {
 		return err
 	}
 	if n == 0 {
-		return ErrNotFound
+		return batch.ErrNotStored
 	}
 	return nil
 }

@@ -9,24 +9,9 @@ import (
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
-// The downloads' vocabulary is the domain's (internal/batch/download.go).
-type (
-	DownloadOutcome = batch.DownloadOutcome
-	Download        = batch.Download
-	Fingerprint     = batch.Fingerprint
-)
-
-// Outcomes of a download, as the domain names them.
-const (
-	DownloadComplete = batch.DownloadComplete
-	DownloadCut      = batch.DownloadCut
-	DownloadMismatch = batch.DownloadMismatch
-	DownloadFailed   = batch.DownloadFailed
-)
-
-func validOutcome(o DownloadOutcome) bool {
+func validOutcome(o batch.DownloadOutcome) bool {
 	switch o {
-	case DownloadComplete, DownloadCut, DownloadMismatch, DownloadFailed:
+	case batch.DownloadComplete, batch.DownloadCut, batch.DownloadMismatch, batch.DownloadFailed:
 		return true
 	}
 	return false
@@ -43,14 +28,14 @@ type Downloads interface {
 	// against a concurrent one in another replica. When the close has a fingerprint that a
 	// complete download does not match, the download is recorded as mismatch. It returns the
 	// download as recorded and the close's fingerprint (found false when it has none).
-	// ErrNotFound when there is no close d.CloseID.
-	RecordDownload(ctx context.Context, d Download) (rec Download, fp Fingerprint, found bool, err error)
-	// FileFingerprint returns the close's fingerprint; ErrNotFound when none is recorded.
-	FileFingerprint(ctx context.Context, closeID int64) (Fingerprint, error)
+	// batch.ErrNotStored when there is no close d.CloseID.
+	RecordDownload(ctx context.Context, d batch.Download) (rec batch.Download, fp batch.Fingerprint, found bool, err error)
+	// FileFingerprint returns the close's fingerprint; batch.ErrNotStored when none is recorded.
+	FileFingerprint(ctx context.Context, closeID int64) (batch.Fingerprint, error)
 	// ListDownloads returns the downloads of the batch's closes with an id of at least
 	// sinceCloseID, by close (newest first) and, within a close, newest first: at most
 	// perClose of each (positive; capped at MaxDownloadsPerClose).
-	ListDownloads(ctx context.Context, batchID string, sinceCloseID int64, perClose int) ([]Download, error)
+	ListDownloads(ctx context.Context, batchID string, sinceCloseID int64, perClose int) ([]batch.Download, error)
 }
 
 var _ Downloads = (*sqlStore)(nil)
@@ -76,13 +61,13 @@ const (
 
 // RecordDownload records d, and the close's fingerprint when d is its first complete
 // download, in one transaction.
-func (s *sqlStore) RecordDownload(ctx context.Context, d Download) (Download, Fingerprint, bool, error) {
+func (s *sqlStore) RecordDownload(ctx context.Context, d batch.Download) (batch.Download, batch.Fingerprint, bool, error) {
 	if !validOutcome(d.Outcome) {
-		return Download{}, Fingerprint{}, false, fmt.Errorf("store: record download: outcome %q is not one", d.Outcome)
+		return batch.Download{}, batch.Fingerprint{}, false, fmt.Errorf("store: record download: outcome %q is not one", d.Outcome)
 	}
 	d.StartedAt, d.EndedAt = stored(d.StartedAt), stored(d.EndedAt)
 	var (
-		fp    Fingerprint
+		fp    batch.Fingerprint
 		found bool
 	)
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -90,7 +75,7 @@ func (s *sqlStore) RecordDownload(ctx context.Context, d Download) (Download, Fi
 		if d.ID, d.BatchID, err = s.insertDownload(ctx, tx, d); err != nil {
 			return err
 		}
-		if d.Outcome == DownloadComplete {
+		if d.Outcome == batch.DownloadComplete {
 			if _, err := tx.ExecContext(ctx, s.q(insertFingerprint),
 				d.CloseID, d.SHA256, d.Bytes, d.ID, micros(d.EndedAt)); err != nil {
 				return err
@@ -104,19 +89,19 @@ func (s *sqlStore) RecordDownload(ctx context.Context, d Download) (Download, Fi
 			return err
 		}
 		found = true
-		if d.Outcome == DownloadComplete && (fp.SHA256 != d.SHA256 || fp.Size != d.Bytes) {
-			d.Outcome = DownloadMismatch
+		if d.Outcome == batch.DownloadComplete && (fp.SHA256 != d.SHA256 || fp.Size != d.Bytes) {
+			d.Outcome = batch.DownloadMismatch
 			_, err = tx.ExecContext(ctx, s.q("UPDATE downloads SET outcome = ? WHERE id = ?"), string(d.Outcome), d.ID)
 		}
 		return err
 	})
 	if err != nil {
-		return Download{}, Fingerprint{}, false, wrap("record download", err)
+		return batch.Download{}, batch.Fingerprint{}, false, wrap("record download", err)
 	}
 	return d, fp, found, nil
 }
 
-func (s *sqlStore) insertDownload(ctx context.Context, tx *sql.Tx, d Download) (id int64, batchID string, err error) {
+func (s *sqlStore) insertDownload(ctx context.Context, tx *sql.Tx, d batch.Download) (id int64, batchID string, err error) {
 	args := []any{d.Caller, d.RequestID, micros(d.StartedAt), micros(d.EndedAt), d.Bytes, d.SHA256,
 		string(d.Outcome), d.CloseID}
 	if s.d.lastInsertID {
@@ -134,17 +119,17 @@ func (s *sqlStore) insertDownload(ctx context.Context, tx *sql.Tx, d Download) (
 	return id, batchID, err
 }
 
-// FileFingerprint returns the close's fingerprint; ErrNotFound when none.
-func (s *sqlStore) FileFingerprint(ctx context.Context, closeID int64) (Fingerprint, error) {
+// FileFingerprint returns the close's fingerprint; batch.ErrNotStored when none.
+func (s *sqlStore) FileFingerprint(ctx context.Context, closeID int64) (batch.Fingerprint, error) {
 	fp, err := scanFingerprint(s.db.QueryRowContext(ctx, s.q(selectFingerprint), closeID))
 	if err != nil {
-		return Fingerprint{}, wrap("file fingerprint", err)
+		return batch.Fingerprint{}, wrap("file fingerprint", err)
 	}
 	return fp, nil
 }
 
 // ListDownloads returns the batch's latest downloads per close, newest close first.
-func (s *sqlStore) ListDownloads(ctx context.Context, batchID string, sinceCloseID int64, perClose int) ([]Download, error) {
+func (s *sqlStore) ListDownloads(ctx context.Context, batchID string, sinceCloseID int64, perClose int) ([]batch.Download, error) {
 	if perClose <= 0 {
 		return nil, fmt.Errorf("store: list downloads: perClose %d, want > 0", perClose)
 	}
@@ -155,21 +140,21 @@ func (s *sqlStore) ListDownloads(ctx context.Context, batchID string, sinceClose
 	return collect(rows, err, "list downloads", scanDownload)
 }
 
-func scanDownload(row scanner) (Download, error) {
+func scanDownload(row scanner) (batch.Download, error) {
 	var (
-		d              Download
+		d              batch.Download
 		started, ended int64
 		outcome        string
 	)
 	err := row.Scan(&d.ID, &d.CloseID, &d.BatchID, &d.Caller, &d.RequestID, &started, &ended,
 		&d.Bytes, &d.SHA256, &outcome)
-	d.StartedAt, d.EndedAt, d.Outcome = fromMicros(started), fromMicros(ended), DownloadOutcome(outcome)
+	d.StartedAt, d.EndedAt, d.Outcome = fromMicros(started), fromMicros(ended), batch.DownloadOutcome(outcome)
 	return d, err
 }
 
-func scanFingerprint(row scanner) (Fingerprint, error) {
+func scanFingerprint(row scanner) (batch.Fingerprint, error) {
 	var (
-		fp       Fingerprint
+		fp       batch.Fingerprint
 		recorded int64
 	)
 	err := row.Scan(&fp.CloseID, &fp.SHA256, &fp.Size, &fp.DownloadID, &recorded)

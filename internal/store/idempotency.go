@@ -67,7 +67,7 @@ func (s *sqlStore) ClaimIdempotencyKey(ctx context.Context, rec Idempotency, now
 }
 
 // CompleteIdempotencyKey records the answer to the claim of rec.RequestID: State done,
-// Status, ContentType, RetryAfter, Body, and ExpiresAt when set. ErrNotFound when that
+// Status, ContentType, RetryAfter, Body, and ExpiresAt when set. batch.ErrNotStored when that
 // claim is gone (released, or taken over after its lease expired).
 func (s *sqlStore) CompleteIdempotencyKey(ctx context.Context, rec Idempotency) error {
 	set := "state = ?, lease_until = 0, status = ?, content_type = ?, retry_after = ?, body = ?"

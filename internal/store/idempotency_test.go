@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
@@ -159,8 +160,8 @@ func testIdempotencyComplete(t *testing.T, h *harness) {
 	mustClaim(t, s, claim("k2", "r1", at(0)), at(0))
 	stranger := claim("k2", "someone-else", at(0))
 	stranger.Status = 200
-	if err := s.CompleteIdempotencyKey(t.Context(), stranger); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("CompleteIdempotencyKey by another request = %v, want ErrNotFound", err)
+	if err := s.CompleteIdempotencyKey(t.Context(), stranger); !errors.Is(err, batch.ErrNotStored) {
+		t.Errorf("CompleteIdempotencyKey by another request = %v, want batch.ErrNotStored", err)
 	}
 }
 

@@ -8,12 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 func testOpenTwice(t *testing.T, h *harness) {
 	s := h.open(t)
-	mustUpsert(t, s, at(0), batch("A", 1))
+	mustUpsert(t, s, at(0), testBatch("A", 1))
 	put(t, s, store.Credentials{RefreshToken: "r"})
 	versions := func() string {
 		rows, err := h.raw(t).QueryContext(t.Context(), "SELECT version_id FROM goose_db_version ORDER BY id")
@@ -55,7 +56,7 @@ func testOpenTwice(t *testing.T, h *harness) {
 // fails, and the race detector has something to look at.
 func testMixedLoad(t *testing.T, h *harness) {
 	stores := []store.Store{h.open(t), h.open(t)}
-	mustUpsert(t, stores[0], at(0), batch("A", 0))
+	mustUpsert(t, stores[0], at(0), testBatch("A", 0))
 	var wg sync.WaitGroup
 	for i := range 50 {
 		s := stores[i%2]
@@ -63,7 +64,7 @@ func testMixedLoad(t *testing.T, h *harness) {
 			ctx := t.Context()
 			id := fmt.Sprint("B", i%5)
 			now := at(time.Duration(i) * time.Second)
-			if err := s.UpsertBatches(ctx, []store.Batch{batch(id, i), batch("A", i)}, now); err != nil {
+			if err := s.UpsertBatches(ctx, []batch.Batch{testBatch(id, i), testBatch("A", i)}, now); err != nil {
 				t.Errorf("UpsertBatches: %v", err)
 				return
 			}
@@ -72,14 +73,14 @@ func testMixedLoad(t *testing.T, h *harness) {
 			}
 			if b, err := s.GetBatch(ctx, id); err == nil {
 				att := attempt(id, b.Close.Now, fmt.Sprint("r", i))
-				to := store.CloseState{State: "closing", Prev: b.Close.State}
-				if _, _, err := s.Apply(ctx, store.Change{BatchID: id, From: b.Close.Version, To: &to, Begin: &att}); err != nil &&
-					!errors.Is(err, store.ErrStateChanged) {
+				to := batch.CloseState{State: "closing", Prev: b.Close.State}
+				if _, _, err := s.Apply(ctx, batch.Change{BatchID: id, From: b.Close.Version, To: &to, Begin: &att}); err != nil &&
+					!errors.Is(err, batch.ErrStateChanged) {
 					t.Errorf("Apply: %v", err)
 				}
 			}
 			r := refused(id, now, fmt.Sprint("x", i))
-			if _, _, err := s.Apply(ctx, store.Change{BatchID: id, Begin: &r}); err != nil {
+			if _, _, err := s.Apply(ctx, batch.Change{BatchID: id, Begin: &r}); err != nil {
 				t.Errorf("Apply (refusal): %v", err)
 			}
 			if _, err := s.ListCloses(ctx, id, 10); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
@@ -34,7 +35,7 @@ func TestSQLiteFiles(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, sqliteBackend)
 	s := h.open(t)
-	mustUpsert(t, s, at(0), batch("A", 1)) // so that the WAL exists
+	mustUpsert(t, s, at(0), testBatch("A", 1)) // so that the WAL exists
 	for path, want := range map[string]os.FileMode{
 		h.cfg.DataDir: 0o700,
 		filepath.Join(h.cfg.DataDir, store.SQLiteFile):        0o600,
@@ -78,9 +79,9 @@ func BenchmarkUpsertBatches(b *testing.B) {
 	}
 	defer s.Close()
 	const n = 10_000
-	batches := make([]store.Batch, n)
+	batches := make([]batch.Batch, n)
 	for i := range batches {
-		batches[i] = batch(fmt.Sprintf("B%06d", i), i)
+		batches[i] = testBatch(fmt.Sprintf("B%06d", i), i)
 	}
 	i := 0
 	for b.Loop() {

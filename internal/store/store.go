@@ -18,33 +18,8 @@ import (
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
-// The domain's vocabulary, which the store maps its rows to (internal/batch/store.go).
-type (
-	Batch      = batch.Batch
-	BatchQuery = batch.BatchQuery
-	Close      = batch.Close
-	Outcome    = batch.Outcome
-	CloseState = batch.CloseState
-	Change     = batch.Change
-)
-
-// Batch statuses and close outcomes, as the domain names them.
-const (
-	StatusOpen        = batch.StatusOpen
-	StatusClosed      = batch.StatusClosed
-	OutcomeInProgress = batch.OutcomeInProgress
-	OutcomeClosed     = batch.OutcomeClosed
-	OutcomeFailed     = batch.OutcomeFailed
-	OutcomeUnknown    = batch.OutcomeUnknown
-	OutcomeRefused    = batch.OutcomeRefused
-)
-
 // Errors callers test with errors.Is.
 var (
-	// ErrNotFound: no such batch or attempt (from CompleteIdempotencyKey, no such claim).
-	ErrNotFound = batch.ErrNotStored
-	// ErrStateChanged: Apply's compare-and-set found another version of the close state.
-	ErrStateChanged = batch.ErrStateChanged
 	// ErrUndecryptable: stored credentials cannot be decrypted with the configured key.
 	ErrUndecryptable = errors.New("store: stored credentials cannot be decrypted with this key")
 )
@@ -117,7 +92,7 @@ type Idempotency struct {
 // many goroutines and, for PostgreSQL, by many processes (replicas).
 type Store interface {
 	batch.Store
-	// SetBatchStatus sets a known batch's list status; ErrNotFound for an unknown batch.
+	// SetBatchStatus sets a known batch's list status; batch.ErrNotStored for an unknown batch.
 	SetBatchStatus(ctx context.Context, id, status string) error
 
 	// LoadCredentials returns the stored credentials; found is false when none were stored.
@@ -140,7 +115,7 @@ type Store interface {
 	ClaimIdempotencyKey(ctx context.Context, rec Idempotency, now time.Time) (existing Idempotency, claimed bool, err error)
 	// CompleteIdempotencyKey stores the answer of a claimed key (State done): Status,
 	// ContentType, RetryAfter, Body, and ExpiresAt when not zero. The claim must still be
-	// rec.RequestID's, in progress: ErrNotFound otherwise (released or taken over).
+	// rec.RequestID's, in progress: batch.ErrNotStored otherwise (released or taken over).
 	CompleteIdempotencyKey(ctx context.Context, rec Idempotency) error
 	// ReleaseIdempotencyKey forgets requestID's claim of a key, so the request may be tried
 	// again. A recorded answer (State done), and a claim another request took over after
