@@ -103,7 +103,7 @@ func (s *Service) after(c CloseState, att Close, res CloseResult, err error) (Cl
 		// and its File-Url is lost with the answer. It is not sent again on its own.
 		return CloseState{State: StateClosed}, OutcomeUnknown
 	}
-	return CloseState{State: StateUnknown, Prev: back.State, Attempt: att.ID, FileClose: c.FileClose,
+	return CloseState{State: StateUnknown, Prev: back.State, CloseID: att.ID, FileClose: c.FileClose,
 		SettleUntil: c.Now.Add(s.settleDelay)}, OutcomeUnknown
 }
 
@@ -113,7 +113,7 @@ func (s *Service) after(c CloseState, att Close, res CloseResult, err error) (Cl
 // state lacks. Nil leaves the state as it is.
 func (s *Service) transition(c CloseState, att Close, res CloseResult, err error) (*CloseState, Outcome) {
 	next, outcome := s.after(c, att, res, err)
-	if c.Attempt != att.ID {
+	if c.CloseID != att.ID {
 		return nil, outcome
 	}
 	switch c.State {
@@ -220,7 +220,7 @@ func (s *Service) release(ctx context.Context, id, claim string) {
 	if err != nil || b.Close.State != StateClosing {
 		return
 	}
-	att, err := s.st.GetClose(ctx, b.Close.Attempt)
+	att, err := s.st.GetClose(ctx, b.Close.CloseID)
 	if err != nil || att.Claim != claim || att.Outcome != OutcomeInProgress {
 		return
 	}
@@ -312,12 +312,12 @@ func (s *Service) end(ctx context.Context, att Close, res CloseResult, err error
 // end, if it is recorded late, still counts.
 func (s *Service) expire(ctx context.Context, b Batch) error {
 	c := b.Close
-	crashed, err := s.st.GetClose(ctx, c.Attempt)
+	crashed, err := s.st.GetClose(ctx, c.CloseID)
 	if err != nil {
 		return storeError(err)
 	}
 	next, _ := s.after(c, crashed, CloseResult{}, errCrashed)
-	next.Attempt, next.Prev = c.Attempt, c.Prev
+	next.CloseID, next.Prev = c.CloseID, c.Prev
 	crashed.Outcome, crashed.EndedAt, crashed.ErrorCode, crashed.Detail = OutcomeUnknown, c.Now,
 		string(CodeCloseOutcomeUnknown), crashedDetail
 	_, _, err = s.st.Apply(ctx, Change{BatchID: b.ID, From: c.Version, To: &next, End: &crashed})
@@ -353,7 +353,7 @@ func (s *Service) settleFrom(ctx context.Context, b Batch, since time.Time) erro
 		return storeError(err)
 	}
 	c := b.Close
-	next := CloseState{State: StateOpen, Attempt: c.Attempt, FileClose: c.FileClose}
+	next := CloseState{State: StateOpen, CloseID: c.CloseID, FileClose: c.FileClose}
 	switch {
 	case fresh.Status == StatusClosed:
 		next.State = StateClosed

@@ -258,7 +258,7 @@ func TestReleaseLeavesAnotherRequestsAttempt(t *testing.T) {
 		t.Fatal("the failed Begin succeeded")
 	}
 	b, err := inner.GetBatch(context.Background(), "b-1")
-	if err != nil || b.Close.State != batch.StateClosing || b.Close.Attempt != st.other.ID {
+	if err != nil || b.Close.State != batch.StateClosing || b.Close.CloseID != st.other.ID {
 		t.Fatalf("the other request's lease was released: %+v, %v", b.Close, err)
 	}
 }

@@ -67,15 +67,15 @@ type CloseState struct {
 	Version int64 // incremented by every change: the compare in compare-and-set
 	// Prev is, while closing, the state to go back to when the attempt has no effect.
 	Prev State
-	// Attempt is, while closing, the attempt that holds the lease.
-	Attempt    int64
-	LeaseUntil time.Time // closing: after it, the attempt counts as crashed
+	// CloseID is, while closing, the close that holds the lease.
+	CloseID    int64
+	LeaseUntil time.Time // closing: after it, the close counts as crashed
 	// SettleUntil is, when unknown, the time before which Concur's batch list is not
 	// trusted to tell whether the lost close went through; when scheduled, the horizon
 	// by which Concur's job must have run.
 	SettleUntil time.Time
 	CheckAt     time.Time // scheduled: when the finisher next reads the batch list
-	FileClose   int64     // closed: the attempt whose File-Url is the batch's file; 0 when none is known
+	FileClose   int64     // closed: the close whose File-Url is the batch's file; 0 when none is known
 	// Now is the database's clock when the state was read (not stored).
 	Now time.Time
 }
@@ -142,7 +142,7 @@ type Change struct {
 	// From is the version of the close state the change was decided on; the change
 	// fails with ErrStateChanged when the stored version differs.
 	From int64
-	// To is the new state (its Version and Now are ignored). When Begin is set, To.Attempt
+	// To is the new state (its Version and Now are ignored). When Begin is set, To.CloseID
 	// and To.LeaseUntil are Begin's. Nil leaves the state as it is (From is then ignored).
 	To *CloseState
 	// Begin, when set, is inserted as a new attempt (in progress when its Outcome is, or

@@ -168,7 +168,7 @@ func scanBatch(row scanner) (batch.Batch, error) {
 	c := &b.Close
 	err := row.Scan(&b.ID, &b.URL, &b.Name, &b.Total, &b.Currency, &b.Count, &b.Type,
 		&b.PaymentMethod, &b.Status, &first, &last,
-		&state, &c.Version, &prev, &c.Attempt, &lease, &settle, &chk, &c.FileClose, &at)
+		&state, &c.Version, &prev, &c.CloseID, &lease, &settle, &chk, &c.FileClose, &at)
 	b.FirstSeen, b.LastSeen = fromMicros(first), fromMicros(last)
 	c.State, c.Prev = batch.State(state), batch.State(prev)
 	c.LeaseUntil, c.SettleUntil, c.CheckAt, c.Now = fromMicros(lease), fromMicros(settle), fromMicros(chk), fromMicros(at)

@@ -79,9 +79,9 @@ func (s *sqlStore) Apply(ctx context.Context, c batch.Change) (batch.Batch, batc
 		if c.To != nil {
 			to := *c.To
 			if c.Begin != nil {
-				to.Attempt, to.LeaseUntil = out.ID, out.LeaseUntil
+				to.CloseID, to.LeaseUntil = out.ID, out.LeaseUntil
 			}
-			res, err := s.exec(ctx, tx, setStateSQL, string(to.State), string(to.State), string(to.Prev), to.Attempt,
+			res, err := s.exec(ctx, tx, setStateSQL, string(to.State), string(to.State), string(to.Prev), to.CloseID,
 				micros(to.LeaseUntil), micros(to.SettleUntil), micros(to.CheckAt), to.FileClose, c.BatchID, c.From)
 			if err := oneRow(res, err); errors.Is(err, batch.ErrNotStored) {
 				if _, err := s.getBatch(ctx, tx, c.BatchID); err != nil {

@@ -77,7 +77,7 @@ func testApplyCompareAndSet(t *testing.T, h *harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Close.State != domain.StateClosing || b.Close.Attempt != att.ID || att.ID == 0 || b.Close.Version != 1 ||
+	if b.Close.State != domain.StateClosing || b.Close.CloseID != att.ID || att.ID == 0 || b.Close.Version != 1 ||
 		!b.Close.LeaseUntil.Equal(att.LeaseUntil) || b.Close.Prev != domain.StateOpen {
 		t.Fatalf("after begin: batch %+v, attempt %+v", b.Close, att)
 	}
