@@ -25,7 +25,7 @@ func TestCloseBatchAsyncUsesV12(t *testing.T) {
 		_, _ = w.Write([]byte(`<BatchStatus><Status>SUCCESS</Status><JobQueueKey>$jq1</JobQueueKey></BatchStatus>`))
 	}))
 	t.Cleanup(srv.Close)
-	c, err := New(Config{BaseURL: srv.URL, AccessToken: "static-token"})
+	c, err := New(Config{BaseURL: srv.URL, AccessToken: "static-token"}.withDefaults(DefaultTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}

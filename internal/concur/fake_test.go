@@ -245,8 +245,7 @@ func newClient(t *testing.T, f *fakeConcur, mutate func(*Config)) (*Client, *tes
 		ClientID:     "client-id",
 		ClientSecret: "client-secret",
 		RefreshToken: "rt-0",
-		Timeout:      5 * time.Second,
-	}
+	}.withDefaults(5 * time.Second)
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -263,6 +262,15 @@ func newClient(t *testing.T, f *fakeConcur, mutate func(*Config)) (*Client, *tes
 		c.Drain(ctx)
 	})
 	return c, clock
+}
+
+// withDefaults sets what internal/config sets for the gateway: the Default constants,
+// with timeout as Config.Timeout.
+func (c Config) withDefaults(timeout time.Duration) Config {
+	c.Timeout = timeout
+	c.BreakerThreshold, c.BreakerOpenInterval = DefaultBreakerThreshold, DefaultBreakerOpenInterval
+	c.MaxAttempts, c.MaxConcurrent = DefaultMaxAttempts, DefaultMaxConcurrent
+	return c
 }
 
 func batchURL(host string) string {

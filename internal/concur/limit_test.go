@@ -3,7 +3,6 @@ package concur
 import (
 	"context"
 	"errors"
-	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -150,62 +149,26 @@ func TestRateLimitNoTurn(t *testing.T) {
 	}
 }
 
+// The knobs internal/config declares are used as given; concur's own take its defaults
+// when zero.
 func TestResilienceConfig(t *testing.T) {
 	t.Parallel()
-	valid := Config{BaseURL: "https://us.api.concursolutions.com", AccessToken: "static-token"}
-	tests := []struct {
-		name   string
-		mutate func(*Config)
-		field  string // the field the error names; "" for a valid config
-	}{
-		{"zero values take defaults", func(*Config) {}, ""},
-		{"all set", func(c *Config) {
-			c.BreakerThreshold, c.BreakerOpenInterval, c.MaxAttempts, c.RetryBudget = 1, time.Second, 1, time.Second
-			c.RetryBaseDelay, c.RetryMaxDelay, c.MaxConcurrent, c.RateLimit, c.RateBurst = 1, 1, 1, 0.5, 2
-		}, ""},
-		{"negative threshold", func(c *Config) { c.BreakerThreshold = -1 }, "BreakerThreshold"},
-		{"huge threshold", func(c *Config) { c.BreakerThreshold = math.MaxInt32 }, "BreakerThreshold"},
-		{"negative open interval", func(c *Config) { c.BreakerOpenInterval = -time.Second }, "BreakerOpenInterval"},
-		{"negative attempts", func(c *Config) { c.MaxAttempts = -1 }, "MaxAttempts"},
-		{"negative budget", func(c *Config) { c.RetryBudget = -time.Second }, "RetryBudget"},
-		{"negative base delay", func(c *Config) { c.RetryBaseDelay = -time.Second }, "RetryBaseDelay"},
-		{"negative max delay", func(c *Config) { c.RetryMaxDelay = -time.Second }, "RetryMaxDelay"},
-		{"negative concurrency", func(c *Config) { c.MaxConcurrent = -1 }, "MaxConcurrent"},
-		{"negative rate", func(c *Config) { c.RateLimit = -1 }, "RateLimit"},
-		{"NaN rate", func(c *Config) { c.RateLimit = math.NaN() }, "RateLimit"},
-		{"infinite rate", func(c *Config) { c.RateLimit = math.Inf(1) }, "RateLimit"},
-		{"negative burst", func(c *Config) { c.RateBurst = -1 }, "RateBurst"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := valid
-			tt.mutate(&cfg)
-			c, err := New(cfg)
-			if tt.field == "" {
-				if err != nil {
-					t.Fatalf("New: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.field) {
-				t.Fatalf("New: %v, want an error naming %s", err, tt.field)
-			}
-			if c != nil {
-				t.Error("New returned a client with an error")
-			}
-		})
-	}
-	c, err := New(valid)
+	cfg := Config{BaseURL: "https://us.api.concursolutions.com", AccessToken: "static-token"}.withDefaults(time.Second)
+	cfg.MaxAttempts, cfg.MaxConcurrent = 2, 3
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := resilience{threshold: 5, openInterval: 30 * time.Second, maxConcurrent: 8, burst: 1,
-		retry: retryPolicy{attempts: 3, budget: 2 * DefaultTimeout, base: 250 * time.Millisecond, maxWait: 10 * time.Second}}
-	if got := resilienceOf(valid, DefaultTimeout); got != want {
-		t.Errorf("defaults = %+v, want %+v", got, want)
+	want := retryPolicy{attempts: 2, budget: 2 * time.Second, base: DefaultRetryBaseDelay, maxWait: DefaultRetryMaxDelay}
+	if cap(c.limits.slots) != 3 || c.limits.rate != nil || c.retry != want {
+		t.Errorf("client: %d slots, rate %v, retry %+v; want 3, nil, %+v", cap(c.limits.slots), c.limits.rate, c.retry, want)
 	}
-	if cap(c.limits.slots) != 8 || c.limits.rate != nil || c.retry != want.retry {
-		t.Errorf("client: %d slots, rate %v, retry %+v", cap(c.limits.slots), c.limits.rate, c.retry)
+	cfg.RetryBudget, cfg.RetryBaseDelay, cfg.RetryMaxDelay, cfg.RateLimit = time.Minute, time.Millisecond, time.Second, 0.5
+	if c, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	want = retryPolicy{attempts: 2, budget: time.Minute, base: time.Millisecond, maxWait: time.Second}
+	if c.retry != want || c.limits.rate == nil || c.limits.rate.Burst() != DefaultRateBurst {
+		t.Errorf("client: retry %+v, rate %v; want %+v and a burst of %d", c.retry, c.limits.rate, want, DefaultRateBurst)
 	}
 }

@@ -3,10 +3,11 @@ package concur
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -29,63 +30,9 @@ func decodeList(r io.Reader) ([]batch.Summary, error) {
 	return out, err
 }
 
-// referenceList is the batch list decoded by encoding/xml alone (the decoder before the
-// fast path): the fast path must change nothing but the speed.
-func referenceList(r io.Reader) ([]batch.Summary, error) {
-	out := []batch.Summary{}
-	d := newDecoder(r)
-	if err := root(d, "BatchList"); err != nil {
-		return out, err
-	}
-	for {
-		tok, err := next(d)
-		if err != nil {
-			return out, err
-		}
-		switch t := tok.(type) {
-		case xml.EndElement:
-			return out, nil
-		case xml.StartElement:
-			if !strings.EqualFold(t.Name.Local, "BatchSummary") || isNil(t) {
-				if _, err := content(d, 2, false); err != nil {
-					return out, err
-				}
-				continue
-			}
-			f, err := readFields(d, 2, "batchname", "batchid", "batchtotal", "currency",
-				"count", "type", "paymentmethod", "batch-url")
-			if err != nil {
-				return out, err
-			}
-			out = append(out, batch.Summary{ID: f.get("batchid"), Name: f.get("batchname"),
-				Total: f.get("batchtotal"), Currency: f.get("currency"), Count: f.get("count"),
-				Type: f.get("type"), PaymentMethod: f.get("paymentmethod"), URL: f.get("batch-url")})
-		}
-	}
-}
-
-// sameAsReference decodes doc with decodeBatchList, through each of the readers, and
-// with referenceList: the same summaries must come, in the same order, up to the same
-// failure or success.
-func sameAsReference(t *testing.T, doc []byte) {
-	t.Helper()
-	want, wantErr := referenceList(bytes.NewReader(doc))
-	for name, r := range map[string]io.Reader{
-		"whole":    bytes.NewReader(doc),
-		"one byte": iotest.OneByteReader(bytes.NewReader(doc)),
-		"halves":   iotest.HalfReader(bytes.NewReader(doc)),
-		"data+EOF": iotest.DataErrReader(bytes.NewReader(doc)),
-	} {
-		got := []batch.Summary{}
-		err := decodeBatchList(r, func(s batch.Summary) error { got = append(got, s); return nil })
-		if (err != nil) != (wantErr != nil) {
-			t.Fatalf("%s: err = %v, reference err = %v", name, err, wantErr)
-		}
-		assertEqual(t, want, got)
-	}
-}
-
-func TestListFastPathMatchesReference(t *testing.T) {
+// listCases are batch lists at the edges of XML: testdata/list/cases.golden.json holds
+// what each decodes to (run with -update to rewrite it).
+func TestDecodeBatchListCases(t *testing.T) {
 	t.Parallel()
 	const (
 		open  = `<BatchList xmlns="urn:x" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">` + "\n  "
@@ -147,55 +94,64 @@ func TestListFastPathMatchesReference(t *testing.T) {
 		{"space after <", open + `< BatchSummary/>` + close},
 		{"digit name", open + `<1BatchSummary/>` + close},
 		{"deep nesting", open + `<BatchSummary><BatchName>` + strings.Repeat("<a>", 40) + "x" + strings.Repeat("</a>", 40) + `</BatchName></BatchSummary>` + close},
-		{"nesting just past the fast path", open + `<BatchSummary><BatchName>` + strings.Repeat("<a>", 7) + "x" + strings.Repeat("</a>", 7) + `</BatchName></BatchSummary>` + close},
+		{"nesting of 7", open + `<BatchSummary><BatchName>` + strings.Repeat("<a>", 7) + "x" + strings.Repeat("</a>", 7) + `</BatchName></BatchSummary>` + close},
 		{"unclosed", open + sum + `<BatchSummary><BatchID>x`},
 		{"truncated entity", open + `<BatchSummary><BatchName>&am`},
 		{"truncated rune", open + "<BatchSummary><BatchName>\xc3"},
 		{"stray end at depth 1", open + sum + `</Other>` + close},
 		{"garbage after the root", open + sum + close + `<<<garbage`},
-		{"huge field", open + `<BatchSummary><BatchName>` + strings.Repeat("x", 3*listBuffer) + `</BatchName><BatchID>1</BatchID></BatchSummary>` + sum + close},
+		{"huge field", open + `<BatchSummary><BatchName>` + strings.Repeat("x", 3*64<<10) + `</BatchName><BatchID>1</BatchID></BatchSummary>` + sum + close},
 		{"utf-16 declared", `<?xml version="1.0" encoding="utf-16"?>` + open + sum + close},
 		{"BOM", "\ufeff" + open + sum + close},
 	}
+	type outcome struct {
+		Summaries []batch.Summary `json:"summaries"`
+		Err       bool            `json:"err,omitempty"`
+	}
+	got := map[string]outcome{}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			sameAsReference(t, []byte(tt.doc))
-		})
+		s, err := decodeList(strings.NewReader(tt.doc))
+		o := outcome{s, err != nil}
+		for name, r := range map[string]io.Reader{
+			"one byte": iotest.OneByteReader(strings.NewReader(tt.doc)),
+			"halves":   iotest.HalfReader(strings.NewReader(tt.doc)),
+			"data+EOF": iotest.DataErrReader(strings.NewReader(tt.doc)),
+		} {
+			s, err := decodeList(r)
+			if (err != nil) != o.Err {
+				t.Errorf("%s, %s: err = %v", tt.name, name, err)
+			}
+			assertEqual(t, o.Summaries, s)
+		}
+		got[tt.name] = o
+	}
+	b, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	const golden = "testdata/list/cases.golden.json"
+	if *update {
+		if err := os.WriteFile(golden, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := readFile(t, golden); !bytes.Equal(b, want) {
+		t.Errorf("%s differs: run go test -update and review the diff", golden)
 	}
 }
 
-// The generated lists (bench_test.go), through every reader, against the reference.
-func TestListFastPathGenerated(t *testing.T) {
+// A generated list of 3000 summaries, through a reader that cuts it anywhere.
+func TestDecodeBatchListGenerated(t *testing.T) {
 	t.Parallel()
 	doc, err := io.ReadAll(newListGen(3000))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameAsReference(t, doc)
-	got, err := decodeList(bytes.NewReader(doc))
-	if err != nil || len(got) != 3000 || got[2999] != newListGen(0).summary(2999) {
-		t.Fatalf("%d summaries, %v", len(got), err)
-	}
-}
-
-// The fast path takes typical summaries itself: encoding/xml reads only the first child
-// and what is around the children.
-func TestListFastPathTakesTypicalSummaries(t *testing.T) {
-	t.Parallel()
-	for _, doc := range []string{
-		strings.ReplaceAll(string(readFile(t, "testdata/list/namespaced.xml")), "{{host}}", "https://h"),
-		string(readFile(t, "testdata/list/plain.xml")),
-		string(batchListXML(3, "https://h")),
-	} {
-		i := strings.Index(strings.ToLower(doc), "<batchsummary")
-		var f fastChild
-		n, st := f.listChild([]byte(doc[i:]))
-		if st != fastDone || !f.summary || !strings.HasPrefix(doc[i+n:], "\n") && !strings.HasPrefix(doc[i+n:], "<") {
-			t.Errorf("listChild = %d, %v, summary %v; want the whole summary", n, st, f.summary)
-		}
-		if s := f.summaryOf(); s.ID == "" || s.URL == "" {
-			t.Errorf("fast summary %+v", s)
+	for _, r := range []io.Reader{bytes.NewReader(doc), iotest.HalfReader(bytes.NewReader(doc))} {
+		got, err := decodeList(r)
+		if err != nil || len(got) != 3000 || got[2999] != newListGen(0).summary(2999) {
+			t.Fatalf("%d summaries, %v", len(got), err)
 		}
 	}
 }
@@ -250,49 +206,13 @@ func TestListBatchesConsumerError(t *testing.T) {
 	}
 }
 
-// FuzzListFastPath: the fast path decodes whatever it takes exactly as encoding/xml
-// would, through a reader that returns at most chunk bytes a read (so that the fast path
-// meets every boundary of its buffer).
-func FuzzListFastPath(f *testing.F) {
-	addSeeds(f, "testdata/list/*.xml")
-	f.Add(batchListXML(3, "https://h"))
-	gen, _ := io.ReadAll(newListGen(2))
-	f.Add(gen)
-	f.Fuzz(func(t *testing.T, doc []byte) {
-		want, wantErr := referenceList(bytes.NewReader(doc))
-		for _, chunk := range []int{1, 7, 1 << 20} {
-			got := []batch.Summary{}
-			err := decodeBatchList(&chunkReader{doc, chunk}, func(s batch.Summary) error { got = append(got, s); return nil })
-			if (err != nil) != (wantErr != nil) {
-				t.Fatalf("chunk %d: err = %v, reference err = %v", chunk, err, wantErr)
-			}
-			assertEqual(t, want, got)
-		}
-	})
-}
-
-// chunkReader returns at most n bytes a read.
-type chunkReader struct {
-	b []byte
-	n int
-}
-
-func (r *chunkReader) Read(p []byte) (int, error) {
-	if len(r.b) == 0 {
-		return 0, io.EOF
-	}
-	k := copy(p[:min(len(p), r.n)], r.b)
-	r.b = r.b[k:]
-	return k, nil
-}
-
 // The consumer's time (the store writing what the list holds) is not Concur's: a consumer
 // slower than the whole time-out neither times the call out, nor has the list read again,
 // nor counts against Concur in the breaker.
 func TestListSlowConsumerNotChargedToConcur(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	body := batchListXML(3000, f.srv.URL) // over 64 KiB: the body is still being read when the consumer stalls
+	body := batchListXML(600, f.srv.URL) // over 64 KiB: the body is still being read when the consumer stalls
 	f.set(func(f *fakeConcur) {
 		f.api = func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/xml")
@@ -300,7 +220,7 @@ func TestListSlowConsumerNotChargedToConcur(t *testing.T) {
 		}
 	})
 	c, _ := newClient(t, f, func(c *Config) {
-		c.Timeout = 300 * time.Millisecond
+		c.Timeout = time.Second
 		c.MaxAttempts = 3
 		c.BreakerThreshold = 1
 		c.RetryBudget = 10 * time.Second
@@ -308,13 +228,13 @@ func TestListSlowConsumerNotChargedToConcur(t *testing.T) {
 	})
 	n := 0
 	err := c.ListBatches(t.Context(), batch.ListOpen, func(batch.Summary) error {
-		if n++; n == 1000 || n == 2000 {
-			time.Sleep(400 * time.Millisecond) // one chunk's upsert on a busy store
+		if n++; n == 200 || n == 400 {
+			time.Sleep(1200 * time.Millisecond) // one chunk's upsert on a busy store
 		}
 		return nil
 	})
-	if err != nil || n != 3000 || f.apiCalls.Load() != 1 || c.BreakerState(BreakerAPI) != "closed" {
-		t.Errorf("err=%v, %d summaries, %d list calls, breaker %s; want nil, 3000, 1, closed",
+	if err != nil || n != 600 || f.apiCalls.Load() != 1 || c.BreakerState(BreakerAPI) != "closed" {
+		t.Errorf("err=%v, %d summaries, %d list calls, breaker %s; want nil, 600, 1, closed",
 			err, n, f.apiCalls.Load(), c.BreakerState(BreakerAPI))
 	}
 }

@@ -193,7 +193,9 @@ func TestCloseNeverRetried(t *testing.T) {
 func TestCloseResetOnReusedConnectionSentOnce(t *testing.T) {
 	t.Parallel()
 	s := newScripted(t, serveOK, serveOK, serveReset)
-	c, err := New(Config{BaseURL: s.srv.URL, AccessToken: "static-token", Timeout: time.Second, MaxAttempts: 5})
+	cfg := Config{BaseURL: s.srv.URL, AccessToken: "static-token"}.withDefaults(time.Second)
+	cfg.MaxAttempts = 5
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

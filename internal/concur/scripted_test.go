@@ -200,15 +200,8 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func newResilient(t *testing.T, base string, mutate func(*Config)) (*Client, *countingTransport) {
 	t.Helper()
 	rt := &countingTransport{base: &http.Transport{DisableKeepAlives: true}}
-	cfg := Config{
-		BaseURL:             base,
-		AccessToken:         "static-token",
-		Timeout:             2 * time.Second,
-		Transport:           rt,
-		MaxAttempts:         1,
-		RetryBaseDelay:      time.Millisecond,
-		BreakerOpenInterval: time.Minute,
-	}
+	cfg := Config{BaseURL: base, AccessToken: "static-token", Transport: rt}.withDefaults(2 * time.Second)
+	cfg.MaxAttempts, cfg.RetryBaseDelay, cfg.BreakerOpenInterval = 1, time.Millisecond, time.Minute
 	if mutate != nil {
 		mutate(&cfg)
 	}

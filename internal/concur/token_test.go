@@ -69,9 +69,7 @@ func TestAuthScheme(t *testing.T) {
 	}{
 		{"default", "", false, "Bearer"},
 		{"Bearer", "Bearer", false, "Bearer"},
-		{"bearer lower case", "bearer", false, "Bearer"},
 		{"OAuth", "OAuth", false, "OAuth"},
-		{"oauth lower case", "oauth", false, "OAuth"},
 		{"static default", "", true, "Bearer"},
 		{"static OAuth", "OAuth", true, "OAuth"},
 	}
