@@ -60,9 +60,9 @@ type tokenSource struct {
 	httpc        *http.Client
 	now          func() time.Time
 	breaker      *breaker // BreakerToken: around every request to the token endpoint
-	obs          Observer // told of every token request and renewal (observe.go); nil: none
+	obs          Observer // told of every token request and renewal
 
-	// Background commits of an unsaved grant (redeem.go): they run under bg, which Drain ends.
+	// Background commits of an unsaved grant (see commit): they run under bg, which Drain ends.
 	bg                 context.Context
 	stopBG             context.CancelFunc
 	retryMin, retryMax time.Duration // their back-off
@@ -290,43 +290,12 @@ func (s *tokenSource) storedToken(c store.Credentials) (t *token, ok bool) {
 	return t, true
 }
 
-// How a refresh token is redeemed across replicas (issue 12, scenarios 4 and 13).
-//
-//  1. Plan, in one short transaction under the credentials lock: adopt the stored access
-//     token if it is fresh; else, if another replica's redeeming marker is live (its lease,
-//     on the database's clock, has not ended), wait and plan again; else commit a marker
-//     naming the hash of the refresh token about to be presented, with a lease of
-//     redeemLease.
-//  2. Present it to Concur, holding no lock.
-//  3. Commit the grant in a second short transaction; that clears the marker and records
-//     the redeemed token (and, for a new chain, its seed) as spent. If the stored chain
-//     moved on meanwhile, the grant is not stored and the stored one is adopted.
-//
-// A grant Concur issued whose commit failed is the only live refresh token: it is kept in
-// memory and committed again in the background with back-off, at the next refresh, and at
-// Drain. Its marker keeps the other replicas waiting meanwhile.
-//
-// On invalid_grant the store is read again: if its chain moved on (another replica stored a
-// grant, perhaps this one's lost commit), the new token is used; the refusal is remembered
-// only for the very token Concur refused, so it sticks only while the store still holds it.
-//
-// Which token to present. The configured refresh token (the seed) starts a new chain only
-// when it was never redeemed: its hash is neither the stored chain's SeedHash nor in
-// SpentSeeds (every seed that started a chain) nor in SpentTokens (the latest redeemed
-// refresh tokens). That is what a person re-authorising the gateway looks like: a token
-// nobody has presented yet. A replica still configured with an old seed finds it spent and
-// uses the stored newest token instead, whatever chain that is.
-
 const (
 	maxSpentSeeds  = 32 // seeds kept in SpentSeeds: every chain the gateway ever started, in practice
 	maxSpentTokens = 64 // redeemed refresh tokens kept in SpentTokens
 	pollMin        = 10 * time.Millisecond
 	pollMax        = 500 * time.Millisecond
 )
-
-// redeemLease is how long a redeeming marker holds the other replicas off: the token call
-// and the commit, within one refresh budget.
-func redeemLease(timeout time.Duration) time.Duration { return refreshBudget(timeout) }
 
 // grant is what Concur issued for a redeemed refresh token, to be committed.
 type grant struct {
@@ -351,7 +320,32 @@ type plan struct {
 	until     time.Time         // our marker's lease
 }
 
-// refresh renews the access token as described above.
+// refresh renews the access token, across replicas (issue 12, scenarios 4 and 13):
+//
+//  1. Plan, in one short transaction under the credentials lock: adopt the stored access
+//     token if it is fresh; else, if another replica's redeeming marker is live (its lease,
+//     on the database's clock, has not ended), wait and plan again; else commit a marker
+//     naming the hash of the refresh token about to be presented, with a lease of
+//     refreshBudget.
+//  2. Present it to Concur, holding no lock.
+//  3. Commit the grant in a second short transaction; that clears the marker and records
+//     the redeemed token (and, for a new chain, its seed) as spent. If the stored chain
+//     moved on meanwhile, the grant is not stored and the stored one is adopted.
+//
+// A grant Concur issued whose commit failed is the only live refresh token: it is kept in
+// memory and committed again in the background with back-off, at the next refresh, and at
+// Drain. Its marker keeps the other replicas waiting meanwhile.
+//
+// On invalid_grant the store is read again: if its chain moved on (another replica stored a
+// grant, perhaps this one's lost commit), the new token is used; the refusal is remembered
+// only for the very token Concur refused, so it sticks only while the store still holds it.
+//
+// Which token to present. The configured refresh token (the seed) starts a new chain only
+// when it was never redeemed: its hash is neither the stored chain's SeedHash nor in
+// SpentSeeds (every seed that started a chain) nor in SpentTokens (the latest redeemed
+// refresh tokens). That is what a person re-authorising the gateway looks like: a token
+// nobody has presented yet. A replica still configured with an old seed finds it spent and
+// uses the stored newest token instead, whatever chain that is.
 func (s *tokenSource) refresh(ctx context.Context) (_ *token, err error) {
 	defer func() { observeRefresh(s.obs, err) }()
 	s.mu.Lock()
@@ -447,7 +441,7 @@ func (s *tokenSource) plan(ctx context.Context) (plan, error) {
 			return nil, nil
 		}
 		next := cur
-		next.Redeeming = store.Redemption{TokenHash: p.hash, Lease: redeemLease(s.timeout)}
+		next.Redeeming = store.Redemption{TokenHash: p.hash, Lease: refreshBudget(s.timeout)} // the token call and the commit
 		return &next, nil
 	})
 	if err != nil {
