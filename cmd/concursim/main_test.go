@@ -101,7 +101,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "<BatchID>6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13</BatchID>") ||
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "<BatchID>"+concursim.SeedOpenUSD+"</BatchID>") ||
 		!strings.Contains(string(body), "<BatchID>large-file-batch</BatchID>") {
 		t.Fatalf("list: %d %s", resp.StatusCode, body)
 	}

@@ -69,6 +69,8 @@ func TestObserverSeesLookupsRefreshesAndCloseOutcomes(t *testing.T) {
 	up, err := concur.New(concur.Config{
 		BaseURL: srv.URL, TokenURL: srv.URL + "/oauth2/v0/token",
 		ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh", Timeout: time.Second, MaxAttempts: 1,
+		BreakerThreshold: concur.DefaultBreakerThreshold, BreakerOpenInterval: concur.DefaultBreakerOpenInterval,
+		MaxConcurrent: concur.DefaultMaxConcurrent,
 	})
 	if err != nil {
 		t.Fatal(err)

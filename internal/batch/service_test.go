@@ -83,7 +83,9 @@ func newTestEnv(t *testing.T, minInterval time.Duration) testEnv {
 	up, err := concur.New(concur.Config{
 		BaseURL: srv.URL, TokenURL: srv.URL + "/oauth2/v0/token",
 		ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh", Timeout: 2 * time.Second,
-		MaxAttempts: 1, // count the service's refreshes, not the client's retries of each
+		MaxAttempts:      1, // count the service's refreshes, not the client's retries of each
+		BreakerThreshold: concur.DefaultBreakerThreshold, BreakerOpenInterval: concur.DefaultBreakerOpenInterval,
+		MaxConcurrent: concur.DefaultMaxConcurrent,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/finplat/payment-batch-gateway/api"
 	"github.com/finplat/payment-batch-gateway/internal/batch"
-	"github.com/finplat/payment-batch-gateway/internal/heappeak"
 )
 
 func BenchmarkDecodeClose(b *testing.B) {
@@ -68,35 +67,24 @@ func BenchmarkCloseTranslation(b *testing.B) {
 
 // BenchmarkDecodeBatchList parses a batch list of n summaries streamed from a generating
 // reader (listGen: the XML is made on the fly, as a network body arrives, so no document is
-// held in memory), and reports, besides the time and allocations of a parse, the peak of
-// the heap during it (peak-heap-MiB; see package heappeak for the method).
+// held in memory). The target is 10,000 summaries in under 300 ms; the peak heap is
+// measured by the load suite's module (bench/), against the exported API.
 func BenchmarkDecodeBatchList(b *testing.B) {
-	for _, n := range []int{1_000, 10_000, 100_000} {
+	for _, n := range []int{1_000, 10_000} {
 		b.Run("n="+strconv.Itoa(n), func(b *testing.B) {
-			var (
-				peak uint64
-				size int64
-			)
+			var size int64
 			b.ReportAllocs()
 			for b.Loop() {
 				b.StopTimer()
 				gen := newListGen(n)
-				hp := heappeak.Start()
-				gen.every, gen.hook = 1000, hp.Sample
 				b.StartTimer()
-
 				got, last, err := parseList(gen)
-
-				b.StopTimer()
-				p := hp.Stop()
 				if err != nil || got != n || last != gen.summary(n-1) {
 					b.Fatalf("parsed %d of %d summaries, last %+v, err %v", got, n, last, err)
 				}
-				peak, size = max(peak, p), gen.written
-				b.StartTimer()
+				size = gen.written
 			}
 			b.SetBytes(size)
-			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 		})
 	}
 }
@@ -119,8 +107,6 @@ type listGen struct {
 	buf     []byte // what is written and not yet read
 	off     int
 	written int64
-	every   int    // call hook after every so many summaries; 0: never
-	hook    func() // e.g. a heap sample, from the reading goroutine
 }
 
 func newListGen(n int) *listGen { return &listGen{n: n, next: -1, buf: make([]byte, 0, 1024)} }
@@ -155,9 +141,6 @@ func (g *listGen) fill() bool {
 		g.buf = append(g.buf, listHeader...)
 	case g.next < g.n:
 		g.buf = g.appendSummary(g.buf, g.next)
-		if g.every > 0 && (g.next+1)%g.every == 0 && g.hook != nil {
-			g.hook()
-		}
 	case g.next == g.n:
 		g.buf = append(g.buf, "</BatchList>\n"...)
 	default:

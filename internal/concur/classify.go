@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -16,42 +14,13 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
-const (
-	defaultRateLimitWait   = 60 * time.Second
-	defaultUnavailableWait = 5 * time.Minute
-	timeoutWait            = 5 * time.Minute // Concur: after a time-out, wait 5 minutes before retrying
-	maxRetryAfter          = 24 * time.Hour  // a longer Retry-After is not believed
-)
-
-var (
-	// errCallTimeout is the cancel cause of our own per-call (or idle) time-out.
-	errCallTimeout = errors.New("concur: time-out")
-	// errTooLarge is returned by capReader past its limit.
-	errTooLarge = errors.New("concur: answer exceeds the size limit")
-)
-
-// operation names the call, for the 404 row and for messages.
-type operation int
-
-const (
-	opList operation = iota
-	opClose
-	opFile
-)
-
-func (o operation) String() string {
-	return [...]string{"list batches", "close batch", "download file"}[o]
-}
-
-// invalidBatchID recognises Concur's 400 for a bad batch id ("Batch ID ... invalid", "invalid batch id").
-var invalidBatchID = regexp.MustCompile(`(?is)\bbatch[\s_-]*id\b.{0,120}?\binvalid\b|\binvalid\s+batch[\s_-]*id\b`)
-
-// How far a failed call got (batch.Delivery), decided here for every failure the client
-// returns. A close that may have acted must never be reported as one that did not: closing
-// a closed batch regenerates its payment file. So only what proves that Concur did not act
-// says so:
+// Every failure the Client returns is a *batch.Error, classified here: its code, its
+// Retry-After, and how far the call got (its Delivery). A close that may have acted must
+// never be reported as one that did not: closing a closed batch regenerates its payment
+// file. So only what proves that Concur did not act says so:
 //
 //	failure                                                         Delivery
 //	no token (fetch or renewal failed), breaker open, no slot or
@@ -71,48 +40,43 @@ var invalidBatchID = regexp.MustCompile(`(?is)\bbatch[\s_-]*id\b.{0,120}?\binval
 //	anything else                                                     MaybeDelivered
 //
 // The caller's context ending after Concur answered keeps the answer's Delivery. A call
-// tried more than once (a list, a file before its body; a close is never retried) reports
-// the strongest Delivery of its tries: MaybeDelivered over Answered over NotSent.
+// tried more than once reports the strongest Delivery of its tries.
 
-// closeBusiness recognises the close's 500 that is a business answer, not an outage.
-var closeBusiness = regexp.MustCompile(`(?i)does\s+not\s+contain\s+any\s+reports|could\s+not\s+be\s+closed`)
+const (
+	defaultRateLimitWait   = 60 * time.Second
+	defaultUnavailableWait = 5 * time.Minute
+	timeoutWait            = 5 * time.Minute // Concur: after a time-out, wait 5 minutes before retrying
+	maxRetryAfter          = 24 * time.Hour  // a longer Retry-After is not believed
+	maxMessage             = 1024            // what an error keeps of Concur's text: it ends up in logs
+)
 
-// statusDelivery is the Delivery of a non-200 answer (see the table above).
-func statusDelivery(op operation, up *batch.UpstreamError) batch.Delivery {
-	s := up.Status
-	switch {
-	case s >= 400 && s < 500, s == http.StatusServiceUnavailable:
-		return batch.Answered
-	case s == http.StatusInternalServerError && op == opClose && closeBusiness.MatchString(up.Message):
-		return batch.Answered
-	}
-	return batch.MaybeDelivered
+var (
+	errCallTimeout = errors.New("concur: time-out") // the cancel cause of our own per-call (or idle) time-out
+	errTooLarge    = errors.New("concur: answer exceeds the size limit")
+	errHostRefused = errors.New("concur: refusing to send credentials to an untrusted origin")
+)
+
+// operation names the call, for the 404 row and for messages.
+type operation int
+
+const (
+	opList operation = iota
+	opClose
+	opFile
+)
+
+func (o operation) String() string {
+	return [...]string{"list batches", "close batch", "download file"}[o]
 }
 
-// rank orders Deliveries by how much they say Concur may have done.
-func rank(d batch.Delivery) int {
-	switch d {
-	case batch.NotSent:
-		return 0
-	case batch.Answered:
-		return 1
-	}
-	return 2
-}
+func (o operation) label() string { return [...]string{OpList, OpClose, OpFile}[o] }
 
-// withDelivery is err saying d: a copy when err is a *batch.Error with another Delivery
-// (errors may be shared, e.g. by the callers of one token refresh: never changed in place).
-func withDelivery(err error, d batch.Delivery) error {
-	if e, ok := err.(*batch.Error); ok {
-		if e.Delivery == d {
-			return err
-		}
-		c := *e
-		c.Delivery = d
-		return &c
-	}
-	return &batch.Error{Code: batch.ErrorCode(err), Delivery: d, Err: err}
-}
+var (
+	// invalidBatchID recognises Concur's 400 for a bad batch id.
+	invalidBatchID = regexp.MustCompile(`(?is)\bbatch[\s_-]*id\b.{0,120}?\binvalid\b|\binvalid\s+batch[\s_-]*id\b`)
+	// closeBusiness recognises the close's 500 that is a business answer, not an outage.
+	closeBusiness = regexp.MustCompile(`(?i)does\s+not\s+contain\s+any\s+reports|could\s+not\s+be\s+closed`)
+)
 
 // statusError classifies a non-200 answer. up carries what Concur said (Status at least).
 func statusError(op operation, h http.Header, up *batch.UpstreamError) *batch.Error {
@@ -147,14 +111,44 @@ func statusError(op operation, h http.Header, up *batch.UpstreamError) *batch.Er
 	return e
 }
 
+// statusDelivery is the Delivery of a non-200 answer (see the table above).
+func statusDelivery(op operation, up *batch.UpstreamError) batch.Delivery {
+	s := up.Status
+	switch {
+	case s >= 400 && s < 500, s == http.StatusServiceUnavailable:
+		return batch.Answered
+	case s == http.StatusInternalServerError && op == opClose && closeBusiness.MatchString(up.Message):
+		return batch.Answered
+	}
+	return batch.MaybeDelivered
+}
+
+// readUpstreamError reads an error answer (through the small limit) and closes it. The body
+// may be Concur's <Error>, empty or HTML: only the status is certain.
+func readUpstreamError(resp *http.Response) *batch.UpstreamError {
+	defer resp.Body.Close()
+	up := &batch.UpstreamError{Status: resp.StatusCode}
+	body, err := readAll(resp.Body, maxSmallBody)
+	if err != nil {
+		return up // cut or oversized: classify by status alone
+	}
+	if e, err := decodeErrorBody(strings.NewReader(string(body))); err == nil {
+		up.Message, up.ID, up.ServerTime = clip(e.Message), clip(e.ID), clip(e.ServerTime)
+	}
+	return up
+}
+
+func clip(s string) string {
+	if len(s) <= maxMessage {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxMessage], "") + "…"
+}
+
 // retryAfter reads a Retry-After header (delta-seconds or HTTP-date). It returns def when
-// the header is absent, unreadable, over a day, or not positive (0, negative, a date that
-// has passed): the caller always gets a wait to honour.
+// the header is absent, unreadable, over a day, or not positive: a wait is always honoured.
 func retryAfter(v string, def time.Duration) time.Duration {
 	v = strings.TrimSpace(v)
-	if v == "" {
-		return def
-	}
 	d := time.Duration(-1)
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 		if n > 0 && n <= int64(maxRetryAfter/time.Second) {
@@ -170,7 +164,7 @@ func retryAfter(v string, def time.Duration) time.Duration {
 }
 
 // transportError classifies a failure to get (or read) an answer. caller is the caller's
-// context, attempt the per-call one derived from it.
+// context, attempt the per-try one derived from it.
 func transportError(caller, attempt context.Context, err error) *batch.Error {
 	var ne net.Error
 	switch {
@@ -188,6 +182,51 @@ func transportError(caller, attempt context.Context, err error) *batch.Error {
 	return &batch.Error{Code: batch.CodeUpstreamUnreachable, Detail: "could not reach Concur", Err: err}
 }
 
+// sendError classifies a request that got no answer: NotSent only when it provably never
+// left; a close that may have left says that its outcome is unknown.
+func sendError(caller, attempt context.Context, op operation, rc *reach, err error) *batch.Error {
+	e := transportError(caller, attempt, err)
+	sent := rc.mayHaveSent(err)
+	if !sent {
+		e.Delivery = batch.NotSent
+	}
+	if op == opClose && sent && (e.Code == batch.CodeUpstreamTimeout || e.Code == batch.CodeUpstreamUnreachable) {
+		e.Detail = closeOutcomeUnknown
+	}
+	return e
+}
+
+// readError classifies a 200 body whose reading failed, and says why for a close.
+func readError(caller, attempt context.Context, err error) (*batch.Error, string) {
+	e := transportError(caller, attempt, err)
+	switch {
+	case errors.Is(err, errTooLarge):
+		return e, "it is over the size limit"
+	case e.Code == batch.CodeUpstreamTimeout && caller.Err() != nil:
+		return e, "the request ended while it was being read"
+	case e.Code == batch.CodeUpstreamTimeout:
+		return e, "it did not arrive within the time-out"
+	}
+	return e, "the connection failed while it was being read"
+}
+
+// unreadable marks e, the failure of a 200 answer, MaybeDelivered; a close's says that the
+// batch is probably closed.
+func unreadable(op operation, e *batch.Error, why string) *batch.Error {
+	e.Delivery = batch.MaybeDelivered
+	if op == opClose {
+		e.Detail = "Concur accepted the close (HTTP 200), so the batch is probably closed, but its answer could not be read (" +
+			why + "). Do not close it again blindly: closing a closed batch regenerates its payment file; " +
+			"check the batch list (CLOSED) first"
+	}
+	return e
+}
+
+// closeOutcomeUnknown: the caller has to check the batch list, not retry.
+const closeOutcomeUnknown = "the close request may have reached Concur, but no answer came: " +
+	"Concur may or may not have closed the batch. Check the batch list (CLOSED) before closing it again: " +
+	"closing a closed batch regenerates its payment file"
+
 // timeoutError and callerGone are the two CodeUpstreamTimeout errors; both carry Concur's
 // advice to wait 5 minutes after a time-out.
 func timeoutError(err error) *batch.Error {
@@ -195,25 +234,47 @@ func timeoutError(err error) *batch.Error {
 		RetryAfter: timeoutWait, Err: err}
 }
 
-// callerGone reports that the caller's context ended; it wraps ctx.Err() so that
-// errors.Is(err, context.Canceled) holds.
+// callerGone reports that the caller's context ended; it wraps ctx.Err().
 func callerGone(ctx context.Context) *batch.Error {
 	return &batch.Error{Code: batch.CodeUpstreamTimeout, Detail: "the request ended before Concur answered",
 		RetryAfter: timeoutWait, Err: ctx.Err()}
 }
 
-// Closing a batch that is already closed regenerates its payment file, so a close whose
-// outcome is not known must say so: the caller has to check the batch list, not retry.
-const closeOutcomeUnknown = "the close request may have reached Concur, but no answer came: " +
-	"Concur may or may not have closed the batch. Check the batch list (CLOSED) before closing it again: " +
-	"closing a closed batch regenerates its payment file"
+func hostRefused() *batch.Error {
+	return &batch.Error{Code: batch.CodeUpstreamHostRefused, Delivery: batch.NotSent,
+		Detail: "Concur gave a URL outside the trusted Concur hosts; nothing was sent to it"}
+}
 
-// closeUnreadable is the Detail for a close that Concur answered with 200 but whose answer
-// could not be read; why says what went wrong with it.
-func closeUnreadable(why string) string {
-	return "Concur accepted the close (HTTP 200), so the batch is probably closed, but its answer could not be read (" +
-		why + "). Do not close it again blindly: closing a closed batch regenerates its payment file; " +
-		"check the batch list (CLOSED) first"
+// stronger is the Delivery that says more of what Concur may have done:
+// MaybeDelivered over Answered over NotSent.
+func stronger(a, b batch.Delivery) batch.Delivery {
+	rank := func(d batch.Delivery) int {
+		switch d {
+		case batch.NotSent:
+			return 0
+		case batch.Answered:
+			return 1
+		}
+		return 2
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
+}
+
+// withDelivery is err saying d: a copy when err is a *batch.Error with another Delivery
+// (errors may be shared, e.g. by the callers of one token refresh: never changed in place).
+func withDelivery(err error, d batch.Delivery) error {
+	if e, ok := err.(*batch.Error); ok {
+		if e.Delivery == d {
+			return err
+		}
+		c := *e
+		c.Delivery = d
+		return &c
+	}
+	return &batch.Error{Code: batch.ErrorCode(err), Delivery: d, Err: err}
 }
 
 // reach records, through httptrace, how far a request got: asked once the transport looked
@@ -239,42 +300,54 @@ func (r *reach) mayHaveSent(err error) bool {
 	return r.connected.Load() || !r.asked.Load()
 }
 
-// isXML accepts application/xml, text/xml and */*+xml, with parameters.
-func isXML(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
-		return false
+// tokenStatusError classifies the token endpoint's non-200 answer.
+func tokenStatusError(resp *http.Response, ans tokenAnswer) *batch.Error {
+	up := &batch.UpstreamError{Status: resp.StatusCode, Message: strings.Trim(strings.TrimSpace(ans.Error+": "+ans.Description), ": ")}
+	code, _ := flexInt(ans.Code)
+	e := &batch.Error{Code: batch.CodeUpstreamAuthFailed, Upstream: up}
+	switch {
+	case ans.Error == "invalid_grant" || code == 108:
+		e.Detail = "Concur refused the refresh token (invalid_grant): a person must re-authorise the gateway with Concur"
+		e.Err = errGrantRefused
+	case ans.Error == "invalid_client":
+		e.Detail = "Concur refused the gateway's client credentials (invalid_client)"
+	case resp.StatusCode == http.StatusTooManyRequests:
+		e.Code, e.Detail = batch.CodeUpstreamRateLimited, "Concur's token endpoint is throttling the gateway"
+		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), defaultRateLimitWait)
+	case resp.StatusCode >= 500:
+		e.Code, e.Detail = batch.CodeUpstreamUnavailable, "Concur's token endpoint is unavailable"
+		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), defaultUnavailableWait)
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		e.Code, e.Detail = batch.CodeUpstreamBadResponse, "Concur's token endpoint answered with a redirect"
+	default:
+		e.Detail = "Concur refused to renew the access token"
 	}
-	return mt == "application/xml" || mt == "text/xml" ||
-		(strings.HasSuffix(mt, "+xml") && strings.Contains(mt, "/"))
+	return e
 }
 
-// capReader reads at most n bytes and fails with errTooLarge past them: never a silent cut.
-type capReader struct {
-	r   io.Reader
-	n   int64 // bytes still allowed
-	err error // the first read error other than io.EOF
+// tokenTransportError classifies a failure to reach the token endpoint. ctx is the
+// refresh's own (detached) context, so a cancelled caller is not the cause here.
+func tokenTransportError(ctx context.Context, err error) *batch.Error {
+	e := transportError(ctx, ctx, err)
+	if e.Code == batch.CodeUpstreamTimeout || e.Code == batch.CodeUpstreamUnreachable {
+		e.Detail = "Concur's token endpoint: " + e.Detail
+	}
+	return e
 }
 
-func (c *capReader) Read(p []byte) (int, error) {
-	if int64(len(p)) > c.n+1 {
-		p = p[:c.n+1]
-	}
-	n, err := c.r.Read(p)
-	if int64(n) > c.n {
-		n = int(c.n)
-		c.n = 0
-		err = errTooLarge
-	} else {
-		c.n -= int64(n)
-	}
-	if err != nil && err != io.EOF && c.err == nil {
-		c.err = err
-	}
-	return n, err
+func badToken(detail string, err error) *batch.Error {
+	return &batch.Error{Code: batch.CodeUpstreamBadResponse, Detail: detail, Err: err}
 }
 
-// readAll reads r through a limit of n bytes.
-func readAll(r io.Reader, n int64) ([]byte, error) {
-	return io.ReadAll(&capReader{r: r, n: n})
+// storeError classifies a failure of the credential store before anything was redeemed.
+func storeError(ctx context.Context, err error) *batch.Error {
+	e := &batch.Error{Code: batch.CodeStoreUnavailable,
+		Detail: "the credential store is unavailable: cannot renew the Concur access token", Err: err}
+	switch {
+	case errors.Is(err, store.ErrUndecryptable):
+		e.Code, e.Detail = batch.CodeInternal, "the stored Concur credentials cannot be decrypted with the configured key"
+	case errors.Is(context.Cause(ctx), errCallTimeout):
+		e.Detail = "the credential store did not answer in time: cannot renew the Concur access token"
+	}
+	return e
 }

@@ -1,7 +1,35 @@
 // Package concur is the gateway's client for SAP Concur's legacy Payment Batch API. It owns
 // the transport (time-outs, host guard, no redirects), the credentials (OAuth2 refresh with
 // rotation, single-flight, shared by replicas through a CredentialStore) and the XML. Every
-// failure is a *batch.Error with an upstream code.
+// failure is a *batch.Error with an upstream code and a Delivery (classify.go).
+//
+// A newcomer reads it in this order: client.go (the public methods), do.go (the one do and
+// its retry loop), classify.go (every failure), token.go (credentials), resilience.go
+// (breakers, limits, retries), xml.go, transport.go (Authorization and the host guard).
+//
+// How the Client degrades when Concur misbehaves:
+//
+// Breakers. BreakerAPI guards every list, close and file call, BreakerToken the token
+// endpoint. The token endpoint has its own because a refresh is single-flight and detached
+// from its callers: its failures count once per request sent, and a dead token endpoint
+// does not hide a healthy API. An API call is admitted by BreakerAPI only once it holds its
+// slot and its rate turn and before it asks for a token, so a call that queued while the
+// breaker opened is refused, not sent, an open breaker triggers no refresh, and a half-open
+// breaker's probe is the one request it admitted. A breaker opens after
+// Config.BreakerThreshold consecutive failures (verdictOf), refuses calls for
+// Config.BreakerOpenInterval with upstream_unavailable, ErrCircuitOpen and a Retry-After of
+// the time left, then lets one probe through. A refused call was never sent.
+//
+// Retries. Only the batch list and a file download before its body are tried again, on
+// 503, other 5xx, time-outs, connection failures and a 429 with a Retry-After; never a
+// close (closing a closed batch regenerates its payment file), never another 4xx, never
+// after a failure to get a token. Tries stop at Config.MaxAttempts, Config.RetryBudget and
+// the caller's end.
+//
+// Limits. At most Config.MaxConcurrent calls in flight per Client (a token refresh runs in
+// its caller's slot) and, with Config.RateLimit, a paced request rate. A call that gets no
+// turn within Timeout fails with upstream_unavailable, was not sent, and does not count
+// toward the breaker.
 package concur
 
 import (
@@ -11,90 +39,82 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
-// Defaults for Config.
+// Defaults. internal/config applies the first five to what it declares; New applies the rest.
 const (
-	DefaultTimeout   = 60 * time.Second
-	DefaultUserAgent = "payment-batch-gateway"
-
+	DefaultTimeout             = 60 * time.Second
 	DefaultBreakerThreshold    = 5
 	DefaultBreakerOpenInterval = 30 * time.Second
 	DefaultMaxAttempts         = 3
-	DefaultRetryBaseDelay      = 250 * time.Millisecond
-	DefaultRetryMaxDelay       = 10 * time.Second
 	DefaultMaxConcurrent       = 8
-	DefaultRateBurst           = 1
+
+	DefaultUserAgent      = "payment-batch-gateway"
+	DefaultRetryBaseDelay = 250 * time.Millisecond
+	DefaultRetryMaxDelay  = 10 * time.Second
+	DefaultRateBurst      = 1
 )
 
 // apiPrefix is where every Payment Batch resource lives; Batch-URLs and File-Urls must be under it.
 const apiPrefix = "/api/expense/paymentbatch/"
 
-// Config configures a Client. Either AccessToken (static, development) or TokenURL,
-// ClientID, ClientSecret and RefreshToken (OAuth2 refresh-token grant) must be set.
+// Config configures a Client.
+//
+// The fields BaseURL to RateLimit are validated and defaulted by internal/config: New
+// trusts them, and only refuses an unset Timeout, BreakerThreshold, BreakerOpenInterval,
+// MaxAttempts or MaxConcurrent (zero has no safe meaning for them; use the Default
+// constants in hand-built configs). The other fields are concur's own and take its
+// defaults when zero.
 type Config struct {
 	// BaseURL is the API origin when the token carries no geolocation, e.g.
 	// https://us.api.concursolutions.com. When it is https, a token whose geolocation is
 	// http is refused; an http BaseURL (development, simulator) accepts an http geolocation.
-	BaseURL      string
-	TokenURL     string // OAuth2 token endpoint (form POST)
-	ClientID     string
-	ClientSecret string
-	RefreshToken string        // the grant's seed: redeemed when Credentials holds no chain started from it
-	AccessToken  string        // static token: when set, the token endpoint is never called
-	AuthScheme   string        // "Bearer" (default) or "OAuth"
-	Timeout      time.Duration // per Concur call; for a file download, per read; default 60s
-	UserAgent    string        // default "payment-batch-gateway"
-	// Transport is the base transport. nil means a clone of http.DefaultTransport with a
-	// 10s dial and TLS handshake time-out and a response header time-out of Timeout.
-	Transport http.RoundTripper
-	// Credentials keeps the grant (the newest refresh token, the newest access token and
-	// its geolocation) across restarts and replicas: refreshes are serialised through it,
-	// so exactly one replica redeems a refresh token and the others adopt its result. nil
-	// means an in-memory store: this process only, the grant lost on exit. Unused with a
-	// static AccessToken.
-	Credentials CredentialStore
-
-	// Resilience (see resilience.go). Zero values take the defaults; negative ones are refused.
+	BaseURL string
+	// TokenURL, ClientID, ClientSecret and RefreshToken are the OAuth2 refresh-token grant,
+	// unused when AccessToken is set. RefreshToken is the grant's seed: redeemed when
+	// Credentials holds no chain started from it.
+	TokenURL, ClientID, ClientSecret, RefreshToken string
+	AccessToken                                    string        // static token (development): the token endpoint is never called
+	AuthScheme                                     string        // "Bearer" ("" means it) or "OAuth"
+	Timeout                                        time.Duration // per Concur call; for a file download, per read
 
 	// BreakerThreshold is how many consecutive failures (5xx other than the close's
-	// no-reports 500, time-outs, connection failures) open a breaker; default 5.
+	// business 500, time-outs, connection failures) open a breaker.
 	BreakerThreshold int
-	// BreakerOpenInterval is how long an open breaker refuses calls before it lets one
-	// probe through (half-open); default 30s.
+	// BreakerOpenInterval is how long an open breaker refuses calls before one probe.
 	BreakerOpenInterval time.Duration
-	// OnBreakerStateChange, when set, is told every state change of a breaker: name is
-	// BreakerAPI or BreakerToken, from and to are BreakerClosed, BreakerOpen or
-	// BreakerHalfOpen. It runs inside the breaker's lock: it must be quick and must not
-	// call the Client.
-	OnBreakerStateChange func(name, from, to string)
 	// MaxAttempts is how many times a batch list, or a file download before its body, is
-	// tried; default 3; 1 turns retries off. A close is never retried.
+	// tried; 1 turns retries off. A close is never retried.
 	MaxAttempts int
-	// RetryBudget bounds a retried call as a whole, waits included; default 2*Timeout.
-	RetryBudget time.Duration
-	// RetryBaseDelay is the upper bound of the first back-off (full jitter, doubling per
-	// try); default 250ms.
-	RetryBaseDelay time.Duration
-	// RetryMaxDelay caps one wait between tries; a Retry-After longer than this is not
-	// waited for: the call fails at once with it. Default 10s.
-	RetryMaxDelay time.Duration
-	// MaxConcurrent caps the calls in flight to Concur from this Client; default 8. A
-	// call waits for a slot at most Timeout (and no longer than its context).
+	// MaxConcurrent caps the calls in flight to Concur from this Client. A call waits for
+	// a slot at most Timeout (and no longer than its context).
 	MaxConcurrent int
 	// RateLimit, when positive, caps the requests per second sent to Concur's API; 0: off.
 	RateLimit float64
-	// RateBurst is how many requests may go at once under RateLimit; default 1.
-	RateBurst int
 
-	// Observer, when set, is told of every try of a call to Concur and of every token
-	// renewal (observe.go), for metrics.
+	RateBurst      int           // requests that may go at once under RateLimit; default 1
+	RetryBudget    time.Duration // bounds a retried call as a whole, waits included; default 2*Timeout
+	RetryBaseDelay time.Duration // upper bound of the first back-off (full jitter, doubling); default 250ms
+	// RetryMaxDelay caps one wait between tries; a longer Retry-After is not waited for:
+	// the call fails at once with it. Default 10s.
+	RetryMaxDelay time.Duration
+	UserAgent     string // default "payment-batch-gateway"
+	// Transport is the base transport; nil means DefaultTransport(Timeout).
+	Transport http.RoundTripper
+	// Credentials keeps the grant (newest refresh token, newest access token and its
+	// geolocation) across restarts and replicas; refreshes are serialised through it, so
+	// exactly one replica redeems a refresh token. nil: in memory, this process only.
+	Credentials CredentialStore
+	// Observer, when set, is told of every try of a call and every token renewal (transport.go).
 	Observer Observer
+	// OnBreakerStateChange, when set, is told every state change of a breaker (name
+	// BreakerAPI or BreakerToken; states BreakerClosed, BreakerOpen, BreakerHalfOpen). It
+	// runs inside the breaker's lock: it must be quick and must not call the Client.
+	OnBreakerStateChange func(name, from, to string)
 }
 
 // Client talks to Concur. It is safe for concurrent use.
@@ -114,99 +134,74 @@ type Client struct {
 
 var _ batch.Upstream = (*Client)(nil)
 
-// New validates cfg and returns a Client. Errors name the offending fields, never their values.
+// New returns a Client for cfg (see Config for what it checks).
 func New(cfg Config) (*Client, error) {
-	var errs []error
-	bad := func(field, why string) { errs = append(errs, fmt.Errorf("%s: %s", field, why)) }
-
+	var unset []string
+	for name, ok := range map[string]bool{
+		"Timeout": cfg.Timeout > 0, "BreakerThreshold": cfg.BreakerThreshold > 0,
+		"BreakerOpenInterval": cfg.BreakerOpenInterval > 0, "MaxAttempts": cfg.MaxAttempts > 0,
+		"MaxConcurrent": cfg.MaxConcurrent > 0,
+	} {
+		if !ok {
+			unset = append(unset, name)
+		}
+	}
+	if len(unset) > 0 {
+		return nil, fmt.Errorf("concur: config: %s must be set (internal/config defaults them)", strings.Join(unset, ", "))
+	}
 	base, err := parseOrigin(cfg.BaseURL)
-	switch {
-	case cfg.BaseURL == "":
-		bad("BaseURL", "is required")
-	case err != nil:
-		bad("BaseURL", "must be an absolute http(s) URL without user info or query")
-	case strings.Trim(pathOf(cfg.BaseURL), "/") != "":
-		bad("BaseURL", "must not have a path")
+	if err != nil {
+		return nil, errors.New("concur: config: BaseURL must be an absolute http(s) URL without user info or query")
 	}
-	static := cfg.AccessToken != ""
-	if !static {
-		if cfg.TokenURL == "" {
-			bad("TokenURL", "is required when AccessToken is not set")
-		} else if u, err := url.Parse(cfg.TokenURL); err != nil || !isHTTP(u) || u.User != nil {
-			bad("TokenURL", "must be an absolute http(s) URL without user info")
-		}
-		for _, f := range []struct{ name, v string }{
-			{"ClientID", cfg.ClientID}, {"ClientSecret", cfg.ClientSecret}, {"RefreshToken", cfg.RefreshToken},
-		} {
-			if f.v == "" {
-				bad(f.name, "is required when AccessToken is not set")
-			}
-		}
-	}
-	scheme := "Bearer"
-	switch {
-	case cfg.AuthScheme == "" || strings.EqualFold(cfg.AuthScheme, "Bearer"):
-	case strings.EqualFold(cfg.AuthScheme, "OAuth"):
-		scheme = "OAuth"
-	default:
-		bad("AuthScheme", `must be "Bearer" or "OAuth"`)
-	}
-	if cfg.Timeout < 0 {
-		bad("Timeout", "must not be negative")
-	}
-	if strings.ContainsAny(cfg.UserAgent, "\r\n") {
-		bad("UserAgent", "must be a single line")
-	}
-	validateResilience(cfg, bad)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("concur: invalid config: %w", errors.Join(errs...))
-	}
-
-	timeout := cmp.Or(cfg.Timeout, DefaultTimeout)
 	ua := cmp.Or(cfg.UserAgent, DefaultUserAgent)
 	rt := cfg.Transport
 	if rt == nil {
-		rt = defaultTransport(timeout)
+		rt = defaultTransport(cfg.Timeout)
 	}
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	res := resilienceOf(cfg, timeout)
 	obs := observerOr(cfg.Observer)
 	c := &Client{
-		obs:        obs,
-		api:        newBreaker(BreakerAPI, "Concur", res.threshold, res.openInterval, cfg.OnBreakerStateChange),
-		limits:     newLimits(res.maxConcurrent, cfg.RateLimit, res.burst, timeout),
-		retry:      res.retry,
 		baseOrigin: base,
-		listLimit:  maxListBody,
-		timeout:    timeout,
+		timeout:    cfg.Timeout,
 		userAgent:  ua,
 		httpc: &http.Client{
-			Transport:     &authTransport{base: rt, scheme: scheme, trustedBase: base},
+			Transport:     &authTransport{base: rt, scheme: cmp.Or(cfg.AuthScheme, "Bearer"), trustedBase: base},
 			CheckRedirect: noRedirect,
 		},
-		tokens: &tokenSource{
-			tokenURL:     cfg.TokenURL,
-			clientID:     cfg.ClientID,
-			clientSecret: cfg.ClientSecret,
-			store:        cfg.Credentials,
-			seed:         cfg.RefreshToken,
-			seedHash:     seedHash(cfg.RefreshToken),
-			allowHTTPGeo: strings.HasPrefix(base, "http://"),
-			timeout:      timeout,
-			userAgent:    ua,
-			httpc:        &http.Client{Transport: rt, CheckRedirect: noRedirect},
-			now:          time.Now,
-			obs:          obs,
-			breaker: newBreaker(BreakerToken, "Concur's token endpoint", res.threshold, res.openInterval,
-				cfg.OnBreakerStateChange),
+		listLimit: maxListBody,
+		api:       newBreaker(BreakerAPI, "Concur", cfg.BreakerThreshold, cfg.BreakerOpenInterval, cfg.OnBreakerStateChange),
+		limits:    newLimits(cfg.MaxConcurrent, cfg.RateLimit, max(cfg.RateBurst, DefaultRateBurst), cfg.Timeout),
+		retry: retryPolicy{
+			attempts: cfg.MaxAttempts,
+			budget:   cmp.Or(cfg.RetryBudget, 2*cfg.Timeout),
+			base:     cmp.Or(cfg.RetryBaseDelay, DefaultRetryBaseDelay),
+			maxWait:  cmp.Or(cfg.RetryMaxDelay, DefaultRetryMaxDelay),
 		},
+		obs: obs,
+	}
+	c.tokens = &tokenSource{
+		store:        cfg.Credentials,
+		seed:         cfg.RefreshToken,
+		seedHash:     seedHash(cfg.RefreshToken),
+		tokenURL:     cfg.TokenURL,
+		clientID:     cfg.ClientID,
+		clientSecret: cfg.ClientSecret,
+		allowHTTPGeo: strings.HasPrefix(base, "http://"),
+		timeout:      cfg.Timeout,
+		userAgent:    ua,
+		httpc:        &http.Client{Transport: rt, CheckRedirect: noRedirect},
+		now:          time.Now,
+		breaker: newBreaker(BreakerToken, "Concur's token endpoint", cfg.BreakerThreshold, cfg.BreakerOpenInterval,
+			cfg.OnBreakerStateChange),
+		obs:      obs,
+		retryMin: 50 * time.Millisecond,
+		retryMax: 10 * time.Second,
 	}
 	c.tokens.bg, c.tokens.stopBG = context.WithCancel(context.Background())
-	c.tokens.retryMin, c.tokens.retryMax = 50*time.Millisecond, 10*time.Second
 	if c.tokens.store == nil {
 		c.tokens.store = newMemCredentials()
 	}
-	if static {
+	if cfg.AccessToken != "" {
 		c.tokens.static = &token{access: cfg.AccessToken}
 	}
 	return c, nil
@@ -223,7 +218,7 @@ func (c *Client) ListBatches(ctx context.Context, status batch.ListStatus, fn fu
 	default:
 		return &batch.Error{Code: batch.CodeInternal, Delivery: batch.NotSent, Detail: "unknown batch list filter"}
 	}
-	return c.do(ctx, request{
+	_, err := c.do(ctx, request{
 		op:     opList,
 		method: http.MethodGet,
 		path:   apiPrefix + "v1.1/batchlist/" + string(status),
@@ -237,10 +232,12 @@ func (c *Client) ListBatches(ctx context.Context, status batch.ListStatus, fn fu
 			})
 		},
 	})
+	return err
 }
 
 // CloseBatch closes (v1.1, synchronous) the batch at batchURL, the Batch-URL from the list.
 // A File-Url on a foreign host is returned as is: the close happened; OpenFile refuses it.
+// The close is sent at most once.
 func (c *Client) CloseBatch(ctx context.Context, batchURL string) (batch.CloseResult, error) {
 	return c.closeBatch(ctx, batchURL, false)
 }
@@ -267,12 +264,11 @@ func (c *Client) closeBatch(ctx context.Context, batchURL string, async bool) (b
 	}
 	target := strings.TrimSuffix(raw, "/") + "/close" // as given: never re-escape its '$'
 	if async {
-		// Exactly the path's version segment: the host part cannot hold v11Batch's slashes
-		// before the path starts, so the first occurrence is the path's.
+		// The host cannot hold v11Batch's slashes: the first occurrence is the path's.
 		target = strings.Replace(target, v11Batch, apiPrefix+"v1.2/batch/", 1)
 	}
 	var out batch.CloseResult
-	err = c.do(ctx, request{
+	_, err = c.do(ctx, request{
 		op:     opClose,
 		method: http.MethodPost,
 		url:    target,
@@ -282,24 +278,55 @@ func (c *Client) closeBatch(ctx context.Context, batchURL string, async bool) (b
 	return out, err
 }
 
+// OpenFile starts the download of a File-Url from CloseBatch. The answer's headers must come
+// within Config.Timeout; then the body streams, unbuffered and uncapped, and each Read must
+// make progress within Config.Timeout. The caller must close Body.
+//
+// Failures before the headers are retried like the batch list; once the body is handed
+// over nothing is retried. The download holds a Config.MaxConcurrent slot until its
+// headers arrive, not while the body streams: a slow consumer must not starve other calls.
+func (c *Client) OpenFile(ctx context.Context, fileURL string) (*batch.File, error) {
+	raw := strings.TrimSpace(fileURL)
+	if _, err := parseConcurURL(raw); err != nil {
+		return nil, err
+	}
+	ans, err := c.do(ctx, request{op: opFile, method: http.MethodGet, url: raw})
+	if err != nil {
+		return nil, err
+	}
+	return fileOf(ctx, ans, c.timeout)
+}
+
+// Ready reports whether the Client can authenticate to Concur: nil when it holds an
+// access token that is not about to expire (no request is sent) or obtains one now
+// (starting or joining the one refresh, waiting no longer than ctx). A static token is
+// always ready. For readiness probes.
+func (c *Client) Ready(ctx context.Context) error {
+	_, err := c.tokens.get(ctx)
+	return err
+}
+
+// BreakerState reports the state of the named breaker (BreakerAPI or BreakerToken):
+// BreakerClosed, BreakerOpen or BreakerHalfOpen; "" for an unknown name.
+func (c *Client) BreakerState(name string) string {
+	switch name {
+	case BreakerAPI:
+		return c.api.state()
+	case BreakerToken:
+		return c.tokens.breaker.state()
+	}
+	return ""
+}
+
 // Drain waits until no token refresh is in flight, then commits a renewed grant that the
 // credential store failed to take (trying again until ctx ends), and stops the background
-// commits. A refresh runs detached from its callers and commits the rotated refresh token
-// to the credential store: call Drain after the server stopped and before the store
-// closes, as the last call of the Client, or a rotation could be lost with the process.
+// commits. Call it after the server stopped and before the store closes, as the last call
+// of the Client, or a rotated refresh token could be lost with the process.
 func (c *Client) Drain(ctx context.Context) error { return c.tokens.drain(ctx) }
 
 // CloseIdleConnections closes the idle keep-alive connections to Concur and its token
-// endpoint (as http.Client.CloseIdleConnections does); connections in use are not touched.
-// For shutdown and tests.
+// endpoint; connections in use are not touched. For shutdown and tests.
 func (c *Client) CloseIdleConnections() {
 	c.httpc.CloseIdleConnections()
 	c.tokens.httpc.CloseIdleConnections()
-}
-
-func pathOf(s string) string {
-	if u, err := url.Parse(strings.TrimSpace(s)); err == nil {
-		return u.Path
-	}
-	return ""
 }

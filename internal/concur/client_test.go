@@ -1,22 +1,30 @@
 package concur
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
-func TestNewValidatesConfig(t *testing.T) {
+// New trusts what internal/config validated; it refuses only what it cannot build: an
+// unset knob that has no safe zero, and a BaseURL it cannot take the origin of. Its error
+// never echoes a secret.
+func TestNewRefuses(t *testing.T) {
 	t.Parallel()
 	ok := Config{BaseURL: "https://us.api.concursolutions.com", TokenURL: "https://us.api.concursolutions.com/oauth2/v0/token",
-		ClientID: "id", ClientSecret: "s3cr3t-value", RefreshToken: "rt-s3cr3t"}
+		ClientID: "id", ClientSecret: "s3cr3t-value", RefreshToken: "rt-s3cr3t"}.withDefaults(time.Second)
 	tests := []struct {
 		name   string
 		mutate func(*Config)
@@ -24,16 +32,13 @@ func TestNewValidatesConfig(t *testing.T) {
 	}{
 		{"valid", func(*Config) {}, nil},
 		{"static token needs no refresh settings", func(c *Config) {
-			*c = Config{BaseURL: c.BaseURL, AccessToken: "tok-s3cr3t", AuthScheme: "oauth"}
+			c.AccessToken, c.TokenURL, c.ClientID, c.ClientSecret, c.RefreshToken = "tok-s3cr3t", "", "", "", ""
 		}, nil},
-		{"missing everything", func(c *Config) { *c = Config{ClientSecret: "s3cr3t-value"} },
-			[]string{"BaseURL", "TokenURL", "ClientID", "RefreshToken"}},
-		{"base with path", func(c *Config) { c.BaseURL = "https://h/api" }, []string{"BaseURL"}},
+		{"unset knobs", func(c *Config) { *c = Config{BaseURL: c.BaseURL, ClientSecret: "s3cr3t-value"} },
+			[]string{"Timeout", "BreakerThreshold", "BreakerOpenInterval", "MaxAttempts", "MaxConcurrent"}},
 		{"base with userinfo", func(c *Config) { c.BaseURL = "https://u:s3cr3t-value@h" }, []string{"BaseURL"}},
 		{"base not http", func(c *Config) { c.BaseURL = "ftp://h" }, []string{"BaseURL"}},
-		{"relative token url", func(c *Config) { c.TokenURL = "/oauth2/v0/token" }, []string{"TokenURL"}},
-		{"bad scheme", func(c *Config) { c.AuthScheme = "Basic" }, []string{"AuthScheme"}},
-		{"negative timeout", func(c *Config) { c.Timeout = -time.Second }, []string{"Timeout"}},
+		{"no base", func(c *Config) { c.BaseURL = "" }, []string{"BaseURL"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,7 +53,7 @@ func TestNewValidatesConfig(t *testing.T) {
 				return
 			}
 			if err == nil {
-				t.Fatal("New accepted an invalid config")
+				t.Fatal("New accepted an unusable config")
 			}
 			for _, f := range tt.fields {
 				if !strings.Contains(err.Error(), f) {
@@ -192,26 +197,6 @@ func TestCloseBatchForeignFileURL(t *testing.T) {
 	}
 }
 
-func TestAcceptedContentTypes(t *testing.T) {
-	t.Parallel()
-	for _, ct := range []string{"application/xml", "text/xml; charset=utf-8", "application/vnd.concur+xml", "Application/XML;charset=\"utf-8\""} {
-		t.Run(ct, func(t *testing.T) {
-			t.Parallel()
-			f := newFake(t)
-			f.set(func(f *fakeConcur) {
-				f.api = func(w http.ResponseWriter, r *http.Request) {
-					w.Header().Set("Content-Type", ct)
-					fmt.Fprint(w, "<BatchStatus><Status>SUCCESS</Status></BatchStatus>")
-				}
-			})
-			c, _ := newClient(t, f, nil)
-			if res, err := c.CloseBatch(t.Context(), batchURL(f.srv.URL)); err != nil || res.Status != "SUCCESS" {
-				t.Fatalf("CloseBatch = %+v, %v", res, err)
-			}
-		})
-	}
-}
-
 // wantCode asserts err is a *batch.Error with code and returns it.
 func wantCode(t *testing.T, err error, code batch.Code) *batch.Error {
 	t.Helper()
@@ -251,5 +236,258 @@ func call(ctx context.Context, c *Client, f *fakeConcur, op operation) error {
 		defer file.Body.Close()
 		_, err = io.Copy(io.Discard, file.Body)
 		return err
+	}
+}
+
+// CloseBatchAsync posts to the Batch-URL with its version segment set to v1.2, exactly
+// once, and refuses a Batch-URL whose path is not a v1.1 batch.
+func TestCloseBatchAsyncUsesV12(t *testing.T) {
+	t.Parallel()
+	var (
+		mu    sync.Mutex
+		paths []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.Method+" "+r.URL.EscapedPath())
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/xml")
+		_, _ = w.Write([]byte(`<BatchStatus><Status>SUCCESS</Status><JobQueueKey>$jq1</JobQueueKey></BatchStatus>`))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(Config{BaseURL: srv.URL, AccessToken: "static-token"}.withDefaults(DefaultTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+
+	res, err := c.CloseBatchAsync(t.Context(), srv.URL+"/api/expense/paymentbatch/v1.1/batch/ab$C1")
+	if err != nil || res.JobQueueKey != "$jq1" || res.Status != "SUCCESS" {
+		t.Fatalf("CloseBatchAsync = %+v, %v", res, err)
+	}
+	for _, bad := range []string{
+		srv.URL + "/api/expense/paymentbatch/v1.2/batch/ab$C1",
+		srv.URL + "/api/expense/paymentbatch/v1.1/batchlist/OPEN",
+	} {
+		if _, err := c.CloseBatchAsync(t.Context(), bad); batch.ErrorCode(err) != batch.CodeUpstreamBadResponse {
+			t.Errorf("CloseBatchAsync(%s) = %v, want upstream_bad_response", bad, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(paths) != 1 || paths[0] != "POST /api/expense/paymentbatch/v1.2/batch/ab$C1/close" {
+		t.Errorf("Concur received %q", paths)
+	}
+}
+
+func TestOpenFile(t *testing.T) {
+	t.Parallel()
+	zip := append([]byte("PK\x03\x04"), bytes.Repeat([]byte{0, 1, 2, 0xff}, 5000)...)
+	csv := []byte("employee,amount\nE1,10.00\n")
+	tests := []struct {
+		name        string
+		contentType string // "" sends none
+		body        []byte
+		length      bool // send Content-Length
+		disposition string
+		wantType    string
+	}{
+		{"csv as sent", "text/csv; charset=utf-8", csv, true, `attachment; filename="b.csv"`, "text/csv; charset=utf-8"},
+		{"zip as sent", "application/zip", zip, false, "", "application/zip"},
+		{"zip sniffed", "application/octet-stream", zip, true, "", "application/zip"},
+		{"csv sniffed", "", csv, false, "", "text/csv"},
+		{"tiny sniffed", "", []byte("a"), true, "", "text/csv"},
+		{"empty sniffed", "", nil, true, "", "text/csv"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			f.set(func(f *fakeConcur) {
+				f.api = func(w http.ResponseWriter, r *http.Request) {
+					if r.Header.Get("Accept") != "*/*" || r.Method != http.MethodGet {
+						t.Errorf("%s Accept %q", r.Method, r.Header.Get("Accept"))
+					}
+					w.Header()["Content-Type"] = nil // no sniffing by net/http
+					if tt.contentType != "" {
+						w.Header().Set("Content-Type", tt.contentType)
+					}
+					if tt.disposition != "" {
+						w.Header().Set("Content-Disposition", tt.disposition)
+					}
+					if tt.length {
+						w.Header().Set("Content-Length", strconv.Itoa(len(tt.body)))
+					}
+					w.(http.Flusher).Flush() // headers first: no Content-Length unless set
+					w.Write(tt.body)
+				}
+			})
+			c, _ := newClient(t, f, nil)
+			file, err := c.OpenFile(t.Context(), f.srv.URL+"/api/expense/paymentbatch/v1.1/batch/J0b$Run/file")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer file.Body.Close()
+			got, err := io.ReadAll(file.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tt.body) {
+				t.Errorf("body differs: got %d bytes, want %d", len(got), len(tt.body))
+			}
+			wantLen := int64(-1)
+			if tt.length {
+				wantLen = int64(len(tt.body))
+			}
+			assertEqual(t, batch.File{ContentType: tt.wantType, ContentLength: wantLen,
+				ContentDisposition: tt.disposition}, *file, cmpopts.IgnoreFields(batch.File{}, "Body"))
+		})
+	}
+}
+
+// Each Read must make progress within Timeout: a slow but steady file passes, a stalled one fails.
+func TestOpenFileIdleTimeout(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		gaps  []time.Duration // pause before each chunk
+		code  batch.Code      // "" for success
+		total int
+	}{
+		{"steady, longer than the time-out in total", []time.Duration{0, 100, 100, 100, 100, 100}, "", 6},
+		{"stalls", []time.Duration{0, 50, 3000}, batch.CodeUpstreamTimeout, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			f.set(func(f *fakeConcur) {
+				f.api = func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Type", "text/csv")
+					for _, gap := range tt.gaps {
+						select {
+						case <-time.After(gap * time.Millisecond):
+						case <-r.Context().Done():
+							return
+						}
+						w.Write([]byte("x,y\n"))
+						w.(http.Flusher).Flush()
+					}
+				}
+			})
+			c, _ := newClient(t, f, func(c *Config) { c.Timeout = 300 * time.Millisecond })
+			file, err := c.OpenFile(t.Context(), f.srv.URL+"/api/expense/paymentbatch/v1.1/batch/J0b$Run/file")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer file.Body.Close()
+			got, err := io.ReadAll(file.Body)
+			if tt.code == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				wantCode(t, err, tt.code)
+			}
+			if len(got) != 4*tt.total {
+				t.Errorf("read %d bytes, want %d", len(got), 4*tt.total)
+			}
+		})
+	}
+}
+
+// A slow consumer is not a stalled Concur: the idle timer runs only inside Read.
+func TestOpenFileSlowConsumer(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	c, _ := newClient(t, f, func(c *Config) { c.Timeout = 200 * time.Millisecond })
+	c.tokens.timeout = 5 * time.Second // the test is about the file, not a slow refresh under load
+	file, err := c.OpenFile(t.Context(), f.srv.URL+"/api/expense/paymentbatch/v1.1/batch/J0b$Run/file")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Body.Close()
+	time.Sleep(600 * time.Millisecond) // three time-outs without a Read
+	if got, err := io.ReadAll(file.Body); err != nil || string(got) != "a,b\n1,2\n" {
+		t.Fatalf("ReadAll = %q, %v", got, err)
+	}
+}
+
+// listOf collects the summaries of a batch list.
+func listOf(ctx context.Context, c *Client, status batch.ListStatus) ([]batch.Summary, error) {
+	out := []batch.Summary{}
+	err := c.ListBatches(ctx, status, func(s batch.Summary) error { out = append(out, s); return nil })
+	return out, err
+}
+
+// Through the client: the consumer's error is returned as is, not retried, and does not
+// count toward the breaker.
+func TestListBatchesConsumerError(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	body := batchListXML(50, f.srv.URL)
+	f.set(func(f *fakeConcur) {
+		f.api = func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.Write(body)
+		}
+	})
+	c, _ := newClient(t, f, func(c *Config) { c.BreakerThreshold = 1 })
+	stop := &batch.Error{Code: batch.CodeStoreUnavailable, Detail: "store down"}
+	for range 3 {
+		n := 0
+		err := c.ListBatches(t.Context(), batch.ListOpen, func(batch.Summary) error {
+			if n++; n == 10 {
+				return stop
+			}
+			return nil
+		})
+		if err != stop {
+			t.Fatalf("err = %v, want the consumer's %v", err, stop)
+		}
+	}
+	if got := f.apiCalls.Load(); got != 3 {
+		t.Errorf("%d list requests for 3 lists, want 3 (no retries)", got)
+	}
+	if got := c.BreakerState(BreakerAPI); got != BreakerClosed {
+		t.Errorf("breaker %s after consumer errors, want closed", got)
+	}
+}
+
+// Ready asks Concur for nothing while the token is fresh, renews a stale one, and reports
+// a renewal that fails.
+func TestReady(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	c, clock := newClient(t, f, nil)
+	t.Cleanup(c.CloseIdleConnections)
+	ctx := context.Background()
+	for i := range 3 {
+		if err := c.Ready(ctx); err != nil {
+			t.Fatalf("Ready #%d: %v", i, err)
+		}
+	}
+	if n := f.tokenCalls.Load(); n != 1 {
+		t.Errorf("token requests = %d, want 1: a fresh token needs none", n)
+	}
+	f.set(func(f *fakeConcur) {
+		f.tokenFail = func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusBadGateway, map[string]any{"error": "down"})
+		}
+	})
+	if err := c.Ready(ctx); err != nil {
+		t.Errorf("Ready with a fresh token while the token endpoint is down: %v", err)
+	}
+	clock.advance(2 * time.Hour)
+	if err := c.Ready(ctx); err == nil {
+		t.Error("Ready with an expired token and the token endpoint down: nil, want an error")
+	}
+	if n := f.tokenCalls.Load(); n != 2 {
+		t.Errorf("token requests = %d, want 2", n)
+	}
+
+	static, _ := newResilient(t, closedURL(t), nil)
+	if err := static.Ready(ctx); err != nil {
+		t.Errorf("Ready with a static token: %v", err)
 	}
 }

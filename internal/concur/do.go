@@ -1,12 +1,14 @@
 package concur
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
@@ -18,16 +20,179 @@ const (
 )
 
 // request is one Concur call. Exactly one of path (relative to the API base of the token
-// in use) and url (absolute, already host-checked for shape) is set.
+// in use) and url (absolute, its shape checked by parseConcurURL) is set.
 type request struct {
 	op     operation
 	method string
 	path   string
 	url    string
-	limit  int64 // body cap for a 200 XML answer
-	// decode decodes a 200 XML answer (nil for the file download); it runs whatever it hands
-	// the caller through consume, which stops the call's clock meanwhile.
+	limit  int64 // body cap of a 200 XML answer
+	// decode decodes a 200 XML answer; nil for the file download, whose answer do returns
+	// open. It runs whatever it hands the caller through consume, which stops the clock.
 	decode func(body io.Reader, consume func(func() error) error) error
+}
+
+// tried is what one try tells the retry policy besides its error.
+type tried struct {
+	api      bool          // the failure came from Concur's API, not from a token or a turn
+	consumer bool          // the error is the list consumer's own: returned as is
+	wait     time.Duration // the Retry-After Concur sent with a failure; 0: none
+}
+
+// do performs r. The list and the file download are tried again while the retry policy
+// allows (resilience.go); a close is tried once: closing a closed batch regenerates its
+// payment file. The error says the strongest Delivery of all tries: once a try may have
+// reached Concur, the call may have. For the file, the answer comes back with its body
+// open and its attempt running.
+func (c *Client) do(ctx context.Context, r request) (*answer, error) {
+	deadline := time.Now().Add(c.retry.budget)
+	strongest := batch.NotSent
+	for attempt := 1; ; attempt++ {
+		timeout := c.timeout
+		if attempt > 1 {
+			timeout = min(timeout, time.Until(deadline))
+		}
+		start := time.Now()
+		ans, t, err := c.try(ctx, r, timeout)
+		observeTry(c.obs, ctx, r.op.label(), start, t.api || err == nil, err)
+		if err == nil || t.consumer {
+			return ans, err
+		}
+		strongest = stronger(strongest, batch.DeliveryOf(err))
+		if r.op == opClose {
+			return nil, withDelivery(err, strongest) // never retried
+		}
+		wait, ok := c.retry.next(ctx, attempt, t, err, deadline, c.timeout)
+		if !ok || !sleep(ctx, wait) {
+			return nil, withDelivery(err, strongest)
+		}
+	}
+}
+
+// try is one try: a slot, the rate limit and the breaker, in that order (see the package
+// doc), then the request, then the decoding of its answer within the same time-out. Every
+// admitted try reports its verdict to the breaker, also when it panics.
+func (c *Client) try(ctx context.Context, r request, timeout time.Duration) (_ *answer, t tried, err error) {
+	if err := c.api.refuseIfOpen(); err != nil {
+		return nil, t, err
+	}
+	release, err := c.limits.acquire(ctx)
+	if err != nil {
+		return nil, t, err
+	}
+	defer release()
+	if err := c.limits.pace(ctx); err != nil {
+		return nil, t, err
+	}
+	done, err := c.api.allow()
+	if err != nil {
+		return nil, t, err
+	}
+	v := neutral
+	defer func() { done(v) }()
+
+	ans, t, err := c.send(ctx, r, timeout)
+	if err == nil && r.decode != nil {
+		err, ans = c.read(ctx, ans, r), nil
+		if ce, ok := errors.AsType[*consumerError](err); ok {
+			return nil, tried{consumer: true}, ce.err // not Concur's failure: neither retried nor counted
+		}
+	}
+	v = verdictOf(ctx, t.api, err)
+	return ans, t, err
+}
+
+// send sends r with credentials and returns a 200 answer, its body open and its attempt
+// running (the caller ends it). On 401/403 it renews the token once and sends again.
+func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*answer, tried, error) {
+	var t tried
+	tok, err := c.tokens.get(ctx)
+	if err != nil {
+		return nil, t, withDelivery(err, batch.NotSent)
+	}
+	for renewed := false; ; renewed = true {
+		req, err := http.NewRequestWithContext(ctx, r.method, cmp.Or(r.url, cmp.Or(tok.apiBase, c.baseOrigin)+r.path), http.NoBody)
+		if err != nil {
+			return nil, t, &batch.Error{Code: batch.CodeUpstreamBadResponse, Delivery: batch.NotSent,
+				Detail: "cannot build a request to Concur's URL", Err: err}
+		}
+		if !tok.trusts(c.baseOrigin, originOf(req.URL)) {
+			return nil, t, hostRefused() // nothing was sent
+		}
+		req.Header.Set("Accept", "application/xml")
+		if r.op == opFile {
+			req.Header.Set("Accept", "*/*")
+		}
+		req.Header.Set("User-Agent", c.userAgent)
+		if renewed { // the first request was paced by try, before the breaker admitted it
+			if err := c.limits.pace(ctx); err != nil {
+				return nil, t, err
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, t, withDelivery(callerGone(ctx), batch.NotSent)
+		}
+
+		t.api = true
+		a := newAttempt(withToken(ctx, tok), timeout)
+		var rc reach
+		resp, err := c.httpc.Do(req.WithContext(rc.trace(a.ctx)))
+		if err != nil {
+			a.end()
+			return nil, t, sendError(ctx, a.ctx, r.op, &rc, err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			return &answer{resp: resp, a: a}, t, nil
+		}
+		up := readUpstreamError(resp)
+		a.end()
+		if ctx.Err() != nil {
+			return nil, t, withDelivery(callerGone(ctx), statusDelivery(r.op, up)) // Concur answered
+		}
+		if (up.Status == http.StatusUnauthorized || up.Status == http.StatusForbidden) && !renewed && c.tokens.static == nil {
+			t.api = false // a failure from here on is the renewal's, unless the second request fails
+			// The refused request did not act, and its retry is not sent without a token.
+			if tok, err = c.tokens.renew(ctx, tok); err != nil {
+				return nil, t, withDelivery(err, batch.NotSent)
+			}
+			continue
+		}
+		t.wait = retryAfter(resp.Header.Get("Retry-After"), 0)
+		return nil, t, statusError(r.op, resp.Header, up)
+	}
+}
+
+// read decodes a 200 answer through r.limit and r.decode, then ends it. Concur answered
+// 200: whatever went wrong, it acted. A *consumerError is the list consumer's own.
+func (c *Client) read(ctx context.Context, ans *answer, r request) error {
+	defer ans.a.end()
+	defer ans.resp.Body.Close()
+	if !isXML(ans.resp.Header.Get("Content-Type")) {
+		return unreadable(r.op, &batch.Error{Code: batch.CodeUpstreamBadResponse,
+			Detail: "Concur answered " + r.op.String() + " with a non-XML content type"}, "its content type is not XML")
+	}
+	body := &capReader{r: ans.resp.Body, n: r.limit}
+	err := r.decode(body, ans.a.consume)
+	if _, ok := errors.AsType[*consumerError](err); ok || err == nil {
+		return err
+	}
+	if body.err == nil {
+		return unreadable(r.op, &batch.Error{Code: batch.CodeUpstreamBadResponse,
+			Detail: "Concur's answer to " + r.op.String() + " is not the expected XML", Err: err}, "it is not the expected XML")
+	}
+	e, why := readError(ctx, ans.a.ctx, body.err) // a time-out, a cut connection, over the limit
+	return unreadable(r.op, e, why)
+}
+
+// consumerError carries the error of the list's consumer through the decoder.
+type consumerError struct{ err error }
+
+func (e *consumerError) Error() string { return e.err.Error() }
+
+// answer is a 200 answer whose body is still to be read, within its attempt.
+type answer struct {
+	resp *http.Response
+	a    *attempt
 }
 
 // attempt is one try's context: cancelled with errCallTimeout when its timer fires.
@@ -44,10 +209,9 @@ func newAttempt(parent context.Context, d time.Duration) *attempt {
 		timer: time.AfterFunc(d, func() { cancel(errCallTimeout) })}
 }
 
-// consume runs the caller's consumer of what the answer holds (the directory, writing to
-// the store) with the attempt's clock stopped: time spent there is not Concur's, and must
-// neither time the call out nor, through the time-out, count against Concur in the
-// breaker and be retried. An attempt already out of time stays so.
+// consume runs the caller's consumer of what the answer holds (the store writing the
+// list) with the attempt's clock stopped: that time is not Concur's, and must neither time
+// the call out nor count against Concur. An attempt already out of time stays so.
 func (a *attempt) consume(fn func() error) error {
 	if !a.timer.Stop() {
 		return fn()
@@ -64,168 +228,61 @@ func (a *attempt) end() {
 	a.cancel(context.Canceled)
 }
 
-// do performs an XML call: send, then decode the 200 body through r.limit within the
-// same time-out, classifying every failure; a list is retried as the policy allows (see
-// call). A close whose 200 answer cannot be read says that the batch is probably closed.
-func (c *Client) do(ctx context.Context, r request) error {
-	return c.call(ctx, r.op, func(ctx context.Context, timeout time.Duration) (tried, error) {
-		resp, a, t, err := c.send(ctx, r, timeout)
-		if err != nil {
-			return t, err
+// fileOf hands over a file download's answer: from now on its timer is an idle timer,
+// armed per Read. An undeclared content type is sniffed: zip or CSV.
+func fileOf(ctx context.Context, ans *answer, timeout time.Duration) (*batch.File, error) {
+	ans.a.timer.Stop()
+	body := &idleBody{body: ans.resp.Body, a: ans.a, caller: ctx, timeout: timeout}
+	f := &batch.File{
+		Body:               body,
+		ContentType:        ans.resp.Header.Get("Content-Type"),
+		ContentLength:      ans.resp.ContentLength,
+		ContentDisposition: ans.resp.Header.Get("Content-Disposition"),
+	}
+	if mt, _, _ := mime.ParseMediaType(f.ContentType); mt == "" || mt == "application/octet-stream" {
+		br := bufio.NewReader(body)
+		head, err := br.Peek(4)
+		if err != nil && !errors.Is(err, io.EOF) {
+			_ = body.Close()
+			return nil, err
 		}
-		defer a.end()
-		defer resp.Body.Close()
-		e, why, consumer := decodeAnswer(ctx, a, resp, r)
-		if consumer != nil {
-			return tried{consumer: true}, consumer // not Concur's failure: neither retried nor counted by the breaker
+		f.ContentType = "text/csv"
+		if bytes.Equal(head, []byte("PK\x03\x04")) {
+			f.ContentType = "application/zip"
 		}
-		if e == nil {
-			return t, nil
-		}
-		e.Delivery = batch.MaybeDelivered // Concur answered 200: it acted, whatever its answer said
-		if r.op == opClose {
-			e.Detail = closeUnreadable(why)
-		}
-		return t, e
-	})
+		f.Body = &struct {
+			io.Reader
+			io.Closer
+		}{br, body} // the peeked bytes stay in the stream
+	}
+	return f, nil
 }
 
-// consumerError carries the error of the function that a decoder hands what it reads to
-// (a batch list's consumer): the call ends with that error, as it is.
-type consumerError struct{ err error }
-
-func (e *consumerError) Error() string { return e.err.Error() }
-
-// decodeAnswer reads a 200 answer through r.decode; on failure it also says, for
-// closeUnreadable, what went wrong with the answer. When the decoder's consumer failed,
-// consumer is its error, whatever else went wrong.
-func decodeAnswer(ctx context.Context, a *attempt, resp *http.Response, r request) (e *batch.Error, why string, consumer error) {
-	if !isXML(resp.Header.Get("Content-Type")) {
-		return &batch.Error{Code: batch.CodeUpstreamBadResponse,
-			Detail: "Concur answered " + r.op.String() + " with a non-XML content type"}, "its content type is not XML", nil
-	}
-	body := &capReader{r: resp.Body, n: r.limit}
-	err := r.decode(body, a.consume)
-	if err == nil {
-		return nil, "", nil
-	}
-	if ce, ok := errors.AsType[*consumerError](err); ok {
-		return nil, "", ce.err
-	}
-	if body.err == nil {
-		return &batch.Error{Code: batch.CodeUpstreamBadResponse,
-			Detail: "Concur's answer to " + r.op.String() + " is not the expected XML", Err: err}, "it is not the expected XML", nil
-	}
-	// The read failed: time-out, cut connection, over the limit.
-	e = transportError(ctx, a.ctx, body.err)
-	switch {
-	case errors.Is(body.err, errTooLarge):
-		return e, "it is over the size limit", nil
-	case e.Code == batch.CodeUpstreamTimeout && ctx.Err() != nil:
-		return e, "the request ended while it was being read", nil
-	case e.Code == batch.CodeUpstreamTimeout:
-		return e, "it did not arrive within the time-out", nil
-	default:
-		return e, "the connection failed while it was being read", nil
-	}
+// idleBody fails a Read that makes no progress within timeout. The timer runs only while a
+// Read is in progress, so a slow consumer is not mistaken for a stalled Concur.
+type idleBody struct {
+	body    io.ReadCloser
+	a       *attempt
+	caller  context.Context
+	timeout time.Duration
 }
 
-// send performs r with credentials within timeout and returns a 200 answer, its body open
-// and its attempt running (the caller ends it). On 401/403 it renews the token once and
-// retries once. t.api says whether a failure came from Concur's API.
-func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*http.Response, *attempt, tried, error) {
-	var t tried
-	tok, err := c.tokens.get(ctx)
-	if err != nil {
-		return nil, nil, t, withDelivery(err, batch.NotSent)
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.a.timer.Reset(b.timeout)
+	n, err := b.body.Read(p)
+	b.a.timer.Stop()
+	if err != nil && err != io.EOF {
+		e := transportError(b.caller, b.a.ctx, err)
+		if e.Code == batch.CodeUpstreamTimeout && b.caller.Err() == nil {
+			e.Detail = "Concur stopped sending the payment file"
+		}
+		return n, e
 	}
-	for try := 0; ; try++ {
-		target := r.url
-		if target == "" {
-			target = cmp.Or(tok.apiBase, c.baseOrigin) + r.path
-		}
-		req, err := http.NewRequestWithContext(ctx, r.method, target, http.NoBody)
-		if err != nil {
-			return nil, nil, t, &batch.Error{Code: batch.CodeUpstreamBadResponse, Delivery: batch.NotSent,
-				Detail: "cannot build a request to Concur's URL", Err: err}
-		}
-		if !tok.trusts(c.baseOrigin, originOf(req.URL)) {
-			return nil, nil, t, hostRefused() // nothing was sent
-		}
-		accept := "application/xml"
-		if r.op == opFile {
-			accept = "*/*"
-		}
-		req.Header.Set("Accept", accept)
-		req.Header.Set("User-Agent", c.userAgent)
-
-		if try > 0 { // the first request was paced by call, before the breaker admitted it
-			if err := c.limits.pace(ctx); err != nil {
-				return nil, nil, t, err // nothing was sent
-			}
-		}
-		if ctx.Err() != nil {
-			return nil, nil, t, withDelivery(callerGone(ctx), batch.NotSent) // nothing was sent
-		}
-		t.api = true
-		a := newAttempt(withToken(ctx, tok), timeout)
-		var rc reach
-		resp, err := c.httpc.Do(req.WithContext(rc.trace(a.ctx)))
-		if err != nil {
-			a.end()
-			e := transportError(ctx, a.ctx, err)
-			sent := rc.mayHaveSent(err)
-			if !sent {
-				e.Delivery = batch.NotSent
-			}
-			if r.op == opClose && (e.Code == batch.CodeUpstreamTimeout || e.Code == batch.CodeUpstreamUnreachable) && sent {
-				e.Detail = closeOutcomeUnknown
-			}
-			return nil, nil, t, e
-		}
-		if resp.StatusCode == http.StatusOK {
-			return resp, a, t, nil
-		}
-		up := readUpstreamError(resp)
-		a.end()
-		if ctx.Err() != nil {
-			return nil, nil, t, withDelivery(callerGone(ctx), statusDelivery(r.op, up)) // Concur answered
-		}
-		if (up.Status == http.StatusUnauthorized || up.Status == http.StatusForbidden) &&
-			try == 0 && c.tokens.static == nil {
-			t.api = false // a failure from here on is the renewal's, unless the second request fails
-			// The refused request did not act, and its retry is not sent without a token.
-			if tok, err = c.tokens.renew(ctx, tok); err != nil {
-				return nil, nil, t, withDelivery(err, batch.NotSent)
-			}
-			continue
-		}
-		t.wait = retryAfter(resp.Header.Get("Retry-After"), 0)
-		return nil, nil, t, statusError(r.op, resp.Header, up)
-	}
+	return n, err
 }
 
-// readUpstreamError reads an error answer (through the small limit) and closes it. The body
-// may be Concur's <Error>, empty or HTML: only the status is certain.
-func readUpstreamError(resp *http.Response) *batch.UpstreamError {
-	defer resp.Body.Close()
-	up := &batch.UpstreamError{Status: resp.StatusCode}
-	body, err := readAll(resp.Body, maxSmallBody)
-	if err != nil {
-		return up // cut or oversized: classify by status alone
-	}
-	if e, err := decodeErrorBody(bytesReader(body)); err == nil {
-		up.Message, up.ID, up.ServerTime = clip(e.Message), clip(e.ID), clip(e.ServerTime)
-	}
-	return up
-}
-
-// maxMessage bounds what an error keeps of Concur's text: it ends up in logs and Details.
-const maxMessage = 1024
-
-func clip(s string) string {
-	if len(s) <= maxMessage {
-		return s
-	}
-	return strings.ToValidUTF8(s[:maxMessage], "") + "…"
+func (b *idleBody) Close() error {
+	err := b.body.Close()
+	b.a.end()
+	return err
 }

@@ -1,91 +1,339 @@
 package concur
 
 import (
-	"cmp"
+	"context"
+	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
+	"sync"
 	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
-// How the Client degrades when Concur misbehaves.
-//
-// Breakers. Two gobreaker breakers per Client: BreakerAPI around every list, close and
-// file call, and BreakerToken around the token endpoint. The token endpoint has its own
-// because a refresh is single-flight and detached from its callers: its failures are
-// counted once per request actually sent, not once per caller waiting for it, and a dead
-// token endpoint does not hide a healthy API (callers with a live token go on). An API call
-// is admitted by BreakerAPI before it asks for a token, so an open API breaker triggers no
-// refresh either; and only once it holds its slot and its rate turn, so that a call that
-// queued while the breaker opened is refused, not sent, and a half-open breaker's probe is
-// the one request it admitted. A breaker opens after Config.BreakerThreshold consecutive
-// failures (see verdictOf), refuses calls for Config.BreakerOpenInterval with
-// upstream_unavailable, ErrCircuitOpen and a Retry-After of the time left (at once, without
-// queueing for a slot), then lets one probe through: success closes it, failure opens it
-// again, and a probe that says nothing (the caller left, 429, nothing sent) lets the next
-// call probe. A refused call was never sent: for a close that is "Concur did not act".
-//
-// Retries (retry.go). Only the batch list and a file download before its body are tried
-// again, on 503, other 5xx, time-outs, connection failures and a 429 with a Retry-After
-// (one without is not retried: Concur asks to slow down); never a close after its request
-// may have left (a closed batch closed again regenerates its payment file), never on
-// another 4xx, never after a failure to get a token. Each try is admitted by the breaker
-// and counts toward it. Tries stop at Config.MaxAttempts, at Config.RetryBudget, and when
-// the caller's context ends.
-//
-// Limits (limit.go). At most Config.MaxConcurrent calls in flight to Concur per Client
-// (a token refresh runs within its caller's slot), and, with Config.RateLimit, a paced
-// request rate. A call that gets no turn within Timeout, or whose context ends while it
-// waits, fails with upstream_unavailable and was not sent; it does not count toward the
-// breaker.
+// How the Client degrades (breakers, limits, retries) is told in the package doc.
 
-// resilience is Config's resilience settings with the defaults applied.
-type resilience struct {
-	threshold     int
-	openInterval  time.Duration
-	maxConcurrent int
-	burst         int
-	retry         retryPolicy
+// Breaker names, as Config.OnBreakerStateChange receives them.
+const (
+	BreakerAPI   = "concur-api"   // list, close and file calls
+	BreakerToken = "concur-token" // the OAuth2 token endpoint
+)
+
+// Breaker states, as Config.OnBreakerStateChange receives them.
+const (
+	BreakerClosed   = "closed"
+	BreakerOpen     = "open"
+	BreakerHalfOpen = "half-open"
+)
+
+// ErrCircuitOpen is the cause (errors.Is) of every call refused by an open or half-open
+// breaker: nothing was sent to Concur. Its code is upstream_unavailable.
+var ErrCircuitOpen = errors.New("concur: circuit open")
+
+// halfOpenWait is the Retry-After of a call refused while the one probe is in flight.
+const halfOpenWait = time.Second
+
+// verdict is what one admitted call says about Concur's health.
+type verdict int
+
+const (
+	healthy verdict = iota // Concur answered as designed (200, a 4xx, the no-reports 500)
+	failing                // an outage: 5xx, time-out, connection failure
+	neutral                // says nothing: the caller left, throttling, nothing sent
+)
+
+// verdict errors, as gobreaker wants them: nil is a success, errNeutral is excluded.
+var (
+	errFailing = errors.New("failing")
+	errNeutral = errors.New("neutral")
+)
+
+// breaker is a gobreaker two-step breaker that remembers when it opened and after how many
+// failures, so that a refused call can say both.
+type breaker struct {
+	name     string
+	what     string // "Concur" or "Concur's token endpoint", for Details
+	interval time.Duration
+	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+
+	mu       sync.Mutex
+	openedAt time.Time
+	streak   int // consecutive failures behind the current open state
 }
 
-func resilienceOf(cfg Config, timeout time.Duration) resilience {
-	return resilience{
-		threshold:     cmp.Or(cfg.BreakerThreshold, DefaultBreakerThreshold),
-		openInterval:  cmp.Or(cfg.BreakerOpenInterval, DefaultBreakerOpenInterval),
-		maxConcurrent: cmp.Or(cfg.MaxConcurrent, DefaultMaxConcurrent),
-		burst:         cmp.Or(cfg.RateBurst, DefaultRateBurst),
-		retry: retryPolicy{
-			attempts: cmp.Or(cfg.MaxAttempts, DefaultMaxAttempts),
-			budget:   cmp.Or(cfg.RetryBudget, 2*timeout),
-			base:     cmp.Or(cfg.RetryBaseDelay, DefaultRetryBaseDelay),
-			maxWait:  cmp.Or(cfg.RetryMaxDelay, DefaultRetryMaxDelay),
+func newBreaker(name, what string, threshold int, interval time.Duration, hook func(name, from, to string)) *breaker {
+	b := &breaker{name: name, what: what, interval: interval}
+	limit := uint32(min(max(threshold, 1), math.MaxUint32)) // #nosec G115 -- clamped
+	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        name,
+		MaxRequests: 1, // one probe when half-open
+		Timeout:     interval,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= limit },
+		IsExcluded:  func(err error) bool { return errors.Is(err, errNeutral) },
+		// Called under gobreaker's lock: record, then tell the caller's hook.
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			b.mu.Lock()
+			switch {
+			case to == gobreaker.StateOpen && from == gobreaker.StateClosed:
+				b.openedAt, b.streak = time.Now(), threshold
+			case to == gobreaker.StateOpen: // the half-open probe failed
+				b.openedAt, b.streak = time.Now(), b.streak+1
+			}
+			b.mu.Unlock()
+			if hook != nil {
+				hook(name, from.String(), to.String())
+			}
 		},
+	})
+	return b
+}
+
+// allow admits a call or refuses it with an upstream_unavailable *batch.Error. An admitted
+// call must report its verdict through done exactly once.
+func (b *breaker) allow() (done func(verdict), err error) {
+	report, err := b.cb.Allow()
+	if err != nil {
+		return nil, b.refused(errors.Is(err, gobreaker.ErrTooManyRequests))
+	}
+	var once sync.Once
+	return func(v verdict) {
+		once.Do(func() {
+			switch v {
+			case healthy:
+				report(nil)
+			case failing:
+				report(errFailing)
+			default:
+				report(errNeutral)
+			}
+		})
+	}, nil
+}
+
+// refuseIfOpen refuses a call at once while the breaker is open, before it waits for a
+// slot. It admits nothing: a call that passes must still be admitted by allow.
+func (b *breaker) refuseIfOpen() error {
+	if b.cb.State() == gobreaker.StateOpen {
+		return b.refused(false)
+	}
+	return nil
+}
+
+func (b *breaker) refused(halfOpen bool) *batch.Error {
+	b.mu.Lock()
+	openedAt, streak := b.openedAt, b.streak
+	b.mu.Unlock()
+	e := &batch.Error{Code: batch.CodeUpstreamUnavailable, Delivery: batch.NotSent, Err: ErrCircuitOpen}
+	if halfOpen {
+		e.RetryAfter = halfOpenWait
+		e.Detail = fmt.Sprintf("%s has failed %d times in a row; the gateway is letting one request through "+
+			"to see whether it is back (circuit half-open), and did not send this one", b.what, streak)
+		return e
+	}
+	e.RetryAfter = max(time.Until(openedAt.Add(b.interval)), time.Millisecond)
+	e.Detail = fmt.Sprintf("%s has failed %d times in a row; the gateway stopped calling it for a while (circuit open)",
+		b.what, streak)
+	return e
+}
+
+// state is the breaker's state: BreakerClosed, BreakerOpen or BreakerHalfOpen.
+func (b *breaker) state() string { return b.cb.State().String() }
+
+// verdictOf judges a finished call. caller is the caller's context (a call it cancelled
+// says nothing about Concur); fromAPI is false when the call failed before Concur's API
+// was asked (credentials, the wait for a slot), which says nothing either.
+//
+// Failures: 503 and every other 5xx except the close's no-reports 500 (a business answer),
+// our own time-outs, connection failures, and an unreadable answer when the reading failed
+// (cut or stalled). Not failures: every 4xx (401/403 have the token path; 429 is neutral:
+// Concur is up but throttling, and the retry honours its Retry-After), a 200 that cannot
+// be parsed (neutral: a shape problem, not an outage), the caller's own cancellation.
+func verdictOf(caller context.Context, fromAPI bool, err error) verdict {
+	if err == nil {
+		return healthy
+	}
+	e, ok := errors.AsType[*batch.Error](err)
+	if !fromAPI || !ok || caller.Err() != nil {
+		return neutral
+	}
+	switch e.Code {
+	case batch.CodeUpstreamTimeout, batch.CodeUpstreamUnreachable:
+		return failing
+	case batch.CodeUpstreamUnavailable:
+		if e.Upstream != nil {
+			return failing
+		}
+		return neutral
+	case batch.CodeUpstreamBadResponse:
+		if e.Upstream != nil && e.Upstream.Status >= 500 {
+			return failing
+		}
+	case batch.CodeUpstreamRateLimited, batch.CodeUpstreamHostRefused:
+		return neutral
+	}
+	if e.Upstream != nil {
+		return healthy // Concur answered: a 4xx, a redirect, the no-reports 500
+	}
+	return neutral
+}
+
+// busyWait is the Retry-After of a call that found no slot or rate token in time.
+const busyWait = time.Second
+
+// errQueueTimeout is the cancel cause of the bounded wait for a slot or a rate token.
+var errQueueTimeout = errors.New("concur: no turn to call Concur within the time-out")
+
+// limits caps what this process sends to Concur: at most cap(slots) calls in flight, and,
+// when rate is set, no more than its rate of requests (token refreshes aside).
+type limits struct {
+	slots chan struct{}
+	rate  *rate.Limiter // nil: no rate limit
+	wait  time.Duration // the longest a call waits for its turn (Config.Timeout)
+}
+
+func newLimits(maxConcurrent int, perSecond float64, burst int, wait time.Duration) *limits {
+	l := &limits{slots: make(chan struct{}, maxConcurrent), wait: wait}
+	if perSecond > 0 {
+		l.rate = rate.NewLimiter(rate.Limit(perSecond), burst)
+	}
+	return l
+}
+
+// acquire takes a slot, waiting at most l.wait and no longer than ctx lives. The error is
+// an upstream_unavailable *batch.Error that says nothing was sent; it wraps ctx.Err() when
+// the caller ended first.
+func (l *limits) acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case l.slots <- struct{}{}:
+		return l.release, nil
+	default:
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, l.wait, errQueueTimeout)
+	defer cancel()
+	select {
+	case l.slots <- struct{}{}:
+		return l.release, nil
+	case <-ctx.Done():
+		return nil, l.notSent(ctx, fmt.Sprintf("the gateway already has %d requests to Concur in flight "+
+			"and none ended within %v", cap(l.slots), l.wait))
 	}
 }
 
-// maxBreakerThreshold keeps the threshold within gobreaker's uint32 counts.
-const maxBreakerThreshold = 1 << 20
+func (l *limits) release() { <-l.slots }
 
-func validateResilience(cfg Config, bad func(field, why string)) {
-	for _, f := range []struct {
-		name string
-		neg  bool
-	}{
-		{"BreakerThreshold", cfg.BreakerThreshold < 0},
-		{"BreakerOpenInterval", cfg.BreakerOpenInterval < 0},
-		{"MaxAttempts", cfg.MaxAttempts < 0},
-		{"RetryBudget", cfg.RetryBudget < 0},
-		{"RetryBaseDelay", cfg.RetryBaseDelay < 0},
-		{"RetryMaxDelay", cfg.RetryMaxDelay < 0},
-		{"MaxConcurrent", cfg.MaxConcurrent < 0},
-		{"RateBurst", cfg.RateBurst < 0},
-	} {
-		if f.neg {
-			bad(f.name, "must not be negative")
+// pace waits for the rate limit, at most l.wait and no longer than ctx lives.
+func (l *limits) pace(ctx context.Context) error {
+	if l.rate == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, l.wait, errQueueTimeout)
+	defer cancel()
+	if err := l.rate.Wait(ctx); err != nil {
+		return l.notSent(ctx, fmt.Sprintf("the gateway's rate limit toward Concur (%g requests a second) "+
+			"gave this request no turn in time", float64(l.rate.Limit())))
+	}
+	return nil
+}
+
+// notSent is the error of a call that gave up waiting for its turn. ctx is the bounded
+// wait's context: when the caller's own context ended, the error wraps its error.
+func (l *limits) notSent(ctx context.Context, busy string) *batch.Error {
+	cause := context.Cause(ctx)
+	if cause == nil || errors.Is(cause, errQueueTimeout) {
+		return &batch.Error{Code: batch.CodeUpstreamUnavailable, RetryAfter: busyWait, Delivery: batch.NotSent,
+			Detail: busy + "; nothing was sent to Concur", Err: errQueueTimeout}
+	}
+	return &batch.Error{Code: batch.CodeUpstreamUnavailable, RetryAfter: busyWait, Delivery: batch.NotSent,
+		Detail: "the request ended while it waited for its turn to call Concur; nothing was sent to Concur",
+		Err:    ctx.Err()}
+}
+
+// retryPolicy says when a failed list or file call is tried again (do never asks it
+// about a close).
+type retryPolicy struct {
+	attempts int           // Config.MaxAttempts: tries per call, the first included
+	budget   time.Duration // Config.RetryBudget: the whole call, waits included
+	base     time.Duration // Config.RetryBaseDelay: the first back-off's upper bound
+	maxWait  time.Duration // Config.RetryMaxDelay: the longest single wait, back-off or Retry-After
+}
+
+// next decides whether the n-th try's failure err is tried again, and after what wait.
+// Retried: 503 and other 5xx, time-outs and connection failures of the API call, and a 429
+// that says how long to wait. Never: another 4xx, a 429 without Retry-After (Concur asks to
+// slow down without saying how much: the caller gets its 429 and a minute's Retry-After),
+// a failure to get a token, a refused or not-sent call, the caller's own end. The wait is
+// the Retry-After when Concur sent one (a longer one than maxWait ends the retries), else a
+// back-off with full jitter; the next try must start before the deadline with at least a
+// quarter of the time-out left, and before the caller's own deadline.
+func (p retryPolicy) next(ctx context.Context, n int, t tried, err error, deadline time.Time, timeout time.Duration) (time.Duration, bool) {
+	if n >= p.attempts || !t.api || ctx.Err() != nil || !retryable(err) {
+		return 0, false
+	}
+	if batch.ErrorCode(err) == batch.CodeUpstreamRateLimited && t.wait == 0 {
+		return 0, false
+	}
+	wait := backoff(p.base, p.maxWait, n)
+	if t.wait > 0 {
+		if t.wait > p.maxWait {
+			return 0, false
 		}
+		wait = t.wait
 	}
-	if cfg.BreakerThreshold > maxBreakerThreshold {
-		bad("BreakerThreshold", "is too large")
+	start := time.Now().Add(wait)
+	if deadline.Sub(start) < timeout/4 {
+		return 0, false
 	}
-	if cfg.RateLimit < 0 || math.IsNaN(cfg.RateLimit) || math.IsInf(cfg.RateLimit, 0) {
-		bad("RateLimit", "must be a finite number of requests a second, 0 for none")
+	if d, ok := ctx.Deadline(); ok && !start.Before(d) {
+		return 0, false
+	}
+	return wait, true
+}
+
+// retryable reports whether err is an outage or throttling answer of Concur's API.
+func retryable(err error) bool {
+	e, ok := errors.AsType[*batch.Error](err)
+	if !ok {
+		return false
+	}
+	switch e.Code {
+	case batch.CodeUpstreamRateLimited, batch.CodeUpstreamTimeout, batch.CodeUpstreamUnreachable:
+		return true
+	case batch.CodeUpstreamUnavailable:
+		return e.Upstream != nil // a 503, not a call that was never sent
+	case batch.CodeUpstreamBadResponse:
+		return e.Upstream != nil && e.Upstream.Status >= 500
+	}
+	return false
+}
+
+// backoff is the n-th wait (n from 1): uniformly random in [0, min(maxWait, base*2^(n-1))].
+func backoff(base, maxWait time.Duration, n int) time.Duration {
+	ceil := base
+	for i := 1; i < n && ceil < maxWait; i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, maxWait)
+	if ceil <= 0 {
+		return 0
+	}
+	return rand.N(ceil + 1) // #nosec G404 -- back-off jitter, not a secret
+}
+
+// sleep waits d, or less if ctx ends first (then it reports false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

@@ -2,7 +2,6 @@ package concur
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -17,8 +16,10 @@ import (
 // maxDepth bounds element nesting: Concur's documents are three levels deep.
 const maxDepth = 32
 
-// Concur's XML is matched by local name, case-insensitively, ignoring namespaces;
-// values are trimmed; unknown elements are skipped; i:nil="true" elements are absent.
+// Concur's XML is read with encoding/xml, token by token: elements are matched by local
+// name, case-insensitively, ignoring namespaces (Batch-URL and Batch-Url alike); values
+// are trimmed text content; unknown elements are skipped; i:nil="true" elements are
+// absent; DTDs are refused; nesting is bounded. Bodies come through the caps of do.go.
 
 // fields maps a lower-cased local name to its trimmed text; a missing key is absent.
 type fields map[string]*string
@@ -139,6 +140,44 @@ func isNil(se xml.StartElement) bool {
 	return false
 }
 
+// decodeBatchList streams a <BatchList> of <BatchSummary> elements: each summary is handed
+// to yield as soon as it is read, so memory does not grow with the list. An error of yield
+// stops the decoding and is returned as is.
+func decodeBatchList(r io.Reader, yield func(batch.Summary) error) error {
+	d := newDecoder(r)
+	if err := root(d, "BatchList"); err != nil {
+		return err
+	}
+	for {
+		tok, err := next(d)
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return nil
+		case xml.StartElement:
+			if !strings.EqualFold(t.Name.Local, "BatchSummary") || isNil(t) {
+				if _, err := content(d, 2, false); err != nil {
+					return err
+				}
+				continue
+			}
+			f, err := readFields(d, 2, "batchname", "batchid", "batchtotal", "currency", "count", "type",
+				"paymentmethod", "batch-url")
+			if err != nil {
+				return err
+			}
+			if err := yield(batch.Summary{
+				ID: f.get("batchid"), Name: f.get("batchname"), Total: f.get("batchtotal"), Currency: f.get("currency"),
+				Count: f.get("count"), Type: f.get("type"), PaymentMethod: f.get("paymentmethod"), URL: f.get("batch-url"),
+			}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
 // decodeClose reads a close answer: <BatchStatus> with optional BatchStatus, File-Url,
 // Status and JobQueueKey (v1.1 and v1.2 alike).
 func decodeClose(r io.Reader) (batch.CloseResult, error) {
@@ -181,8 +220,6 @@ func decodeErrorBody(r io.Reader) (errorBody, error) {
 	}
 	return errorBody{Message: f.get("message"), ServerTime: f.get("server-time"), ID: f.get("id")}, nil
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 // readers are the buffers small answers are decoded through: encoding/xml reads a byte at
 // a time, and wraps a reader that cannot (the capped body) in a new 4 KiB bufio.Reader

@@ -112,8 +112,8 @@ func TestAdminStats(t *testing.T) {
 	auth := "Bearer " + f.accessToken(t)
 	f.refresh(t, testRefresh) // spent: invalid grant
 	f.do(t, http.MethodGet, listPath, "")
-	f.closeOK(t, auth, f.batchURL(t, auth, idCard), "v1.2")
-	u := f.closedFile(t, auth, idCard)
+	f.closeOK(t, auth, f.batchURL(t, auth, SeedOpenCard), "v1.2")
+	u := f.closedFile(t, auth, SeedOpenCard)
 	f.do(t, http.MethodGet, u, auth)
 
 	code, body := f.admin(t, http.MethodGet, "/_sim/stats", "")
@@ -127,9 +127,9 @@ func TestAdminStats(t *testing.T) {
 	want := map[string]any{
 		"tokenRequests": 2.0, "tokenRefreshes": 1.0, "invalidGrants": 1.0, "listCalls": 2.0,
 		"unauthorized": 1.0, "chunkedRejected": 0.0, "filesServed": 1.0,
-		"closes":        map[string]any{idCard: 1.0},
-		"regenerations": map[string]any{idCard: 1.0}, // the v1.2 close completed at once
-		"asyncCloses":   map[string]any{idCard: 1.0},
+		"closes":        map[string]any{SeedOpenCard: 1.0},
+		"regenerations": map[string]any{SeedOpenCard: 1.0}, // the v1.2 close completed at once
+		"asyncCloses":   map[string]any{SeedOpenCard: 1.0},
 		"chaos": map[string]any{"requests": 0.0, "resets": 0.0, "status5xx": 0.0, "slow": 0.0,
 			"lostCloses": 0.0, "byOp": nil}, // chaos never drew
 	}
@@ -139,8 +139,8 @@ func TestAdminStats(t *testing.T) {
 	}
 	// Stats returns a copy.
 	st := f.sim.Stats()
-	st.Closes[idCard] = 99
-	if f.sim.Stats().Closes[idCard] != 1 {
+	st.Closes[SeedOpenCard] = 99
+	if f.sim.Stats().Closes[SeedOpenCard] != 1 {
 		t.Error("Stats shares its maps with the simulator")
 	}
 }

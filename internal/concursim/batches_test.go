@@ -88,17 +88,17 @@ func (f *fixture) batchURL(t *testing.T, auth, id string) string {
 
 func TestListFilters(t *testing.T) {
 	t.Parallel()
-	open := []string{idWeek47, idADP, idCard, idEmpty}
+	open := []string{SeedOpenUSD, SeedOpenEUR, SeedOpenCard, SeedOpenEmpty}
 	tests := []struct {
 		path string
 		want []string
 	}{
-		{"batchlist/", append(open, idWeek46)},
-		{"batchlist", append(open, idWeek46)},
+		{"batchlist/", append(open, SeedClosedUSD)},
+		{"batchlist", append(open, SeedClosedUSD)},
 		{"batchlist/OPEN", open},
 		{"batchlist/open", open},
-		{"batchlist/CLOSED", []string{idWeek46}},
-		{"batchlist/Closed", []string{idWeek46}},
+		{"batchlist/CLOSED", []string{SeedClosedUSD}},
+		{"batchlist/Closed", []string{SeedClosedUSD}},
 	}
 	f := newFixture(t, nil)
 	auth := "Bearer " + f.accessToken(t)
@@ -163,7 +163,7 @@ func TestListShape(t *testing.T) {
 			first := l.Summaries[0]
 			u := value(first, tt.wantElement)
 			want := []member{
-				{"BatchName", "Employee Reimbursements USD - Week 47"}, {"BatchID", idWeek47},
+				{"BatchName", "Employee Reimbursements USD - Week 47"}, {"BatchID", SeedOpenUSD},
 				{"BatchTotal", "1289.40"}, {"Currency", "USD"}, {"Count", "7"}, {"Type", "Employee"},
 				{"PaymentMethod", "Expense Pay by SAP Concur"}, {tt.wantElement, u},
 			}

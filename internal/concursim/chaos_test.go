@@ -189,7 +189,7 @@ func TestChaosResetClose(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	auth := "Bearer " + f.accessToken(t)
-	u := f.batchURL(t, auth, idWeek47)
+	u := f.batchURL(t, auth, SeedOpenUSD)
 	f.setChaos(t, Chaos{Reset: 1, Seed: 42, Ops: []string{"close"}})
 	const n = 20
 	for range n {
@@ -198,14 +198,14 @@ func TestChaosResetClose(t *testing.T) {
 		}
 	}
 	st := f.sim.Stats()
-	closes := st.Closes[idWeek47]
+	closes := st.Closes[SeedOpenUSD]
 	if closes == 0 || closes == n {
 		t.Errorf("%d of %d reset closes happened, want some before and some after the close", closes, n)
 	}
 	if st.Chaos.LostCloses != closes || st.Chaos.Resets != n {
 		t.Errorf("LostCloses %d, resets %d; want %d and %d", st.Chaos.LostCloses, st.Chaos.Resets, closes, n)
 	}
-	if ids := f.listIDs(t, auth, "CLOSED"); !slices.Contains(ids, idWeek47) {
+	if ids := f.listIDs(t, auth, "CLOSED"); !slices.Contains(ids, SeedOpenUSD) {
 		t.Errorf("CLOSED list %v lacks the batch closed before a reset", ids)
 	}
 }
@@ -216,7 +216,7 @@ func TestChaosOutages(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	auth := "Bearer " + f.accessToken(t)
-	u := f.batchURL(t, auth, idWeek47)
+	u := f.batchURL(t, auth, SeedOpenUSD)
 	f.setChaos(t, Chaos{Status5xx: 1, Seed: 3})
 	f.sim.mu.Lock()
 	rt := f.sim.refresh
@@ -262,21 +262,21 @@ func TestChaosSlowClose(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	auth := "Bearer " + f.accessToken(t)
-	u := f.batchURL(t, auth, idWeek47)
+	u := f.batchURL(t, auth, SeedOpenUSD)
 	f.setChaos(t, Chaos{Slow: 1, SlowFor: Duration(time.Minute), Seed: 5, Ops: []string{"close"}})
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	if a := f.try(ctx, http.MethodPost, u+"/close", auth, nil); a.err == nil {
 		t.Fatalf("slow close answered %d before a minute", a.status)
 	}
-	if ids := f.listIDs(t, auth, "CLOSED"); !slices.Contains(ids, idWeek47) {
+	if ids := f.listIDs(t, auth, "CLOSED"); !slices.Contains(ids, SeedOpenUSD) {
 		t.Errorf("CLOSED list %v lacks the batch whose slow close the client gave up on", ids)
 	}
 	deadline := time.Now().Add(5 * time.Second) // the handler notices the client left
 	for f.sim.Stats().Chaos.LostCloses != 1 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if st := f.sim.Stats(); st.Closes[idWeek47] != 1 || st.Chaos.LostCloses != 1 || st.Chaos.Slow != 1 {
+	if st := f.sim.Stats(); st.Closes[SeedOpenUSD] != 1 || st.Chaos.LostCloses != 1 || st.Chaos.Slow != 1 {
 		t.Errorf("closes %v, lost %d, slow %d; want 1 each", st.Closes, st.Chaos.LostCloses, st.Chaos.Slow)
 	}
 
@@ -287,7 +287,7 @@ func TestChaosSlowClose(t *testing.T) {
 		t.Fatalf("patient client: %+v after %v", a, time.Since(start))
 	}
 	parseStatus(t, &http.Response{StatusCode: a.status, Header: http.Header{"Content-Type": {a.ctype}}}, a.body)
-	if st := f.sim.Stats(); st.Closes[idWeek47] != 2 || st.Chaos.LostCloses != 1 {
+	if st := f.sim.Stats(); st.Closes[SeedOpenUSD] != 2 || st.Chaos.LostCloses != 1 {
 		t.Errorf("closes %v, lost %d after a patient close", st.Closes, st.Chaos.LostCloses)
 	}
 }

@@ -73,7 +73,7 @@ func TestCloseV11AndRegenerate(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	auth := "Bearer " + f.accessToken(t)
-	u := f.batchURL(t, auth, idWeek47)
+	u := f.batchURL(t, auth, SeedOpenUSD)
 
 	var files []string
 	for i := range 3 {
@@ -90,7 +90,7 @@ func TestCloseV11AndRegenerate(t *testing.T) {
 	if len(slices.Compact(slices.Sorted(slices.Values(files)))) != 3 {
 		t.Errorf("File-Urls repeat: %q", files)
 	}
-	if got := f.listIDs(t, auth, "CLOSED"); !slices.Contains(got, idWeek47) {
+	if got := f.listIDs(t, auth, "CLOSED"); !slices.Contains(got, SeedOpenUSD) {
 		t.Errorf("CLOSED list %v lacks the closed batch", got)
 	}
 	// Every file URL ever issued keeps working, with the same content.
@@ -108,7 +108,7 @@ func TestCloseV11AndRegenerate(t *testing.T) {
 	}
 	st := f.sim.Stats()
 	want := Stats{TokenRequests: 1, TokenRefreshes: 1, ListCalls: 2, FilesServed: 3,
-		Closes: map[string]int{idWeek47: 3}, Regenerations: map[string]int{idWeek47: 2}, AsyncCloses: map[string]int{}}
+		Closes: map[string]int{SeedOpenUSD: 3}, Regenerations: map[string]int{SeedOpenUSD: 2}, AsyncCloses: map[string]int{}}
 	if diff := cmp.Diff(want, st, ignoreIssued); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
 	}
@@ -118,9 +118,9 @@ func TestCloseSeededClosedBatchRegenerates(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	auth := "Bearer " + f.accessToken(t)
-	f.closeOK(t, auth, f.batchURL(t, auth, idWeek46), "v1.1")
+	f.closeOK(t, auth, f.batchURL(t, auth, SeedClosedUSD), "v1.1")
 	st := f.sim.Stats()
-	if st.Closes[idWeek46] != 1 || st.Regenerations[idWeek46] != 1 {
+	if st.Closes[SeedClosedUSD] != 1 || st.Regenerations[SeedClosedUSD] != 1 {
 		t.Errorf("closes %v regenerations %v, want 1 and 1", st.Closes, st.Regenerations)
 	}
 }
@@ -129,7 +129,7 @@ func TestCloseV12Async(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(o *Options) { o.AsyncCloseDelay = 50 * time.Millisecond })
 	auth := "Bearer " + f.accessToken(t)
-	u := f.batchURL(t, auth, idADP)
+	u := f.batchURL(t, auth, SeedOpenEUR)
 
 	resp, body := f.closeBatch(t, auth, u, "v1.2")
 	bs := parseStatus(t, resp, body)
@@ -137,7 +137,7 @@ func TestCloseV12Async(t *testing.T) {
 		t.Errorf("v1.2 answer = %+v, want SUCCESS, a JobQueueKey and a nil File-Url\n%s", bs, body)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !slices.Contains(f.listIDs(t, auth, "CLOSED"), idADP) {
+	for !slices.Contains(f.listIDs(t, auth, "CLOSED"), SeedOpenEUR) {
 		if time.Now().After(deadline) {
 			t.Fatal("batch never reached the CLOSED list")
 		}
@@ -149,7 +149,7 @@ func TestCloseV12Async(t *testing.T) {
 		t.Errorf("file after async close: %d", resp.StatusCode)
 	}
 	st := f.sim.Stats()
-	if st.AsyncCloses[idADP] != 1 || st.Closes[idADP] != 1 || st.Regenerations[idADP] != 1 {
+	if st.AsyncCloses[SeedOpenEUR] != 1 || st.Closes[SeedOpenEUR] != 1 || st.Regenerations[SeedOpenEUR] != 1 {
 		t.Errorf("stats = %+v", st)
 	}
 }
@@ -158,7 +158,7 @@ func TestCloseStopsAsyncTimers(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(o *Options) { o.AsyncCloseDelay = time.Hour })
 	auth := "Bearer " + f.accessToken(t)
-	f.closeOK(t, auth, f.batchURL(t, auth, idWeek47), "v1.2")
+	f.closeOK(t, auth, f.batchURL(t, auth, SeedOpenUSD), "v1.2")
 	f.sim.Close()
 	f.sim.mu.Lock()
 	pending := len(f.sim.timers)
@@ -166,12 +166,12 @@ func TestCloseStopsAsyncTimers(t *testing.T) {
 	if pending != 0 {
 		t.Errorf("%d timers pending after Close", pending)
 	}
-	if got := f.listIDs(t, auth, "CLOSED"); slices.Contains(got, idWeek47) {
+	if got := f.listIDs(t, auth, "CLOSED"); slices.Contains(got, SeedOpenUSD) {
 		t.Errorf("batch closed although its timer was stopped")
 	}
 	// After Close, a v1.2 close completes at once.
-	f.closeOK(t, auth, f.batchURL(t, auth, idADP), "v1.2")
-	if got := f.listIDs(t, auth, "CLOSED"); !slices.Contains(got, idADP) {
+	f.closeOK(t, auth, f.batchURL(t, auth, SeedOpenEUR), "v1.2")
+	if got := f.listIDs(t, auth, "CLOSED"); !slices.Contains(got, SeedOpenEUR) {
 		t.Errorf("v1.2 close after Close did not complete at once")
 	}
 }
@@ -189,13 +189,13 @@ func TestCloseErrors(t *testing.T) {
 		status  int
 		msg     string
 	}{
-		{"no reports v1.1", func() string { return f.batchURL(t, auth, idEmpty) }, auth, "v1.1", 500, msgNoReports},
-		{"no reports v1.2", func() string { return f.batchURL(t, auth, idEmpty) }, auth, "v1.2", 500, msgNoReports},
-		{"plain BatchID in URI", func() string { return base + "v1.1/batch/" + idWeek47 }, auth, "v1.1", 400, msgInvalidBatch},
-		{"unknown numeric id", func() string { return base + "v1.1/batch/" + idADP }, auth, "v1.1", 404, msgInvalidBatch},
+		{"no reports v1.1", func() string { return f.batchURL(t, auth, SeedOpenEmpty) }, auth, "v1.1", 500, msgNoReports},
+		{"no reports v1.2", func() string { return f.batchURL(t, auth, SeedOpenEmpty) }, auth, "v1.2", 500, msgNoReports},
+		{"plain BatchID in URI", func() string { return base + "v1.1/batch/" + SeedOpenUSD }, auth, "v1.1", 400, msgInvalidBatch},
+		{"unknown numeric id", func() string { return base + "v1.1/batch/" + SeedOpenEUR }, auth, "v1.1", 404, msgInvalidBatch},
 		{"unknown key", func() string { return base + "v1.1/batch/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA$" }, auth, "v1.2", 404, msgInvalidBatch},
-		{"unknown version", func() string { return f.batchURL(t, auth, idWeek47) }, auth, "v1.3", 404, ""},
-		{"no authorization", func() string { return f.batchURL(t, auth, idWeek47) }, "", "v1.1", 401, ""},
+		{"unknown version", func() string { return f.batchURL(t, auth, SeedOpenUSD) }, auth, "v1.3", 404, ""},
+		{"no authorization", func() string { return f.batchURL(t, auth, SeedOpenUSD) }, "", "v1.1", 401, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,7 +213,7 @@ func TestCloseRefusesChunked(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	auth := "Bearer " + f.accessToken(t)
-	req, err := http.NewRequest(http.MethodPost, f.batchURL(t, auth, idWeek47)+"/close",
+	req, err := http.NewRequest(http.MethodPost, f.batchURL(t, auth, SeedOpenUSD)+"/close",
 		unknownLength{strings.NewReader("<close/>")})
 	if err != nil {
 		t.Fatal(err)

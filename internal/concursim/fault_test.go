@@ -178,7 +178,7 @@ func TestFaultCountAndOp(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	auth := "Bearer " + f.accessToken(t)
-	batchURL := f.batchURL(t, auth, idWeek47)
+	batchURL := f.batchURL(t, auth, SeedOpenUSD)
 
 	f.sim.SetFault(Fault{Op: "close", Mode: "status", Status: 503, Count: 2})
 	var got []int
@@ -195,7 +195,7 @@ func TestFaultCountAndOp(t *testing.T) {
 	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "null" {
 		t.Errorf("fault after its count: %d %s, want null", resp.StatusCode, body)
 	}
-	if n := f.sim.Stats().Closes[idWeek47]; n != 1 {
+	if n := f.sim.Stats().Closes[SeedOpenUSD]; n != 1 {
 		t.Errorf("Closes = %d, want 1: faulted requests do not reach the handler", n)
 	}
 }
@@ -205,7 +205,7 @@ func TestFaultLostClosesThenDrops(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	auth := "Bearer " + f.accessToken(t)
-	batchURL := f.batchURL(t, auth, idWeek47)
+	batchURL := f.batchURL(t, auth, SeedOpenUSD)
 	f.sim.SetFault(Fault{Op: "close", Mode: "lost", Count: 1})
 	req, _ := http.NewRequest(http.MethodPost, batchURL+"/close", http.NoBody)
 	req.Header.Set("Authorization", auth)
@@ -213,10 +213,10 @@ func TestFaultLostClosesThenDrops(t *testing.T) {
 		resp.Body.Close()
 		t.Fatalf("close answered %d, want a dropped connection", resp.StatusCode)
 	}
-	if got := f.sim.Stats().Closes[idWeek47]; got != 1 {
+	if got := f.sim.Stats().Closes[SeedOpenUSD]; got != 1 {
 		t.Errorf("closes = %d, want the lost close to have happened", got)
 	}
-	if ids := f.listIDs(t, auth, "CLOSED"); !slices.Contains(ids, idWeek47) {
+	if ids := f.listIDs(t, auth, "CLOSED"); !slices.Contains(ids, SeedOpenUSD) {
 		t.Errorf("CLOSED list %v lacks the batch", ids)
 	}
 }

@@ -41,14 +41,14 @@ func TestFileEmployeeCSV(t *testing.T) {
 		wantDisposition string
 	}{
 		{"no disposition by default", false, ""},
-		{"disposition by option", true, `attachment; filename="PaymentBatch_` + idWeek47 + `.csv"`},
+		{"disposition by option", true, `attachment; filename="PaymentBatch_` + SeedOpenUSD + `.csv"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, func(o *Options) { o.ContentDisposition = tt.disposition })
 			auth := "Bearer " + f.accessToken(t)
-			resp, body := f.do(t, http.MethodGet, f.closedFile(t, auth, idWeek47), auth)
+			resp, body := f.do(t, http.MethodGet, f.closedFile(t, auth, SeedOpenUSD), auth)
 			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/csv" {
 				t.Fatalf("file: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 			}
@@ -82,7 +82,7 @@ func TestFileCardProgramZip(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	auth := "Bearer " + f.accessToken(t)
-	resp, body := f.do(t, http.MethodGet, f.closedFile(t, auth, idCard), auth)
+	resp, body := f.do(t, http.MethodGet, f.closedFile(t, auth, SeedOpenCard), auth)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/zip" {
 		t.Fatalf("file: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
@@ -174,9 +174,9 @@ func TestFileUnknownKey(t *testing.T) {
 	resp, body := f.do(t, http.MethodGet, "/api/expense/paymentbatch/v1.1/batch/NoSuchJobRunKey$/file", auth)
 	wantError(t, resp, body, http.StatusNotFound, "")
 	// A Batch-URL is not a File-Url.
-	resp, body = f.do(t, http.MethodGet, f.batchURL(t, auth, idWeek47)+"/file", auth)
+	resp, body = f.do(t, http.MethodGet, f.batchURL(t, auth, SeedOpenUSD)+"/file", auth)
 	wantError(t, resp, body, http.StatusNotFound, "")
-	if resp, _ := f.do(t, http.MethodGet, f.closedFile(t, auth, idWeek47), ""); resp.StatusCode != 401 {
+	if resp, _ := f.do(t, http.MethodGet, f.closedFile(t, auth, SeedOpenUSD), ""); resp.StatusCode != 401 {
 		t.Errorf("file without authorization: %d, want 401", resp.StatusCode)
 	}
 	if n := f.sim.Stats().FilesServed; n != 0 {

@@ -18,12 +18,6 @@ const (
 	testClientID     = "client-id"
 	testClientSecret = "client-secret"
 	testRefresh      = "refresh-0"
-
-	idWeek47 = "6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"
-	idADP    = "12345678901234567890"
-	idCard   = "b7e2d4f0-9c1a-4a3e-8f6d-2e5c7a9b1d04"
-	idEmpty  = "c0ffee00-1d2e-4f3a-9b8c-7d6e5f4a3b2c"
-	idWeek46 = "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"
 )
 
 // clock is a settable time source for token expiry.

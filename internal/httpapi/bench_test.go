@@ -46,7 +46,9 @@ func BenchmarkClose(b *testing.B) {
 	defer proxy.Close()
 
 	up, err := concur.New(concur.Config{BaseURL: simSrv.URL, TokenURL: simSrv.URL + "/oauth2/v0/token",
-		ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh"})
+		ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh", Timeout: concur.DefaultTimeout,
+		BreakerThreshold: concur.DefaultBreakerThreshold, BreakerOpenInterval: concur.DefaultBreakerOpenInterval,
+		MaxAttempts: concur.DefaultMaxAttempts, MaxConcurrent: concur.DefaultMaxConcurrent})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -75,7 +75,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	up, err := concur.New(concur.Config{
 		BaseURL: base, TokenURL: base + "/oauth2/v0/token",
 		ClientID: "gw", ClientSecret: "client-secret-value", RefreshToken: "refresh-token-value",
-		Timeout: o.timeout,
+		Timeout: o.timeout, BreakerThreshold: concur.DefaultBreakerThreshold,
+		BreakerOpenInterval: concur.DefaultBreakerOpenInterval, MaxAttempts: concur.DefaultMaxAttempts,
+		MaxConcurrent: concur.DefaultMaxConcurrent,
 	})
 	if err != nil {
 		t.Fatal(err)

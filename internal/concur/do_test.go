@@ -3,6 +3,7 @@ package concur
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,59 @@ import (
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
+
+func TestAcceptedContentTypes(t *testing.T) {
+	t.Parallel()
+	for _, ct := range []string{"application/xml", "text/xml; charset=utf-8", "application/vnd.concur+xml", "Application/XML;charset=\"utf-8\""} {
+		t.Run(ct, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			f.set(func(f *fakeConcur) {
+				f.api = func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Type", ct)
+					fmt.Fprint(w, "<BatchStatus><Status>SUCCESS</Status></BatchStatus>")
+				}
+			})
+			c, _ := newClient(t, f, nil)
+			if res, err := c.CloseBatch(t.Context(), batchURL(f.srv.URL)); err != nil || res.Status != "SUCCESS" {
+				t.Fatalf("CloseBatch = %+v, %v", res, err)
+			}
+		})
+	}
+}
+
+// The consumer's time (the store writing what the list holds) is not Concur's: a consumer
+// slower than the whole time-out neither times the call out, nor has the list read again,
+// nor counts against Concur in the breaker.
+func TestListSlowConsumerNotChargedToConcur(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	body := batchListXML(400, f.srv.URL) // over 64 KiB: the body is still being read when the consumer stalls
+	f.set(func(f *fakeConcur) {
+		f.api = func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/xml")
+			_, _ = w.Write(body)
+		}
+	})
+	c, _ := newClient(t, f, func(c *Config) {
+		c.Timeout = 2 * time.Second // the decoding of the list, under -race on a loaded machine, fits in it
+		c.MaxAttempts = 3
+		c.BreakerThreshold = 1
+		c.RetryBudget = 10 * time.Second
+		c.RetryBaseDelay = time.Millisecond
+	})
+	n := 0
+	err := c.ListBatches(t.Context(), batch.ListOpen, func(batch.Summary) error {
+		if n++; n == 130 || n == 260 {
+			time.Sleep(2200 * time.Millisecond) // one chunk's upsert on a busy store
+		}
+		return nil
+	})
+	if err != nil || n != 400 || f.apiCalls.Load() != 1 || c.BreakerState(BreakerAPI) != "closed" {
+		t.Errorf("err=%v, %d summaries, %d list calls, breaker %s; want nil, 400, 1, closed",
+			err, n, f.apiCalls.Load(), c.BreakerState(BreakerAPI))
+	}
+}
 
 // The batch list is tried again after an outage or a throttle that says how long to wait,
 // and a Retry-After is honoured.
@@ -193,7 +247,9 @@ func TestCloseNeverRetried(t *testing.T) {
 func TestCloseResetOnReusedConnectionSentOnce(t *testing.T) {
 	t.Parallel()
 	s := newScripted(t, serveOK, serveOK, serveReset)
-	c, err := New(Config{BaseURL: s.srv.URL, AccessToken: "static-token", Timeout: time.Second, MaxAttempts: 5})
+	cfg := Config{BaseURL: s.srv.URL, AccessToken: "static-token"}.withDefaults(time.Second)
+	cfg.MaxAttempts = 5
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,18 +318,92 @@ func TestFileRetriedBeforeHeadersOnly(t *testing.T) {
 	}
 }
 
-// The back-off grows with full jitter and never exceeds its cap.
-func TestBackoff(t *testing.T) {
+// Concur revoked the token server-side: one 403, one renewal, one retry that succeeds.
+func TestRenewOn403(t *testing.T) {
 	t.Parallel()
-	base, capped := 100*time.Millisecond, time.Second
-	for n, ceil := range map[int]time.Duration{1: base, 2: 2 * base, 3: 4 * base, 5: capped, 50: capped} {
-		for range 200 {
-			if d := backoff(base, capped, n); d < 0 || d > ceil {
-				t.Fatalf("backoff(n=%d) = %v, want within [0, %v]", n, d, ceil)
-			}
+	f := newFake(t)
+	c, _ := newClient(t, f, nil)
+	if _, err := listOf(t.Context(), c, batch.ListAll); err != nil {
+		t.Fatal(err)
+	}
+	f.revokeAccess()
+	if _, err := c.CloseBatch(t.Context(), batchURL(f.srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.tokenCalls.Load(); got != 2 {
+		t.Errorf("token calls = %d, want 2", got)
+	}
+	if got := f.apiCalls.Load(); got != 3 {
+		t.Errorf("API calls = %d, want 3 (list, refused close, retried close)", got)
+	}
+}
+
+func TestTimeoutAndCancel(t *testing.T) {
+	t.Parallel()
+	slow := func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
 		}
 	}
-	if d := backoff(0, capped, 3); d != 0 {
-		t.Errorf("backoff with a zero base = %v", d)
+	tests := []struct {
+		name     string
+		cancel   time.Duration // cancel the caller's ctx after this; 0: never
+		code     batch.Code
+		canceled bool
+	}{
+		{name: "our time-out", code: batch.CodeUpstreamTimeout},
+		{name: "caller cancels", cancel: 30 * time.Millisecond, code: batch.CodeUpstreamTimeout, canceled: true},
 	}
+	for _, tt := range tests {
+		for _, op := range []operation{opList, opClose, opFile} {
+			t.Run(tt.name+"/"+op.String(), func(t *testing.T) {
+				t.Parallel()
+				f := newFake(t)
+				f.set(func(f *fakeConcur) { f.api = slow })
+				timeout := 100 * time.Millisecond
+				if tt.cancel != 0 {
+					timeout = time.Second
+				}
+				c, _ := newClient(t, f, func(c *Config) { c.Timeout = timeout })
+				c.tokens.get(t.Context()) // take the token out of the picture
+				ctx := t.Context()
+				if tt.cancel != 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithCancel(ctx)
+					time.AfterFunc(tt.cancel, cancel)
+				}
+				start := time.Now()
+				err := call(ctx, c, f, op)
+				wantCode(t, err, tt.code)
+				if got := errors.Is(err, context.Canceled); got != tt.canceled {
+					t.Errorf("errors.Is(err, context.Canceled) = %v, want %v (%v)", got, tt.canceled, err)
+				}
+				if d := time.Since(start); d > time.Second {
+					t.Errorf("took %v", d)
+				}
+			})
+		}
+	}
+}
+
+// The batch list is read as a stream through its own cap; past it the answer is refused.
+func TestListOverLimit(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	body := batchListXML(1000, f.srv.URL)
+	f.set(func(f *fakeConcur) {
+		f.api = func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.Write(body)
+		}
+	})
+	c, _ := newClient(t, f, nil)
+	c.listLimit = int64(len(body))
+	if got, err := listOf(t.Context(), c, batch.ListAll); err != nil || len(got) != 1000 {
+		t.Fatalf("at the limit: %d, %v", len(got), err)
+	}
+	c.listLimit = int64(len(body)) - 1
+	_, err := listOf(t.Context(), c, batch.ListAll)
+	wantCode(t, err, batch.CodeUpstreamBadResponse)
 }
