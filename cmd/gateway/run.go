@@ -144,7 +144,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// File downloads move their own write deadline as they progress.
 		WriteTimeout:   cfg.CloseBudget() + 10*time.Second,
 		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 64 << 10,
+		MaxHeaderBytes: headerLimit(64 << 10),
 		ErrorLog:       stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
 	}
 
@@ -176,6 +176,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	return errors.Join(failed, err)
 }
+
+// headerLimit is the Server.MaxHeaderBytes that refuses, with 431, a request whose
+// request line and headers, up to and including the blank line that ends them, are more
+// than limit bytes. net/http lets a request read MaxHeaderBytes + 4096 bytes before its
+// headers must have ended (initialReadLimitSize, "bufio slop"); the documented limit is
+// the whole of that.
+func headerLimit(limit int) int { return limit - 4096 }
 
 // finishEvery is how often the finisher of asynchronous closes looks for due batches.
 const finishEvery = time.Second
