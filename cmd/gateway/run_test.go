@@ -7,10 +7,11 @@ import (
 	"errors"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,55 +53,14 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	}
 }
 
-// TestRunHeaderLimit: the request line and headers, up to the blank line that ends them,
-// may be 64 KiB at most, as the README says; one byte more is refused with 431.
-func TestRunHeaderLimit(t *testing.T) {
+// TestRunWarnsOfOldNames: a variable under its old name works, and the start-up log says
+// what it is called now.
+func TestRunWarnsOfOldNames(t *testing.T) {
 	t.Parallel()
-	g := startGateway(t, nil)
-	addr := strings.TrimPrefix(g.base, "http://")
-	for _, tc := range []struct {
-		name string
-		size int // bytes of the request line and the header block
-		want int
-	}{
-		{"well under", 8 << 10, http.StatusOK},
-		{"exactly 64 KiB", 64 << 10, http.StatusOK},
-		{"one byte over", 64<<10 + 1, http.StatusRequestHeaderFieldsTooLarge},
-		{"the old limit with its slop", 68 << 10, http.StatusRequestHeaderFieldsTooLarge},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			if got := statusOfHeaderBlock(t, addr, tc.size); got != tc.want {
-				t.Errorf("a request whose header block is %d bytes: %d, want %d", tc.size, got, tc.want)
-			}
-		})
+	g := startGateway(t, map[string]string{"GATEWAY_RATE_LIMIT": "0"})
+	if !g.logged(`"level":"warn"`, "GATEWAY_RATE_LIMIT is deprecated: it is now GATEWAY_RATE_LIMIT_PER_MINUTE") {
+		t.Error("no warning that GATEWAY_RATE_LIMIT is now GATEWAY_RATE_LIMIT_PER_MINUTE")
 	}
-}
-
-// statusOfHeaderBlock sends GET /healthz whose request line and headers, blank line
-// included, are exactly size bytes, and returns the status of the answer.
-func statusOfHeaderBlock(t *testing.T, addr string, size int) int {
-	t.Helper()
-	const head, tail = "GET /healthz HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\nX-Padding: ", "\r\n\r\n"
-	raw := head + strings.Repeat("x", size-len(head)-len(tail)) + tail
-	if len(raw) != size {
-		t.Fatalf("built %d bytes, want %d", len(raw), size)
-	}
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, raw); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 // gateway is a gateway started by run on 127.0.0.1:0, against a simulated Concur.
@@ -108,6 +68,21 @@ type gateway struct {
 	base string // http://127.0.0.1:port
 	key  string // an API key with batches:close
 	stop func() error
+
+	mu    sync.Mutex
+	lines []string // what it logged so far
+}
+
+// logged reports whether one line of the log so far contains every part.
+func (g *gateway) logged(parts ...string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, line := range g.lines {
+		if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(line, p) }) {
+			return true
+		}
+	}
+	return false
 }
 
 // startGateway runs the gateway with the given variables on top of a working
@@ -145,6 +120,7 @@ func startGateway(t *testing.T, extra map[string]string) *gateway {
 		stdoutW.Close()
 	}()
 
+	g := &gateway{key: key}
 	addr := make(chan string, 1)
 	scanned := make(chan struct{})
 	go func() {
@@ -153,6 +129,9 @@ func startGateway(t *testing.T, extra map[string]string) *gateway {
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			t.Log(sc.Text())
+			g.mu.Lock()
+			g.lines = append(g.lines, sc.Text())
+			g.mu.Unlock()
 			var line struct{ Message, Addr string }
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Addr != "" && strings.HasPrefix(line.Message, "listening") {
 				select {
@@ -164,7 +143,7 @@ func startGateway(t *testing.T, extra map[string]string) *gateway {
 	}()
 	var stopErr error
 	stopped := false
-	g := &gateway{key: key, stop: func() error {
+	g.stop = func() error {
 		if stopped {
 			return stopErr
 		}
@@ -177,7 +156,7 @@ func startGateway(t *testing.T, extra map[string]string) *gateway {
 		}
 		<-scanned // no t.Log after the test ends
 		return stopErr
-	}}
+	}
 	t.Cleanup(func() {
 		if err := g.stop(); err != nil {
 			t.Errorf("stop: %v", err)
