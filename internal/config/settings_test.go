@@ -80,7 +80,7 @@ func unitOf(s setting) string {
 	}
 	switch s.field(&Config{}).(type) {
 	case *time.Duration:
-		return "duration (`90s`, `1m30s`)"
+		return "duration"
 	case *bool:
 		return "`true` or `false`"
 	}
