@@ -23,7 +23,7 @@ const keyFilePoll = 5 * time.Second
 // newAuthenticator builds caller authentication from the configuration: nil when it is
 // disabled (loudly). The key file is watched, and reloaded on SIGHUP, until ctx ends.
 func newAuthenticator(ctx context.Context, cfg config.Config, log zerolog.Logger) (*auth.Authenticator, error) {
-	if cfg.AuthDisabled {
+	if cfg.AuthDisabled() {
 		log.Warn().Msg("CALLER AUTHENTICATION IS DISABLED (GATEWAY_AUTH=disabled): anyone who can reach the gateway " +
 			"can close every payment batch with company-administrator rights. Development only.")
 		return nil, nil

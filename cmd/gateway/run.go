@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	stdlog "log"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
-	"github.com/finplat/payment-batch-gateway/internal/concur"
 	"github.com/finplat/payment-batch-gateway/internal/config"
 	"github.com/finplat/payment-batch-gateway/internal/httpapi"
 	"github.com/finplat/payment-batch-gateway/internal/secretbox"
@@ -45,6 +43,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := newLogger(cfg, stdout)
 	log.Info().Str("version", version).Object("config", cfg).Msg("starting")
+	for _, w := range cfg.Warnings {
+		log.Warn().Msg(w)
+	}
 
 	st, sealer, err := openStore(ctx, cfg, log)
 	if err != nil {
@@ -57,43 +58,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer tel.shutdown(ctx, log) // last: after the servers stopped, the spans are flushed
 
-	up, err := concur.New(concur.Config{
-		BaseURL:      cfg.ConcurBaseURL,
-		TokenURL:     cfg.ConcurTokenURL,
-		ClientID:     cfg.ConcurClientID,
-		ClientSecret: cfg.ConcurClientSecret.Reveal(),
-		RefreshToken: cfg.ConcurRefreshToken.Reveal(),
-		AccessToken:  cfg.ConcurAccessToken.Reveal(),
-		AuthScheme:   cfg.ConcurAuthScheme,
-		Timeout:      cfg.ConcurTimeout,
-		UserAgent:    "payment-batch-gateway/" + version,
-		Credentials:  st,
-		// The default transport (its time-outs) under a client span per request.
-		Transport: telemetry.ConcurTransport(tel.tracing.Provider, concur.DefaultTransport(cfg.ConcurTimeout)),
-		Observer:  tel.metrics,
-
-		BreakerThreshold:    cfg.ConcurBreakerThreshold,
-		BreakerOpenInterval: cfg.ConcurBreakerOpenInterval,
-		OnBreakerStateChange: func(name, from, to string) {
-			log.Warn().Str("breaker", name).Str("from", from).Str("to", to).Msg("Concur circuit breaker changed state")
-			tel.metrics.BreakerChanged(name, from, to)
-		},
-		MaxAttempts:   cfg.ConcurMaxAttempts,
-		MaxConcurrent: cfg.ConcurMaxConcurrent,
-		RateLimit:     cfg.ConcurRateLimit,
-		RateBurst:     max(1, int(cfg.ConcurRateLimit)),
-	})
+	up, err := newConcurClient(cfg, st, tel, log)
 	if err != nil {
-		return fmt.Errorf("concur client: %w", err)
-	}
-	tel.metrics.WatchBreakers(up.BreakerState, concur.BreakerAPI, concur.BreakerToken)
-	lease := cfg.CloseBudget() + time.Minute
-	if cfg.IdempotencyTTL < lease {
-		return fmt.Errorf("GATEWAY_IDEMPOTENCY_TTL (%v) must outlast the longest close (%v, from CONCUR_TIMEOUT): "+
-			"a key must not expire while its close runs", cfg.IdempotencyTTL, lease)
+		return err
 	}
 	svc := batch.NewService(up, st, batch.Options{
-		BatchListMinInterval: cfg.BatchListMinInterval, CloseLease: lease, SettleDelay: cfg.ConcurTimeout,
+		BatchListMinInterval: cfg.BatchListMinInterval, CloseLease: cfg.CloseLease(), SettleDelay: cfg.ConcurTimeout,
 		Observer: tel.metrics, Seal: sealer,
 	})
 	tel.metrics.WatchUnrecorded(svc.Unrecorded)
@@ -124,29 +94,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{
-		Handler: httpapi.NewHandler(httpapi.Deps{
-			Log:              log,
-			Batches:          svc,
-			Idempotency:      httpapi.Idempotency{Store: st, TTL: cfg.IdempotencyTTL, Lease: lease},
-			Downloads:        downloads,
-			Auth:             authn,
-			CORSOrigins:      cfg.CORSOrigins,
-			RateLimit:        cfg.RateLimit,
-			FileWriteTimeout: cfg.ConcurTimeout,
-			Metrics:          tel.metrics,
-			Trace:            telemetry.ServerMiddleware(tel.tracing.Provider, httpapi.IsAdminRequest),
-			Admin:            admin,
-			AdminSeparate:    cfg.AdminAddr != "",
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		// File downloads move their own write deadline as they progress.
-		WriteTimeout:   cfg.CloseBudget() + 10*time.Second,
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
-	}
+	srv := newAPIServer(cfg, log, httpapi.Deps{
+		Log:              log,
+		Batches:          svc,
+		Idempotency:      httpapi.Idempotency{Store: st, TTL: cfg.IdempotencyTTL, Lease: cfg.CloseLease()},
+		Downloads:        downloads,
+		Auth:             authn,
+		CORSOrigins:      cfg.CORSOrigins,
+		RateLimit:        cfg.RateLimitPerMinute,
+		FileWriteTimeout: cfg.ConcurTimeout,
+		Metrics:          tel.metrics,
+		Trace:            telemetry.ServerMiddleware(tel.tracing.Provider, httpapi.IsAdminRequest),
+		Admin:            admin,
+		AdminSeparate:    cfg.AdminAddr != "",
+	})
 
 	base := "http://" + displayAddr(ln.Addr())
 	log.Info().
@@ -179,40 +140,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // finishEvery is how often the finisher of asynchronous closes looks for due batches.
 const finishEvery = time.Second
-
-// shutdown stops the servers, letting in-flight closes finish within the grace period,
-// then lets a detached token refresh commit. It always runs to its end, whatever fails on
-// the way, so the store (closed by run's defer) is never closed under running work it
-// could have waited for.
-func shutdown(ctx context.Context, cfg config.Config, log zerolog.Logger, srv *http.Server, serveErr chan error,
-	adminSrv *adminServer, ready *httpapi.Readiness, up *concur.Client) error {
-	log.Info().Msg("shutting down; finishing in-flight requests")
-	ready.ShuttingDown() // the admin listener answers /readyz 503 while the closes finish
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace())
-	defer cancel()
-	var errs []error
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		errs = append(errs, fmt.Errorf("shutdown: %w", err))
-		_ = srv.Close()
-	}
-	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		errs = append(errs, fmt.Errorf("serve: %w", err))
-	}
-	if err := adminSrv.shutdown(shutdownCtx); err != nil {
-		errs = append(errs, fmt.Errorf("shutdown admin: %w", err))
-	}
-	// A token refresh whose callers left runs on: let it commit the rotated refresh token
-	// before the store closes, with a time of its own if the grace period is spent.
-	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), cfg.TokenDrain())
-	defer cancelDrain()
-	if err := up.Drain(drainCtx); err != nil {
-		log.Error().Err(err).Msg("a Concur token refresh was still running at shutdown; its rotated refresh token may be lost")
-	}
-	if len(errs) == 0 {
-		log.Info().Msg("stopped")
-	}
-	return errors.Join(errs...)
-}
 
 // openStore opens SQLite in the data directory, or PostgreSQL, with the key that encrypts
 // the stored tokens: GATEWAY_SECRET_KEY, or one generated into the data directory.

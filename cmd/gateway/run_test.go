@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +20,75 @@ import (
 
 func TestRunServesUntilCancelled(t *testing.T) {
 	t.Parallel()
+	g := startGateway(t, nil)
+	closeURL := g.base + "/batches/6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13/close"
+	resp, err := http.Post(closeURL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("close without a key: %s", resp.Status)
+	}
+	req, _ := http.NewRequest(http.MethodPost, closeURL, nil)
+	req.Header.Set("Authorization", "Bearer "+g.key)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("close with the minted key: %s", resp.Status)
+	}
+	port := g.base[strings.LastIndex(g.base, ":"):]
+	if err := healthcheck(context.Background(), port); err != nil {
+		t.Errorf("healthcheck against the running gateway: %v", err)
+	}
+
+	if err := g.stop(); err != nil {
+		t.Errorf("run after cancel: %v", err)
+	}
+	if err := healthcheck(context.Background(), port); err == nil {
+		t.Error("healthcheck succeeded against a stopped gateway")
+	}
+}
+
+// TestRunWarnsOfOldNames: a variable under its old name works, and the start-up log says
+// what it is called now.
+func TestRunWarnsOfOldNames(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, map[string]string{"GATEWAY_RATE_LIMIT": "0"})
+	if !g.logged(`"level":"warn"`, "GATEWAY_RATE_LIMIT is deprecated: it is now GATEWAY_RATE_LIMIT_PER_MINUTE") {
+		t.Error("no warning that GATEWAY_RATE_LIMIT is now GATEWAY_RATE_LIMIT_PER_MINUTE")
+	}
+}
+
+// gateway is a gateway started by run on 127.0.0.1:0, against a simulated Concur.
+type gateway struct {
+	base string // http://127.0.0.1:port
+	key  string // an API key with batches:close
+	stop func() error
+
+	mu    sync.Mutex
+	lines []string // what it logged so far
+}
+
+// logged reports whether one line of the log so far contains every part.
+func (g *gateway) logged(parts ...string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, line := range g.lines {
+		if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(line, p) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// startGateway runs the gateway with the given variables on top of a working
+// environment, waits until it listens, and stops it when the test ends.
+func startGateway(t *testing.T, extra map[string]string) *gateway {
+	t.Helper()
 	sim, err := concursim.New(concursim.Options{ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh"})
 	if err != nil {
 		t.Fatal(err)
@@ -38,8 +111,8 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	}
 	key, entry, _ := strings.Cut(strings.TrimSpace(minted.String()), "\n")
 	env["GATEWAY_API_KEYS"] = entry
+	maps.Copy(env, extra)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	stdoutR, stdoutW := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -47,14 +120,18 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		stdoutW.Close()
 	}()
 
+	g := &gateway{key: key}
 	addr := make(chan string, 1)
 	scanned := make(chan struct{})
-	t.Cleanup(func() { <-scanned }) // no t.Log after the test ends
 	go func() {
 		defer close(scanned)
 		sc := bufio.NewScanner(stdoutR)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			t.Log(sc.Text())
+			g.mu.Lock()
+			g.lines = append(g.lines, sc.Text())
+			g.mu.Unlock()
 			var line struct{ Message, Addr string }
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Addr != "" && strings.HasPrefix(line.Message, "listening") {
 				select {
@@ -64,52 +141,38 @@ func TestRunServesUntilCancelled(t *testing.T) {
 			}
 		}
 	}()
-	var base string
+	var stopErr error
+	stopped := false
+	g.stop = func() error {
+		if stopped {
+			return stopErr
+		}
+		stopped = true
+		cancel()
+		select {
+		case stopErr = <-done:
+		case <-time.After(30 * time.Second):
+			stopErr = errors.New("run did not return after cancel")
+		}
+		<-scanned // no t.Log after the test ends
+		return stopErr
+	}
+	t.Cleanup(func() {
+		if err := g.stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
 	select {
 	case a := <-addr:
-		base = "http://" + a
+		g.base = "http://" + a
 	case err := <-done:
+		stopped, stopErr = true, err
+		<-scanned
 		t.Fatalf("run returned before listening: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("no listening line")
 	}
-
-	closeURL := base + "/batches/6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13/close"
-	resp, err := http.Post(closeURL, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("close without a key: %s", resp.Status)
-	}
-	req, _ := http.NewRequest(http.MethodPost, closeURL, nil)
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("close with the minted key: %s", resp.Status)
-	}
-	port := base[strings.LastIndex(base, ":"):]
-	if err := healthcheck(ctx, port); err != nil {
-		t.Errorf("healthcheck against the running gateway: %v", err)
-	}
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run after cancel: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
-	if err := healthcheck(context.Background(), port); err == nil {
-		t.Error("healthcheck succeeded against a stopped gateway")
-	}
+	return g
 }
 
 func TestRunRejectsBadInput(t *testing.T) {

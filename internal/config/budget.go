@@ -10,6 +10,10 @@ import "time"
 // within its bounds.
 func (c Config) CloseBudget() time.Duration { return 15 * c.ConcurTimeout }
 
+// CloseLease is how long a close holds its batch and its idempotency key: the longest
+// close and a minute more. GATEWAY_IDEMPOTENCY_TTL must outlast it.
+func (c Config) CloseLease() time.Duration { return c.CloseBudget() + time.Minute }
+
 // ShutdownGrace is how long a shutdown lets in-flight requests (closes) finish.
 func (c Config) ShutdownGrace() time.Duration { return c.CloseBudget() + 5*time.Second }
 

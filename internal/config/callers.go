@@ -8,59 +8,66 @@ import (
 	"github.com/finplat/payment-batch-gateway/internal/auth"
 )
 
-// callers reads who may call the gateway and from where. Secure by default: without any
-// caller configured the gateway refuses to start, unless GATEWAY_AUTH=disabled says so.
-func (l *loader) callers(c *Config) {
-	switch mode := strings.ToLower(l.str("GATEWAY_AUTH", "enabled")); mode {
-	case "enabled":
-	case "disabled":
-		c.AuthDisabled = true
-	default:
-		l.fail("GATEWAY_AUTH must be enabled or disabled")
+// Who may call the gateway and from where. Secure by default: without any caller
+// configured the gateway refuses to start, unless GATEWAY_AUTH=disabled says so.
+
+func keyList(keys string) string {
+	if keys == "" {
+		return ""
 	}
-	keys := 0
-	if c.APIKeys != "" {
-		set, err := auth.ParseKeys([]byte(c.APIKeys))
-		if err != nil {
-			l.fail("GATEWAY_API_KEYS: " + err.Error())
-		} else {
-			keys += set.Len()
-		}
+	if _, err := auth.ParseKeys([]byte(keys)); err != nil {
+		return "is not a valid key list: " + err.Error()
 	}
-	if c.APIKeysFile != "" {
-		b, err := os.ReadFile(c.APIKeysFile)
-		if err != nil {
-			l.fail("GATEWAY_API_KEYS_FILE: cannot read " + c.APIKeysFile)
-		} else if set, err := auth.ParseKeys(b); err != nil {
-			l.fail("GATEWAY_API_KEYS_FILE: " + err.Error())
-		} else {
-			keys += set.Len()
-		}
+	return ""
+}
+
+func keyFile(path string) string {
+	if path == "" {
+		return ""
 	}
-	if c.JWKSURL != "" {
-		if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			l.fail("GATEWAY_JWKS_URL must be an absolute https URL")
-		}
-		if c.JWTIssuer == "" || c.JWTAudience == "" {
-			l.fail("GATEWAY_JWT_ISSUER and GATEWAY_JWT_AUDIENCE are required with GATEWAY_JWKS_URL")
-		}
+	b, err := os.ReadFile(path) // #nosec G304 -- the operator's key file
+	if err != nil {
+		return "cannot be read: " + path
 	}
-	if !c.AuthDisabled && keys == 0 && c.APIKeysFile == "" && c.JWKSURL == "" {
-		l.fail("no callers are configured: set GATEWAY_API_KEYS, GATEWAY_API_KEYS_FILE or GATEWAY_JWKS_URL " +
-			"(see README: minting a key), or GATEWAY_AUTH=disabled for development")
+	if _, err := auth.ParseKeys(b); err != nil {
+		return "is not a valid key list: " + err.Error()
 	}
-	for o := range strings.SplitSeq(l.str("GATEWAY_CORS_ORIGINS", ""), ",") {
-		o = strings.TrimSpace(o)
-		if o == "" {
-			continue
-		}
+	return ""
+}
+
+func jwksURL(v string) string {
+	if v == "" {
+		return ""
+	}
+	if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "must be an absolute https URL"
+	}
+	return ""
+}
+
+// corsOrigins refuses wildcards: go-chi/cors reads any * as one, and https://* would
+// allow every site.
+func corsOrigins(origins []string) string {
+	for _, o := range origins {
 		u, err := url.Parse(o)
-		// go-chi/cors reads any * as a wildcard: https://* would allow every site.
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.User != nil ||
 			strings.Contains(o, "*") {
-			l.fail("GATEWAY_CORS_ORIGINS: each origin must be like https://portal.example.com (no path, no *)")
-			continue
+			return "must list origins like https://portal.example.com (no path, no *)"
 		}
-		c.CORSOrigins = append(c.CORSOrigins, o)
+	}
+	return ""
+}
+
+// callers is the rule that some caller can be admitted, and that a JWT can be checked.
+func callers(c *Config, fail func(string)) {
+	if c.JWKSURL != "" && (c.JWTIssuer == "" || c.JWTAudience == "") {
+		fail("GATEWAY_JWT_ISSUER and GATEWAY_JWT_AUDIENCE are required with GATEWAY_JWKS_URL")
+	}
+	if c.AuthDisabled() || c.APIKeysFile != "" || c.JWKSURL != "" {
+		return // a key file may be empty at start and filled later
+	}
+	if keys, err := auth.ParseKeys([]byte(c.APIKeys)); c.APIKeys == "" || err != nil || keys.Len() == 0 {
+		fail("no callers are configured: set GATEWAY_API_KEYS, GATEWAY_API_KEYS_FILE or GATEWAY_JWKS_URL " +
+			"(see README: minting a key), or GATEWAY_AUTH=disabled for development")
 	}
 }

@@ -76,7 +76,7 @@ func TestLoadCallers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.AuthDisabled || c.RateLimit != 600 || strings.Join(c.CORSOrigins, ",") != "https://a.example.com,http://localhost:3000" {
-		t.Errorf("callers config = disabled %v, rate %d, cors %v", c.AuthDisabled, c.RateLimit, c.CORSOrigins)
+	if c.AuthDisabled() || c.RateLimitPerMinute != 600 || strings.Join(c.CORSOrigins, ",") != "https://a.example.com,http://localhost:3000" {
+		t.Errorf("callers config = disabled %v, rate %d, cors %v", c.AuthDisabled(), c.RateLimitPerMinute, c.CORSOrigins)
 	}
 }

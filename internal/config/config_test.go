@@ -1,8 +1,6 @@
 package config
 
 import (
-	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,22 +107,6 @@ func TestLoadRejectsBadURLs(t *testing.T) {
 	}
 }
 
-func TestSecretsNeverPrint(t *testing.T) {
-	t.Parallel()
-	c := Config{ConcurClientSecret: "s3cret", ConcurRefreshToken: "r3fresh", ConcurAccessToken: "acc3ss"}
-	var sb strings.Builder
-	log := zerolog.New(&sb)
-	log.Info().Object("config", c).Send()
-	js, _ := json.Marshal(c)
-	for _, out := range []string{sb.String(), string(js), fmt.Sprintf("%v %+v %s", c, c, c.ConcurClientSecret)} {
-		for _, secret := range []string{"s3cret", "r3fresh", "acc3ss"} {
-			if strings.Contains(out, secret) {
-				t.Errorf("secret %q printed in %s", secret, out)
-			}
-		}
-	}
-}
-
 func TestLoadStoreSettings(t *testing.T) {
 	t.Parallel()
 	base := map[string]string{"CONCUR_BASE_URL": "http://127.0.0.1:1", "CONCUR_ACCESS_TOKEN": "t"}
@@ -217,78 +199,42 @@ func TestLoadRefusesCleartextTokenURL(t *testing.T) {
 	}
 }
 
-func TestLoadObservability(t *testing.T) {
+func TestLoadDownloads(t *testing.T) {
 	t.Parallel()
-	base := map[string]string{"CONCUR_BASE_URL": "http://127.0.0.1:9090", "CONCUR_ACCESS_TOKEN": "t"}
-	with := func(m map[string]string) map[string]string {
-		out := map[string]string{}
+	base := map[string]string{"CONCUR_BASE_URL": "https://us.api.concursolutions.com", "CONCUR_ACCESS_TOKEN": "t"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
 		for k, v := range base {
-			out[k] = v
+			m[k] = v
 		}
-		for k, v := range m {
-			out[k] = v
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
 		}
-		return out
+		return m
 	}
-	c, err := Load(env(base))
+	c, err := Load(env(with()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.AdminAddr != "" || c.ReadyConcurGrace != time.Minute || c.TracesEndpoint != "" || c.ServiceName != "payment-batch-gateway" {
-		t.Errorf("defaults: admin %q grace %v traces %q service %q", c.AdminAddr, c.ReadyConcurGrace, c.TracesEndpoint, c.ServiceName)
+	if c.DownloadsPerCaller != 2 || c.DownloadsMax != 16 || c.DownloadMinRate != 16384 || c.DownloadRateWindow != 30*time.Second {
+		t.Errorf("download defaults: %d per caller, %d in all, %d B/s over %v; want 2, 16, 16384, 30s",
+			c.DownloadsPerCaller, c.DownloadsMax, c.DownloadMinRate, c.DownloadRateWindow)
 	}
-	for _, tt := range []struct {
-		name string
-		env  map[string]string
-		want string // TracesEndpoint
-	}{
-		{"base endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/"}, "http://collector:4318/v1/traces"},
-		{"traces endpoint as is", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318",
-			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://b/otlp/traces"}, "https://b/otlp/traces"},
-		{"sdk disabled", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_SDK_DISABLED": "true"}, ""},
-		{"exporter none", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_TRACES_EXPORTER": "none"}, ""},
-		{"explicit protocol", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318",
-			"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, "http://a:4318/v1/traces"},
-	} {
-		c, err := Load(env(with(tt.env)))
-		if err != nil || c.TracesEndpoint != tt.want {
-			t.Errorf("%s: TracesEndpoint %q, want %q (%v)", tt.name, c.TracesEndpoint, tt.want, err)
-		}
+	c, err = Load(env(with("GATEWAY_DOWNLOADS_PER_CALLER", "0", "GATEWAY_DOWNLOADS_MAX", "0",
+		"GATEWAY_DOWNLOAD_MIN_RATE_BYTES_PER_SECOND", "0", "GATEWAY_DOWNLOAD_RATE_WINDOW", "1m")))
+	if err != nil || c.DownloadsPerCaller != 0 || c.DownloadsMax != 0 || c.DownloadMinRate != 0 || c.DownloadRateWindow != time.Minute {
+		t.Errorf("downloads off: %+v, %v", c, err)
 	}
-	c, err = Load(env(with(map[string]string{"GATEWAY_ADMIN_ADDR": "127.0.0.1:9100", "GATEWAY_READY_CONCUR_GRACE": "0s",
-		"OTEL_SERVICE_NAME": "pbg-eu", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://c/v1/traces?api-key=s3cret"})))
-	if err != nil || c.AdminAddr != "127.0.0.1:9100" || c.ReadyConcurGrace != 0 || c.ServiceName != "pbg-eu" {
-		t.Errorf("set: %+v %v", c, err)
-	}
-	var sb strings.Builder
-	log := zerolog.New(&sb)
-	log.Info().Object("config", c).Send()
-	if strings.Contains(sb.String(), "s3cret") || !strings.Contains(sb.String(), `"tracesEndpoint":"https://c/v1/traces"`) {
-		t.Errorf("config log: %s", sb.String())
-	}
-
-	_, err = Load(env(with(map[string]string{
-		"GATEWAY_ADDR": ":8080", "GATEWAY_ADMIN_ADDR": ":8080", "GATEWAY_READY_CONCUR_GRACE": "-1s",
-		"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-	})))
-	for _, want := range []string{"GATEWAY_ADMIN_ADDR", "GATEWAY_READY_CONCUR_GRACE", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+	_, err = Load(env(with("GATEWAY_DOWNLOADS_PER_CALLER", "-1", "GATEWAY_DOWNLOADS_MAX", "x",
+		"GATEWAY_DOWNLOAD_MIN_RATE_BYTES_PER_SECOND", "fast", "GATEWAY_DOWNLOAD_RATE_WINDOW", "10ms")))
+	for _, want := range []string{"GATEWAY_DOWNLOADS_PER_CALLER", "GATEWAY_DOWNLOADS_MAX",
+		"GATEWAY_DOWNLOAD_MIN_RATE_BYTES_PER_SECOND", "GATEWAY_DOWNLOAD_RATE_WINDOW must be at least 1s"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("error does not mention %s: %v", want, err)
+			t.Errorf("error does not mention %q: %v", want, err)
 		}
 	}
-	if c, err := Load(env(with(map[string]string{"GATEWAY_ADMIN_ADDR": "127.0.0.1:9100", "GATEWAY_PPROF": "true"}))); err != nil || !c.PProf {
-		t.Errorf("GATEWAY_PPROF=true with an admin listener: %v %v", c.PProf, err)
-	}
-	if c, err := Load(env(with(nil))); err != nil || c.PProf {
-		t.Errorf("pprof must be off by default: %v %v", c.PProf, err)
-	}
-	for _, v := range []string{"true", "yes"} { // without the admin listener; not a boolean
-		if _, err := Load(env(with(map[string]string{"GATEWAY_PPROF": v}))); err == nil || !strings.Contains(err.Error(), "GATEWAY_PPROF") {
-			t.Errorf("GATEWAY_PPROF=%s: %v", v, err)
-		}
-	}
-	if _, err := Load(env(with(map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}))); err == nil ||
-		!strings.Contains(err.Error(), "OTEL_TRACES_EXPORTER") {
-		t.Errorf("OTEL_TRACES_EXPORTER=zipkin: %v", err)
+	_, err = Load(env(with("GATEWAY_DOWNLOADS_PER_CALLER", "5", "GATEWAY_DOWNLOADS_MAX", "4")))
+	if err == nil || !strings.Contains(err.Error(), "must not exceed GATEWAY_DOWNLOADS_MAX") {
+		t.Errorf("per caller above the total: %v", err)
 	}
 }

@@ -1,0 +1,32 @@
+package config
+
+import (
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// MarshalZerologObject logs every setting under its variable's name, as Load left it:
+// secrets masked, URLs without credentials or query.
+func (c Config) MarshalZerologObject(e *zerolog.Event) {
+	for _, s := range settings {
+		switch v := s.field(&c).(type) {
+		case *Secret:
+			e.Stringer(s.name, v)
+		case *string:
+			e.Str(s.name, redactURL(*v))
+		case *int:
+			e.Int(s.name, *v)
+		case *float64:
+			e.Float64(s.name, *v)
+		case *time.Duration:
+			e.Str(s.name, v.String())
+		case *bool:
+			e.Bool(s.name, *v)
+		case *[]string:
+			e.Strs(s.name, *v)
+		case *zerolog.Level:
+			e.Str(s.name, v.String())
+		}
+	}
+}
