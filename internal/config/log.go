@@ -7,9 +7,13 @@ import (
 )
 
 // MarshalZerologObject logs every setting under its variable's name, as Load left it:
-// secrets masked, URLs without credentials or query.
+// secrets masked, URLs without credentials or query, a quiet setting as set or not.
 func (c Config) MarshalZerologObject(e *zerolog.Event) {
 	for _, s := range settings {
+		if v, ok := s.field(&c).(*string); ok && s.quiet {
+			e.Str(s.name, map[bool]string{true: "(set)", false: ""}[*v != ""])
+			continue
+		}
 		switch v := s.field(&c).(type) {
 		case *Secret:
 			e.Stringer(s.name, v)

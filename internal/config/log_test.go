@@ -34,6 +34,7 @@ func TestLogNamesEverySetting(t *testing.T) {
 		"CONCUR_REFRESH_TOKEN": "r3fresh", "GATEWAY_DATABASE_URL": "postgres://gw:pa55word@db/gw",
 		"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318?api-key=k3y", "CONCUR_TIMEOUT": "2s",
 		"GATEWAY_CORS_ORIGINS": "https://a.example.com",
+		"GATEWAY_API_KEYS":     `[{"name":"app","sha256":"` + strings.Repeat("ab", 32) + `","scopes":["batches:read"]}]`,
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +54,10 @@ func TestLogNamesEverySetting(t *testing.T) {
 	if len(line.Config) != len(settings) {
 		t.Errorf("%d values logged, want one per setting (%d): %s", len(line.Config), len(settings), sb.String())
 	}
-	for _, leak := range []string{"s3cret", "r3fresh", "pa55word", "k3y"} {
+	if got := line.Config["GATEWAY_API_KEYS"]; got != "(set)" {
+		t.Errorf("GATEWAY_API_KEYS logged as %v, want only (set)", got)
+	}
+	for _, leak := range []string{"s3cret", "r3fresh", "pa55word", "k3y", strings.Repeat("ab", 32)} {
 		if strings.Contains(sb.String(), leak) {
 			t.Errorf("the log line leaks %q: %s", leak, sb.String())
 		}

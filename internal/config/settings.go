@@ -11,6 +11,7 @@ type setting struct {
 	def     string   // the value when it is unset or blank, as it would be written
 	unit    string   // what a number counts (README); durations and choices say so themselves
 	secret  bool     // masked in the log; NAME_FILE may name a file that holds it
+	quiet   bool     // the log says only whether it is set (a long value, of hashes)
 	choices []string // the values it may take, in any case; stored as spelled here
 	doc     string   // markdown for the README, one line
 	// field points at the field it sets: a *string, *Secret, *int, *float64,
@@ -96,7 +97,7 @@ var settings = []setting{
 			"(15 × `CONCUR_TIMEOUT` + 1m: 16m with the default)",
 		field: func(c *Config) any { return &c.IdempotencyTTL },
 		check: func(c *Config) string { return atLeast(c.IdempotencyTTL, time.Minute) }},
-	{name: "GATEWAY_API_KEYS", unit: "JSON",
+	{name: "GATEWAY_API_KEYS", unit: "JSON", quiet: true,
 		doc:   "callers' API keys: a JSON array of `{\"name\",\"sha256\",\"scopes\"}` (see [Callers](#callers))",
 		field: func(c *Config) any { return &c.APIKeys },
 		check: func(c *Config) string { return keyList(c.APIKeys) }},
