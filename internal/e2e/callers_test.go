@@ -112,8 +112,8 @@ func TestRateLimitPerCaller(t *testing.T) {
 	s := startStack(t, nil, nil)
 	keys := s.gwEnv["GATEWAY_API_KEYS"]
 	gw := s.startGateway(t, map[string]string{
-		"GATEWAY_RATE_LIMIT": "3",
-		"GATEWAY_API_KEYS":   "[" + strings.Trim(keys, "[]") + "," + strings.Trim(otherEntry, "[]") + "]",
+		"GATEWAY_RATE_LIMIT_PER_MINUTE": "3",
+		"GATEWAY_API_KEYS":              "[" + strings.Trim(keys, "[]") + "," + strings.Trim(otherEntry, "[]") + "]",
 	})
 	url := gw.URL + "/batches/" + employeeBatch + "/closes" // unknown here: 404 once admitted
 	for i := range 3 {

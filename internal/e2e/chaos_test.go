@@ -58,11 +58,11 @@ func TestChaos(t *testing.T) {
 		"CONCURSIM_CHAOS":        fmt.Sprintf(steadyChaos, 42),
 		"CONCURSIM_LOAD_BATCHES": strconv.Itoa(chaosLoadBatches),
 	}, map[string]string{
-		"CONCUR_TIMEOUT":               chaosConcurTimeout.String(),
-		"CONCUR_BREAKER_THRESHOLD":     "5",
-		"CONCUR_BREAKER_OPEN_INTERVAL": "1s",
-		"GATEWAY_RATE_LIMIT":           "0",
-		"LOG_LEVEL":                    "info",
+		"CONCUR_TIMEOUT":                chaosConcurTimeout.String(),
+		"CONCUR_BREAKER_THRESHOLD":      "5",
+		"CONCUR_BREAKER_OPEN_INTERVAL":  "1s",
+		"GATEWAY_RATE_LIMIT_PER_MINUTE": "0",
+		"LOG_LEVEL":                     "info",
 	})
 	run := &chaosRun{s: s, codes: map[string]int{}, tally: map[string]int{}}
 

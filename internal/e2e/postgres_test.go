@@ -22,7 +22,7 @@ func TestTwoReplicasOnePostgres(t *testing.T) {
 		"GATEWAY_DATABASE_URL":            dbURL,
 		"GATEWAY_SECRET_KEY":              base64.StdEncoding.EncodeToString(randBytes(t, 32)),
 		"GATEWAY_BATCH_LIST_MIN_INTERVAL": "0s",
-		"GATEWAY_RATE_LIMIT":              "0", // one caller floods both replicas on purpose
+		"GATEWAY_RATE_LIMIT_PER_MINUTE":   "0", // one caller floods both replicas on purpose
 	})
 	gws := []*proc{s.gw, s.startGateway(t, nil)}
 
