@@ -71,7 +71,7 @@ func idempotent(cfg Idempotency) func(http.Handler) http.Handler {
 			}
 			key, ok := parseIdemKey(values)
 			if !ok {
-				return batch.Errorf(batch.CodeInvalidIdemKey,
+				return batch.Errorf(codeInvalidIdemKey,
 					"Idempotency-Key must be one value of 1-255 visible ASCII characters, optionally quoted")
 			}
 			if cfg.Store == nil {
@@ -90,10 +90,10 @@ func idempotent(cfg Idempotency) func(http.Handler) http.Handler {
 			case claimed:
 				return serveClaimed(cfg.Store, next, w, r, rec)
 			case got.Fingerprint != rec.Fingerprint:
-				return batch.Errorf(batch.CodeIdemKeyMismatch,
+				return batch.Errorf(codeIdemKeyMismatch,
 					"this Idempotency-Key was used for a different request (another batch or query)")
 			case got.State != store.IdempotencyDone:
-				return &batch.Error{Code: batch.CodeIdemKeyInUse, RetryAfter: 5 * time.Second,
+				return &batch.Error{Code: codeIdemKeyInUse, RetryAfter: 5 * time.Second,
 					Detail: "the first request with this Idempotency-Key is still running"}
 			}
 			replay(w, r, got)
@@ -160,7 +160,7 @@ func final(status int, code batch.Code, retryAfter string) bool {
 	switch {
 	case status < 200, status >= 500, status == http.StatusTooManyRequests, retryAfter != "":
 		return false
-	case code == batch.CodeCloseInProgress, code == batch.CodeCloseOutcomeUnknown, code == batch.CodeIdemKeyInUse,
+	case code == batch.CodeCloseInProgress, code == batch.CodeCloseOutcomeUnknown, code == codeIdemKeyInUse,
 		code == batch.CodeStoreUnavailable, code == batch.CodeBatchNotClosable: // try again later
 		return false
 	}

@@ -131,7 +131,7 @@ func refuseBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength != 0 {
 			w.Header().Set("Connection", "close") // do not read the rest of it
-			renderError(w, r, batch.Errorf(batch.CodeBodyNotAllowed, "this API takes no request body"))
+			renderError(w, r, batch.Errorf(codeBodyNotAllowed, "this API takes no request body"))
 			return
 		}
 		next.ServeHTTP(w, r)
