@@ -74,17 +74,18 @@ func normaliseScopes(in []Scope) []Scope {
 	return slices.Compact(out)
 }
 
-type ctxKey struct{}
+// callerKey is the context key of the authenticated Caller.
+type callerKey struct{}
 
 // WithCaller returns a copy of ctx that carries c.
 func WithCaller(ctx context.Context, c Caller) context.Context {
 	c.Scopes = slices.Clone(c.Scopes)
-	return context.WithValue(ctx, ctxKey{}, c)
+	return context.WithValue(ctx, callerKey{}, c)
 }
 
 // CallerFrom returns the caller that [WithCaller] (or the middleware) stored in ctx.
 func CallerFrom(ctx context.Context) (Caller, bool) {
-	c, ok := ctx.Value(ctxKey{}).(Caller)
+	c, ok := ctx.Value(callerKey{}).(Caller)
 	if ok {
 		c.Scopes = slices.Clone(c.Scopes) // the caller may append; the context's copy stays as it was
 	}

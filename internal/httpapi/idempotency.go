@@ -38,10 +38,11 @@ var validIdemKey = regexp.MustCompile(`^[!#-\[\]-~]{1,255}$`)
 // maxRecordedBody bounds an answer kept for replay; the close's answers are small JSON.
 const maxRecordedBody = 64 << 10
 
-const idemKeyCtx ctxKey = 100
+// idemKeyKey is the context key of a claimed Idempotency-Key: string.
+type idemKeyKey struct{}
 
 func idempotencyKeyFrom(ctx context.Context) string {
-	k, _ := ctx.Value(idemKeyCtx).(string)
+	k, _ := ctx.Value(idemKeyKey{}).(string)
 	return k
 }
 
@@ -134,7 +135,7 @@ func serveClaimed(st IdempotencyStore, next http.Handler, w http.ResponseWriter,
 			panic(p)
 		}
 	}()
-	next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), idemKeyCtx, rec.Key)))
+	next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), idemKeyKey{}, rec.Key)))
 
 	var err error
 	if final(rw.status, batch.ErrorCode(outcomeFrom(r.Context()).err), w.Header().Get("Retry-After")) && !rw.overflow {

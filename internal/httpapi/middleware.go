@@ -14,11 +14,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-type ctxKey int
-
-const (
-	requestIDKey ctxKey = iota
-	outcomeKey
+// Each context value has its own key type, so no two can collide.
+type (
+	requestIDKey struct{} // the request id: string
+	outcomeKey   struct{} // what the handler tells the access log: *outcome
 )
 
 // validRequestID is what we accept from a caller's X-Request-ID: anything else (CR/LF,
@@ -33,12 +32,12 @@ func requestID(next http.Handler) http.Handler {
 			id = rand.Text()
 		}
 		w.Header().Set("X-Request-ID", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
 	})
 }
 
 func requestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
+	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
 }
 
@@ -55,8 +54,13 @@ type outcome struct {
 // statusCallerGone is logged for a request whose caller hung up (nginx's convention).
 const statusCallerGone = 499
 
+// withOutcome returns a copy of ctx that carries o, for outcomeFrom.
+func withOutcome(ctx context.Context, o *outcome) context.Context {
+	return context.WithValue(ctx, outcomeKey{}, o)
+}
+
 func outcomeFrom(ctx context.Context) *outcome {
-	if o, ok := ctx.Value(outcomeKey).(*outcome); ok {
+	if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok {
 		return o
 	}
 	return &outcome{} // outside accessLog (unit tests of a single handler): discard
@@ -79,7 +83,7 @@ func accessLog(log zerolog.Logger, obs RequestObserver) func(http.Handler) http.
 			}
 			l := lc.Logger()
 			o := &outcome{}
-			req := r.WithContext(context.WithValue(l.WithContext(r.Context()), outcomeKey, o))
+			req := r.WithContext(withOutcome(l.WithContext(r.Context()), o))
 			sw := &statusWriter{ResponseWriter: w}
 			defer func() {
 				status, pattern := answered(req, sw, o)
