@@ -212,6 +212,9 @@ func (w *recordingWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Status is the status sent, 0 while none.
+func (w *recordingWriter) Status() int { return w.status }
+
 func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func storeUnavailable(err error) error {

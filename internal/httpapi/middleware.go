@@ -147,6 +147,7 @@ func logRequest(l zerolog.Logger, r *http.Request, sw *statusWriter, o *outcome,
 // stack. http.ErrAbortHandler passes through.
 func recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w, sent := watchStatus(w)
 		defer func() {
 			v := recover()
 			if v == nil {
@@ -158,7 +159,7 @@ func recoverer(next http.Handler) http.Handler {
 			err := fmt.Errorf("panic: %v", v)
 			o := outcomeFrom(r.Context())
 			o.err, o.stack = err, string(debug.Stack())
-			if sw, ok := w.(*statusWriter); !ok || sw.status == 0 {
+			if sent.Status() == 0 {
 				writeProblem(w, r, err)
 				return
 			}
@@ -168,6 +169,29 @@ func recoverer(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// statusRecorder is a writer that knows the status it has sent, 0 while none:
+// statusWriter, and the idempotency recorder.
+type statusRecorder interface{ Status() int }
+
+// watchStatus returns the writer to hand on, and what tells whether the answer has begun:
+// w itself when w, or a writer it wraps (following Unwrap, as http.ResponseController
+// does), records its status; otherwise a statusWriter around w. So a wrapper in between
+// that hides the access log's statusWriter cannot make a begun answer look unbegun.
+func watchStatus(w http.ResponseWriter) (http.ResponseWriter, statusRecorder) {
+	for u := w; ; {
+		if s, ok := u.(statusRecorder); ok {
+			return w, s
+		}
+		inner, ok := u.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		u = inner.Unwrap()
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	return sw, sw
 }
 
 // statusWriter records the status and size of an answer. Unwrap lets
@@ -193,5 +217,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	w.bytes += int64(n)
 	return n, err
 }
+
+// Status is the status sent, 0 while none.
+func (w *statusWriter) Status() int { return w.status }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
