@@ -177,22 +177,6 @@ func TestAccessLogLine(t *testing.T) {
 	}
 }
 
-func TestSwaggerServed(t *testing.T) {
-	t.Parallel()
-	h, _ := newTestHandler(t, panicky{})
-	for path, want := range map[string]string{
-		"/swagger/index.html": "swagger-ui",
-		"/swagger/doc.json":   `"/batches/{id}/close"`,
-		"/healthz":            "ok",
-	} {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
-		if rec.Code != 200 || !strings.Contains(rec.Body.String(), want) {
-			t.Errorf("GET %s = %d, body does not contain %q", path, rec.Code, want)
-		}
-	}
-}
-
 func mustUnescape(t *testing.T, p string) string {
 	t.Helper()
 	req, err := http.NewRequest("GET", "http://x"+p, nil)
