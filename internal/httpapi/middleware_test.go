@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -112,5 +113,81 @@ func TestWatchStatusFindsTheRecorderOrAddsOne(t *testing.T) {
 	}
 	if w.WriteHeader(http.StatusTeapot); s.Status() != http.StatusTeapot || sw.Status() != http.StatusTeapot {
 		t.Errorf("statuses %d, %d after a write through the added recorder", s.Status(), sw.Status())
+	}
+}
+
+func TestPanicBecomesProblem(t *testing.T) {
+	t.Parallel()
+	h, logs := newTestHandler(t, panicky{})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/batches/abc/close", nil))
+	if rec.Code != 500 || !strings.Contains(rec.Body.String(), `"code":"internal"`) {
+		t.Fatalf("got %d %s", rec.Code, rec.Body)
+	}
+	if strings.Contains(rec.Body.String(), "boom") {
+		t.Errorf("panic value leaked: %s", rec.Body)
+	}
+	if lines := strings.Count(logs.String(), "\n"); lines != 1 ||
+		!strings.Contains(logs.String(), `"stack":`) || !strings.Contains(logs.String(), `"status":500`) {
+		t.Errorf("want the panic and its stack on the one access line:\n%s", logs)
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	t.Parallel()
+	h, logs := newTestHandler(t, panicky{})
+	tests := []struct {
+		name, in string
+		kept     bool
+	}{
+		{"honoured", "abc-123_x.y:z", true},
+		{"header injection", "abc\r\nX-Evil: 1", false},
+		{"quotes", `a"b`, false},
+		{"too long", strings.Repeat("a", 129), false},
+		{"absent", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/nope", nil)
+			req.Header["X-Request-Id"] = []string{tt.in}
+			h.ServeHTTP(rec, req)
+			got := rec.Header().Get("X-Request-ID")
+			if !validRequestID.MatchString(got) {
+				t.Fatalf("echoed id %q is not well-formed", got)
+			}
+			if (got == tt.in) != tt.kept {
+				t.Errorf("X-Request-ID %q -> %q, kept=%v", tt.in, got, tt.kept)
+			}
+			if !strings.Contains(rec.Body.String(), `"requestId":"`+got+`"`) {
+				t.Errorf("problem does not carry the request id: %s", rec.Body)
+			}
+		})
+	}
+	if strings.Contains(logs.String(), "X-Evil") {
+		t.Errorf("injected header reached the log")
+	}
+}
+
+func TestAccessLogLine(t *testing.T) {
+	t.Parallel()
+	h, logs := newTestHandler(t, panicky{})
+	req := httptest.NewRequest("POST", "/batches/a.b/close", nil)
+	req.Header.Set("X-Request-ID", "rid-42")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	var line map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(logs.String())), &line); err != nil {
+		t.Fatalf("want exactly one JSON log line, got %q: %v", logs, err)
+	}
+	for k, want := range map[string]any{
+		"requestId": "rid-42", "method": "POST", "route": "/batches/{id}/close", "status": float64(400), "message": "request",
+	} {
+		if line[k] != want {
+			t.Errorf("log %s = %v, want %v", k, line[k], want)
+		}
+	}
+	if _, ok := line["duration"]; !ok {
+		t.Errorf("no duration in %v", line)
 	}
 }
