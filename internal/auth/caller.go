@@ -5,8 +5,9 @@
 // [KeyFile]), or, when a [JWTVerifier] is configured, a JWT from the company identity
 // provider. [Authenticator.Middleware] puts the authenticated [Caller] in the request
 // context; [Authenticator.Require] and [Authorize] check a scope. Failures are handed to
-// the HTTP layer as *batch.Error values with codes batch.CodeUnauthorized (401) and
-// batch.CodeForbidden (403); the WWW-Authenticate challenge is set here (RFC 6750).
+// the HTTP layer as [*Error] values, [ErrUnauthenticated] (401) or [ErrForbidden] (403),
+// each carrying its WWW-Authenticate challenge (RFC 6750). The package imports nothing of
+// the gateway's: the HTTP layer turns its refusals into problems.
 //
 // Keys and tokens are never logged, and never accepted from the query string.
 package auth

@@ -33,7 +33,13 @@ type Error struct {
 	Err       error  // the reason, for the log; never contains a credential
 }
 
-func (e *Error) Error() string { return e.Kind.Error() + ": " + e.Detail + ": " + e.Err.Error() }
+func (e *Error) Error() string {
+	msg := fmt.Sprint(e.Kind) + ": " + e.Detail
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
 
 // Unwrap makes both the refusal and the reason match errors.Is.
 func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
@@ -71,11 +77,11 @@ func NewAuthenticator(jwtVerifier *JWTVerifier, keys ...KeySource) (*Authenticat
 }
 
 // Middleware authenticates every request. A request without valid credentials is handed
-// to onError as an [ErrUnauthenticated] [*Error], with a Bearer challenge (error="invalid_token" when a token was
-// presented, error="invalid_request" for a malformed header or a credential in the query
-// string). Otherwise the [Caller] is put in the context ([CallerFrom]), and in the
-// request logger as callerName and authMethod. Failures are logged at warn level with the
-// reason, never the credential.
+// to onError as an [ErrUnauthenticated] [*Error] with a Bearer challenge
+// (error="invalid_token" when a token was presented, error="invalid_request" for a
+// malformed header or a credential in the query string). Otherwise the [Caller] is put in
+// the context ([CallerFrom]), and in the request logger as callerName and authMethod.
+// Failures are logged at warn level with the reason, never the credential.
 func (a *Authenticator) Middleware(onError ErrorHandler) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -113,8 +119,9 @@ func (a *Authenticator) authenticate(r *http.Request) (Caller, string, error) {
 }
 
 // Require hands onError an [ErrForbidden] [*Error], with an insufficient_scope challenge,
-// when the caller lacks scope; [ErrUnauthenticated] when there is no caller (the middleware is not mounted before
-// it: fail closed). It panics on an unknown scope, a wiring mistake found at start-up.
+// when the caller lacks scope; [ErrUnauthenticated] when there is no caller (the
+// middleware is not mounted before it: fail closed). It panics on an unknown scope, a
+// wiring mistake found at start-up.
 func (a *Authenticator) Require(scope Scope, onError ErrorHandler) func(http.Handler) http.Handler {
 	if !scope.Known() {
 		panic(fmt.Sprintf("auth: Require of unknown scope %q", scope))

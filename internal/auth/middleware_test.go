@@ -252,4 +252,7 @@ func TestAuthorizeRefusals(t *testing.T) {
 		err.Error() != "unauthenticated: authentication required: "+errNoCaller.Error() {
 		t.Errorf("the reason is not in the chain or the message: %v", err)
 	}
+	if got := (&Error{Kind: ErrForbidden, Detail: "no"}).Error(); got != "forbidden: no" {
+		t.Errorf("without a reason: %q", got)
+	}
 }

@@ -103,7 +103,7 @@ func problemType(w http.ResponseWriter, r *http.Request) {
 func problemFor(err error, instance, requestID string) (api.Problem, http.Header) {
 	h := http.Header{}
 	e, ok := errors.AsType[*batch.Error](err)
-	if ae, isAuth := errors.AsType[*auth.Error](err); isAuth {
+	if ae, refused := errors.AsType[*auth.Error](err); !ok && refused {
 		e, ok = authError(ae), true
 		h.Set("WWW-Authenticate", ae.Challenge)
 	}
