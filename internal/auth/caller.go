@@ -5,8 +5,9 @@
 // [KeyFile]), or, when a [JWTVerifier] is configured, a JWT from the company identity
 // provider. [Authenticator.Middleware] puts the authenticated [Caller] in the request
 // context; [Authenticator.Require] and [Authorize] check a scope. Failures are handed to
-// the HTTP layer as *batch.Error values with codes batch.CodeUnauthorized (401) and
-// batch.CodeForbidden (403); the WWW-Authenticate challenge is set here (RFC 6750).
+// the HTTP layer as [*Error] values, [ErrUnauthenticated] (401) or [ErrForbidden] (403),
+// each carrying its WWW-Authenticate challenge (RFC 6750). The package imports nothing of
+// the gateway's: the HTTP layer turns its refusals into problems.
 //
 // Keys and tokens are never logged, and never accepted from the query string.
 package auth
@@ -74,17 +75,18 @@ func normaliseScopes(in []Scope) []Scope {
 	return slices.Compact(out)
 }
 
-type ctxKey struct{}
+// callerKey is the context key of the authenticated Caller.
+type callerKey struct{}
 
 // WithCaller returns a copy of ctx that carries c.
 func WithCaller(ctx context.Context, c Caller) context.Context {
 	c.Scopes = slices.Clone(c.Scopes)
-	return context.WithValue(ctx, ctxKey{}, c)
+	return context.WithValue(ctx, callerKey{}, c)
 }
 
 // CallerFrom returns the caller that [WithCaller] (or the middleware) stored in ctx.
 func CallerFrom(ctx context.Context) (Caller, bool) {
-	c, ok := ctx.Value(ctxKey{}).(Caller)
+	c, ok := ctx.Value(callerKey{}).(Caller)
 	if ok {
 		c.Scopes = slices.Clone(c.Scopes) // the caller may append; the context's copy stays as it was
 	}

@@ -20,8 +20,6 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/rs/zerolog"
-
-	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
 const (
@@ -201,18 +199,22 @@ func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, c map[
 	return tok
 }
 
-// testOnError is the HTTP layer's stand-in: status from the code, the detail as body.
+// testOnError is the HTTP layer's stand-in: the status and challenge from the refusal, a
+// name for it and the detail as body.
 func testOnError(w http.ResponseWriter, _ *http.Request, err error) {
-	e, ok := errors.AsType[*batch.Error](err)
-	status := http.StatusInternalServerError
+	e, ok := errors.AsType[*Error](err)
+	status, name := http.StatusInternalServerError, "internal"
 	switch {
-	case ok && e.Code == batch.CodeUnauthorized:
-		status = http.StatusUnauthorized
-	case ok && e.Code == batch.CodeForbidden:
-		status = http.StatusForbidden
+	case ok && errors.Is(err, ErrUnauthenticated):
+		status, name = http.StatusUnauthorized, "unauthorized"
+	case ok && errors.Is(err, ErrForbidden):
+		status, name = http.StatusForbidden, "forbidden"
+	}
+	if ok {
+		w.Header().Set("WWW-Authenticate", e.Challenge)
 	}
 	w.WriteHeader(status)
 	if ok {
-		_, _ = io.WriteString(w, string(e.Code)+": "+e.Detail)
+		_, _ = io.WriteString(w, name+": "+e.Detail)
 	}
 }

@@ -1,22 +1,48 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/rs/zerolog"
-
-	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
 // Realm is the realm of every WWW-Authenticate challenge.
 const Realm = "payment-batch-gateway"
 
 // ErrorHandler renders an error; the HTTP layer's problem writer. The errors this package
-// hands it are *batch.Error values whose Detail is safe to show and whose Err, the reason
-// for the log, never contains a credential.
+// hands it are [*Error] values: it answers 401 for [ErrUnauthenticated], 403 for
+// [ErrForbidden], and sends the error's Challenge as WWW-Authenticate.
 type ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+
+// The two refusals. Every error [Authenticator.Middleware], [Authenticator.Require] and
+// [Authorize] return is an [*Error] that matches one of them with errors.Is.
+var (
+	ErrUnauthenticated = errors.New("unauthenticated") // no, malformed or invalid credentials: 401
+	ErrForbidden       = errors.New("forbidden")       // valid credentials without the scope: 403
+)
+
+// Error is a refused request: which refusal, what the caller may be told, and the Bearer
+// challenge (RFC 6750) its answer carries.
+type Error struct {
+	Kind      error  // ErrUnauthenticated or ErrForbidden
+	Detail    string // safe to show the caller
+	Challenge string // the WWW-Authenticate value of the answer
+	Err       error  // the reason, for the log; never contains a credential
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprint(e.Kind) + ": " + e.Detail
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap makes both the refusal and the reason match errors.Is.
+func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
 
 // Why a request is refused before any token is verified.
 var (
@@ -50,12 +76,12 @@ func NewAuthenticator(jwtVerifier *JWTVerifier, keys ...KeySource) (*Authenticat
 	return a, nil
 }
 
-// Middleware authenticates every request. A request without valid credentials gets a 401
-// through onError, with a Bearer challenge (error="invalid_token" when a token was
-// presented, error="invalid_request" for a malformed header or a credential in the query
-// string). Otherwise the [Caller] is put in the context ([CallerFrom]), and in the
-// request logger as callerName and authMethod. Failures are logged at warn level with the
-// reason, never the credential.
+// Middleware authenticates every request. A request without valid credentials is handed
+// to onError as an [ErrUnauthenticated] [*Error] with a Bearer challenge
+// (error="invalid_token" when a token was presented, error="invalid_request" for a
+// malformed header or a credential in the query string). Otherwise the [Caller] is put in
+// the context ([CallerFrom]), and in the request logger as callerName and authMethod.
+// Failures are logged at warn level with the reason, never the credential.
 func (a *Authenticator) Middleware(onError ErrorHandler) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -92,16 +118,17 @@ func (a *Authenticator) authenticate(r *http.Request) (Caller, string, error) {
 	return Caller{}, MethodAPIKey, errUnknownKey
 }
 
-// Require answers 403 through onError, with an insufficient_scope challenge, when the
-// caller lacks scope; 401 when there is no caller (the middleware is not mounted before
-// it: fail closed). It panics on an unknown scope, a wiring mistake found at start-up.
+// Require hands onError an [ErrForbidden] [*Error], with an insufficient_scope challenge,
+// when the caller lacks scope; [ErrUnauthenticated] when there is no caller (the
+// middleware is not mounted before it: fail closed). It panics on an unknown scope, a
+// wiring mistake found at start-up.
 func (a *Authenticator) Require(scope Scope, onError ErrorHandler) func(http.Handler) http.Handler {
 	if !scope.Known() {
 		panic(fmt.Sprintf("auth: Require of unknown scope %q", scope))
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := Authorize(w, r, scope); err != nil {
+			if err := Authorize(r.Context(), scope); err != nil {
 				onError(w, r, err)
 				return
 			}
@@ -110,27 +137,26 @@ func (a *Authenticator) Require(scope Scope, onError ErrorHandler) func(http.Han
 	}
 }
 
-// Authorize checks that the request's caller holds scope, for checks that depend on more
+// Authorize checks that the context's caller holds scope, for checks that depend on more
 // than the route (a close with ?regenerate=true needs batches:regenerate). When not, it
-// sets the WWW-Authenticate challenge, logs, and returns the *batch.Error to render:
-// CodeForbidden, or CodeUnauthorized when there is no caller.
-func Authorize(w http.ResponseWriter, r *http.Request, scope Scope) error {
-	c, ok := CallerFrom(r.Context())
+// logs and returns the [*Error] to render: [ErrForbidden], or [ErrUnauthenticated] when
+// there is no caller.
+func Authorize(ctx context.Context, scope Scope) error {
+	c, ok := CallerFrom(ctx)
 	if !ok {
-		w.Header().Set("WWW-Authenticate", challenge(""))
-		zerolog.Ctx(r.Context()).Error().Err(errNoCaller).Msg("authorisation refused")
-		return &batch.Error{Code: batch.CodeUnauthorized, Detail: "authentication required", Err: errNoCaller}
+		zerolog.Ctx(ctx).Error().Err(errNoCaller).Msg("authorisation refused")
+		return &Error{Kind: ErrUnauthenticated, Detail: "authentication required", Challenge: challenge(""), Err: errNoCaller}
 	}
 	if c.Has(scope) {
 		return nil
 	}
-	w.Header().Set("WWW-Authenticate", challenge("insufficient_scope")+fmt.Sprintf(`, scope="%s"`, scope))
 	err := fmt.Errorf("caller lacks scope %s", scope)
-	zerolog.Ctx(r.Context()).Warn().Str("reason", err.Error()).Msg("authorisation refused") // the logger names the caller
-	return &batch.Error{Code: batch.CodeForbidden, Detail: fmt.Sprintf("this operation needs the scope %s", scope), Err: err}
+	zerolog.Ctx(ctx).Warn().Str("reason", err.Error()).Msg("authorisation refused") // the logger names the caller
+	return &Error{Kind: ErrForbidden, Detail: fmt.Sprintf("this operation needs the scope %s", scope),
+		Challenge: challenge("insufficient_scope") + fmt.Sprintf(`, scope="%s"`, scope), Err: err}
 }
 
-// unauthorized sets the challenge, logs the reason and hands the 401 to onError.
+// unauthorized logs the reason and hands the refusal, with its challenge, to onError.
 func unauthorized(w http.ResponseWriter, r *http.Request, method string, err error, onError ErrorHandler) {
 	code, detail := "invalid_token", "invalid credentials"
 	switch {
@@ -143,13 +169,12 @@ func unauthorized(w http.ResponseWriter, r *http.Request, method string, err err
 	case errors.Is(err, errTokenExpired):
 		detail = "the token has expired"
 	}
-	w.Header().Set("WWW-Authenticate", challenge(code))
 	ev := zerolog.Ctx(r.Context()).Warn().Str("reason", err.Error())
 	if method != "" {
 		ev = ev.Str("authMethod", method)
 	}
 	ev.Msg("authentication failed")
-	onError(w, r, &batch.Error{Code: batch.CodeUnauthorized, Detail: detail, Err: err})
+	onError(w, r, &Error{Kind: ErrUnauthenticated, Detail: detail, Challenge: challenge(code), Err: err})
 }
 
 // challenge is a Bearer challenge with an optional RFC 6750 error code.

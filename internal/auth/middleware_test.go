@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -223,5 +224,35 @@ func TestNewAuthenticatorNeedsASource(t *testing.T) {
 	}
 	if _, err := NewAuthenticator(nil, (*KeySet)(nil)); err != nil {
 		t.Errorf("an empty key set is the caller's decision: %v", err)
+	}
+}
+
+// The refusals are this package's own errors: each matches its sentinel and its reason,
+// and carries the challenge its answer needs.
+func TestAuthorizeRefusals(t *testing.T) {
+	t.Parallel()
+	reader := WithCaller(t.Context(), Caller{Name: "auditor", Scopes: []Scope{ScopeBatchesRead}, Method: MethodAPIKey})
+	if err := Authorize(reader, ScopeBatchesRead); err != nil {
+		t.Errorf("a held scope: %v", err)
+	}
+	for name, tt := range map[string]struct {
+		err           error
+		kind, notKind error
+		challenge     string
+	}{
+		"no caller":     {Authorize(t.Context(), ScopeBatchesRead), ErrUnauthenticated, ErrForbidden, challengeNone},
+		"scope missing": {Authorize(reader, ScopeBatchesClose), ErrForbidden, ErrUnauthenticated, `Bearer realm="payment-batch-gateway", error="insufficient_scope", scope="batches:close"`},
+	} {
+		e, ok := errors.AsType[*Error](tt.err)
+		if !ok || !errors.Is(tt.err, tt.kind) || errors.Is(tt.err, tt.notKind) || e.Challenge != tt.challenge || e.Err == nil {
+			t.Errorf("%s: %#v", name, tt.err)
+		}
+	}
+	if err := Authorize(t.Context(), ScopeBatchesRead); !errors.Is(err, errNoCaller) ||
+		err.Error() != "unauthenticated: authentication required: "+errNoCaller.Error() {
+		t.Errorf("the reason is not in the chain or the message: %v", err)
+	}
+	if got := (&Error{Kind: ErrForbidden, Detail: "no"}).Error(); got != "forbidden: no" {
+		t.Errorf("without a reason: %q", got)
 	}
 }

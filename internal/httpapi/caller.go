@@ -72,7 +72,7 @@ func noteCaller(next http.Handler) http.Handler {
 func requireRegenerateScope(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("regenerate") == "true" {
-			if err := auth.Authorize(w, r, auth.ScopeBatchesRegenerate); err != nil {
+			if err := auth.Authorize(r.Context(), auth.ScopeBatchesRegenerate); err != nil {
 				renderError(w, r, err)
 				return
 			}
@@ -86,7 +86,7 @@ func rateLimit(perMinute int) func(http.Handler) http.Handler {
 	return httprate.LimitBy(perMinute, time.Minute,
 		func(r *http.Request) (string, error) { return callerID(r.Context()), nil },
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
-			renderError(w, r, batch.Errorf(batch.CodeRateLimited,
+			renderError(w, r, batch.Errorf(codeRateLimited,
 				"this caller is over its limit of %d requests per minute", perMinute))
 		}))
 }

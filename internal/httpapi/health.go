@@ -51,7 +51,7 @@ func AdminHandler(log zerolog.Logger, a Admin) http.Handler {
 	r.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			o := &outcome{}
-			ctx := context.WithValue(log.WithContext(req.Context()), outcomeKey, o)
+			ctx := withOutcome(log.WithContext(req.Context()), o)
 			defer func() {
 				if o.stack != "" {
 					log.Error().AnErr("error", o.err).Str("stack", o.stack).Str("route", req.URL.Path).Msg("admin request panicked")

@@ -38,10 +38,11 @@ var validIdemKey = regexp.MustCompile(`^[!#-\[\]-~]{1,255}$`)
 // maxRecordedBody bounds an answer kept for replay; the close's answers are small JSON.
 const maxRecordedBody = 64 << 10
 
-const idemKeyCtx ctxKey = 100
+// idemKeyKey is the context key of a claimed Idempotency-Key: string.
+type idemKeyKey struct{}
 
 func idempotencyKeyFrom(ctx context.Context) string {
-	k, _ := ctx.Value(idemKeyCtx).(string)
+	k, _ := ctx.Value(idemKeyKey{}).(string)
 	return k
 }
 
@@ -71,7 +72,7 @@ func idempotent(cfg Idempotency) func(http.Handler) http.Handler {
 			}
 			key, ok := parseIdemKey(values)
 			if !ok {
-				return batch.Errorf(batch.CodeInvalidIdemKey,
+				return batch.Errorf(codeInvalidIdemKey,
 					"Idempotency-Key must be one value of 1-255 visible ASCII characters, optionally quoted")
 			}
 			if cfg.Store == nil {
@@ -90,10 +91,10 @@ func idempotent(cfg Idempotency) func(http.Handler) http.Handler {
 			case claimed:
 				return serveClaimed(cfg.Store, next, w, r, rec)
 			case got.Fingerprint != rec.Fingerprint:
-				return batch.Errorf(batch.CodeIdemKeyMismatch,
+				return batch.Errorf(codeIdemKeyMismatch,
 					"this Idempotency-Key was used for a different request (another batch or query)")
 			case got.State != store.IdempotencyDone:
-				return &batch.Error{Code: batch.CodeIdemKeyInUse, RetryAfter: 5 * time.Second,
+				return &batch.Error{Code: codeIdemKeyInUse, RetryAfter: 5 * time.Second,
 					Detail: "the first request with this Idempotency-Key is still running"}
 			}
 			replay(w, r, got)
@@ -134,7 +135,7 @@ func serveClaimed(st IdempotencyStore, next http.Handler, w http.ResponseWriter,
 			panic(p)
 		}
 	}()
-	next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), idemKeyCtx, rec.Key)))
+	next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), idemKeyKey{}, rec.Key)))
 
 	var err error
 	if final(rw.status, batch.ErrorCode(outcomeFrom(r.Context()).err), w.Header().Get("Retry-After")) && !rw.overflow {
@@ -160,7 +161,7 @@ func final(status int, code batch.Code, retryAfter string) bool {
 	switch {
 	case status < 200, status >= 500, status == http.StatusTooManyRequests, retryAfter != "":
 		return false
-	case code == batch.CodeCloseInProgress, code == batch.CodeCloseOutcomeUnknown, code == batch.CodeIdemKeyInUse,
+	case code == batch.CodeCloseInProgress, code == batch.CodeCloseOutcomeUnknown, code == codeIdemKeyInUse,
 		code == batch.CodeStoreUnavailable, code == batch.CodeBatchNotClosable: // try again later
 		return false
 	}
@@ -210,6 +211,9 @@ func (w *recordingWriter) Write(b []byte) (int, error) {
 	}
 	return w.ResponseWriter.Write(b)
 }
+
+// Status is the status sent, 0 while none.
+func (w *recordingWriter) Status() int { return w.status }
 
 func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 

@@ -14,11 +14,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-type ctxKey int
-
-const (
-	requestIDKey ctxKey = iota
-	outcomeKey
+// Each context value has its own key type, so no two can collide.
+type (
+	requestIDKey struct{} // the request id: string
+	outcomeKey   struct{} // what the handler tells the access log: *outcome
 )
 
 // validRequestID is what we accept from a caller's X-Request-ID: anything else (CR/LF,
@@ -33,12 +32,12 @@ func requestID(next http.Handler) http.Handler {
 			id = rand.Text()
 		}
 		w.Header().Set("X-Request-ID", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
 	})
 }
 
 func requestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
+	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
 }
 
@@ -55,8 +54,13 @@ type outcome struct {
 // statusCallerGone is logged for a request whose caller hung up (nginx's convention).
 const statusCallerGone = 499
 
+// withOutcome returns a copy of ctx that carries o, for outcomeFrom.
+func withOutcome(ctx context.Context, o *outcome) context.Context {
+	return context.WithValue(ctx, outcomeKey{}, o)
+}
+
 func outcomeFrom(ctx context.Context) *outcome {
-	if o, ok := ctx.Value(outcomeKey).(*outcome); ok {
+	if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok {
 		return o
 	}
 	return &outcome{} // outside accessLog (unit tests of a single handler): discard
@@ -79,7 +83,7 @@ func accessLog(log zerolog.Logger, obs RequestObserver) func(http.Handler) http.
 			}
 			l := lc.Logger()
 			o := &outcome{}
-			req := r.WithContext(context.WithValue(l.WithContext(r.Context()), outcomeKey, o))
+			req := r.WithContext(withOutcome(l.WithContext(r.Context()), o))
 			sw := &statusWriter{ResponseWriter: w}
 			defer func() {
 				status, pattern := answered(req, sw, o)
@@ -143,6 +147,7 @@ func logRequest(l zerolog.Logger, r *http.Request, sw *statusWriter, o *outcome,
 // stack. http.ErrAbortHandler passes through.
 func recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w, sent := watchStatus(w)
 		defer func() {
 			v := recover()
 			if v == nil {
@@ -154,7 +159,7 @@ func recoverer(next http.Handler) http.Handler {
 			err := fmt.Errorf("panic: %v", v)
 			o := outcomeFrom(r.Context())
 			o.err, o.stack = err, string(debug.Stack())
-			if sw, ok := w.(*statusWriter); !ok || sw.status == 0 {
+			if sent.Status() == 0 {
 				writeProblem(w, r, err)
 				return
 			}
@@ -164,6 +169,29 @@ func recoverer(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// statusRecorder is a writer that knows the status it has sent, 0 while none:
+// statusWriter, and the idempotency recorder.
+type statusRecorder interface{ Status() int }
+
+// watchStatus returns the writer to hand on, and what tells whether the answer has begun:
+// w itself when w, or a writer it wraps (following Unwrap, as http.ResponseController
+// does), records its status; otherwise a statusWriter around w. So a wrapper in between
+// that hides the access log's statusWriter cannot make a begun answer look unbegun.
+func watchStatus(w http.ResponseWriter) (http.ResponseWriter, statusRecorder) {
+	for u := w; ; {
+		if s, ok := u.(statusRecorder); ok {
+			return w, s
+		}
+		inner, ok := u.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		u = inner.Unwrap()
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	return sw, sw
 }
 
 // statusWriter records the status and size of an answer. Unwrap lets
@@ -189,5 +217,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	w.bytes += int64(n)
 	return n, err
 }
+
+// Status is the status sent, 0 while none.
+func (w *statusWriter) Status() int { return w.status }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -10,18 +10,70 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/finplat/payment-batch-gateway/api"
+	"github.com/finplat/payment-batch-gateway/internal/auth"
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
-// Codes that only the HTTP layer produces.
+// Codes that only the HTTP layer produces; the domain's are in internal/batch.
 const (
 	codeRouteNotFound    batch.Code = "route_not_found"
 	codeMethodNotAllowed batch.Code = "method_not_allowed"
+	codeBodyNotAllowed   batch.Code = "request_body_not_allowed" // no endpoint takes a request body
+	codeInvalidIdemKey   batch.Code = "invalid_idempotency_key"
+	codeIdemKeyMismatch  batch.Code = "idempotency_key_mismatch" // the key was used for a different request
+	codeIdemKeyInUse     batch.Code = "idempotency_key_in_use"   // the key's first request is still running
+	codeUnauthorized     batch.Code = "unauthorized"             // no or invalid caller credentials (auth.ErrUnauthenticated)
+	codeForbidden        batch.Code = "forbidden"                // the caller lacks the scope (auth.ErrForbidden)
+	codeRateLimited      batch.Code = "rate_limited"             // the caller is over its request rate
 )
 
-type problemKind struct {
-	status int
+// kindStatus is the one table from error kind to HTTP status.
+var kindStatus = map[batch.Kind]int{
+	batch.KindInvalid:         http.StatusBadRequest,
+	batch.KindUnauthorized:    http.StatusUnauthorized,
+	batch.KindForbidden:       http.StatusForbidden,
+	batch.KindNotFound:        http.StatusNotFound,
+	batch.KindConflict:        http.StatusConflict,
+	batch.KindRateLimited:     http.StatusTooManyRequests,
+	batch.KindUnavailable:     http.StatusServiceUnavailable,
+	batch.KindUpstreamTimeout: http.StatusGatewayTimeout,
+	batch.KindUpstreamBad:     http.StatusBadGateway,
+	batch.KindInternal:        http.StatusInternalServerError,
+}
+
+// httpCode describes a code of the HTTP layer's own. status, when set, is an exception
+// to the kind's status, where HTTP has a more precise one.
+type httpCode struct {
+	kind   batch.Kind
 	title  string
+	status int
+}
+
+var httpCodes = map[batch.Code]httpCode{
+	codeRouteNotFound:    {batch.KindNotFound, "No such route", 0},
+	codeMethodNotAllowed: {batch.KindInvalid, "Method not allowed", http.StatusMethodNotAllowed},            // RFC 9110 15.5.6, with Allow
+	codeBodyNotAllowed:   {batch.KindInvalid, "Request body not allowed", http.StatusRequestEntityTooLarge}, // RFC 9110 15.5.14: the body is more than the server accepts
+	codeInvalidIdemKey:   {batch.KindInvalid, "Invalid Idempotency-Key", 0},
+	codeIdemKeyMismatch:  {batch.KindInvalid, "Idempotency-Key reused for another request", http.StatusUnprocessableEntity}, // the Idempotency-Key draft's status for a reused key
+	codeIdemKeyInUse:     {batch.KindConflict, "Idempotency-Key in use", 0},
+	codeUnauthorized:     {batch.KindUnauthorized, "Authentication required", 0},
+	codeForbidden:        {batch.KindForbidden, "Not allowed", 0},
+	codeRateLimited:      {batch.KindRateLimited, "Too many requests", 0},
+}
+
+// describe is what a caller is told about code: its title and status; ok is false for a
+// code neither the HTTP layer nor the domain knows.
+func describe(code batch.Code) (title string, status int, ok bool) {
+	if h, ok := httpCodes[code]; ok {
+		if h.status == 0 {
+			h.status = kindStatus[h.kind]
+		}
+		return h.title, h.status, true
+	}
+	if !code.Known() {
+		return "", 0, false
+	}
+	return code.Title(), kindStatus[code.Kind()], true
 }
 
 // problemType godoc
@@ -38,66 +90,35 @@ type problemKind struct {
 //	@Router			/problems/{code} [get]
 func problemType(w http.ResponseWriter, r *http.Request) {
 	code := batch.Code(chi.URLParam(r, "code"))
-	kind, ok := problemKinds[code]
+	title, status, ok := describe(code)
 	if !ok {
 		writeProblem(w, r, batch.Errorf(codeRouteNotFound, "no problem type %q", code))
 		return
 	}
-	_ = writeJSON(w, http.StatusOK, api.ProblemType{Code: string(code), Title: kind.title, Status: kind.status})
-}
-
-// problemKinds is the one table from error code to HTTP status. A code missing here is a
-// bug and is answered as internal.
-var problemKinds = map[batch.Code]problemKind{
-	batch.CodeInvalidBatchID:      {http.StatusBadRequest, "Invalid batch id"},
-	batch.CodeBatchNotFound:       {http.StatusNotFound, "Batch not found"},
-	batch.CodeFileNotFound:        {http.StatusNotFound, "Payment file not found"},
-	batch.CodeFileNotReady:        {http.StatusConflict, "Payment file not ready yet"},
-	batch.CodeFileChanged:         {http.StatusBadGateway, "Concur's payment file changed"},
-	batch.CodeTooManyDownloads:    {http.StatusTooManyRequests, "Too many downloads"},
-	batch.CodeBatchNotClosable:    {http.StatusConflict, "Batch cannot be closed"},
-	batch.CodeUpstreamConflict:    {http.StatusConflict, "Concur reported a conflict"},
-	batch.CodeUpstreamAuthFailed:  {http.StatusBadGateway, "Concur rejected the gateway's credentials"},
-	batch.CodeUpstreamRateLimited: {http.StatusTooManyRequests, "Concur is throttling requests"},
-	batch.CodeUpstreamUnavailable: {http.StatusServiceUnavailable, "Concur is unavailable"},
-	batch.CodeUpstreamTimeout:     {http.StatusGatewayTimeout, "Concur did not answer in time"},
-	batch.CodeUpstreamBadResponse: {http.StatusBadGateway, "Concur sent an unexpected answer"},
-	batch.CodeUpstreamUnreachable: {http.StatusBadGateway, "Concur is unreachable"},
-	batch.CodeUpstreamHostRefused: {http.StatusBadGateway, "Concur pointed to an untrusted host"},
-	batch.CodeUpstreamRejected:    {http.StatusBadGateway, "Concur rejected the request"},
-	batch.CodeBatchAlreadyClosed:  {http.StatusConflict, "Batch already closed"},
-	batch.CodeCloseInProgress:     {http.StatusConflict, "A close of this batch is in progress"},
-	batch.CodeCloseOutcomeUnknown: {http.StatusConflict, "An earlier close of this batch may still be taking effect"},
-	batch.CodeInvalidRequest:      {http.StatusBadRequest, "Invalid request"},
-	batch.CodeInvalidCursor:       {http.StatusBadRequest, "Invalid list cursor"},
-	batch.CodeBodyNotAllowed:      {http.StatusRequestEntityTooLarge, "Request body not allowed"},
-	batch.CodeInvalidIdemKey:      {http.StatusBadRequest, "Invalid Idempotency-Key"},
-	batch.CodeIdemKeyMismatch:     {http.StatusUnprocessableEntity, "Idempotency-Key reused for another request"},
-	batch.CodeIdemKeyInUse:        {http.StatusConflict, "Idempotency-Key in use"},
-	batch.CodeUnauthorized:        {http.StatusUnauthorized, "Authentication required"},
-	batch.CodeForbidden:           {http.StatusForbidden, "Not allowed"},
-	batch.CodeRateLimited:         {http.StatusTooManyRequests, "Too many requests"},
-	batch.CodeStoreUnavailable:    {http.StatusServiceUnavailable, "Gateway database unavailable"},
-	batch.CodeInternal:            {http.StatusInternalServerError, "Internal error"},
-	codeRouteNotFound:             {http.StatusNotFound, "No such route"},
-	codeMethodNotAllowed:          {http.StatusMethodNotAllowed, "Method not allowed"},
+	_ = writeJSON(w, http.StatusOK, api.ProblemType{Code: string(code), Title: title, Status: status})
 }
 
 // problemFor turns any error into the problem a caller may see. Only *batch.Error values
-// contribute a detail; anything else becomes a generic internal error.
+// and auth's refusals contribute a detail; anything else becomes a generic internal error.
 func problemFor(err error, instance, requestID string) (api.Problem, http.Header) {
+	h := http.Header{}
 	e, ok := errors.AsType[*batch.Error](err)
+	if ae, refused := errors.AsType[*auth.Error](err); !ok && refused {
+		e, ok = authError(ae), true
+		h.Set("WWW-Authenticate", ae.Challenge)
+	}
 	if !ok {
 		e = &batch.Error{Code: batch.CodeInternal}
 	}
-	kind, known := problemKinds[e.Code]
+	title, status, known := describe(e.Code)
 	if !known {
-		e, kind = &batch.Error{Code: batch.CodeInternal}, problemKinds[batch.CodeInternal]
+		e = &batch.Error{Code: batch.CodeInternal}
+		title, status, _ = describe(batch.CodeInternal)
 	}
 	p := api.Problem{
 		Type:      "/problems/" + string(e.Code),
-		Title:     kind.title,
-		Status:    kind.status,
+		Title:     title,
+		Status:    status,
 		Detail:    e.Detail,
 		Instance:  instance,
 		Code:      string(e.Code),
@@ -113,11 +134,19 @@ func problemFor(err error, instance, requestID string) (api.Problem, http.Header
 		rec := closeResponse(e.Recorded.BatchID, *e.Recorded)
 		p.Recorded = &rec
 	}
-	h := http.Header{}
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
 	}
 	return p, h
+}
+
+// authError is auth's refusal in the HTTP layer's words.
+func authError(e *auth.Error) *batch.Error {
+	code := codeUnauthorized
+	if errors.Is(e.Kind, auth.ErrForbidden) {
+		code = codeForbidden
+	}
+	return &batch.Error{Code: code, Detail: e.Detail, Err: e}
 }
 
 // writeProblem writes err as application/problem+json.

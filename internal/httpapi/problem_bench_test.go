@@ -17,7 +17,7 @@ import (
 func BenchmarkRenderProblem(b *testing.B) {
 	const id = "6F1C2A9E-3B7D-4E58-9A41-0C2D8E7F5B13"
 	req := httptest.NewRequest(http.MethodPost, "/batches/"+id+"/close", nil)
-	req = req.WithContext(context.WithValue(req.Context(), requestIDKey, "d4jb7ksa3fmq2elr0h5pcgvtn8"))
+	req = req.WithContext(context.WithValue(req.Context(), requestIDKey{}, "d4jb7ksa3fmq2elr0h5pcgvtn8"))
 	err := batch.Errorf(batch.CodeBatchNotFound, "batch %s is not in Concur's batch list", id)
 	want := `{"type":"/problems/batch_not_found","title":"Batch not found","status":404,` +
 		`"detail":"batch ` + id + ` is not in Concur's batch list","instance":"/batches/` + id + `/close",` +

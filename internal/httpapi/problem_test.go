@@ -3,8 +3,11 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,51 +15,55 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/finplat/payment-batch-gateway/api"
+	"github.com/finplat/payment-batch-gateway/internal/auth"
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
+// The wire contract: every code's status and title, as the README and the committed spec
+// publish them. Codes are written out as strings so that a renamed constant cannot pass.
 func TestProblemTable(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		code       batch.Code
 		status     int
+		title      string
 		retryAfter string
 	}{
-		{batch.CodeInvalidBatchID, 400, ""},
-		{batch.CodeBatchNotFound, 404, ""},
-		{batch.CodeFileNotFound, 404, ""},
-		{batch.CodeFileNotReady, 409, ""},
-		{batch.CodeFileChanged, 502, ""},
-		{batch.CodeTooManyDownloads, 429, ""},
-		{batch.CodeBatchNotClosable, 409, ""},
-		{batch.CodeUpstreamConflict, 409, ""},
-		{batch.CodeUpstreamAuthFailed, 502, ""},
-		{batch.CodeUpstreamRateLimited, 429, "60"},
-		{batch.CodeUpstreamUnavailable, 503, "300"},
-		{batch.CodeUpstreamTimeout, 504, ""},
-		{batch.CodeUpstreamBadResponse, 502, ""},
-		{batch.CodeUpstreamUnreachable, 502, ""},
-		{batch.CodeUpstreamHostRefused, 502, ""},
-		{batch.CodeUpstreamRejected, 502, ""},
-		{batch.CodeBatchAlreadyClosed, 409, ""},
-		{batch.CodeCloseInProgress, 409, ""},
-		{batch.CodeCloseOutcomeUnknown, 409, ""},
-		{batch.CodeInvalidRequest, 400, ""},
-		{batch.CodeInvalidCursor, 400, ""},
-		{batch.CodeInvalidIdemKey, 400, ""},
-		{batch.CodeBodyNotAllowed, 413, ""},
-		{batch.CodeIdemKeyMismatch, 422, ""},
-		{batch.CodeIdemKeyInUse, 409, ""},
-		{batch.CodeUnauthorized, 401, ""},
-		{batch.CodeForbidden, 403, ""},
-		{batch.CodeRateLimited, 429, ""},
-		{batch.CodeStoreUnavailable, 503, "300"},
-		{batch.CodeInternal, 500, ""},
-		{codeRouteNotFound, 404, ""},
-		{codeMethodNotAllowed, 405, ""},
+		{"invalid_batch_id", 400, "Invalid batch id", ""},
+		{"batch_not_found", 404, "Batch not found", ""},
+		{"file_not_found", 404, "Payment file not found", ""},
+		{"file_not_ready", 409, "Payment file not ready yet", ""},
+		{"file_changed", 502, "Concur's payment file changed", ""},
+		{"too_many_downloads", 429, "Too many downloads", ""},
+		{"batch_not_closable", 409, "Batch cannot be closed", ""},
+		{"upstream_conflict", 409, "Concur reported a conflict", ""},
+		{"upstream_auth_failed", 502, "Concur rejected the gateway's credentials", ""},
+		{"upstream_rate_limited", 429, "Concur is throttling requests", "60"},
+		{"upstream_unavailable", 503, "Concur is unavailable", "300"},
+		{"upstream_timeout", 504, "Concur did not answer in time", ""},
+		{"upstream_bad_response", 502, "Concur sent an unexpected answer", ""},
+		{"upstream_unreachable", 502, "Concur is unreachable", ""},
+		{"upstream_host_refused", 502, "Concur pointed to an untrusted host", ""},
+		{"upstream_rejected", 502, "Concur rejected the request", ""},
+		{"batch_already_closed", 409, "Batch already closed", ""},
+		{"close_in_progress", 409, "A close of this batch is in progress", ""},
+		{"close_outcome_unknown", 409, "An earlier close of this batch may still be taking effect", ""},
+		{"invalid_request", 400, "Invalid request", ""},
+		{"invalid_cursor", 400, "Invalid list cursor", ""},
+		{"invalid_idempotency_key", 400, "Invalid Idempotency-Key", ""},
+		{"request_body_not_allowed", 413, "Request body not allowed", ""},
+		{"idempotency_key_mismatch", 422, "Idempotency-Key reused for another request", ""},
+		{"idempotency_key_in_use", 409, "Idempotency-Key in use", ""},
+		{"unauthorized", 401, "Authentication required", ""},
+		{"forbidden", 403, "Not allowed", ""},
+		{"rate_limited", 429, "Too many requests", ""},
+		{"store_unavailable", 503, "Gateway database unavailable", "300"},
+		{"internal", 500, "Internal error", ""},
+		{"route_not_found", 404, "No such route", ""},
+		{"method_not_allowed", 405, "Method not allowed", ""},
 	}
-	if len(tests) != len(problemKinds) {
-		t.Fatalf("table test has %d codes, problemKinds has %d: keep them in step", len(tests), len(problemKinds))
+	if len(tests) != len(knownCodes()) {
+		t.Fatalf("table test has %d codes, the domain and the HTTP layer have %d: keep them in step", len(tests), len(knownCodes()))
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.code), func(t *testing.T) {
@@ -69,8 +76,8 @@ func TestProblemTable(t *testing.T) {
 				e.RetryAfter = 5 * time.Minute
 			}
 			p := render(t, e)
-			if p.Status != tt.status || p.Code != string(tt.code) || p.Type != "/problems/"+string(tt.code) || p.Title == "" {
-				t.Errorf("problem = %+v, want status %d code %s", p.Problem, tt.status, tt.code)
+			if p.Status != tt.status || p.Code != string(tt.code) || p.Type != "/problems/"+string(tt.code) || p.Title != tt.title {
+				t.Errorf("problem = %+v, want status %d code %s title %q", p.Problem, tt.status, tt.code, tt.title)
 			}
 			if p.header.Get("Retry-After") != tt.retryAfter {
 				t.Errorf("Retry-After = %q, want %q", p.header.Get("Retry-After"), tt.retryAfter)
@@ -79,6 +86,65 @@ func TestProblemTable(t *testing.T) {
 				t.Errorf("cause leaked to the wire: %s", p.raw)
 			}
 		})
+	}
+}
+
+// knownCodes is every code a caller can see: the domain's and the HTTP layer's.
+func knownCodes() []batch.Code {
+	return append(batch.Codes(), slices.Collect(maps.Keys(httpCodes))...)
+}
+
+// Every kind has a status, and a code's status is its kind's except for the few HTTP
+// codes that name a more precise one.
+func TestKindStatus(t *testing.T) {
+	t.Parallel()
+	for _, k := range batch.Kinds() {
+		if s := kindStatus[k]; s < 400 || s > 599 {
+			t.Errorf("kind %v has status %d", k, s)
+		}
+	}
+	if len(kindStatus) != len(batch.Kinds()) {
+		t.Errorf("kindStatus has %d kinds, the domain %d", len(kindStatus), len(batch.Kinds()))
+	}
+	exceptions := map[batch.Code]int{}
+	for code, h := range httpCodes {
+		if code.Known() {
+			t.Errorf("%s is both the domain's and the HTTP layer's", code)
+		}
+		if h.status != 0 {
+			exceptions[code] = h.status
+		}
+	}
+	want := map[batch.Code]int{codeMethodNotAllowed: 405, codeBodyNotAllowed: 413, codeIdemKeyMismatch: 422}
+	if diff := cmp.Diff(want, exceptions); diff != "" {
+		t.Errorf("exceptions to the kind table (-want +got):\n%s", diff)
+	}
+}
+
+// auth's refusals become 401 and 403 problems carrying their challenge; the reason stays
+// in the log.
+func TestProblemForAuthRefusals(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		err    *auth.Error
+		status int
+		code   string
+	}{
+		{&auth.Error{Kind: auth.ErrUnauthenticated, Detail: "invalid credentials", Challenge: `Bearer realm="r", error="invalid_token"`,
+			Err: errors.New("unknown api key")}, 401, "unauthorized"},
+		{&auth.Error{Kind: auth.ErrForbidden, Detail: "this operation needs the scope batches:close",
+			Challenge: `Bearer realm="r", error="insufficient_scope"`, Err: errors.New("caller lacks scope")}, 403, "forbidden"},
+	} {
+		p := render(t, fmt.Errorf("wrapped: %w", tt.err))
+		if p.Status != tt.status || p.Code != tt.code || p.Detail != tt.err.Detail {
+			t.Errorf("%v: problem %+v", tt.err, p.Problem)
+		}
+		if got := p.header.Get("WWW-Authenticate"); got != tt.err.Challenge {
+			t.Errorf("%v: WWW-Authenticate = %q, want %q", tt.err, got, tt.err.Challenge)
+		}
+		if strings.Contains(p.raw, tt.err.Err.Error()) {
+			t.Errorf("the reason leaked to the wire: %s", p.raw)
+		}
 	}
 }
 
@@ -154,7 +220,7 @@ func FuzzProblem(f *testing.F) {
 		if jerr := json.Unmarshal(rec.Body.Bytes(), &p); jerr != nil {
 			t.Fatalf("not JSON: %v", jerr)
 		}
-		if _, known := problemKinds[batch.Code(code)]; !known && p.Code != "internal" {
+		if _, _, known := describe(batch.Code(code)); !known && p.Code != "internal" {
 			t.Fatalf("unknown code %q rendered as %q", code, p.Code)
 		}
 		if rec.Code != p.Status || rec.Code < 400 || rec.Code > 599 {
@@ -166,12 +232,13 @@ func FuzzProblem(f *testing.F) {
 func TestProblemTypesAreServed(t *testing.T) {
 	t.Parallel()
 	h, _ := newTestHandler(t, panicky{})
-	for code, kind := range problemKinds {
+	for _, code := range knownCodes() {
+		title, status, _ := describe(code)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/problems/"+string(code), nil))
 		var got api.ProblemType
 		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != 200 ||
-			got != (api.ProblemType{Code: string(code), Title: kind.title, Status: kind.status}) {
+			got != (api.ProblemType{Code: string(code), Title: title, Status: status}) {
 			t.Errorf("GET /problems/%s = %d %s", code, rec.Code, rec.Body)
 		}
 	}

@@ -131,7 +131,7 @@ func refuseBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength != 0 {
 			w.Header().Set("Connection", "close") // do not read the rest of it
-			renderError(w, r, batch.Errorf(batch.CodeBodyNotAllowed, "this API takes no request body"))
+			renderError(w, r, batch.Errorf(codeBodyNotAllowed, "this API takes no request body"))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -146,6 +146,7 @@ type handlerFunc func(http.ResponseWriter, *http.Request) error
 // broke), the connection is aborted so the caller cannot mistake a cut file for a whole one.
 func handle(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		w, sent := watchStatus(w)
 		err := h(w, r)
 		if err == nil {
 			return
@@ -156,7 +157,7 @@ func handle(h handlerFunc) http.HandlerFunc {
 			o.callerGone = true
 			return
 		}
-		if sw, ok := w.(*statusWriter); ok && sw.status != 0 {
+		if sent.Status() != 0 {
 			panic(http.ErrAbortHandler)
 		}
 		writeProblem(w, r, err)
