@@ -396,7 +396,7 @@ func (s *Service) alreadyClosed(ctx context.Context, b Batch) *Error {
 	}
 	e.Detail = "batch " + b.ID + " is already closed; closing it again regenerates its payment file: " +
 		"use ?regenerate=true to do so on purpose"
-	r := resultOf(last)
+	r := last.Result()
 	e.Recorded = &r
 	return e
 }
@@ -415,7 +415,7 @@ func (s *Service) replayKey(ctx context.Context, req CloseRequest) (CloseResult,
 	}
 	switch prev.Outcome {
 	case OutcomeClosed:
-		r := resultOf(prev)
+		r := prev.Result()
 		if prev.Async {
 			r.Accepted, r.ClosedAt = true, time.Time{}
 		}

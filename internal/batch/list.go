@@ -62,7 +62,7 @@ type Page struct {
 // Detail is one batch and its latest close attempt.
 type Detail struct {
 	Info
-	LastClose *Attempt // the latest attempt to close it through the gateway; nil when none
+	LastClose *Close // the latest close of it through the gateway; nil when none
 	Freshness
 }
 
@@ -181,8 +181,7 @@ func (s *Service) Get(ctx context.Context, id string) (Detail, error) {
 		return Detail{}, storeError(err)
 	}
 	if len(last) > 0 {
-		a := attemptOf(last[0])
-		d.LastClose = &a
+		d.LastClose = &last[0]
 	}
 	return d, nil
 }

@@ -255,12 +255,12 @@ func TestGet(t *testing.T) {
 	_, err = svc.Close(ctx, closeReq(employeeBatch)) // refused: the latest attempt
 	wantCode(t, err, batch.CodeBatchAlreadyClosed)
 	d, err = svc.Get(ctx, employeeBatch)
-	if err != nil || d.Status != "CLOSED" || d.LastClose == nil || d.LastClose.Outcome != "refused" ||
-		d.LastClose.Code != string(batch.CodeBatchAlreadyClosed) {
+	if err != nil || d.Status != "CLOSED" || d.LastClose == nil || d.LastClose.Outcome != batch.OutcomeRefused ||
+		d.LastClose.ErrorCode != string(batch.CodeBatchAlreadyClosed) {
 		t.Fatalf("after two closes: %+v (last close %+v), %v", d, d.LastClose, err)
 	}
 	trail, _ := svc.Closes(ctx, employeeBatch, 10)
-	if len(trail) != 2 || trail[1].Result.FileURL != res.FileURL || d.LastClose.ID != trail[0].ID {
+	if len(trail) != 2 || trail[1].FileURL != res.FileURL || d.LastClose.ID != trail[0].ID {
 		t.Errorf("trail %+v", trail)
 	}
 	_, err = svc.Get(ctx, "no-such-batch")

@@ -123,8 +123,8 @@ type CloseRequest struct {
 	Async bool
 }
 
-// Closes returns the batch's close attempts, newest first.
-func (s *Service) Closes(ctx context.Context, id string, limit int) ([]Attempt, error) {
+// Closes returns the batch's closes, newest first.
+func (s *Service) Closes(ctx context.Context, id string, limit int) ([]Close, error) {
 	if err := ValidateID(id); err != nil {
 		return nil, err
 	}
@@ -137,9 +137,5 @@ func (s *Service) Closes(ctx context.Context, id string, limit int) ([]Attempt, 
 	if err != nil {
 		return nil, storeError(err)
 	}
-	out := make([]Attempt, len(list))
-	for i, c := range list {
-		out[i] = attemptOf(c)
-	}
-	return out, nil
+	return list, nil
 }

@@ -130,6 +130,15 @@ type Close struct {
 	Claim string `json:"-"`
 }
 
+// Result is what Concur answered the close, as the domain keeps it (ClosedAt is when the
+// close ended, on the database's clock).
+func (c Close) Result() CloseResult {
+	return CloseResult{
+		BatchID: c.BatchID, BatchStatus: c.BatchStatus, Status: c.Status, JobQueueKey: c.JobQueueKey, FileURL: c.FileURL,
+		ClosedAt: c.EndedAt,
+	}
+}
+
 // System is the caller recorded for the closes the gateway makes on its own: the v1.1
 // close that obtains the File-Url once an asynchronous close has run.
 const System = "gateway"

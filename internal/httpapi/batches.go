@@ -19,7 +19,7 @@ import (
 // BatchService is what the batch handlers need from the domain.
 type BatchService interface {
 	Close(ctx context.Context, req batch.CloseRequest) (batch.CloseResult, error)
-	Closes(ctx context.Context, id string, limit int) ([]batch.Attempt, error)
+	Closes(ctx context.Context, id string, limit int) ([]batch.Close, error)
 	File(ctx context.Context, req batch.FileRequest) (*batch.File, error)
 	List(ctx context.Context, req batch.ListRequest) (batch.Page, error)
 	Get(ctx context.Context, id string) (batch.Detail, error)
@@ -220,14 +220,14 @@ func batchCloses(svc BatchService, dl Downloads) handlerFunc {
 	}
 }
 
-func closeAttempt(id string, a batch.Attempt) api.CloseAttempt {
+func closeAttempt(id string, c batch.Close) api.CloseAttempt {
 	out := api.CloseAttempt{
-		ID: a.ID, Caller: a.Caller, RequestID: a.RequestID, IdempotencyKey: a.IdempotencyKey,
-		Regenerate: a.Regenerate, StartedAt: timeString(a.StartedAt), EndedAt: timeString(a.EndedAt),
-		Outcome: a.Outcome, UpstreamStatus: a.UpstreamStatus, Code: a.Code, Detail: a.Detail,
+		ID: c.ID, Caller: c.Caller, RequestID: c.RequestID, IdempotencyKey: c.IdempotencyKey,
+		Regenerate: c.Regenerate, StartedAt: timeString(c.StartedAt), EndedAt: timeString(c.EndedAt),
+		Outcome: string(c.Outcome), UpstreamStatus: c.UpstreamStatus, Code: c.ErrorCode, Detail: c.Detail,
 	}
-	if a.Outcome == "closed" {
-		res := closeResponse(id, a.Result)
+	if c.Outcome == batch.OutcomeClosed {
+		res := closeResponse(id, c.Result())
 		out.Result = &res
 	}
 	return out

@@ -33,7 +33,7 @@ type files struct {
 	panicOn int32                             // File panics on this call (1-based); 0: never
 	calls   atomic.Int32
 	closed  chan struct{} // one send per body closed
-	closes  []batch.Attempt
+	closes  []batch.Close
 }
 
 func newFiles(next func(int) (io.Reader, int64)) *files {
@@ -50,7 +50,7 @@ func (f *files) File(context.Context, batch.FileRequest) (*batch.File, error) {
 		ContentType: "text/csv", ContentLength: length}, nil
 }
 
-func (f *files) Closes(context.Context, string, int) ([]batch.Attempt, error) { return f.closes, nil }
+func (f *files) Closes(context.Context, string, int) ([]batch.Close, error) { return f.closes, nil }
 
 type notedBody struct {
 	io.Reader
@@ -288,7 +288,7 @@ func TestDownloadFingerprintOverHTTP(t *testing.T) {
 		return strings.NewReader(file), int64(len(file))
 	})
 	svc.closeID = c.ID
-	svc.closes = []batch.Attempt{{ID: c.ID, BatchID: "B1", Outcome: "closed", StartedAt: now, EndedAt: now}}
+	svc.closes = []batch.Close{{ID: c.ID, BatchID: "B1", Outcome: batch.OutcomeClosed, StartedAt: now, EndedAt: now}}
 	srv, logs := downloadServer(t, svc, batch.NewDownloads(st, batch.DownloadOptions{}))
 
 	download := func() (*http.Response, string, error) {
