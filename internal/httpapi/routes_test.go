@@ -24,7 +24,7 @@ import (
 type panicky struct{}
 
 func (panicky) Close(context.Context, batch.CloseRequest) (batch.CloseResult, error) { panic("boom") }
-func (panicky) Closes(context.Context, string, int) ([]batch.Close, error)         { panic("boom") }
+func (panicky) Closes(context.Context, string, int) ([]batch.Close, error)           { panic("boom") }
 func (panicky) File(context.Context, batch.FileRequest) (*batch.File, error)         { panic("boom") }
 func (panicky) List(context.Context, batch.ListRequest) (batch.Page, error)          { panic("boom") }
 func (panicky) Get(context.Context, string) (batch.Detail, error)                    { panic("boom") }
