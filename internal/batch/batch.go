@@ -1,8 +1,11 @@
 // Package batch is the gateway's domain: what a Concur payment batch is, what closing one
 // yields, the error vocabulary every layer speaks, and the service that closes a batch by
-// its plain BatchID and lists the batches the gateway knows. It depends on nothing else of
-// ours but the store: the Concur client implements [Upstream], and the HTTP layer calls
-// [Service].
+// its plain BatchID and lists the batches the gateway knows.
+//
+// It imports nothing of ours: it declares what it needs, and the others implement it. The
+// Concur client implements [Upstream], the store implements [Store] (mapping its rows to
+// this package's types), and the HTTP layer calls [Service]. internal/imports_test.go
+// holds the rule for every package.
 package batch
 
 import (

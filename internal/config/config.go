@@ -5,7 +5,8 @@
 // whether it is a secret, and a line of documentation, with the field it sets and the rule
 // its value keeps. That one table is what Load reads, what the start-up log line prints
 // (log.go) and what README.md's configuration table is rendered from; rules.go holds the
-// checks that tie several variables together.
+// checks that tie several variables together. It imports, of ours, only internal/auth (to
+// check the API keys) and internal/secretbox (to check the secret key).
 package config
 
 import (

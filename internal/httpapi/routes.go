@@ -1,5 +1,7 @@
 // Package httpapi is the gateway's HTTP surface: routes, middleware, handlers and the
-// translation of errors into RFC 9457 problems. It depends on the domain, never the reverse.
+// translation of errors into RFC 9457 problems. It depends on the domain, never the reverse:
+// it imports, of ours, internal/batch, internal/auth, internal/store (the idempotency
+// records), the wire types of api and the spec (openapi, internal/spec).
 //
 //	@title						Payment-batch gateway
 //	@version					1.0

@@ -1,7 +1,7 @@
 // Package secretbox seals small secrets (tokens) for storage with AES-256-GCM under one
 // 32-byte key. A sealed message is a format byte, a random 12-byte nonce and the GCM
 // ciphertext with its tag. The additional data (AAD) names what the secret is, so a
-// sealed value cannot be moved from one field to another unnoticed.
+// sealed value cannot be moved from one field to another unnoticed. It imports nothing of ours.
 package secretbox
 
 import (

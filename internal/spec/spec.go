@@ -1,7 +1,8 @@
 // Package spec is the gateway's API description as OpenAPI 3: swag generates Swagger 2.0
 // from the handlers' annotations (package openapi, checked for drift by make test), and
 // this package converts it with kin-openapi, once, for callers whose tools want version 3
-// and for the end-to-end tests that validate every answer against it.
+// and for the end-to-end tests that validate every answer against it. It imports, of ours,
+// only the generated openapi package.
 package spec
 
 import (

@@ -7,7 +7,7 @@
 // time as 0): compare what is read back with times truncated to the microsecond. Batches
 // and their closes are the domain's (internal/batch defines them and the interface it
 // needs; this package maps rows to them); the credentials and idempotency records are
-// this package's own.
+// this package's own. It imports, of ours, only the domain and internal/secretbox.
 package store
 
 import (

@@ -2,6 +2,8 @@
 // The packages it observes (httpapi, concur, batch) declare small observer interfaces;
 // Metrics implements them all, and cmd/gateway wires it in. Nothing here is global: the
 // metrics live in a registry of their own, the tracer provider is passed where it is used.
+// It imports, of ours, only the packages it observes the vocabulary of (internal/batch,
+// internal/concur).
 package telemetry
 
 import (
