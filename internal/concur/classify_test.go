@@ -97,7 +97,8 @@ func TestCloseOutcomeUnknown(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) { f.api, f.access["static-1"] = tt.api, true })
+			f.serve(tt.api)
+			f.AddAccessToken("static-1")
 			base := f.srv.URL
 			if tt.base != nil {
 				base = tt.base(t, f)
@@ -187,7 +188,7 @@ func TestCloseAcceptedButUnreadable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) { f.api = tt.api })
+			f.serve(tt.api)
 			c, _ := newClient(t, f, func(c *Config) {
 				if tt.code == batch.CodeUpstreamTimeout {
 					c.Timeout = 500 * time.Millisecond // the case is our own time-out
@@ -302,22 +303,20 @@ func TestStatusClassification(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) {
-				f.api = func(w http.ResponseWriter, r *http.Request) {
-					for k, v := range tt.header {
-						w.Header().Set(k, v)
-					}
-					switch {
-					case tt.contentType == "-":
-						w.Header()["Content-Type"] = nil
-					case tt.contentType != "":
-						w.Header().Set("Content-Type", tt.contentType)
-					case strings.HasPrefix(tt.body, "<Error"):
-						w.Header().Set("Content-Type", "application/xml")
-					}
-					w.WriteHeader(tt.status)
-					fmt.Fprint(w, tt.body)
+			f.serve(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tt.header {
+					w.Header().Set(k, v)
 				}
+				switch {
+				case tt.contentType == "-":
+					w.Header()["Content-Type"] = nil
+				case tt.contentType != "":
+					w.Header().Set("Content-Type", tt.contentType)
+				case strings.HasPrefix(tt.body, "<Error"):
+					w.Header().Set("Content-Type", "application/xml")
+				}
+				w.WriteHeader(tt.status)
+				fmt.Fprint(w, tt.body)
 			})
 			c, _ := newClient(t, f, nil)
 			e := wantCode(t, call(t.Context(), c, f, tt.op), tt.code)
@@ -343,8 +342,8 @@ func TestStatusClassification(t *testing.T) {
 			if tt.detail != "" && e.Detail != tt.detail {
 				t.Errorf("Detail = %q, want %q", e.Detail, tt.detail)
 			}
-			if tt.tokenCalls != 0 && f.tokenCalls.Load() != tt.tokenCalls {
-				t.Errorf("token calls = %d, want %d", f.tokenCalls.Load(), tt.tokenCalls)
+			if tt.tokenCalls != 0 && f.tokenCalls() != tt.tokenCalls {
+				t.Errorf("token calls = %d, want %d", f.tokenCalls(), tt.tokenCalls)
 			}
 		})
 	}
@@ -599,17 +598,17 @@ func TestDeliveryNotSent(t *testing.T) {
 		}, nil},
 		{"token endpoint fails", func(t *testing.T, which string) error {
 			f := newFake(t)
-			f.set(func(f *fakeConcur) { f.tokenFail = func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) } })
+			f.failTokens("empty", 500, "")
 			c, _ := newClient(t, f, nil)
 			err := invokeCall(t.Context(), c, f.srv.URL, which)
-			if n := f.apiCalls.Load(); n != 0 {
+			if n := f.apiCalls(); n != 0 {
 				t.Errorf("Concur's API received %d requests", n)
 			}
 			return err
 		}, nil},
 		{"refresh token refused", func(t *testing.T, which string) error {
 			f := newFake(t)
-			f.set(func(f *fakeConcur) { clear(f.refresh) })
+			f.RevokeRefreshTokens()
 			c, _ := newClient(t, f, nil)
 			return invokeCall(t.Context(), c, f.srv.URL, which)
 		}, nil},
@@ -639,7 +638,7 @@ func TestDeliveryRefusedThenRenewalFails(t *testing.T) {
 			c, _ := newClient(t, f, nil)
 			list(t, c)
 			f.revokeAccess()
-			f.set(func(f *fakeConcur) { clear(f.refresh) }) // the renewal gets invalid_grant
+			f.RevokeRefreshTokens() // the renewal gets invalid_grant
 			err := invokeCall(t.Context(), c, f.srv.URL, which)
 			wantCode(t, err, batch.CodeUpstreamAuthFailed)
 			if d := batch.DeliveryOf(err); d == batch.MaybeDelivered {
@@ -661,7 +660,7 @@ func TestDeliveryStrongestOfTries(t *testing.T) {
 			c, _ := newClient(t, f, func(c *Config) { c.Timeout = 300 * time.Millisecond })
 			list(t, c)
 			f.revokeAccess()
-			f.set(func(f *fakeConcur) { f.api = serveStall })
+			f.serve(serveStall)
 			wantDelivery(t, invokeCall(t.Context(), c, f.srv.URL, which), batch.MaybeDelivered)
 		}
 	})

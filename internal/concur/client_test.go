@@ -83,16 +83,14 @@ func TestListBatches(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) {
-				f.api = func(w http.ResponseWriter, r *http.Request) {
-					if r.URL.Path != tt.wantPath || r.Method != http.MethodGet {
-						t.Errorf("got %s %s, want GET %s", r.Method, r.URL.Path, tt.wantPath)
-					}
-					if r.Header.Get("Accept") != "application/xml" || r.Header.Get("User-Agent") != "ua-test" {
-						t.Errorf("headers: Accept %q, User-Agent %q", r.Header.Get("Accept"), r.Header.Get("User-Agent"))
-					}
-					f.serveFile(w, tt.fixture)
+			f.serve(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != tt.wantPath || r.Method != http.MethodGet {
+					t.Errorf("got %s %s, want GET %s", r.Method, r.URL.Path, tt.wantPath)
 				}
+				if r.Header.Get("Accept") != "application/xml" || r.Header.Get("User-Agent") != "ua-test" {
+					t.Errorf("headers: Accept %q, User-Agent %q", r.Header.Get("Accept"), r.Header.Get("User-Agent"))
+				}
+				serveFixture(t, w, tt.fixture, f.srv.URL)
 			})
 			c, _ := newClient(t, f, func(c *Config) { c.UserAgent = "ua-test" })
 			got, err := listOf(t.Context(), c, tt.status)
@@ -124,22 +122,20 @@ func TestListBatchesUnknownFilter(t *testing.T) {
 func TestCloseBatchWire(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.set(func(f *fakeConcur) {
-		f.api = func(w http.ResponseWriter, r *http.Request) {
-			want := "/api/expense/paymentbatch/v1.1/batch/pQ7v$sK2mLx9RtB4$pWcYe0nHa3Jd$xs/close"
-			if r.RequestURI != want {
-				t.Errorf("RequestURI = %q, want %q", r.RequestURI, want)
-			}
-			if r.Method != http.MethodPost || r.ContentLength != 0 || len(r.TransferEncoding) != 0 ||
-				r.Header.Get("Content-Length") != "0" {
-				t.Errorf("%s ContentLength=%d TransferEncoding=%v Content-Length=%q", r.Method,
-					r.ContentLength, r.TransferEncoding, r.Header.Get("Content-Length"))
-			}
-			if r.Header.Get("Accept") != "application/xml" || r.Header.Get("User-Agent") != DefaultUserAgent {
-				t.Errorf("Accept %q, User-Agent %q", r.Header.Get("Accept"), r.Header.Get("User-Agent"))
-			}
-			f.serveFile(w, "testdata/close/reference.xml")
+	f.serve(func(w http.ResponseWriter, r *http.Request) {
+		want := "/api/expense/paymentbatch/v1.1/batch/pQ7v$sK2mLx9RtB4$pWcYe0nHa3Jd$xs/close"
+		if r.RequestURI != want {
+			t.Errorf("RequestURI = %q, want %q", r.RequestURI, want)
 		}
+		if r.Method != http.MethodPost || r.ContentLength != 0 || len(r.TransferEncoding) != 0 ||
+			r.Header.Get("Content-Length") != "0" {
+			t.Errorf("%s ContentLength=%d TransferEncoding=%v Content-Length=%q", r.Method,
+				r.ContentLength, r.TransferEncoding, r.Header.Get("Content-Length"))
+		}
+		if r.Header.Get("Accept") != "application/xml" || r.Header.Get("User-Agent") != DefaultUserAgent {
+			t.Errorf("Accept %q, User-Agent %q", r.Header.Get("Accept"), r.Header.Get("User-Agent"))
+		}
+		serveFixture(t, w, "testdata/close/reference.xml", f.srv.URL)
 	})
 	c, _ := newClient(t, f, nil)
 	got, err := c.CloseBatch(t.Context(), "  "+batchURL(f.srv.URL)+"\n")
@@ -151,7 +147,7 @@ func TestCloseBatchWire(t *testing.T) {
 	// The close happened; its File-Url is unusable, and OpenFile says so without sending anything.
 	_, err = c.OpenFile(t.Context(), got.FileURL)
 	wantCode(t, err, batch.CodeUpstreamBadResponse)
-	if n := f.apiCalls.Load(); n != 1 {
+	if n := f.apiCalls(); n != 1 {
 		t.Errorf("API calls = %d, want 1", n)
 	}
 }
@@ -160,16 +156,14 @@ func TestCloseBatchWire(t *testing.T) {
 func TestCloseBatchNoDoubleEscape(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.set(func(f *fakeConcur) {
-		f.api = func(w http.ResponseWriter, r *http.Request) {
-			if want := "/api/expense/paymentbatch/v1.1/batch/ab%24cd/close"; r.RequestURI != want {
-				t.Errorf("RequestURI = %q, want %q", r.RequestURI, want)
-			}
-			f.fixtures(w, r)
+	const escaped = "/api/expense/paymentbatch/v1.1/batch/pQ7v%24sK2mLx9RtB4%24pWcYe0nHa3Jd%24xs" // the fake's first batch
+	f.observe(func(r *http.Request) {
+		if want := escaped + "/close"; r.RequestURI != want {
+			t.Errorf("RequestURI = %q, want %q", r.RequestURI, want)
 		}
 	})
 	c, _ := newClient(t, f, nil)
-	if _, err := c.CloseBatch(t.Context(), f.srv.URL+"/api/expense/paymentbatch/v1.1/batch/ab%24cd"); err != nil {
+	if _, err := c.CloseBatch(t.Context(), f.srv.URL+escaped); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -179,11 +173,9 @@ func TestCloseBatchForeignFileURL(t *testing.T) {
 	t.Parallel()
 	f, evil := newFake(t), newRecorder(t)
 	foreign := evil.srv.URL + "/api/expense/paymentbatch/v1.1/batch/x/file"
-	f.set(func(f *fakeConcur) {
-		f.api = func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/xml")
-			fmt.Fprintf(w, "<BatchStatus><BatchStatus>CLOSED</BatchStatus><File-Url>%s</File-Url></BatchStatus>", foreign)
-		}
+	f.serve(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		fmt.Fprintf(w, "<BatchStatus><BatchStatus>CLOSED</BatchStatus><File-Url>%s</File-Url></BatchStatus>", foreign)
 	})
 	c, _ := newClient(t, f, nil)
 	res, err := c.CloseBatch(t.Context(), batchURL(f.srv.URL))
@@ -303,24 +295,22 @@ func TestOpenFile(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) {
-				f.api = func(w http.ResponseWriter, r *http.Request) {
-					if r.Header.Get("Accept") != "*/*" || r.Method != http.MethodGet {
-						t.Errorf("%s Accept %q", r.Method, r.Header.Get("Accept"))
-					}
-					w.Header()["Content-Type"] = nil // no sniffing by net/http
-					if tt.contentType != "" {
-						w.Header().Set("Content-Type", tt.contentType)
-					}
-					if tt.disposition != "" {
-						w.Header().Set("Content-Disposition", tt.disposition)
-					}
-					if tt.length {
-						w.Header().Set("Content-Length", strconv.Itoa(len(tt.body)))
-					}
-					w.(http.Flusher).Flush() // headers first: no Content-Length unless set
-					w.Write(tt.body)
+			f.serve(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Accept") != "*/*" || r.Method != http.MethodGet {
+					t.Errorf("%s Accept %q", r.Method, r.Header.Get("Accept"))
 				}
+				w.Header()["Content-Type"] = nil // no sniffing by net/http
+				if tt.contentType != "" {
+					w.Header().Set("Content-Type", tt.contentType)
+				}
+				if tt.disposition != "" {
+					w.Header().Set("Content-Disposition", tt.disposition)
+				}
+				if tt.length {
+					w.Header().Set("Content-Length", strconv.Itoa(len(tt.body)))
+				}
+				w.(http.Flusher).Flush() // headers first: no Content-Length unless set
+				w.Write(tt.body)
 			})
 			c, _ := newClient(t, f, nil)
 			file, err := c.OpenFile(t.Context(), f.srv.URL+"/api/expense/paymentbatch/v1.1/batch/J0b$Run/file")
@@ -361,18 +351,16 @@ func TestOpenFileIdleTimeout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) {
-				f.api = func(w http.ResponseWriter, r *http.Request) {
-					w.Header().Set("Content-Type", "text/csv")
-					for _, gap := range tt.gaps {
-						select {
-						case <-time.After(gap * time.Millisecond):
-						case <-r.Context().Done():
-							return
-						}
-						w.Write([]byte("x,y\n"))
-						w.(http.Flusher).Flush()
+			f.serve(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/csv")
+				for _, gap := range tt.gaps {
+					select {
+					case <-time.After(gap * time.Millisecond):
+					case <-r.Context().Done():
+						return
 					}
+					w.Write([]byte("x,y\n"))
+					w.(http.Flusher).Flush()
 				}
 			})
 			c, _ := newClient(t, f, func(c *Config) { c.Timeout = 300 * time.Millisecond })
@@ -402,14 +390,24 @@ func TestOpenFileSlowConsumer(t *testing.T) {
 	f := newFake(t)
 	c, _ := newClient(t, f, func(c *Config) { c.Timeout = 200 * time.Millisecond })
 	c.tokens.timeout = 5 * time.Second // the test is about the file, not a slow refresh under load
-	file, err := c.OpenFile(t.Context(), f.srv.URL+"/api/expense/paymentbatch/v1.1/batch/J0b$Run/file")
+	fileURL := f.srv.URL + "/api/expense/paymentbatch/v1.1/batch/J0b$Run/file"
+	file, err := c.OpenFile(t.Context(), fileURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer file.Body.Close()
 	time.Sleep(600 * time.Millisecond) // three time-outs without a Read
-	if got, err := io.ReadAll(file.Body); err != nil || string(got) != "a,b\n1,2\n" {
+	got, err := io.ReadAll(file.Body)
+	if err != nil {
 		t.Fatalf("ReadAll = %q, %v", got, err)
+	}
+	again, err := c.OpenFile(t.Context(), fileURL) // read at once: the same file, whole
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Body.Close()
+	if want, err := io.ReadAll(again.Body); err != nil || len(want) == 0 || !bytes.Equal(got, want) {
+		t.Fatalf("ReadAll after a pause = %q, at once = %q, %v", got, want, err)
 	}
 }
 
@@ -426,11 +424,9 @@ func TestListBatchesConsumerError(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	body := batchListXML(50, f.srv.URL)
-	f.set(func(f *fakeConcur) {
-		f.api = func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/xml")
-			w.Write(body)
-		}
+	f.serve(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.Write(body)
 	})
 	c, _ := newClient(t, f, func(c *Config) { c.BreakerThreshold = 1 })
 	stop := &batch.Error{Code: batch.CodeStoreUnavailable, Detail: "store down"}
@@ -446,7 +442,7 @@ func TestListBatchesConsumerError(t *testing.T) {
 			t.Fatalf("err = %v, want the consumer's %v", err, stop)
 		}
 	}
-	if got := f.apiCalls.Load(); got != 3 {
+	if got := f.apiCalls(); got != 3 {
 		t.Errorf("%d list requests for 3 lists, want 3 (no retries)", got)
 	}
 	if got := c.BreakerState(BreakerAPI); got != BreakerClosed {
@@ -467,14 +463,10 @@ func TestReady(t *testing.T) {
 			t.Fatalf("Ready #%d: %v", i, err)
 		}
 	}
-	if n := f.tokenCalls.Load(); n != 1 {
+	if n := f.tokenCalls(); n != 1 {
 		t.Errorf("token requests = %d, want 1: a fresh token needs none", n)
 	}
-	f.set(func(f *fakeConcur) {
-		f.tokenFail = func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusBadGateway, map[string]any{"error": "down"})
-		}
-	})
+	f.failTokens("status", http.StatusBadGateway, "")
 	if err := c.Ready(ctx); err != nil {
 		t.Errorf("Ready with a fresh token while the token endpoint is down: %v", err)
 	}
@@ -482,7 +474,7 @@ func TestReady(t *testing.T) {
 	if err := c.Ready(ctx); err == nil {
 		t.Error("Ready with an expired token and the token endpoint down: nil, want an error")
 	}
-	if n := f.tokenCalls.Load(); n != 2 {
+	if n := f.tokenCalls(); n != 2 {
 		t.Errorf("token requests = %d, want 2", n)
 	}
 
