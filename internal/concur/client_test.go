@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -239,27 +238,26 @@ func TestCloseBatchAsyncUsesV12(t *testing.T) {
 		mu    sync.Mutex
 		paths []string
 	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := newFake(t)
+	f.AddAccessToken("static-token")
+	f.observe(func(r *http.Request) {
 		mu.Lock()
 		paths = append(paths, r.Method+" "+r.URL.EscapedPath())
 		mu.Unlock()
-		w.Header().Set("Content-Type", "application/xml")
-		_, _ = w.Write([]byte(`<BatchStatus><Status>SUCCESS</Status><JobQueueKey>$jq1</JobQueueKey></BatchStatus>`))
-	}))
-	t.Cleanup(srv.Close)
-	c, err := New(Config{BaseURL: srv.URL, AccessToken: "static-token"}.withDefaults(DefaultTimeout))
+	})
+	c, err := New(Config{BaseURL: f.srv.URL, AccessToken: "static-token"}.withDefaults(DefaultTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.CloseIdleConnections)
 
-	res, err := c.CloseBatchAsync(t.Context(), srv.URL+"/api/expense/paymentbatch/v1.1/batch/ab$C1")
-	if err != nil || res.JobQueueKey != "$jq1" || res.Status != "SUCCESS" {
+	res, err := c.CloseBatchAsync(t.Context(), batchURL(f.srv.URL))
+	if err != nil || res.JobQueueKey == "" || res.Status != "SUCCESS" {
 		t.Fatalf("CloseBatchAsync = %+v, %v", res, err)
 	}
 	for _, bad := range []string{
-		srv.URL + "/api/expense/paymentbatch/v1.2/batch/ab$C1",
-		srv.URL + "/api/expense/paymentbatch/v1.1/batchlist/OPEN",
+		strings.Replace(batchURL(f.srv.URL), "/v1.1/", "/v1.2/", 1),
+		f.srv.URL + "/api/expense/paymentbatch/v1.1/batchlist/OPEN",
 	} {
 		if _, err := c.CloseBatchAsync(t.Context(), bad); batch.ErrorCode(err) != batch.CodeUpstreamBadResponse {
 			t.Errorf("CloseBatchAsync(%s) = %v, want upstream_bad_response", bad, err)
@@ -267,8 +265,12 @@ func TestCloseBatchAsyncUsesV12(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(paths) != 1 || paths[0] != "POST /api/expense/paymentbatch/v1.2/batch/ab$C1/close" {
-		t.Errorf("Concur received %q", paths)
+	if len(paths) != 1 || paths[0] != "POST /api/expense/paymentbatch/v1.2/batch/pQ7v$sK2mLx9RtB4$pWcYe0nHa3Jd$xs/close" ||
+		f.apiCalls() != 1 {
+		t.Errorf("Concur received %q (%d API calls)", paths, f.apiCalls())
+	}
+	if n := f.Stats().AsyncCloses["6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"]; n != 1 {
+		t.Errorf("Concur scheduled %d v1.2 closes, want 1", n)
 	}
 }
 
