@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
 )
 
 func TestAcceptedContentTypes(t *testing.T) {
@@ -336,12 +337,6 @@ func TestRenewOn403(t *testing.T) {
 
 func TestTimeoutAndCancel(t *testing.T) {
 	t.Parallel()
-	slow := func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-time.After(2 * time.Second):
-		case <-r.Context().Done():
-		}
-	}
 	tests := []struct {
 		name     string
 		cancel   time.Duration // cancel the caller's ctx after this; 0: never
@@ -356,13 +351,13 @@ func TestTimeoutAndCancel(t *testing.T) {
 			t.Run(tt.name+"/"+op.String(), func(t *testing.T) {
 				t.Parallel()
 				f := newFake(t)
-				f.serve(slow)
 				timeout := 100 * time.Millisecond
 				if tt.cancel != 0 {
 					timeout = time.Second
 				}
 				c, _ := newClient(t, f, func(c *Config) { c.Timeout = timeout })
 				c.tokens.get(t.Context()) // take the token out of the picture
+				f.SetFault(concursim.Fault{Mode: "slow", Delay: concursim.Duration(2 * time.Second)})
 				ctx := t.Context()
 				if tt.cancel != 0 {
 					var cancel context.CancelFunc
