@@ -18,16 +18,18 @@ import (
 	"github.com/finplat/payment-batch-gateway/internal/concursim"
 )
 
-// scripted is a fake Concur API for the resilience tests. It accepts any token, counts the
-// requests it receives per operation and how many it holds at once, and answers each with
-// the next step of its script, then with its default step.
+// scripted is the simulator for the resilience tests: it holds one batch (b-1, Batch-URL
+// key K3y$1, payment file J0b$Run) and accepts the static token of newResilient. Each
+// API request it authorises is answered with the next step of its script, then with its
+// default step; serveOK passes the request to the simulator. It counts how many requests
+// it holds at once.
 type scripted struct {
+	*concursim.Sim
 	srv *httptest.Server
 
 	mu       sync.Mutex
 	steps    []step
 	def      step
-	got      map[operation]int
 	inFlight int
 	peak     int // the most requests held at once
 }
@@ -37,43 +39,52 @@ type step func(w http.ResponseWriter, r *http.Request)
 
 func newScripted(t *testing.T, def step, steps ...step) *scripted {
 	t.Helper()
-	s := &scripted{def: def, steps: steps, got: map[operation]int{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.srv.Close)
+	sim, err := concursim.New(concursim.Options{
+		ClientID: "client-id", ClientSecret: "client-secret", RefreshToken: "rt-0",
+		Batches: []concursim.Batch{{ID: "b-1", Name: "B", Total: "10.00", Currency: "USD", Count: 1,
+			Type: concursim.TypeEmployee, Key: "K3y$1", FileKey: "J0b$Run"}},
+	})
+	if err != nil {
+		t.Fatalf("concursim.New: %v", err)
+	}
+	sim.AddAccessToken("static-token")
+	s := &scripted{Sim: sim, def: def, steps: steps}
+	sim.InterceptAPI(s.script)
+	s.srv = httptest.NewServer(sim)
+	t.Cleanup(func() { s.srv.Close(); sim.Close() })
 	return s
 }
 
-func (s *scripted) serve(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.got[opOf(r)]++
-	s.inFlight++
-	s.peak = max(s.peak, s.inFlight)
-	next := s.def
-	if len(s.steps) > 0 {
-		next, s.steps = s.steps[0], s.steps[1:]
-	}
-	s.mu.Unlock()
-	defer func() {
+// script answers with the next step, the simulator's answer (next) at hand for serveOK.
+func (s *scripted) script(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
-		s.inFlight--
+		s.inFlight++
+		s.peak = max(s.peak, s.inFlight)
+		answer := s.def
+		if len(s.steps) > 0 {
+			answer, s.steps = s.steps[0], s.steps[1:]
+		}
 		s.mu.Unlock()
-	}()
-	next(w, r)
+		defer func() {
+			s.mu.Lock()
+			s.inFlight--
+			s.mu.Unlock()
+		}()
+		answer(w, r.WithContext(context.WithValue(r.Context(), simAnswer{}, next)))
+	})
 }
+
+// simAnswer is the context key of the simulator's own answer to a scripted request.
+type simAnswer struct{}
 
 // count is how many requests of op Concur received.
 func (s *scripted) count(op operation) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.got[op]
+	return s.Stats().Requests[[...]string{opList: "list", opClose: "close", opFile: "file"}[op]]
 }
 
 // total is how many API requests Concur received.
-func (s *scripted) total() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.got[opList] + s.got[opClose] + s.got[opFile]
-}
+func (s *scripted) total() int { return s.count(opList) + s.count(opClose) + s.count(opFile) }
 
 func (s *scripted) maxInFlight() int {
 	s.mu.Lock()
@@ -81,31 +92,9 @@ func (s *scripted) maxInFlight() int {
 	return s.peak
 }
 
-func opOf(r *http.Request) operation {
-	switch {
-	case strings.HasSuffix(r.URL.Path, "/close"):
-		return opClose
-	case strings.HasSuffix(r.URL.Path, "/file"):
-		return opFile
-	}
-	return opList
-}
-
-// serveOK answers as Concur does when all is well: the list, the close or the file.
+// serveOK answers as Concur does when all is well: the simulator's list, close or file.
 func serveOK(w http.ResponseWriter, r *http.Request) {
-	switch opOf(r) {
-	case opClose:
-		w.Header().Set("Content-Type", "application/xml")
-		fmt.Fprintf(w, `<BatchStatus><BatchStatus>CLOSED</BatchStatus><File-Url>http://%s/api/expense/paymentbatch/v1.1/batch/J0b$Run/file</File-Url>`+
-			`<Status>SUCCESS</Status></BatchStatus>`, r.Host)
-	case opFile:
-		w.Header().Set("Content-Type", "text/csv")
-		fmt.Fprint(w, "a,b\n1,2\n")
-	default:
-		w.Header().Set("Content-Type", "application/xml")
-		fmt.Fprintf(w, `<BatchList><BatchSummary><BatchName>B</BatchName><BatchID>b-1</BatchID>`+
-			`<Batch-URL>http://%s/api/expense/paymentbatch/v1.1/batch/K3y$1</Batch-URL></BatchSummary></BatchList>`, r.Host)
-	}
+	r.Context().Value(simAnswer{}).(http.Handler).ServeHTTP(w, r)
 }
 
 // serveStatus answers with Concur's XML error; header is name, value pairs.
