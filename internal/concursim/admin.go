@@ -11,7 +11,7 @@ import (
 // Stats counts what the simulator has seen since New.
 type Stats struct {
 	Requests        map[string]int `json:"requests"`        // per operation (token, list, close, file): every request, faulted and refused ones too
-	TokenRequests   int            `json:"tokenRequests"`   // every call of the token endpoint that was not faulted
+	TokenRequests   int            `json:"tokenRequests"`   // calls the token endpoint handled (not those a fault or chaos answered)
 	TokenRefreshes  int            `json:"tokenRefreshes"`  // successful refreshes
 	InvalidGrants   int            `json:"invalidGrants"`   // unknown, reused or old refresh tokens
 	ListCalls       int            `json:"listCalls"`       // authorised batch-list calls
