@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
 )
 
 // roundTripFunc is a base transport that never touches the network.
@@ -41,20 +42,8 @@ func acceptedUnreadable(detail string) bool {
 // batch may or may not be closed; a close that certainly was not sent keeps plain wording.
 func TestCloseOutcomeUnknown(t *testing.T) {
 	t.Parallel()
-	slow := func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-time.After(2 * time.Second):
-		case <-r.Context().Done():
-		}
-	}
-	cut := func(w http.ResponseWriter, r *http.Request) { // reads the request, then drops the connection
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err != nil {
-			t.Errorf("hijack: %v", err)
-			return
-		}
-		conn.Close()
-	}
+	slow := &concursim.Fault{Mode: "slow", Delay: concursim.Duration(2 * time.Second)}
+	cut := &concursim.Fault{Mode: "reset"} // reads the request, then drops the connection
 	// The transport goes on dialling after the request gave up (the connection would serve
 	// the next one), so the dial must end with the test, or it outlives it (goleak).
 	stopDials := make(chan struct{})
@@ -70,16 +59,16 @@ func TestCloseOutcomeUnknown(t *testing.T) {
 	tests := []struct {
 		name      string
 		op        operation
-		api       http.HandlerFunc
+		fault     *concursim.Fault                         // on the API, once the token is there
 		base      func(t *testing.T, f *fakeConcur) string // Config.BaseURL (and the Batch-URL's host); default the fake
 		transport http.RoundTripper                        // Config.Transport; with it the token is static
 		cancel    time.Duration                            // the caller gives up after this
 		code      batch.Code
 		unknown   bool // the outcome-unknown wording, else the plain one
 	}{
-		{name: "time-out after connecting", op: opClose, api: slow, code: batch.CodeUpstreamTimeout, unknown: true},
-		{name: "connection cut after sending", op: opClose, api: cut, code: batch.CodeUpstreamUnreachable, unknown: true},
-		{name: "caller gives up after connecting", op: opClose, api: slow, cancel: 50 * time.Millisecond,
+		{name: "time-out after connecting", op: opClose, fault: slow, code: batch.CodeUpstreamTimeout, unknown: true},
+		{name: "connection cut after sending", op: opClose, fault: cut, code: batch.CodeUpstreamUnreachable, unknown: true},
+		{name: "caller gives up after connecting", op: opClose, fault: slow, cancel: 50 * time.Millisecond,
 			code: batch.CodeUpstreamTimeout, unknown: true},
 		{name: "opaque transport failure", op: opClose, transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
 			return nil, errors.New("stream reset by peer")
@@ -90,14 +79,14 @@ func TestCloseOutcomeUnknown(t *testing.T) {
 		{name: "dns failure", op: opClose, transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
 			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "concur.invalid", IsNotFound: true}}
 		}), code: batch.CodeUpstreamUnreachable},
-		{name: "list time-out after connecting", op: opList, api: slow, code: batch.CodeUpstreamTimeout},
-		{name: "list connection cut", op: opList, api: cut, code: batch.CodeUpstreamUnreachable},
+		{name: "list time-out after connecting", op: opList, fault: slow, code: batch.CodeUpstreamTimeout},
+		{name: "list connection cut", op: opList, fault: cut, code: batch.CodeUpstreamUnreachable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) { f.api, f.access["static-1"] = tt.api, true })
+			f.AddAccessToken("static-1")
 			base := f.srv.URL
 			if tt.base != nil {
 				base = tt.base(t, f)
@@ -112,6 +101,9 @@ func TestCloseOutcomeUnknown(t *testing.T) {
 				}
 			})
 			c.tokens.get(t.Context()) // take the token endpoint out of the picture
+			if tt.fault != nil {
+				f.SetFault(*tt.fault)
+			}
 			ctx := t.Context()
 			if tt.cancel != 0 {
 				var cancel context.CancelFunc
@@ -187,7 +179,7 @@ func TestCloseAcceptedButUnreadable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) { f.api = tt.api })
+			f.serve(tt.api)
 			c, _ := newClient(t, f, func(c *Config) {
 				if tt.code == batch.CodeUpstreamTimeout {
 					c.Timeout = 500 * time.Millisecond // the case is our own time-out
@@ -302,22 +294,20 @@ func TestStatusClassification(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) {
-				f.api = func(w http.ResponseWriter, r *http.Request) {
-					for k, v := range tt.header {
-						w.Header().Set(k, v)
-					}
-					switch {
-					case tt.contentType == "-":
-						w.Header()["Content-Type"] = nil
-					case tt.contentType != "":
-						w.Header().Set("Content-Type", tt.contentType)
-					case strings.HasPrefix(tt.body, "<Error"):
-						w.Header().Set("Content-Type", "application/xml")
-					}
-					w.WriteHeader(tt.status)
-					fmt.Fprint(w, tt.body)
+			f.serve(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tt.header {
+					w.Header().Set(k, v)
 				}
+				switch {
+				case tt.contentType == "-":
+					w.Header()["Content-Type"] = nil
+				case tt.contentType != "":
+					w.Header().Set("Content-Type", tt.contentType)
+				case strings.HasPrefix(tt.body, "<Error"):
+					w.Header().Set("Content-Type", "application/xml")
+				}
+				w.WriteHeader(tt.status)
+				fmt.Fprint(w, tt.body)
 			})
 			c, _ := newClient(t, f, nil)
 			e := wantCode(t, call(t.Context(), c, f, tt.op), tt.code)
@@ -343,8 +333,8 @@ func TestStatusClassification(t *testing.T) {
 			if tt.detail != "" && e.Detail != tt.detail {
 				t.Errorf("Detail = %q, want %q", e.Detail, tt.detail)
 			}
-			if tt.tokenCalls != 0 && f.tokenCalls.Load() != tt.tokenCalls {
-				t.Errorf("token calls = %d, want %d", f.tokenCalls.Load(), tt.tokenCalls)
+			if tt.tokenCalls != 0 && f.tokenCalls() != tt.tokenCalls {
+				t.Errorf("token calls = %d, want %d", f.tokenCalls(), tt.tokenCalls)
 			}
 		})
 	}
@@ -599,17 +589,17 @@ func TestDeliveryNotSent(t *testing.T) {
 		}, nil},
 		{"token endpoint fails", func(t *testing.T, which string) error {
 			f := newFake(t)
-			f.set(func(f *fakeConcur) { f.tokenFail = func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) } })
+			f.failTokens("empty", 500, "")
 			c, _ := newClient(t, f, nil)
 			err := invokeCall(t.Context(), c, f.srv.URL, which)
-			if n := f.apiCalls.Load(); n != 0 {
+			if n := f.apiCalls(); n != 0 {
 				t.Errorf("Concur's API received %d requests", n)
 			}
 			return err
 		}, nil},
 		{"refresh token refused", func(t *testing.T, which string) error {
 			f := newFake(t)
-			f.set(func(f *fakeConcur) { clear(f.refresh) })
+			f.RevokeRefreshTokens()
 			c, _ := newClient(t, f, nil)
 			return invokeCall(t.Context(), c, f.srv.URL, which)
 		}, nil},
@@ -639,7 +629,7 @@ func TestDeliveryRefusedThenRenewalFails(t *testing.T) {
 			c, _ := newClient(t, f, nil)
 			list(t, c)
 			f.revokeAccess()
-			f.set(func(f *fakeConcur) { clear(f.refresh) }) // the renewal gets invalid_grant
+			f.RevokeRefreshTokens() // the renewal gets invalid_grant
 			err := invokeCall(t.Context(), c, f.srv.URL, which)
 			wantCode(t, err, batch.CodeUpstreamAuthFailed)
 			if d := batch.DeliveryOf(err); d == batch.MaybeDelivered {
@@ -661,7 +651,7 @@ func TestDeliveryStrongestOfTries(t *testing.T) {
 			c, _ := newClient(t, f, func(c *Config) { c.Timeout = 300 * time.Millisecond })
 			list(t, c)
 			f.revokeAccess()
-			f.set(func(f *fakeConcur) { f.api = serveStall })
+			f.serve(serveStall)
 			wantDelivery(t, invokeCall(t.Context(), c, f.srv.URL, which), batch.MaybeDelivered)
 		}
 	})

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,16 +82,14 @@ func TestListBatches(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) {
-				f.api = func(w http.ResponseWriter, r *http.Request) {
-					if r.URL.Path != tt.wantPath || r.Method != http.MethodGet {
-						t.Errorf("got %s %s, want GET %s", r.Method, r.URL.Path, tt.wantPath)
-					}
-					if r.Header.Get("Accept") != "application/xml" || r.Header.Get("User-Agent") != "ua-test" {
-						t.Errorf("headers: Accept %q, User-Agent %q", r.Header.Get("Accept"), r.Header.Get("User-Agent"))
-					}
-					f.serveFile(w, tt.fixture)
+			f.serve(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != tt.wantPath || r.Method != http.MethodGet {
+					t.Errorf("got %s %s, want GET %s", r.Method, r.URL.Path, tt.wantPath)
 				}
+				if r.Header.Get("Accept") != "application/xml" || r.Header.Get("User-Agent") != "ua-test" {
+					t.Errorf("headers: Accept %q, User-Agent %q", r.Header.Get("Accept"), r.Header.Get("User-Agent"))
+				}
+				serveFixture(t, w, tt.fixture, f.srv.URL)
 			})
 			c, _ := newClient(t, f, func(c *Config) { c.UserAgent = "ua-test" })
 			got, err := listOf(t.Context(), c, tt.status)
@@ -124,22 +121,20 @@ func TestListBatchesUnknownFilter(t *testing.T) {
 func TestCloseBatchWire(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.set(func(f *fakeConcur) {
-		f.api = func(w http.ResponseWriter, r *http.Request) {
-			want := "/api/expense/paymentbatch/v1.1/batch/pQ7v$sK2mLx9RtB4$pWcYe0nHa3Jd$xs/close"
-			if r.RequestURI != want {
-				t.Errorf("RequestURI = %q, want %q", r.RequestURI, want)
-			}
-			if r.Method != http.MethodPost || r.ContentLength != 0 || len(r.TransferEncoding) != 0 ||
-				r.Header.Get("Content-Length") != "0" {
-				t.Errorf("%s ContentLength=%d TransferEncoding=%v Content-Length=%q", r.Method,
-					r.ContentLength, r.TransferEncoding, r.Header.Get("Content-Length"))
-			}
-			if r.Header.Get("Accept") != "application/xml" || r.Header.Get("User-Agent") != DefaultUserAgent {
-				t.Errorf("Accept %q, User-Agent %q", r.Header.Get("Accept"), r.Header.Get("User-Agent"))
-			}
-			f.serveFile(w, "testdata/close/reference.xml")
+	f.serve(func(w http.ResponseWriter, r *http.Request) {
+		want := "/api/expense/paymentbatch/v1.1/batch/pQ7v$sK2mLx9RtB4$pWcYe0nHa3Jd$xs/close"
+		if r.RequestURI != want {
+			t.Errorf("RequestURI = %q, want %q", r.RequestURI, want)
 		}
+		if r.Method != http.MethodPost || r.ContentLength != 0 || len(r.TransferEncoding) != 0 ||
+			r.Header.Get("Content-Length") != "0" {
+			t.Errorf("%s ContentLength=%d TransferEncoding=%v Content-Length=%q", r.Method,
+				r.ContentLength, r.TransferEncoding, r.Header.Get("Content-Length"))
+		}
+		if r.Header.Get("Accept") != "application/xml" || r.Header.Get("User-Agent") != DefaultUserAgent {
+			t.Errorf("Accept %q, User-Agent %q", r.Header.Get("Accept"), r.Header.Get("User-Agent"))
+		}
+		serveFixture(t, w, "testdata/close/reference.xml", f.srv.URL)
 	})
 	c, _ := newClient(t, f, nil)
 	got, err := c.CloseBatch(t.Context(), "  "+batchURL(f.srv.URL)+"\n")
@@ -151,7 +146,7 @@ func TestCloseBatchWire(t *testing.T) {
 	// The close happened; its File-Url is unusable, and OpenFile says so without sending anything.
 	_, err = c.OpenFile(t.Context(), got.FileURL)
 	wantCode(t, err, batch.CodeUpstreamBadResponse)
-	if n := f.apiCalls.Load(); n != 1 {
+	if n := f.apiCalls(); n != 1 {
 		t.Errorf("API calls = %d, want 1", n)
 	}
 }
@@ -160,16 +155,14 @@ func TestCloseBatchWire(t *testing.T) {
 func TestCloseBatchNoDoubleEscape(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.set(func(f *fakeConcur) {
-		f.api = func(w http.ResponseWriter, r *http.Request) {
-			if want := "/api/expense/paymentbatch/v1.1/batch/ab%24cd/close"; r.RequestURI != want {
-				t.Errorf("RequestURI = %q, want %q", r.RequestURI, want)
-			}
-			f.fixtures(w, r)
+	const escaped = "/api/expense/paymentbatch/v1.1/batch/pQ7v%24sK2mLx9RtB4%24pWcYe0nHa3Jd%24xs" // the fake's first batch
+	f.observe(func(r *http.Request) {
+		if want := escaped + "/close"; r.RequestURI != want {
+			t.Errorf("RequestURI = %q, want %q", r.RequestURI, want)
 		}
 	})
 	c, _ := newClient(t, f, nil)
-	if _, err := c.CloseBatch(t.Context(), f.srv.URL+"/api/expense/paymentbatch/v1.1/batch/ab%24cd"); err != nil {
+	if _, err := c.CloseBatch(t.Context(), f.srv.URL+escaped); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -179,11 +172,9 @@ func TestCloseBatchForeignFileURL(t *testing.T) {
 	t.Parallel()
 	f, evil := newFake(t), newRecorder(t)
 	foreign := evil.srv.URL + "/api/expense/paymentbatch/v1.1/batch/x/file"
-	f.set(func(f *fakeConcur) {
-		f.api = func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/xml")
-			fmt.Fprintf(w, "<BatchStatus><BatchStatus>CLOSED</BatchStatus><File-Url>%s</File-Url></BatchStatus>", foreign)
-		}
+	f.serve(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		fmt.Fprintf(w, "<BatchStatus><BatchStatus>CLOSED</BatchStatus><File-Url>%s</File-Url></BatchStatus>", foreign)
 	})
 	c, _ := newClient(t, f, nil)
 	res, err := c.CloseBatch(t.Context(), batchURL(f.srv.URL))
@@ -247,27 +238,26 @@ func TestCloseBatchAsyncUsesV12(t *testing.T) {
 		mu    sync.Mutex
 		paths []string
 	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := newFake(t)
+	f.AddAccessToken("static-token")
+	f.observe(func(r *http.Request) {
 		mu.Lock()
 		paths = append(paths, r.Method+" "+r.URL.EscapedPath())
 		mu.Unlock()
-		w.Header().Set("Content-Type", "application/xml")
-		_, _ = w.Write([]byte(`<BatchStatus><Status>SUCCESS</Status><JobQueueKey>$jq1</JobQueueKey></BatchStatus>`))
-	}))
-	t.Cleanup(srv.Close)
-	c, err := New(Config{BaseURL: srv.URL, AccessToken: "static-token"}.withDefaults(DefaultTimeout))
+	})
+	c, err := New(Config{BaseURL: f.srv.URL, AccessToken: "static-token"}.withDefaults(DefaultTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.CloseIdleConnections)
 
-	res, err := c.CloseBatchAsync(t.Context(), srv.URL+"/api/expense/paymentbatch/v1.1/batch/ab$C1")
-	if err != nil || res.JobQueueKey != "$jq1" || res.Status != "SUCCESS" {
+	res, err := c.CloseBatchAsync(t.Context(), batchURL(f.srv.URL))
+	if err != nil || res.JobQueueKey == "" || res.Status != "SUCCESS" {
 		t.Fatalf("CloseBatchAsync = %+v, %v", res, err)
 	}
 	for _, bad := range []string{
-		srv.URL + "/api/expense/paymentbatch/v1.2/batch/ab$C1",
-		srv.URL + "/api/expense/paymentbatch/v1.1/batchlist/OPEN",
+		strings.Replace(batchURL(f.srv.URL), "/v1.1/", "/v1.2/", 1),
+		f.srv.URL + "/api/expense/paymentbatch/v1.1/batchlist/OPEN",
 	} {
 		if _, err := c.CloseBatchAsync(t.Context(), bad); batch.ErrorCode(err) != batch.CodeUpstreamBadResponse {
 			t.Errorf("CloseBatchAsync(%s) = %v, want upstream_bad_response", bad, err)
@@ -275,8 +265,12 @@ func TestCloseBatchAsyncUsesV12(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(paths) != 1 || paths[0] != "POST /api/expense/paymentbatch/v1.2/batch/ab$C1/close" {
-		t.Errorf("Concur received %q", paths)
+	if len(paths) != 1 || paths[0] != "POST /api/expense/paymentbatch/v1.2/batch/pQ7v$sK2mLx9RtB4$pWcYe0nHa3Jd$xs/close" ||
+		f.apiCalls() != 1 {
+		t.Errorf("Concur received %q (%d API calls)", paths, f.apiCalls())
+	}
+	if n := f.Stats().AsyncCloses["6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"]; n != 1 {
+		t.Errorf("Concur scheduled %d v1.2 closes, want 1", n)
 	}
 }
 
@@ -303,24 +297,22 @@ func TestOpenFile(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) {
-				f.api = func(w http.ResponseWriter, r *http.Request) {
-					if r.Header.Get("Accept") != "*/*" || r.Method != http.MethodGet {
-						t.Errorf("%s Accept %q", r.Method, r.Header.Get("Accept"))
-					}
-					w.Header()["Content-Type"] = nil // no sniffing by net/http
-					if tt.contentType != "" {
-						w.Header().Set("Content-Type", tt.contentType)
-					}
-					if tt.disposition != "" {
-						w.Header().Set("Content-Disposition", tt.disposition)
-					}
-					if tt.length {
-						w.Header().Set("Content-Length", strconv.Itoa(len(tt.body)))
-					}
-					w.(http.Flusher).Flush() // headers first: no Content-Length unless set
-					w.Write(tt.body)
+			f.serve(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Accept") != "*/*" || r.Method != http.MethodGet {
+					t.Errorf("%s Accept %q", r.Method, r.Header.Get("Accept"))
 				}
+				w.Header()["Content-Type"] = nil // no sniffing by net/http
+				if tt.contentType != "" {
+					w.Header().Set("Content-Type", tt.contentType)
+				}
+				if tt.disposition != "" {
+					w.Header().Set("Content-Disposition", tt.disposition)
+				}
+				if tt.length {
+					w.Header().Set("Content-Length", strconv.Itoa(len(tt.body)))
+				}
+				w.(http.Flusher).Flush() // headers first: no Content-Length unless set
+				w.Write(tt.body)
 			})
 			c, _ := newClient(t, f, nil)
 			file, err := c.OpenFile(t.Context(), f.srv.URL+"/api/expense/paymentbatch/v1.1/batch/J0b$Run/file")
@@ -361,18 +353,16 @@ func TestOpenFileIdleTimeout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) {
-				f.api = func(w http.ResponseWriter, r *http.Request) {
-					w.Header().Set("Content-Type", "text/csv")
-					for _, gap := range tt.gaps {
-						select {
-						case <-time.After(gap * time.Millisecond):
-						case <-r.Context().Done():
-							return
-						}
-						w.Write([]byte("x,y\n"))
-						w.(http.Flusher).Flush()
+			f.serve(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/csv")
+				for _, gap := range tt.gaps {
+					select {
+					case <-time.After(gap * time.Millisecond):
+					case <-r.Context().Done():
+						return
 					}
+					w.Write([]byte("x,y\n"))
+					w.(http.Flusher).Flush()
 				}
 			})
 			c, _ := newClient(t, f, func(c *Config) { c.Timeout = 300 * time.Millisecond })
@@ -402,14 +392,24 @@ func TestOpenFileSlowConsumer(t *testing.T) {
 	f := newFake(t)
 	c, _ := newClient(t, f, func(c *Config) { c.Timeout = 200 * time.Millisecond })
 	c.tokens.timeout = 5 * time.Second // the test is about the file, not a slow refresh under load
-	file, err := c.OpenFile(t.Context(), f.srv.URL+"/api/expense/paymentbatch/v1.1/batch/J0b$Run/file")
+	fileURL := f.srv.URL + "/api/expense/paymentbatch/v1.1/batch/J0b$Run/file"
+	file, err := c.OpenFile(t.Context(), fileURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer file.Body.Close()
 	time.Sleep(600 * time.Millisecond) // three time-outs without a Read
-	if got, err := io.ReadAll(file.Body); err != nil || string(got) != "a,b\n1,2\n" {
+	got, err := io.ReadAll(file.Body)
+	if err != nil {
 		t.Fatalf("ReadAll = %q, %v", got, err)
+	}
+	again, err := c.OpenFile(t.Context(), fileURL) // read at once: the same file, whole
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Body.Close()
+	if want, err := io.ReadAll(again.Body); err != nil || len(want) == 0 || !bytes.Equal(got, want) {
+		t.Fatalf("ReadAll after a pause = %q, at once = %q, %v", got, want, err)
 	}
 }
 
@@ -426,11 +426,9 @@ func TestListBatchesConsumerError(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	body := batchListXML(50, f.srv.URL)
-	f.set(func(f *fakeConcur) {
-		f.api = func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/xml")
-			w.Write(body)
-		}
+	f.serve(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.Write(body)
 	})
 	c, _ := newClient(t, f, func(c *Config) { c.BreakerThreshold = 1 })
 	stop := &batch.Error{Code: batch.CodeStoreUnavailable, Detail: "store down"}
@@ -446,7 +444,7 @@ func TestListBatchesConsumerError(t *testing.T) {
 			t.Fatalf("err = %v, want the consumer's %v", err, stop)
 		}
 	}
-	if got := f.apiCalls.Load(); got != 3 {
+	if got := f.apiCalls(); got != 3 {
 		t.Errorf("%d list requests for 3 lists, want 3 (no retries)", got)
 	}
 	if got := c.BreakerState(BreakerAPI); got != BreakerClosed {
@@ -467,14 +465,10 @@ func TestReady(t *testing.T) {
 			t.Fatalf("Ready #%d: %v", i, err)
 		}
 	}
-	if n := f.tokenCalls.Load(); n != 1 {
+	if n := f.tokenCalls(); n != 1 {
 		t.Errorf("token requests = %d, want 1: a fresh token needs none", n)
 	}
-	f.set(func(f *fakeConcur) {
-		f.tokenFail = func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusBadGateway, map[string]any{"error": "down"})
-		}
-	})
+	f.failTokens("status", http.StatusBadGateway, "")
 	if err := c.Ready(ctx); err != nil {
 		t.Errorf("Ready with a fresh token while the token endpoint is down: %v", err)
 	}
@@ -482,7 +476,7 @@ func TestReady(t *testing.T) {
 	if err := c.Ready(ctx); err == nil {
 		t.Error("Ready with an expired token and the token endpoint down: nil, want an error")
 	}
-	if n := f.tokenCalls.Load(); n != 2 {
+	if n := f.tokenCalls(); n != 2 {
 		t.Errorf("token requests = %d, want 2", n)
 	}
 

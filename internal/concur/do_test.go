@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
 )
 
 func TestAcceptedContentTypes(t *testing.T) {
@@ -19,11 +20,9 @@ func TestAcceptedContentTypes(t *testing.T) {
 		t.Run(ct, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) {
-				f.api = func(w http.ResponseWriter, r *http.Request) {
-					w.Header().Set("Content-Type", ct)
-					fmt.Fprint(w, "<BatchStatus><Status>SUCCESS</Status></BatchStatus>")
-				}
+			f.serve(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", ct)
+				fmt.Fprint(w, "<BatchStatus><Status>SUCCESS</Status></BatchStatus>")
 			})
 			c, _ := newClient(t, f, nil)
 			if res, err := c.CloseBatch(t.Context(), batchURL(f.srv.URL)); err != nil || res.Status != "SUCCESS" {
@@ -40,11 +39,9 @@ func TestListSlowConsumerNotChargedToConcur(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	body := batchListXML(400, f.srv.URL) // over 64 KiB: the body is still being read when the consumer stalls
-	f.set(func(f *fakeConcur) {
-		f.api = func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/xml")
-			_, _ = w.Write(body)
-		}
+	f.serve(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		_, _ = w.Write(body)
 	})
 	c, _ := newClient(t, f, func(c *Config) {
 		c.Timeout = 2 * time.Second // the decoding of the list, under -race on a loaded machine, fits in it
@@ -60,9 +57,9 @@ func TestListSlowConsumerNotChargedToConcur(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil || n != 400 || f.apiCalls.Load() != 1 || c.BreakerState(BreakerAPI) != "closed" {
+	if err != nil || n != 400 || f.apiCalls() != 1 || c.BreakerState(BreakerAPI) != "closed" {
 		t.Errorf("err=%v, %d summaries, %d list calls, breaker %s; want nil, 400, 1, closed",
-			err, n, f.apiCalls.Load(), c.BreakerState(BreakerAPI))
+			err, n, f.apiCalls(), c.BreakerState(BreakerAPI))
 	}
 }
 
@@ -330,22 +327,16 @@ func TestRenewOn403(t *testing.T) {
 	if _, err := c.CloseBatch(t.Context(), batchURL(f.srv.URL)); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.tokenCalls.Load(); got != 2 {
+	if got := f.tokenCalls(); got != 2 {
 		t.Errorf("token calls = %d, want 2", got)
 	}
-	if got := f.apiCalls.Load(); got != 3 {
+	if got := f.apiCalls(); got != 3 {
 		t.Errorf("API calls = %d, want 3 (list, refused close, retried close)", got)
 	}
 }
 
 func TestTimeoutAndCancel(t *testing.T) {
 	t.Parallel()
-	slow := func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-time.After(2 * time.Second):
-		case <-r.Context().Done():
-		}
-	}
 	tests := []struct {
 		name     string
 		cancel   time.Duration // cancel the caller's ctx after this; 0: never
@@ -360,13 +351,13 @@ func TestTimeoutAndCancel(t *testing.T) {
 			t.Run(tt.name+"/"+op.String(), func(t *testing.T) {
 				t.Parallel()
 				f := newFake(t)
-				f.set(func(f *fakeConcur) { f.api = slow })
 				timeout := 100 * time.Millisecond
 				if tt.cancel != 0 {
 					timeout = time.Second
 				}
 				c, _ := newClient(t, f, func(c *Config) { c.Timeout = timeout })
 				c.tokens.get(t.Context()) // take the token out of the picture
+				f.SetFault(concursim.Fault{Mode: "slow", Delay: concursim.Duration(2 * time.Second)})
 				ctx := t.Context()
 				if tt.cancel != 0 {
 					var cancel context.CancelFunc
@@ -392,11 +383,9 @@ func TestListOverLimit(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	body := batchListXML(1000, f.srv.URL)
-	f.set(func(f *fakeConcur) {
-		f.api = func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/xml")
-			w.Write(body)
-		}
+	f.serve(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.Write(body)
 	})
 	c, _ := newClient(t, f, nil)
 	c.listLimit = int64(len(body))

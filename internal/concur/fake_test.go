@@ -2,7 +2,6 @@ package concur
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,18 +15,21 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
 )
 
-// scripted is a fake Concur API for the resilience tests. It accepts any token, counts the
-// requests it receives per operation and how many it holds at once, and answers each with
-// the next step of its script, then with its default step.
+// scripted is the simulator for the resilience tests: it holds one batch (b-1, Batch-URL
+// key K3y$1, payment file J0b$Run) and accepts the static token of newResilient. Each
+// API request it authorises is answered with the next step of its script, then with its
+// default step; serveOK passes the request to the simulator. It counts how many requests
+// it holds at once.
 type scripted struct {
+	*concursim.Sim
 	srv *httptest.Server
 
 	mu       sync.Mutex
 	steps    []step
 	def      step
-	got      map[operation]int
 	inFlight int
 	peak     int // the most requests held at once
 }
@@ -37,43 +39,52 @@ type step func(w http.ResponseWriter, r *http.Request)
 
 func newScripted(t *testing.T, def step, steps ...step) *scripted {
 	t.Helper()
-	s := &scripted{def: def, steps: steps, got: map[operation]int{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.srv.Close)
+	sim, err := concursim.New(concursim.Options{
+		ClientID: "client-id", ClientSecret: "client-secret", RefreshToken: "rt-0",
+		Batches: []concursim.Batch{{ID: "b-1", Name: "B", Total: "10.00", Currency: "USD", Count: 1,
+			Type: concursim.TypeEmployee, Key: "K3y$1", FileKey: "J0b$Run"}},
+	})
+	if err != nil {
+		t.Fatalf("concursim.New: %v", err)
+	}
+	sim.AddAccessToken("static-token")
+	s := &scripted{Sim: sim, def: def, steps: steps}
+	sim.InterceptAPI(s.script)
+	s.srv = httptest.NewServer(sim)
+	t.Cleanup(func() { s.srv.Close(); sim.Close() })
 	return s
 }
 
-func (s *scripted) serve(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.got[opOf(r)]++
-	s.inFlight++
-	s.peak = max(s.peak, s.inFlight)
-	next := s.def
-	if len(s.steps) > 0 {
-		next, s.steps = s.steps[0], s.steps[1:]
-	}
-	s.mu.Unlock()
-	defer func() {
+// script answers with the next step, the simulator's answer (next) at hand for serveOK.
+func (s *scripted) script(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
-		s.inFlight--
+		s.inFlight++
+		s.peak = max(s.peak, s.inFlight)
+		answer := s.def
+		if len(s.steps) > 0 {
+			answer, s.steps = s.steps[0], s.steps[1:]
+		}
 		s.mu.Unlock()
-	}()
-	next(w, r)
+		defer func() {
+			s.mu.Lock()
+			s.inFlight--
+			s.mu.Unlock()
+		}()
+		answer(w, r.WithContext(context.WithValue(r.Context(), simAnswer{}, next)))
+	})
 }
+
+// simAnswer is the context key of the simulator's own answer to a scripted request.
+type simAnswer struct{}
 
 // count is how many requests of op Concur received.
 func (s *scripted) count(op operation) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.got[op]
+	return s.Stats().Requests[[...]string{opList: "list", opClose: "close", opFile: "file"}[op]]
 }
 
 // total is how many API requests Concur received.
-func (s *scripted) total() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.got[opList] + s.got[opClose] + s.got[opFile]
-}
+func (s *scripted) total() int { return s.count(opList) + s.count(opClose) + s.count(opFile) }
 
 func (s *scripted) maxInFlight() int {
 	s.mu.Lock()
@@ -81,31 +92,9 @@ func (s *scripted) maxInFlight() int {
 	return s.peak
 }
 
-func opOf(r *http.Request) operation {
-	switch {
-	case strings.HasSuffix(r.URL.Path, "/close"):
-		return opClose
-	case strings.HasSuffix(r.URL.Path, "/file"):
-		return opFile
-	}
-	return opList
-}
-
-// serveOK answers as Concur does when all is well: the list, the close or the file.
+// serveOK answers as Concur does when all is well: the simulator's list, close or file.
 func serveOK(w http.ResponseWriter, r *http.Request) {
-	switch opOf(r) {
-	case opClose:
-		w.Header().Set("Content-Type", "application/xml")
-		fmt.Fprintf(w, `<BatchStatus><BatchStatus>CLOSED</BatchStatus><File-Url>http://%s/api/expense/paymentbatch/v1.1/batch/J0b$Run/file</File-Url>`+
-			`<Status>SUCCESS</Status></BatchStatus>`, r.Host)
-	case opFile:
-		w.Header().Set("Content-Type", "text/csv")
-		fmt.Fprint(w, "a,b\n1,2\n")
-	default:
-		w.Header().Set("Content-Type", "application/xml")
-		fmt.Fprintf(w, `<BatchList><BatchSummary><BatchName>B</BatchName><BatchID>b-1</BatchID>`+
-			`<Batch-URL>http://%s/api/expense/paymentbatch/v1.1/batch/K3y$1</Batch-URL></BatchSummary></BatchList>`, r.Host)
-	}
+	r.Context().Value(simAnswer{}).(http.Handler).ServeHTTP(w, r)
 }
 
 // serveStatus answers with Concur's XML error; header is name, value pairs.
@@ -295,181 +284,99 @@ func awaitArrival(t *testing.T, arrived <-chan struct{}, done <-chan error) {
 
 const tokenPath = "/oauth2/v0/token"
 
-// fakeConcur is a fake Concur: an OAuth2 token endpoint that rotates refresh tokens and
-// refuses reused ones (400 invalid_grant, code 108), and the Payment Batch API behind
-// Authorization with exactly one scheme (Bearer unless the test sets scheme), serving
-// testdata fixtures unless a test installs its own handler.
+// fakeConcur is Concur for the client's tests: the simulator (internal/concursim) at an
+// httptest server, accepting client-id/client-secret and the refresh token rt-0, naming
+// the tokens it issues at-1, rt-1, at-2…, accepting Bearer only, sending no geolocation,
+// and holding the two batches of testdata/list/namespaced.xml, the first with a payment
+// file at J0b$Run. edit adjusts the options.
 type fakeConcur struct {
-	t   *testing.T
+	*concursim.Sim
 	srv *httptest.Server
-
-	tokenCalls atomic.Int64
-	apiCalls   atomic.Int64
-
-	mu            sync.Mutex
-	expiresIn     any    // JSON value of expires_in: "3600" or 3600
-	refreshExpiry any    // JSON value of refresh_expires_in; nil: not sent
-	geolocation   string // returned with each token; "" for none
-	scheme        string // the only Authorization scheme the API accepts: "Bearer" or "OAuth"
-	refuseStatus  int    // the API's status for a missing or refused token: 403 or 401
-	rotate        bool   // issue a new refresh token on every refresh
-	tokenDelay    time.Duration
-	tokenFail     http.HandlerFunc     // overrides the token endpoint when set
-	mangle        func(map[string]any) // edits a successful token answer (after redeeming) when set
-	api           http.HandlerFunc     // overrides the API (after auth) when set
-	refresh       map[string]bool      // refresh tokens that may be redeemed
-	access        map[string]bool      // access tokens Concur accepts
-	redeemed      []string             // refresh tokens redeemed, in order
-	presented     []string             // every refresh token presented, redeemed or not, in order
-	n             int
 }
 
-func newFake(t *testing.T) *fakeConcur {
+func newFake(t *testing.T, edit ...func(*concursim.Options)) *fakeConcur {
 	t.Helper()
-	f := &fakeConcur{
-		t:             t,
-		expiresIn:     "3600",
-		refreshExpiry: 1893456000,
-		scheme:        "Bearer",
-		refuseStatus:  http.StatusForbidden,
-		rotate:        true,
-		refresh:       map[string]bool{"rt-0": true},
-		access:        map[string]bool{},
+	opts := concursim.Options{
+		ClientID: "client-id", ClientSecret: "client-secret", RefreshToken: "rt-0",
+		CountedTokens: true, AuthScheme: "Bearer", NoGeolocation: true,
+		Batches: []concursim.Batch{
+			{ID: "6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13", Name: "Expense Pay US", Total: "1289.40", Currency: "USD",
+				Count: 7, Type: concursim.TypeEmployee, PaymentMethod: "Expense Pay by Concur",
+				Key: "pQ7v$sK2mLx9RtB4$pWcYe0nHa3Jd$xs", FileKey: "J0b$Run"},
+			{ID: "12345678901234567890", Name: "Corporate Card", Total: "0.00", Currency: "EUR",
+				Type: concursim.TypeCardProgram, PaymentMethod: "Company Check (via Accounts Payable)", Key: "aB3$cD4eF5"},
+		},
 	}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	for _, e := range edit {
+		e(&opts)
+	}
+	sim, err := concursim.New(opts)
+	if err != nil {
+		t.Fatalf("concursim.New: %v", err)
+	}
+	f := &fakeConcur{Sim: sim, srv: httptest.NewServer(sim)}
+	t.Cleanup(func() { f.srv.Close(); sim.Close() })
 	return f
 }
 
-// set changes the fake's behaviour under its lock.
-func (f *fakeConcur) set(fn func(f *fakeConcur)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fn(f)
+// tokenCalls is how many requests reached the token endpoint.
+func (f *fakeConcur) tokenCalls() int64 { return int64(f.Stats().Requests["token"]) }
+
+// apiCalls is how many requests reached the API, refused ones included.
+func (f *fakeConcur) apiCalls() int64 {
+	n := f.Stats().Requests
+	return int64(n["list"] + n["close"] + n["file"])
 }
+
+// redeemedTokens returns the refresh tokens Concur redeemed, in order.
+func (f *fakeConcur) redeemedTokens() []string { return f.Stats().RedeemedTokens }
+
+// presentedTokens returns every refresh token presented to Concur, in order.
+func (f *fakeConcur) presentedTokens() []string { return f.Stats().PresentedTokens }
 
 // revokeAccess makes Concur refuse every access token issued so far (server-side expiry).
-func (f *fakeConcur) revokeAccess() { f.set(func(f *fakeConcur) { clear(f.access) }) }
+func (f *fakeConcur) revokeAccess() { f.ExpireAccessTokens() }
 
-func (f *fakeConcur) serve(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case r.URL.Path == tokenPath:
-		f.tokenCalls.Add(1)
-		f.serveToken(w, r)
-	case strings.HasPrefix(r.URL.Path, apiPrefix):
-		f.apiCalls.Add(1)
-		f.serveAPI(w, r)
-	default:
-		http.NotFound(w, r)
+// serve answers every authorised API request with h instead of the simulator; nil
+// restores the simulator's answers.
+func (f *fakeConcur) serve(h http.HandlerFunc) {
+	if h == nil {
+		f.InterceptAPI(nil)
+		return
 	}
+	f.InterceptAPI(func(http.Handler) http.Handler { return h })
 }
 
-func (f *fakeConcur) serveToken(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	delay, fail := f.tokenDelay, f.tokenFail
-	f.mu.Unlock()
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if fail != nil {
-		fail(w, r)
-		return
-	}
-	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
-		return
-	}
-	if r.PostForm.Get("client_id") != "client-id" || r.PostForm.Get("client_secret") != "client-secret" {
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_client", "code": 101})
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	rt := r.PostForm.Get("refresh_token")
-	f.presented = append(f.presented, rt)
-	if r.PostForm.Get("grant_type") != "refresh_token" || !f.refresh[rt] {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_grant",
-			"error_description": "Bad or expired refresh token", "code": 108})
-		return
-	}
-	f.redeemed = append(f.redeemed, rt)
-	f.n++
-	newRT := rt
-	if f.rotate {
-		delete(f.refresh, rt)
-		newRT = fmt.Sprintf("rt-%d", f.n)
-		f.refresh[newRT] = true
-	}
-	at := fmt.Sprintf("at-%d", f.n)
-	f.access[at] = true
-	ans := map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": f.expiresIn,
-		"refresh_token": newRT, "scope": "EXPRPT"}
-	if f.refreshExpiry != nil {
-		ans["refresh_expires_in"] = f.refreshExpiry
-	}
-	if f.geolocation != "" {
-		ans["geolocation"] = f.geolocation
-	}
-	if f.mangle != nil {
-		f.mangle(ans)
-	}
-	writeJSON(w, http.StatusOK, ans)
+// observe calls fn with every authorised API request before the simulator answers it.
+func (f *fakeConcur) observe(fn func(r *http.Request)) {
+	f.InterceptAPI(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fn(r)
+			next.ServeHTTP(w, r)
+		})
+	})
 }
 
-func (f *fakeConcur) serveAPI(w http.ResponseWriter, r *http.Request) {
-	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	f.mu.Lock()
-	valid, api, refuse := scheme == f.scheme && f.access[tok], f.api, f.refuseStatus
-	f.mu.Unlock()
-	if !valid {
-		writeXMLError(w, refuse, "Invalid or expired token")
-		return
-	}
-	if api != nil {
-		api(w, r)
-		return
-	}
-	f.fixtures(w, r)
+// failTokens installs a fault on the token endpoint until cleared.
+func (f *fakeConcur) failTokens(mode string, status int, retryAfter string) {
+	f.SetFault(concursim.Fault{Op: "token", Mode: mode, Status: status, RetryAfter: retryAfter})
 }
 
-// fixtures serves testdata, with {{host}} replaced by the fake's own URL.
-func (f *fakeConcur) fixtures(w http.ResponseWriter, r *http.Request) {
-	p := strings.TrimPrefix(r.URL.Path, apiPrefix)
-	switch {
-	case r.Method == http.MethodGet && strings.HasPrefix(p, "v1.1/batchlist/"):
-		f.serveFile(w, "testdata/list/namespaced.xml")
-	case r.Method == http.MethodPost && strings.HasSuffix(p, "/close"):
-		w.Header().Set("Content-Type", "application/xml; charset=utf-8")
-		fmt.Fprintf(w, `<BatchStatus xmlns="http://www.concursolutions.com/api/expense/paymentbatch/2011/11">`+
-			`<BatchStatus>CLOSED</BatchStatus><File-Url>%s/api/expense/paymentbatch/v1.1/batch/J0b$Run/file</File-Url>`+
-			`<Status>SUCCESS</Status></BatchStatus>`, f.srv.URL)
-	case r.Method == http.MethodGet && strings.HasSuffix(p, "/file"):
-		w.Header().Set("Content-Type", "text/csv")
-		fmt.Fprint(w, "a,b\n1,2\n")
-	default:
-		writeXMLError(w, http.StatusNotFound, "Not found")
-	}
+// slowTokens delays every token answer by d until the fault is cleared.
+func (f *fakeConcur) slowTokens(d time.Duration) {
+	f.SetFault(concursim.Fault{Op: "token", Mode: "slow", Delay: concursim.Duration(d)})
 }
 
-func (f *fakeConcur) serveFile(w http.ResponseWriter, name string) {
+// serveFixture answers with the XML of testdata file name, {{host}} replaced by host.
+func serveFixture(t *testing.T, w http.ResponseWriter, name, host string) {
 	b, err := os.ReadFile(name)
 	if err != nil {
-		f.t.Errorf("fixture: %v", err)
+		t.Errorf("fixture: %v", err)
 		http.Error(w, "no fixture", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/xml")
-	w.Write([]byte(strings.ReplaceAll(string(b), "{{host}}", f.srv.URL)))
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	w.Write([]byte(strings.ReplaceAll(string(b), "{{host}}", host)))
 }
 
 // writeXMLError answers like Concur does on an error.
@@ -508,13 +415,6 @@ type testClock struct{ offset atomic.Int64 }
 func (c *testClock) now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
 
 func (c *testClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
-
-// redeemedTokens returns the refresh tokens the fake redeemed, in order.
-func (f *fakeConcur) redeemedTokens() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.redeemed...)
-}
 
 // newClient builds a Client against f in refresh-token mode; mutate adjusts the config.
 func newClient(t *testing.T, f *fakeConcur, mutate func(*Config)) (*Client, *testClock) {

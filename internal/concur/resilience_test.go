@@ -509,11 +509,7 @@ func TestResilienceConfig(t *testing.T) {
 func TestTokenBreaker(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.set(func(f *fakeConcur) {
-		f.tokenFail = func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "temporarily_unavailable"})
-		}
-	})
+	f.failTokens("status", http.StatusServiceUnavailable, "")
 	var tr transitions
 	c, _ := newClient(t, f, func(c *Config) {
 		// Long enough that the breaker is still open for the third call, even under load.
@@ -530,18 +526,18 @@ func TestTokenBreaker(t *testing.T) {
 	if e := wantRefused(t, err); !strings.Contains(e.Detail, "token endpoint") {
 		t.Errorf("Detail = %q, want it to name the token endpoint", e.Detail)
 	}
-	if n := f.tokenCalls.Load(); n != 2 {
+	if n := f.tokenCalls(); n != 2 {
 		t.Errorf("token endpoint received %d requests, want 2", n)
 	}
 	if c.BreakerState(BreakerToken) != BreakerOpen || c.BreakerState(BreakerAPI) != BreakerClosed {
 		t.Errorf("token breaker %s, API breaker %s; want open and closed",
 			c.BreakerState(BreakerToken), c.BreakerState(BreakerAPI))
 	}
-	if f.apiCalls.Load() != 0 {
-		t.Errorf("the API received %d calls without a token", f.apiCalls.Load())
+	if f.apiCalls() != 0 {
+		t.Errorf("the API received %d calls without a token", f.apiCalls())
 	}
 
-	f.set(func(f *fakeConcur) { f.tokenFail = nil })
+	f.ClearFault()
 	waitState(t, c, BreakerToken, BreakerHalfOpen)
 	if _, err := listOf(t.Context(), c, batch.ListOpen); err != nil {
 		t.Fatalf("after the token endpoint recovered: %v", err)
@@ -584,12 +580,7 @@ func TestTokenBreakerLockWait(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) {
-				f.tokenFail = func(w http.ResponseWriter, r *http.Request) {
-					_ = r.ParseForm() // read the body, so the server sees the client leave
-					<-r.Context().Done()
-				}
-			})
+			f.slowTokens(time.Minute) // the client leaves first
 			c, _ := newClient(t, f, func(c *Config) {
 				c.Timeout, c.BreakerThreshold = 400*time.Millisecond, 1
 				c.Credentials = slowLock{CredentialStore: newMemCredentials(), wait: tt.lock}

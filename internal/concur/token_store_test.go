@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 	"github.com/finplat/payment-batch-gateway/internal/store/storetest"
 )
@@ -32,7 +33,7 @@ func list(t *testing.T, c *Client) {
 
 func wantTokenCalls(t *testing.T, f *fakeConcur, want int64) {
 	t.Helper()
-	if got := f.tokenCalls.Load(); got != want {
+	if got := f.tokenCalls(); got != want {
 		t.Errorf("token calls = %d, want %d", got, want)
 	}
 }
@@ -43,7 +44,7 @@ func wantTokenCalls(t *testing.T, f *fakeConcur, want int64) {
 func TestReplicasShareOneRefresh(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.set(func(f *fakeConcur) { f.tokenDelay = 50 * time.Millisecond })
+	f.slowTokens(50 * time.Millisecond)
 	creds := newMemCredentials()
 	a, clockA := newClient(t, f, sharing(creds))
 	b, clockB := newClient(t, f, sharing(creds))
@@ -84,8 +85,7 @@ func TestRenewAdoptedToken(t *testing.T) {
 	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			t.Parallel()
-			f := newFake(t)
-			f.set(func(f *fakeConcur) { f.refuseStatus = status })
+			f := newFake(t, func(o *concursim.Options) { o.RefusedStatus = status })
 			creds := newMemCredentials()
 			a, _ := newClient(t, f, sharing(creds))
 			b, _ := newClient(t, f, sharing(creds))
@@ -173,7 +173,7 @@ func TestRotatedRefreshTokenStoredFromUnusableAnswer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) { f.mangle = tt.mangle })
+			f.EditTokenAnswers(tt.mangle)
 			creds := newMemCredentials()
 			c, _ := newClient(t, f, sharing(creds))
 			wantCode(t, call(t.Context(), c, f, opList), batch.CodeUpstreamBadResponse)
@@ -181,7 +181,7 @@ func TestRotatedRefreshTokenStoredFromUnusableAnswer(t *testing.T) {
 			if got.RefreshToken != "rt-1" || got.AccessToken != "" {
 				t.Errorf("stored %q %q, want rt-1 and no access token", got.RefreshToken, got.AccessToken)
 			}
-			f.set(func(f *fakeConcur) { f.mangle = nil })
+			f.EditTokenAnswers(nil)
 			list(t, c)
 			assertEqual(t, []string{"rt-0", "rt-1"}, f.redeemedTokens())
 		})
@@ -207,8 +207,8 @@ func TestStoreFailsAfterRedemption(t *testing.T) {
 			t.Errorf("the error shows %q: %s", secret, msg)
 		}
 	}
-	if f.apiCalls.Load() != 0 {
-		t.Errorf("API calls = %d, want 0: an unstored token was used", f.apiCalls.Load())
+	if f.apiCalls() != 0 {
+		t.Errorf("API calls = %d, want 0: an unstored token was used", f.apiCalls())
 	}
 
 	creds.fail(nil, nil)
@@ -269,7 +269,11 @@ func TestRefreshExpiryStored(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) { f.refreshExpiry = tt.value })
+			f.EditTokenAnswers(func(a map[string]any) {
+				if a["refresh_expires_in"] = tt.value; tt.value == nil {
+					delete(a, "refresh_expires_in")
+				}
+			})
 			creds := newMemCredentials()
 			c, _ := newClient(t, f, sharing(creds))
 			list(t, c)
@@ -380,8 +384,8 @@ func TestCredentialStoreLockWaitBounded(t *testing.T) {
 // expiry is kept.
 func TestRefreshExpiryKeptWhenNotRotated(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	f.set(func(f *fakeConcur) { f.rotate, f.refreshExpiry = false, nil })
+	f := newFake(t, func(o *concursim.Options) { o.NoRotate = true })
+	f.EditTokenAnswers(func(a map[string]any) { delete(a, "refresh_expires_in") })
 	expiry := time.Unix(1893456000, 0)
 	creds := seededCredentials(store.Credentials{RefreshToken: "rt-0", RefreshExpiry: expiry, SeedHash: seedHash("rt-0")})
 	c, _ := newClient(t, f, sharing(creds))
@@ -552,7 +556,7 @@ func rotationRun(t *testing.T, inner CredentialStore, seed uint64) bool {
 		}
 		seen[rt] = i
 	}
-	live := f.liveRefreshTokens()
+	live := f.RefreshTokens()
 	var stored store.Credentials
 	stored, err := inner.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) { return nil, nil })
 	if err != nil {
@@ -584,26 +588,6 @@ func rotationRun(t *testing.T, inner CredentialStore, seed uint64) bool {
 	return ok
 }
 
-// presentedTokens returns every refresh token presented to the fake, in order.
-func (f *fakeConcur) presentedTokens() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.presented...)
-}
-
-// liveRefreshTokens returns the refresh tokens the fake would still redeem.
-func (f *fakeConcur) liveRefreshTokens() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for rt, ok := range f.refresh {
-		if ok {
-			out = append(out, rt)
-		}
-	}
-	return out
-}
-
 // Scenario 13: a replica still configured with a seed that was already redeemed never
 // presents it again, whatever chain the store holds; a seed nobody presented yet (a person
 // re-authorised the gateway) starts a new chain.
@@ -623,7 +607,7 @@ func TestSpentSeedNeverPresented(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) { f.refresh["rt-fresh"] = true })
+			f.AddRefreshToken("rt-fresh")
 			creds := seededCredentials(spent)
 			c, _ := newClient(t, f, func(c *Config) { c.RefreshToken, c.Credentials = tt.configured, creds })
 			list(t, c)

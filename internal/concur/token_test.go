@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 	"github.com/google/go-cmp/cmp"
 )
@@ -19,8 +20,8 @@ import (
 // A static token is never refreshed: a 403 is final and the token endpoint is never called.
 func TestStaticToken(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	f.set(func(f *fakeConcur) { f.access["static-1"], f.scheme = true, "OAuth" })
+	f := newFake(t, func(o *concursim.Options) { o.AuthScheme = "OAuth" })
+	f.AddAccessToken("static-1")
 	c, _ := newClient(t, f, func(c *Config) {
 		c.AccessToken, c.AuthScheme, c.TokenURL, c.RefreshToken = "static-1", "OAuth", "", ""
 	})
@@ -32,10 +33,10 @@ func TestStaticToken(t *testing.T) {
 	if e.Upstream == nil || e.Upstream.Status != http.StatusForbidden {
 		t.Errorf("Upstream = %+v", e.Upstream)
 	}
-	if n := f.tokenCalls.Load(); n != 0 {
+	if n := f.tokenCalls(); n != 0 {
 		t.Errorf("token calls = %d, want 0", n)
 	}
-	if n := f.apiCalls.Load(); n != 2 {
+	if n := f.apiCalls(); n != 2 {
 		t.Errorf("API calls = %d, want 2 (no retry)", n)
 	}
 }
@@ -59,20 +60,16 @@ func TestAuthScheme(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFake(t)
+			f := newFake(t, func(o *concursim.Options) { o.AuthScheme = tt.want })
 			var (
 				mu  sync.Mutex
 				got []string
 			)
-			f.set(func(f *fakeConcur) {
-				f.scheme = tt.want
-				f.access["static-1"] = true
-				f.api = func(w http.ResponseWriter, r *http.Request) {
-					mu.Lock()
-					got = append(got, r.Header.Get("Authorization"))
-					mu.Unlock()
-					f.fixtures(w, r)
-				}
+			f.AddAccessToken("static-1")
+			f.observe(func(r *http.Request) {
+				mu.Lock()
+				got = append(got, r.Header.Get("Authorization"))
+				mu.Unlock()
 			})
 			c, _ := newClient(t, f, func(c *Config) {
 				c.AuthScheme = tt.scheme
@@ -103,14 +100,11 @@ func TestRefreshTokenRotation(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	creds := newRecordingStore()
-	f.set(func(f *fakeConcur) {
-		f.api = func(w http.ResponseWriter, r *http.Request) {
-			// The token presented is already stored.
-			c := creds.committed()
-			if len(c) == 0 || "Bearer "+c[len(c)-1].AccessToken != r.Header.Get("Authorization") {
-				t.Errorf("an access token was used before it was stored")
-			}
-			f.fixtures(w, r)
+	f.observe(func(r *http.Request) {
+		// The token presented is already stored.
+		c := creds.committed()
+		if len(c) == 0 || "Bearer "+c[len(c)-1].AccessToken != r.Header.Get("Authorization") {
+			t.Errorf("an access token was used before it was stored")
 		}
 	})
 	c, clock := newClient(t, f, func(c *Config) { c.Credentials = creds })
@@ -138,12 +132,12 @@ func TestInvalidGrant(t *testing.T) {
 	if !strings.Contains(e.Detail, "re-authorise") || e.Upstream == nil || e.Upstream.Status != 400 {
 		t.Errorf("error = %+v", e)
 	}
-	if f.apiCalls.Load() != 0 {
-		t.Errorf("API calls = %d, want 0", f.apiCalls.Load())
+	if f.apiCalls() != 0 {
+		t.Errorf("API calls = %d, want 0", f.apiCalls())
 	}
 	// The dead refresh token is not offered again.
 	wantCode(t, call(t.Context(), c, f, opClose), batch.CodeUpstreamAuthFailed)
-	if n := f.tokenCalls.Load(); n != 1 {
+	if n := f.tokenCalls(); n != 1 {
 		t.Errorf("token calls = %d, want 1", n)
 	}
 }
@@ -161,7 +155,7 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) { f.tokenDelay = 50 * time.Millisecond })
+			f.slowTokens(50 * time.Millisecond)
 			c, clock := newClient(t, f, nil)
 			if _, err := listOf(t.Context(), c, batch.ListAll); err != nil {
 				t.Fatal(err)
@@ -182,7 +176,7 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 					t.Error(err)
 				}
 			}
-			if got := f.tokenCalls.Load(); got != 2 {
+			if got := f.tokenCalls(); got != 2 {
 				t.Errorf("token calls = %d, want 2 (initial + exactly one renewal)", got)
 			}
 		})
@@ -192,17 +186,16 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 func TestExpiresInForms(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name      string
-		expiresIn any
+		name   string
+		number bool // expires_in as a JSON number: 3600, not "3600"
 	}{
-		{"string", "3600"},
-		{"number", 3600},
+		{"string", false},
+		{"number", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFake(t)
-			f.set(func(f *fakeConcur) { f.expiresIn = tt.expiresIn })
+			f := newFake(t, func(o *concursim.Options) { o.ExpiresInNumber = tt.number })
 			c, clock := newClient(t, f, nil)
 			list := func() {
 				t.Helper()
@@ -213,12 +206,12 @@ func TestExpiresInForms(t *testing.T) {
 			list()
 			clock.advance(3500 * time.Second) // 100s left: still used
 			list()
-			if got := f.tokenCalls.Load(); got != 1 {
+			if got := f.tokenCalls(); got != 1 {
 				t.Fatalf("token calls = %d, want 1", got)
 			}
 			clock.advance(50 * time.Second) // 50s left: renewed first
 			list()
-			if got := f.tokenCalls.Load(); got != 2 {
+			if got := f.tokenCalls(); got != 2 {
 				t.Errorf("token calls = %d, want 2", got)
 			}
 		})
@@ -242,14 +235,14 @@ func TestShortLivedToken(t *testing.T) {
 		t.Run(fmt.Sprint(tt.expiresIn), func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) { f.expiresIn = tt.expiresIn })
+			f.EditTokenAnswers(func(a map[string]any) { a["expires_in"] = tt.expiresIn })
 			c, clock := newClient(t, f, nil)
 			list := func(wantTokenCalls int64) {
 				t.Helper()
 				if _, err := listOf(t.Context(), c, batch.ListAll); err != nil {
 					t.Fatal(err)
 				}
-				if got := f.tokenCalls.Load(); got != wantTokenCalls {
+				if got := f.tokenCalls(); got != wantTokenCalls {
 					t.Fatalf("token calls = %d, want %d", got, wantTokenCalls)
 				}
 			}
@@ -268,7 +261,7 @@ func TestShortLivedToken(t *testing.T) {
 func TestWaitForRefreshRespectsCallerContext(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.set(func(f *fakeConcur) { f.tokenDelay = 300 * time.Millisecond })
+	f.slowTokens(300 * time.Millisecond)
 	c, _ := newClient(t, f, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(50*time.Millisecond, cancel)
@@ -279,7 +272,7 @@ func TestWaitForRefreshRespectsCallerContext(t *testing.T) {
 	if _, err := listOf(t.Context(), c, batch.ListAll); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.tokenCalls.Load(); got != 1 {
+	if got := f.tokenCalls(); got != 1 {
 		t.Errorf("token calls = %d, want 1 (the abandoned refresh was kept)", got)
 	}
 }
@@ -289,29 +282,26 @@ func TestTokenEndpointFailures(t *testing.T) {
 	tests := []struct {
 		name   string
 		mutate func(*Config)
-		answer http.HandlerFunc
-		delay  time.Duration
+		fault  *concursim.Fault     // on the token endpoint
+		answer func(map[string]any) // edits the token answer
 		code   batch.Code
 	}{
 		{name: "invalid client", mutate: func(c *Config) { c.ClientSecret = "wrong-client-secret" },
 			code: batch.CodeUpstreamAuthFailed},
-		{name: "503", answer: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) },
+		{name: "503", fault: &concursim.Fault{Op: "token", Mode: "empty", Status: 503},
 			code: batch.CodeUpstreamUnavailable},
-		{name: "garbage", answer: func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "<html>") },
+		{name: "garbage", fault: &concursim.Fault{Op: "token", Mode: "html", Status: 200},
 			code: batch.CodeUpstreamBadResponse},
-		{name: "no access token", answer: func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, 200, map[string]any{"expires_in": "3600"})
-		}, code: batch.CodeUpstreamBadResponse},
-		{name: "bad expires_in", answer: func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, 200, map[string]any{"access_token": "at-x", "expires_in": "soon"})
-		}, code: batch.CodeUpstreamBadResponse},
-		{name: "geolocation with userinfo", answer: func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, 200, map[string]any{"access_token": "at-x", "geolocation": "https://u:p@evil.example"})
-		}, code: batch.CodeUpstreamBadResponse},
-		{name: "oversized", answer: func(w http.ResponseWriter, _ *http.Request) {
-			fmt.Fprintf(w, `{"access_token":"at-x","pad":"%s"}`, strings.Repeat("x", maxTokenBody))
-		}, code: batch.CodeUpstreamBadResponse},
-		{name: "slow", delay: time.Second, code: batch.CodeUpstreamTimeout},
+		{name: "no access token", answer: func(a map[string]any) { delete(a, "access_token") },
+			code: batch.CodeUpstreamBadResponse},
+		{name: "bad expires_in", answer: func(a map[string]any) { a["expires_in"] = "soon" },
+			code: batch.CodeUpstreamBadResponse},
+		{name: "geolocation with userinfo", answer: func(a map[string]any) { a["geolocation"] = "https://u:p@evil.example" },
+			code: batch.CodeUpstreamBadResponse},
+		{name: "oversized", answer: func(a map[string]any) { a["pad"] = strings.Repeat("x", maxTokenBody) },
+			code: batch.CodeUpstreamBadResponse},
+		{name: "slow", fault: &concursim.Fault{Op: "token", Mode: "slow", Delay: concursim.Duration(time.Second)},
+			code: batch.CodeUpstreamTimeout},
 		{name: "unreachable", mutate: func(c *Config) { c.TokenURL = closedURL(t) + tokenPath },
 			code: batch.CodeUpstreamUnreachable},
 		{name: "storing fails", mutate: func(c *Config) {
@@ -329,7 +319,10 @@ func TestTokenEndpointFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) { f.tokenFail, f.tokenDelay = tt.answer, tt.delay })
+			if tt.fault != nil {
+				f.SetFault(*tt.fault)
+			}
+			f.EditTokenAnswers(tt.answer)
 			c, _ := newClient(t, f, func(c *Config) {
 				c.Timeout = 200 * time.Millisecond
 				if tt.mutate != nil {
@@ -337,8 +330,8 @@ func TestTokenEndpointFailures(t *testing.T) {
 				}
 			})
 			wantCode(t, call(t.Context(), c, f, opList), tt.code)
-			if f.apiCalls.Load() != 0 {
-				t.Errorf("API calls = %d, want 0", f.apiCalls.Load())
+			if f.apiCalls() != 0 {
+				t.Errorf("API calls = %d, want 0", f.apiCalls())
 			}
 		})
 	}
@@ -369,14 +362,7 @@ func TestTokenEndpointRetryAfter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			f.set(func(f *fakeConcur) {
-				f.tokenFail = func(w http.ResponseWriter, _ *http.Request) {
-					if tt.retryAfter != "" {
-						w.Header().Set("Retry-After", tt.retryAfter)
-					}
-					writeJSON(w, tt.status, map[string]any{"error": "server_error"})
-				}
-			})
+			f.failTokens("status", tt.status, tt.retryAfter)
 			c, _ := newClient(t, f, nil)
 			e := wantCode(t, call(t.Context(), c, f, opList), tt.code)
 			if e.RetryAfter != tt.want {
@@ -392,10 +378,12 @@ func TestTokenEndpointRetryAfter(t *testing.T) {
 // The token's geolocation is the API base, and its host is trusted for Batch-URLs.
 func TestGeolocation(t *testing.T) {
 	t.Parallel()
-	auth, geo := newFake(t), newFake(t) // auth: token endpoint and BaseURL; geo: the data centre
-	auth.set(func(f *fakeConcur) { f.geolocation = geo.srv.URL + "/ignored/path" })
+	geo := newFake(t)                               // the data centre
+	auth := newFake(t, func(o *concursim.Options) { // the token endpoint and BaseURL
+		o.Geolocation, o.NoGeolocation = geo.srv.URL+"/ignored/path", false
+	})
 	c, _ := newClient(t, auth, nil)
-	geo.set(func(g *fakeConcur) { g.access["at-1"] = true })
+	geo.AddAccessToken("at-1")
 	got, err := listOf(t.Context(), c, batch.ListAll)
 	if err != nil {
 		t.Fatal(err)
@@ -404,8 +392,8 @@ func TestGeolocation(t *testing.T) {
 	if _, err := c.CloseBatch(t.Context(), got[0].URL); err != nil {
 		t.Fatal(err)
 	}
-	if auth.apiCalls.Load() != 0 || geo.apiCalls.Load() != 2 {
-		t.Errorf("API calls: base %d, geolocation %d; want 0 and 2", auth.apiCalls.Load(), geo.apiCalls.Load())
+	if auth.apiCalls() != 0 || geo.apiCalls() != 2 {
+		t.Errorf("API calls: base %d, geolocation %d; want 0 and 2", auth.apiCalls(), geo.apiCalls())
 	}
 }
 
@@ -414,9 +402,10 @@ func TestGeolocation(t *testing.T) {
 // geolocation) and redeemed next.
 func TestGeolocationCleartextRefused(t *testing.T) {
 	t.Parallel()
-	auth, geo := newFake(t), newFake(t) // auth: the token endpoint; geo: an http "data centre"
-	auth.set(func(f *fakeConcur) { f.geolocation = geo.srv.URL })
-	geo.set(func(g *fakeConcur) { g.access["at-1"], g.access["at-2"] = true, true })
+	geo := newFake(t)                                                                                      // an http "data centre"
+	auth := newFake(t, func(o *concursim.Options) { o.Geolocation, o.NoGeolocation = geo.srv.URL, false }) // the token endpoint
+	geo.AddAccessToken("at-1")
+	geo.AddAccessToken("at-2")
 	creds := newRecordingStore()
 	c, _ := newClient(t, auth, func(c *Config) {
 		c.BaseURL = "https://us.api.concursolutions.invalid" // https: never contacted in this test
@@ -428,7 +417,7 @@ func TestGeolocationCleartextRefused(t *testing.T) {
 			t.Errorf("Detail = %q, want it to name the geolocation", e.Detail)
 		}
 	}
-	if n := geo.apiCalls.Load(); n != 0 {
+	if n := geo.apiCalls(); n != 0 {
 		t.Errorf("the http geolocation received %d API calls", n)
 	}
 	assertEqual(t, []string{"rt-0", "rt-1"}, auth.redeemedTokens())
@@ -495,7 +484,7 @@ func TestBuildTokenCapsHugeExpiresIn(t *testing.T) {
 func TestDrainWaitsForADetachedRefresh(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.set(func(f *fakeConcur) { f.tokenDelay = 300 * time.Millisecond })
+	f.slowTokens(300 * time.Millisecond)
 	c, _ := newClient(t, f, nil)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -506,10 +495,7 @@ func TestDrainWaitsForADetachedRefresh(t *testing.T) {
 	if err := c.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	f.mu.Lock()
-	redeemed := len(f.redeemed)
-	f.mu.Unlock()
-	if redeemed != 1 {
+	if redeemed := len(f.redeemedTokens()); redeemed != 1 {
 		t.Fatalf("redeemed %d refresh tokens, want 1", redeemed)
 	}
 	creds, err := c.tokens.store.UpdateCredentials(context.Background(),

@@ -72,8 +72,8 @@ func TestHostGuard(t *testing.T) {
 					return // a File-Url may carry a query
 				}
 				wantCode(t, err, tt.code)
-				if evil.calls.Load() != 0 || f.apiCalls.Load() != 0 {
-					t.Errorf("requests sent: foreign %d, Concur %d", evil.calls.Load(), f.apiCalls.Load())
+				if evil.calls.Load() != 0 || f.apiCalls() != 0 {
+					t.Errorf("requests sent: foreign %d, Concur %d", evil.calls.Load(), f.apiCalls())
 				}
 			})
 		}
@@ -120,10 +120,8 @@ func TestAuthTransportRefusesForeignOrigin(t *testing.T) {
 func TestRedirectNotFollowed(t *testing.T) {
 	t.Parallel()
 	f, evil := newFake(t), newRecorder(t)
-	f.set(func(f *fakeConcur) {
-		f.api = func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, evil.srv.URL+r.URL.Path, http.StatusTemporaryRedirect)
-		}
+	f.serve(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, evil.srv.URL+r.URL.Path, http.StatusTemporaryRedirect)
 	})
 	c, _ := newClient(t, f, nil)
 	for _, op := range []operation{opList, opClose, opFile} {
@@ -325,11 +323,7 @@ func TestObserverSeesTokenRequestsAndRenewals(t *testing.T) {
 		t.Errorf("renewals (-want +got):\n%s", diff)
 	}
 
-	f.set(func(f *fakeConcur) {
-		f.tokenFail = func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "unavailable"})
-		}
-	})
+	f.failTokens("status", http.StatusServiceUnavailable, "")
 	clock.advance(2 * time.Hour) // the token has expired: the next call renews it
 	_ = invoke(ctx, c, f.srv.URL, opList)
 	got, refreshes = obs.got()

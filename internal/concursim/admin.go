@@ -10,13 +10,14 @@ import (
 
 // Stats counts what the simulator has seen since New.
 type Stats struct {
-	TokenRequests   int `json:"tokenRequests"`   // every call of the token endpoint
-	TokenRefreshes  int `json:"tokenRefreshes"`  // successful refreshes
-	InvalidGrants   int `json:"invalidGrants"`   // unknown, reused or old refresh tokens
-	ListCalls       int `json:"listCalls"`       // authorised batch-list calls
-	Unauthorized    int `json:"unauthorized"`    // API calls answered 401 or 403 for want of a live token
-	ChunkedRejected int `json:"chunkedRejected"` // close calls refused for chunked bodies
-	FilesServed     int `json:"filesServed"`     // payment files sent
+	Requests        map[string]int `json:"requests"`        // per operation (token, list, close, file): every request, faulted and refused ones too
+	TokenRequests   int            `json:"tokenRequests"`   // calls the token endpoint handled (not those a fault or chaos answered)
+	TokenRefreshes  int            `json:"tokenRefreshes"`  // successful refreshes
+	InvalidGrants   int            `json:"invalidGrants"`   // unknown, reused or old refresh tokens
+	ListCalls       int            `json:"listCalls"`       // authorised batch-list calls
+	Unauthorized    int            `json:"unauthorized"`    // API calls answered 401 or 403 for want of a live token
+	ChunkedRejected int            `json:"chunkedRejected"` // close calls refused for chunked bodies
+	FilesServed     int            `json:"filesServed"`     // payment files sent
 
 	Chaos ChaosStats `json:"chaos"` // what chaos did (see [Chaos])
 
@@ -27,13 +28,18 @@ type Stats struct {
 	// IssuedTokens lists the access and refresh tokens issued (the first maxIssuedKept),
 	// so tests can prove none of them leaks into a client's logs or answers.
 	IssuedTokens []string `json:"issuedTokens"`
+	// PresentedTokens lists the refresh tokens clients presented, redeemed or refused, and
+	// RedeemedTokens those redeemed, in order (the first maxIssuedKept of each): a client
+	// that presents a spent token shows in the difference.
+	PresentedTokens []string `json:"presentedTokens"`
+	RedeemedTokens  []string `json:"redeemedTokens"`
 }
 
 // maxIssuedKept bounds IssuedTokens, so a long-running simulator does not grow.
 const maxIssuedKept = 1000
 
 func newStats() Stats {
-	return Stats{Closes: map[string]int{}, Regenerations: map[string]int{}, AsyncCloses: map[string]int{}}
+	return Stats{Requests: map[string]int{}, Closes: map[string]int{}, Regenerations: map[string]int{}, AsyncCloses: map[string]int{}}
 }
 
 // Stats returns a copy of the counters.
@@ -44,7 +50,10 @@ func (s *Sim) Stats() Stats {
 	st.Closes = maps.Clone(s.stats.Closes)
 	st.Regenerations = maps.Clone(s.stats.Regenerations)
 	st.AsyncCloses = maps.Clone(s.stats.AsyncCloses)
+	st.Requests = maps.Clone(s.stats.Requests)
 	st.IssuedTokens = slices.Clone(s.stats.IssuedTokens)
+	st.PresentedTokens = slices.Clone(s.stats.PresentedTokens)
+	st.RedeemedTokens = slices.Clone(s.stats.RedeemedTokens)
 	st.Chaos.ByOp = maps.Clone(s.stats.Chaos.ByOp)
 	return st
 }

@@ -127,6 +127,8 @@ func TestAdminStats(t *testing.T) {
 	want := map[string]any{
 		"tokenRequests": 2.0, "tokenRefreshes": 1.0, "invalidGrants": 1.0, "listCalls": 2.0,
 		"unauthorized": 1.0, "chunkedRejected": 0.0, "filesServed": 1.0,
+		"requests":        map[string]any{"token": 2.0, "list": 3.0, "close": 2.0, "file": 1.0},
+		"presentedTokens": []any{testRefresh, testRefresh}, "redeemedTokens": []any{testRefresh},
 		"closes":        map[string]any{SeedOpenCard: 1.0},
 		"regenerations": map[string]any{SeedOpenCard: 1.0}, // the v1.2 close completed at once
 		"asyncCloses":   map[string]any{SeedOpenCard: 1.0},

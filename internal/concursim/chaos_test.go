@@ -157,9 +157,7 @@ func TestChaosResetTokenAndList(t *testing.T) {
 	auth := "Bearer " + f.accessToken(t)
 	f.setChaos(t, Chaos{Reset: 1, Seed: 1})
 	st := f.sim.Stats()
-	f.sim.mu.Lock()
-	rt := f.sim.refresh
-	f.sim.mu.Unlock()
+	rt := f.sim.RefreshTokens()[0]
 	for range 3 {
 		if a := f.try(t.Context(), http.MethodPost, "/oauth2/v0/token", "", refreshForm(rt)); a.err == nil {
 			t.Fatalf("token answered %d under reset 1, want a dropped connection", a.status)
@@ -218,9 +216,7 @@ func TestChaosOutages(t *testing.T) {
 	auth := "Bearer " + f.accessToken(t)
 	u := f.batchURL(t, auth, SeedOpenUSD)
 	f.setChaos(t, Chaos{Status5xx: 1, Seed: 3})
-	f.sim.mu.Lock()
-	rt := f.sim.refresh
-	f.sim.mu.Unlock()
+	rt := f.sim.RefreshTokens()[0]
 	seen := map[int]bool{}
 	for range 12 {
 		for _, a := range []answer{

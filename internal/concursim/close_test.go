@@ -108,6 +108,8 @@ func TestCloseV11AndRegenerate(t *testing.T) {
 	}
 	st := f.sim.Stats()
 	want := Stats{TokenRequests: 1, TokenRefreshes: 1, ListCalls: 2, FilesServed: 3,
+		Requests:        map[string]int{"token": 1, "list": 2, "close": 3, "file": 3},
+		PresentedTokens: []string{testRefresh}, RedeemedTokens: []string{testRefresh},
 		Closes: map[string]int{SeedOpenUSD: 3}, Regenerations: map[string]int{SeedOpenUSD: 2}, AsyncCloses: map[string]int{}}
 	if diff := cmp.Diff(want, st, ignoreIssued); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)

@@ -115,6 +115,7 @@ func (s *Sim) takeFault(op string) (Fault, bool) {
 // faulted applies the current fault, if it matches op, before next; else chaos, if on.
 func (s *Sim) faulted(op string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.count(func(st *Stats) { st.Requests[op]++ })
 		f, ok := s.takeFault(op)
 		if !ok {
 			s.serveChaos(op, next, w, r)

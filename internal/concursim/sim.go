@@ -10,6 +10,7 @@
 package concursim
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,6 +27,9 @@ type Batch struct {
 	Count    int   // reports in the batch; 0 => close answers 500 "does not contain any reports"
 	Closed   bool  // the batch is in the CLOSED list
 	FileSize int64 // >0: the payment file is a generated CSV of exactly this many bytes, streamed
+
+	Key     string // the encrypted id in its Batch-URL, of [A-Za-z0-9$]; empty: random
+	FileKey string // the JobRunKey of a payment file made before the simulator started; empty: none
 }
 
 // Batch types Concur documents.
@@ -42,6 +46,10 @@ type Options struct {
 	ExpiresInNumber    bool          // expires_in and refresh_expires_in as JSON numbers (default: strings)
 	NoRotate           bool          // default false: every refresh issues a new refresh token, the old one dies
 	Geolocation        string        // default: the origin the request arrived at
+	NoGeolocation      bool          // token answers carry no geolocation (default: they do)
+	AuthScheme         string        // the one Authorization scheme the API accepts, "Bearer" or "OAuth" (default: either)
+	RefusedStatus      int           // the API's status for an unknown, expired or revoked token: 403 (default) or 401
+	CountedTokens      bool          // tokens named at-1, rt-1, at-2, rt-2… in issue order, for tests (default: random)
 	URLElement         string        // "Batch-URL" (default) or "Batch-Url"
 	ErrorNamespace     bool          // put <Error> in the paymentbatch namespace (default: no namespace)
 	ContentDisposition bool          // send Content-Disposition on files (default: none, it is undocumented)
@@ -69,13 +77,16 @@ type Sim struct {
 	now  func() time.Time // replaced in tests
 
 	mu       sync.Mutex
-	batches  []*batchState          // in list order
-	byKey    map[string]*batchState // encrypted batch key -> batch
-	files    map[string]*batchState // JobRunKey -> batch; every key ever issued
-	refresh  string                 // the one refresh token currently accepted
-	access   map[string]time.Time   // access token -> expiry
-	fault    *Fault                 // nil: no fault
-	chaos    *chaosState            // nil: no chaos
+	batches  []*batchState                   // in list order
+	byKey    map[string]*batchState          // encrypted batch key -> batch
+	files    map[string]*batchState          // JobRunKey -> batch; every key ever issued
+	refresh  map[string]bool                 // refresh tokens the token endpoint redeems
+	access   map[string]time.Time            // access token -> expiry
+	issued   int                             // successful refreshes, for CountedTokens
+	edit     func(map[string]any)            // edits each successful token answer (see [Sim.EditTokenAnswers])
+	wrap     func(http.Handler) http.Handler // wraps the API handlers (see [Sim.InterceptAPI])
+	fault    *Fault                          // nil: no fault
+	chaos    *chaosState                     // nil: no chaos
 	stats    Stats
 	timers   map[*time.Timer]struct{} // pending v1.2 closes
 	shutdown bool
@@ -110,6 +121,18 @@ func New(opts Options) (*Sim, error) {
 			opts.URLElement, URLElementUpper, URLElementCamel))
 	}
 	opts.Geolocation = strings.TrimRight(opts.Geolocation, "/")
+	switch opts.AuthScheme {
+	case "", "Bearer", "OAuth":
+	default:
+		errs = append(errs, fmt.Errorf("concursim: AuthScheme %q: want Bearer or OAuth", opts.AuthScheme))
+	}
+	switch opts.RefusedStatus {
+	case 0:
+		opts.RefusedStatus = http.StatusForbidden
+	case http.StatusForbidden, http.StatusUnauthorized:
+	default:
+		errs = append(errs, fmt.Errorf("concursim: RefusedStatus %d: want 401 or 403", opts.RefusedStatus))
+	}
 	if opts.AsyncCloseDelay == 0 {
 		opts.AsyncCloseDelay = 2 * time.Second
 	}
@@ -123,7 +146,7 @@ func New(opts Options) (*Sim, error) {
 		now:     time.Now,
 		byKey:   make(map[string]*batchState),
 		files:   make(map[string]*batchState),
-		refresh: opts.RefreshToken,
+		refresh: map[string]bool{opts.RefreshToken: true},
 		access:  make(map[string]time.Time),
 		stats:   newStats(),
 		timers:  make(map[*time.Timer]struct{}),
@@ -137,9 +160,15 @@ func New(opts Options) (*Sim, error) {
 			errs = append(errs, fmt.Errorf("concursim: batch %d: duplicate ID %q", i, b.ID))
 		}
 		seen[b.ID] = true
-		bs := &batchState{Batch: b, key: newKey(32)}
+		bs := &batchState{Batch: b, key: cmp.Or(b.Key, newKey(32))}
+		if s.byKey[bs.key] != nil || (b.FileKey != "" && s.files[b.FileKey] != nil) {
+			errs = append(errs, fmt.Errorf("concursim: batch %d: duplicate Key or FileKey", i))
+		}
 		s.batches = append(s.batches, bs)
 		s.byKey[bs.key] = bs
+		if b.FileKey != "" {
+			s.files[b.FileKey] = bs
+		}
 	}
 	if opts.Chaos != nil {
 		if err := opts.Chaos.validate(); err != nil {
@@ -165,6 +194,9 @@ func validateBatch(b Batch) error {
 	if b.Count < 0 || b.FileSize < 0 {
 		return fmt.Errorf("batch %q: Count and FileSize must not be negative", b.ID)
 	}
+	if (b.Key != "" && !validKey(b.Key)) || (b.FileKey != "" && !validKey(b.FileKey)) {
+		return fmt.Errorf("batch %q: Key and FileKey must be made of [A-Za-z0-9$]", b.ID)
+	}
 	if _, err := parseCents(b.Total); err != nil {
 		return fmt.Errorf("batch %q: Total: %w", b.ID, err)
 	}
@@ -176,13 +208,13 @@ func (s *Sim) routes() *http.ServeMux {
 	m := http.NewServeMux()
 	m.Handle("POST /oauth2/v0/token", s.faulted("token", http.HandlerFunc(s.handleToken)))
 
-	list := s.faulted("list", s.authed(http.HandlerFunc(s.handleList)))
+	list := s.faulted("list", s.authed(s.intercepted(s.handleList)))
 	m.Handle("GET "+apiPrefix+"v1.1/batchlist", list)
 	m.Handle("GET "+apiPrefix+"v1.1/batchlist/{$}", list)
 	m.Handle("GET "+apiPrefix+"v1.1/batchlist/{status}", list)
 	m.Handle("POST "+apiPrefix+"{version}/batch/{key}/close",
-		s.faulted("close", s.refuseChunked(s.authed(http.HandlerFunc(s.handleClose)))))
-	m.Handle("GET "+apiPrefix+"v1.1/batch/{key}/file", s.faulted("file", s.authed(http.HandlerFunc(s.handleFile))))
+		s.faulted("close", s.refuseChunked(s.authed(s.intercepted(s.handleClose)))))
+	m.Handle("GET "+apiPrefix+"v1.1/batch/{key}/file", s.faulted("file", s.authed(s.intercepted(s.handleFile))))
 
 	m.HandleFunc("GET /_sim/stats", s.handleStats)
 	m.HandleFunc("GET /_sim/fault", s.handleGetFault)

@@ -179,6 +179,15 @@ func TestNewValidates(t *testing.T) {
 		{"duplicate id", func(o *Options) { o.Batches = append(Seed(), Seed()[0]) }, []string{"duplicate ID"}},
 		{"bad total", func(o *Options) { o.Batches = []Batch{{ID: "x", Total: "12.345"}} }, []string{"Total"}},
 		{"empty id", func(o *Options) { o.Batches = []Batch{{Total: "1.00"}} }, []string{"ID is empty"}},
+		{"bad auth scheme", func(o *Options) { o.AuthScheme = "Basic" }, []string{"AuthScheme"}},
+		{"bad refused status", func(o *Options) { o.RefusedStatus = 500 }, []string{"RefusedStatus"}},
+		{"bad key", func(o *Options) { o.Batches = []Batch{{ID: "x", Total: "1.00", Key: "a/b"}} }, []string{"Key"}},
+		{"duplicate key", func(o *Options) {
+			o.Batches = []Batch{{ID: "x", Total: "1.00", Key: "k"}, {ID: "y", Total: "1.00", Key: "k"}}
+		}, []string{"duplicate Key"}},
+		{"duplicate file key", func(o *Options) {
+			o.Batches = []Batch{{ID: "x", Total: "1.00", FileKey: "k"}, {ID: "y", Total: "1.00", FileKey: "k"}}
+		}, []string{"duplicate Key or FileKey"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

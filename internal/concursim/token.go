@@ -44,8 +44,12 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 
 	now := s.now()
+	rt := r.PostForm.Get("refresh_token")
 	s.mu.Lock()
-	if rt := r.PostForm.Get("refresh_token"); rt == "" || !equal(rt, s.refresh) {
+	if len(s.stats.PresentedTokens) < maxIssuedKept {
+		s.stats.PresentedTokens = append(s.stats.PresentedTokens, rt)
+	}
+	if !s.refresh[rt] {
 		s.stats.InvalidGrants++
 		s.mu.Unlock()
 		writeJSON(w, http.StatusBadRequest, map[string]any{
@@ -55,11 +59,16 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	if !s.opts.NoRotate {
-		s.refresh = newToken()
+	if len(s.stats.RedeemedTokens) < maxIssuedKept {
+		s.stats.RedeemedTokens = append(s.stats.RedeemedTokens, rt)
 	}
-	refresh := s.refresh
-	access := newToken()
+	s.issued++
+	refresh, access := rt, s.newToken("at")
+	if !s.opts.NoRotate {
+		delete(s.refresh, rt)
+		refresh = s.newToken("rt")
+		s.refresh[refresh] = true
+	}
 	for t, exp := range s.access { // drop expired tokens so the map stays small
 		if !now.Before(exp) {
 			delete(s.access, t)
@@ -70,20 +79,34 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 	if len(s.stats.IssuedTokens) < maxIssuedKept {
 		s.stats.IssuedTokens = append(s.stats.IssuedTokens, access, refresh)
 	}
+	edit := s.edit
 	s.mu.Unlock()
 
-	expiresIn := int64(s.opts.AccessTokenTTL / time.Second)
-	refreshExpires := now.Add(refreshTokenLifetime).Unix()
-	writeJSON(w, http.StatusOK, map[string]any{
+	answer := map[string]any{
 		"access_token":       access,
 		"token_type":         "Bearer",
-		"expires_in":         s.number(expiresIn),
+		"expires_in":         s.number(int64(s.opts.AccessTokenTTL / time.Second)),
 		"scope":              "openid EXPRPT PAYBAT company.read",
 		"refresh_token":      refresh,
-		"refresh_expires_in": s.number(refreshExpires),
+		"refresh_expires_in": s.number(now.Add(refreshTokenLifetime).Unix()),
 		"id_token":           "",
-		"geolocation":        s.origin(r),
-	})
+	}
+	if !s.opts.NoGeolocation {
+		answer["geolocation"] = s.origin(r)
+	}
+	if edit != nil {
+		edit(answer)
+	}
+	writeJSON(w, http.StatusOK, answer)
+}
+
+// newToken returns an opaque random token, or prefix-n under CountedTokens. It is called
+// under the lock.
+func (s *Sim) newToken(prefix string) string {
+	if s.opts.CountedTokens {
+		return prefix + "-" + strconv.Itoa(s.issued)
+	}
+	return rand.Text() + rand.Text()
 }
 
 // number renders n as Concur's docs disagree: a string by default, a number by option.
@@ -94,13 +117,14 @@ func (s *Sim) number(n int64) any {
 	return strconv.FormatInt(n, 10)
 }
 
-// authed requires a live access token: 401 when the header is missing, 403 when the
-// token is unknown or expired (Concur's own split).
+// authed requires a live access token: 401 when the header is missing or malformed,
+// RefusedStatus (403 by default: Concur's own split) when the token is unknown or expired.
+// A scheme other than AuthScheme, when set, is malformed.
 func (s *Sim) authed(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scheme, tok, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 		tok = strings.TrimSpace(tok)
-		if !ok || tok == "" || (!strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "OAuth")) {
+		if !ok || tok == "" || !s.acceptsScheme(scheme) {
 			s.count(func(st *Stats) { st.Unauthorized++ })
 			s.writeError(w, http.StatusUnauthorized, "Authorization header is missing or malformed.")
 			return
@@ -114,11 +138,18 @@ func (s *Sim) authed(next http.Handler) http.Handler {
 		}
 		s.mu.Unlock()
 		if !live {
-			s.writeError(w, http.StatusForbidden, "Invalid, expired or revoked access token.")
+			s.writeError(w, s.opts.RefusedStatus, "Invalid, expired or revoked access token.")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func (s *Sim) acceptsScheme(scheme string) bool {
+	if s.opts.AuthScheme != "" {
+		return strings.EqualFold(scheme, s.opts.AuthScheme)
+	}
+	return strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "OAuth")
 }
 
 // ExpireAccessTokens invalidates every access token issued so far; the refresh token
@@ -137,9 +168,6 @@ func (s *Sim) count(f func(*Stats)) {
 }
 
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
-
-// newToken returns an opaque random token.
-func newToken() string { return rand.Text() + rand.Text() }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)

@@ -169,6 +169,8 @@ func TestAuth(t *testing.T) {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}
 			wantStats := Stats{TokenRequests: 1, TokenRefreshes: 1,
+				Requests:        map[string]int{"token": 1, "list": 1},
+				PresentedTokens: []string{testRefresh}, RedeemedTokens: []string{testRefresh},
 				Closes: map[string]int{}, Regenerations: map[string]int{}, AsyncCloses: map[string]int{}}
 			if tt.want == http.StatusOK {
 				wantStats.ListCalls = 1
