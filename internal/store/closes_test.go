@@ -10,7 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
-	domain "github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
@@ -40,7 +39,7 @@ func begin(t *testing.T, s store.Store, id, requestID string) (batch.Batch, batc
 	t.Helper()
 	b := mustGet(t, s, id)
 	att := attempt(id, b.Close.Now, requestID)
-	to := batch.CloseState{State: domain.StateClosing, Prev: b.Close.State}
+	to := batch.CloseState{State: batch.StateClosing, Prev: b.Close.State}
 	return s.Apply(t.Context(), batch.Change{BatchID: id, From: b.Close.Version, To: &to, Begin: &att})
 }
 
@@ -60,7 +59,7 @@ func testCloseStateClock(t *testing.T, h *harness) {
 	before := time.Now().Add(-2 * time.Second)
 	b := mustGet(t, s, "A")
 	after := time.Now().Add(2 * time.Second)
-	if b.Close.State != domain.StateOpen || b.Close.Version != 0 {
+	if b.Close.State != batch.StateOpen || b.Close.Version != 0 {
 		t.Errorf("new batch close state = %+v, want open at version 0", b.Close)
 	}
 	if b.Close.Now.Before(before) || b.Close.Now.After(after) {
@@ -77,11 +76,11 @@ func testApplyCompareAndSet(t *testing.T, h *harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Close.State != domain.StateClosing || b.Close.CloseID != att.ID || att.ID == 0 || b.Close.Version != 1 ||
-		!b.Close.LeaseUntil.Equal(att.LeaseUntil) || b.Close.Prev != domain.StateOpen {
+	if b.Close.State != batch.StateClosing || b.Close.CloseID != att.ID || att.ID == 0 || b.Close.Version != 1 ||
+		!b.Close.LeaseUntil.Equal(att.LeaseUntil) || b.Close.Prev != batch.StateOpen {
 		t.Fatalf("after begin: batch %+v, attempt %+v", b.Close, att)
 	}
-	stale := batch.CloseState{State: domain.StateClosing}
+	stale := batch.CloseState{State: batch.StateClosing}
 	other := attempt("A", at(0), "r2")
 	if _, _, err := s.Apply(t.Context(), batch.Change{BatchID: "A", From: 0, To: &stale, Begin: &other}); !errors.Is(err, batch.ErrStateChanged) {
 		t.Fatalf("Apply on a stale version = %v, want ErrStateChanged", err)
@@ -91,12 +90,12 @@ func testApplyCompareAndSet(t *testing.T, h *harness) {
 	}
 	end := att
 	end.Outcome, end.EndedAt, end.FileURL = batch.OutcomeClosed, b.Close.Now, "https://h/file"
-	to := batch.CloseState{State: domain.StateClosed, FileClose: att.ID}
+	to := batch.CloseState{State: batch.StateClosed, FileClose: att.ID}
 	b, rec, err := s.Apply(t.Context(), batch.Change{BatchID: "A", From: b.Close.Version, To: &to, End: &end})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Close.State != domain.StateClosed || b.Close.FileClose != att.ID || rec.Outcome != batch.OutcomeClosed {
+	if b.Close.State != batch.StateClosed || b.Close.FileClose != att.ID || rec.Outcome != batch.OutcomeClosed {
 		t.Errorf("after end: %+v, %+v", b.Close, rec)
 	}
 	got, err := s.GetClose(t.Context(), att.ID)
@@ -127,7 +126,7 @@ func testApplyExclusiveConcurrent(t *testing.T, h *harness) {
 		st := []store.Store{s, s2}[i%2]
 		wg.Go(func() {
 			att := attempt("A", b.Close.Now, fmt.Sprint("r", i))
-			to := batch.CloseState{State: domain.StateClosing, Prev: domain.StateOpen}
+			to := batch.CloseState{State: batch.StateClosing, Prev: batch.StateOpen}
 			_, _, err := st.Apply(t.Context(), batch.Change{BatchID: "A", From: b.Close.Version, To: &to, Begin: &att})
 			switch {
 			case err == nil:
@@ -176,7 +175,7 @@ func testDueScheduled(t *testing.T, h *harness) {
 	mustUpsert(t, s, at(0), testBatch("A", 1), testBatch("B", 1), testBatch("C", 1))
 	for id, check := range map[string]time.Duration{"A": -time.Second, "B": time.Hour} {
 		b := mustGet(t, s, id)
-		to := batch.CloseState{State: domain.StateScheduled, CheckAt: b.Close.Now.Add(check), SettleUntil: b.Close.Now.Add(time.Hour)}
+		to := batch.CloseState{State: batch.StateScheduled, CheckAt: b.Close.Now.Add(check), SettleUntil: b.Close.Now.Add(time.Hour)}
 		if _, _, err := s.Apply(t.Context(), batch.Change{BatchID: id, From: b.Close.Version, To: &to}); err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +183,7 @@ func testDueScheduled(t *testing.T, h *harness) {
 	b := mustGet(t, s, "C")
 	att := attempt("C", b.Close.Now.Add(-time.Hour), "r")
 	att.LeaseUntil = b.Close.Now.Add(-time.Minute)
-	to := batch.CloseState{State: domain.StateClosing, Prev: domain.StateScheduled}
+	to := batch.CloseState{State: batch.StateClosing, Prev: batch.StateScheduled}
 	if _, _, err := s.Apply(t.Context(), batch.Change{BatchID: "C", From: b.Close.Version, To: &to, Begin: &att}); err != nil {
 		t.Fatal(err)
 	}
