@@ -16,9 +16,9 @@ import (
 
 // The simulator's seeded batches, in byte order of their IDs.
 const (
-	adpBatch   = "12345678901234567890"                 // OPEN, EUR, Employee, ADP (via EPIP file)
-	cardBatch  = "b7e2d4f0-9c1a-4a3e-8f6d-2e5c7a9b1d04" // OPEN, USD, Card Program
-	emptyBatch = "c0ffee00-1d2e-4f3a-9b8c-7d6e5f4a3b2c" // OPEN, GBP
+	adpBatch   = concursim.SeedOpenEUR   // OPEN, EUR, Employee, ADP (via EPIP file)
+	cardBatch  = concursim.SeedOpenCard  // OPEN, USD, Card Program
+	emptyBatch = concursim.SeedOpenEmpty // OPEN, GBP
 )
 
 var seeded = []string{adpBatch, employeeBatch, closedBatch, cardBatch, emptyBatch}

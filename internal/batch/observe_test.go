@@ -81,7 +81,7 @@ func TestObserverSeesLookupsRefreshesAndCloseOutcomes(t *testing.T) {
 	svc := batch.NewService(up, openStore(t),
 		batch.Options{BatchListMinInterval: time.Minute, Now: clk.Now, Observer: rec})
 	ctx := context.Background()
-	const cardBatch, emptyBatch = "b7e2d4f0-9c1a-4a3e-8f6d-2e5c7a9b1d04", "c0ffee00-1d2e-4f3a-9b8c-7d6e5f4a3b2c"
+	const cardBatch, emptyBatch = concursim.SeedOpenCard, concursim.SeedOpenEmpty
 
 	steps := []struct {
 		name string

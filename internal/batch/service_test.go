@@ -19,8 +19,8 @@ import (
 )
 
 const (
-	employeeBatch = "6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"
-	closedBatch   = "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d" // seeded CLOSED in Concur
+	employeeBatch = concursim.SeedOpenUSD
+	closedBatch   = concursim.SeedClosedUSD // seeded CLOSED in Concur
 )
 
 // clock is a manual clock for the refresh bound.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/api"
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
 )
 
 // Chaos run: the real gateway against the simulator failing at random.
@@ -43,8 +44,8 @@ const (
 // chaosHonestBatch (the seeded ADP batch) is kept out of the load, for the honest close
 // at the end; chaosClosedBatch is seeded as already closed.
 const (
-	chaosHonestBatch = "12345678901234567890"
-	chaosClosedBatch = "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"
+	chaosHonestBatch = concursim.SeedOpenEUR
+	chaosClosedBatch = concursim.SeedClosedUSD
 )
 
 // TestChaos drives a bounded load from concurrent callers through the gateway while the

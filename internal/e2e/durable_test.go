@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/api"
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
 )
 
-const closedBatch = "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d" // seeded CLOSED in Concur
+const closedBatch = concursim.SeedClosedUSD // seeded CLOSED in Concur
 
 // The gateway is killed (SIGKILL) after it redeemed the refresh token and before it could
 // use the new access token. Concur rotated the refresh token, so the one in the

@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/api"
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
 )
 
 // Seeded simulator batches (internal/concursim.Seed).
 const (
-	employeeBatch = "6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"
-	cardBatch     = "b7e2d4f0-9c1a-4a3e-8f6d-2e5c7a9b1d04"
-	emptyBatch    = "c0ffee00-1d2e-4f3a-9b8c-7d6e5f4a3b2c"
+	employeeBatch = concursim.SeedOpenUSD
+	cardBatch     = concursim.SeedOpenCard
+	emptyBatch    = concursim.SeedOpenEmpty
 )
 
 func TestCloseThenDownload(t *testing.T) {

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/api"
+	"github.com/finplat/payment-batch-gateway/internal/concursim"
 )
 
 // adpBatch is the last seeded simulator batch (internal/concursim.Seed) the other tests
 // did not name.
-const adpBatch = "12345678901234567890"
+const adpBatch = concursim.SeedOpenEUR
 
 var seededBatches = []string{adpBatch, employeeBatch, closedBatch, cardBatch, emptyBatch}
 

@@ -26,8 +26,8 @@ import (
 )
 
 const (
-	employeeBatch = "6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13"
-	emptyBatch    = "c0ffee00-1d2e-4f3a-9b8c-7d6e5f4a3b2c"
+	employeeBatch = concursim.SeedOpenUSD
+	emptyBatch    = concursim.SeedOpenEmpty
 )
 
 // env is the whole request path: HTTP handler -> domain -> Concur client -> a simulated

@@ -18,9 +18,9 @@ import (
 
 // The simulator's seeded batches, in byte order of their IDs.
 const (
-	adpBatch    = "12345678901234567890"
-	closedBatch = "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"
-	cardBatch   = "b7e2d4f0-9c1a-4a3e-8f6d-2e5c7a9b1d04"
+	adpBatch    = concursim.SeedOpenEUR
+	closedBatch = concursim.SeedClosedUSD
+	cardBatch   = concursim.SeedOpenCard
 )
 
 var seeded = []string{adpBatch, employeeBatch, closedBatch, cardBatch, emptyBatch}
