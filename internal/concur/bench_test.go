@@ -12,7 +12,6 @@ import (
 
 	"github.com/finplat/payment-batch-gateway/api"
 	"github.com/finplat/payment-batch-gateway/internal/batch"
-	"github.com/finplat/payment-batch-gateway/internal/heappeak"
 )
 
 func BenchmarkDecodeClose(b *testing.B) {
@@ -68,35 +67,28 @@ func BenchmarkCloseTranslation(b *testing.B) {
 
 // BenchmarkDecodeBatchList parses a batch list of n summaries streamed from a generating
 // reader (listGen: the XML is made on the fly, as a network body arrives, so no document is
-// held in memory), and reports, besides the time and allocations of a parse, the peak of
-// the heap during it (peak-heap-MiB; see package heappeak for the method).
+// held in memory): the time and allocations of a parse. The peak of the heap is measured
+// in the bench module (bench/list_test.go).
 func BenchmarkDecodeBatchList(b *testing.B) {
 	for _, n := range []int{1_000, 10_000, 100_000} {
 		b.Run("n="+strconv.Itoa(n), func(b *testing.B) {
-			var (
-				peak uint64
-				size int64
-			)
+			var size int64
 			b.ReportAllocs()
 			for b.Loop() {
 				b.StopTimer()
 				gen := newListGen(n)
-				hp := heappeak.Start()
-				gen.every, gen.hook = 1000, hp.Sample
 				b.StartTimer()
 
 				got, last, err := parseList(gen)
 
 				b.StopTimer()
-				p := hp.Stop()
 				if err != nil || got != n || last != gen.summary(n-1) {
 					b.Fatalf("parsed %d of %d summaries, last %+v, err %v", got, n, last, err)
 				}
-				peak, size = max(peak, p), gen.written
+				size = gen.written
 				b.StartTimer()
 			}
 			b.SetBytes(size)
-			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 		})
 	}
 }
