@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/finplat/payment-batch-gateway/internal/loadbench"
+	"github.com/finplat/payment-batch-gateway/bench/internal/loadbench"
 )
 
 // README markers between which -readme puts the latest table.
