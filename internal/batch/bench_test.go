@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
-	"github.com/finplat/payment-batch-gateway/internal/heappeak"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
@@ -74,9 +73,9 @@ func seedStore(b *testing.B, st store.Store, n int) []string {
 // BenchmarkRefresh is one refresh of the directory with n batches in the OPEN list (and
 // none CLOSED) streamed from a fake Upstream that makes each summary as it hands it over,
 // as the Concur client does while it reads, into SQLite: the time of the whole refresh,
-// dominated by the store, and the peak of the heap during it (peak-heap-MiB, measured as
-// concur's BenchmarkDecodeBatchList measures it; see package heappeak). The second refresh of
-// the same batches (b.Loop's later iterations) updates rather than inserts.
+// dominated by the store. The second refresh of the same batches (b.Loop's later
+// iterations) updates rather than inserts. The peak of the heap during a refresh is
+// measured in the bench module (bench/refresh_test.go), with the load suite's tools.
 func BenchmarkRefresh(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run("n="+strconv.Itoa(n), func(b *testing.B) {
@@ -87,25 +86,15 @@ func BenchmarkRefresh(b *testing.B) {
 			defer st.Close()
 			up := &genUp{n: n}
 			fetch := batch.DirectoryFetch(up, st)
-			var peak uint64
 			b.ReportAllocs()
 			for b.Loop() {
-				b.StopTimer()
-				hp := heappeak.Start()
-				up.hook = hp.Sample
-				b.StartTimer()
-				err := fetch(b.Context())
-				b.StopTimer()
-				peak = max(peak, hp.Stop())
-				if err != nil || up.handed != n {
+				if err := fetch(b.Context()); err != nil || up.handed != n {
 					b.Fatalf("refresh: %d summaries, %v", up.handed, err)
 				}
-				b.StartTimer()
 			}
 			if got, err := st.GetBatch(b.Context(), genID(n-1)); err != nil || got.Status != batch.StatusOpen {
 				b.Fatalf("last batch: %+v, %v", got, err)
 			}
-			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 		})
 	}
 }
@@ -114,7 +103,6 @@ func BenchmarkRefresh(b *testing.B) {
 type genUp struct {
 	n      int
 	handed int
-	hook   func() // called every 1000 summaries, on the refreshing goroutine
 }
 
 func (u *genUp) ListBatches(_ context.Context, s batch.ListStatus, fn func(batch.Summary) error) error {
@@ -130,9 +118,7 @@ func (u *genUp) ListBatches(_ context.Context, s batch.ListStatus, fn func(batch
 				strings.Repeat(id[:8], 12) + "$x$y"}); err != nil {
 			return err
 		}
-		if u.handed++; u.handed%1000 == 0 && u.hook != nil {
-			u.hook()
-		}
+		u.handed++
 	}
 	return nil
 }

@@ -4,21 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
-	"github.com/finplat/payment-batch-gateway/internal/loadbench"
-)
-
-// README markers between which -readme puts the latest table.
-const (
-	readmeBegin = "<!-- bench:begin -->"
-	readmeEnd   = "<!-- bench:end -->"
+	"github.com/finplat/payment-batch-gateway/bench/internal/loadbench"
 )
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -41,7 +33,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "bench/results", "directory for latest.md, latest.json and latest.png")
 	commit := fs.String("commit", "", "the commit under test, for the report (default: the binary's VCS stamp)")
 	profile := fs.String("profile", "", "a directory for the gateway's CPU and allocation profiles (enables GATEWAY_PPROF)")
-	readme := fs.String("readme", "", "a README whose "+readmeBegin+" … "+readmeEnd+" section gets the table")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -88,26 +79,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if *readme != "" {
-		if err := splice(*readme, md.String()); err != nil {
-			return err
-		}
-	}
 	_, err = fmt.Fprintf(stdout, "\n%s\nwritten to %s/latest.{md,json,png}\n", md.String(), *out)
 	return err
-}
-
-// splice replaces what lies between the README's markers with section.
-func splice(path, section string) error {
-	b, err := os.ReadFile(path) // #nosec G304 -- the operator's own README, named on the command line
-	if err != nil {
-		return err
-	}
-	s := string(b)
-	i, j := strings.Index(s, readmeBegin), strings.Index(s, readmeEnd)
-	if i < 0 || j < i {
-		return errors.New(path + " has no " + readmeBegin + " … " + readmeEnd + " section")
-	}
-	s = s[:i+len(readmeBegin)] + "\n" + section + "\n" + s[j:]
-	return os.WriteFile(path, []byte(s), 0o644) // #nosec G306 G703 -- the operator's README, meant to be read
 }
