@@ -50,7 +50,7 @@ func BenchmarkRefresh(b *testing.B) {
 				b.StartTimer()
 			}
 			last, err := st.GetBatch(b.Context(), genID(n-1))
-			if err != nil || last.Status != store.StatusOpen || last.URL != ls.summary(n-1).URL {
+			if err != nil || last.Status != batch.StatusOpen || last.URL != ls.summary(n-1).URL {
 				b.Fatalf("last batch: %+v, %v", last, err)
 			}
 			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")

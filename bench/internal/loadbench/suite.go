@@ -204,7 +204,7 @@ func startStack(ctx context.Context, cfg Config) (_ *stack, err error) {
 		"GATEWAY_SECRET_KEY=" + base64.StdEncoding.EncodeToString(secretKey),
 		"GATEWAY_API_KEYS=" + string(keys),
 		// The per-caller limit (600/min by default) would be the whole measurement.
-		"GATEWAY_RATE_LIMIT=0",
+		"GATEWAY_RATE_LIMIT_PER_MINUTE=0",
 		// As in production (README): /metrics, and with Profile /debug/pprof/, on their own listener.
 		"GATEWAY_ADMIN_ADDR=127.0.0.1:0",
 		fmt.Sprintf("GATEWAY_PPROF=%t", cfg.ProfileDir != ""),
