@@ -303,7 +303,7 @@ func (r *reach) mayHaveSent(err error) bool {
 // tokenStatusError classifies the token endpoint's non-200 answer.
 func tokenStatusError(resp *http.Response, ans tokenAnswer) *batch.Error {
 	up := &batch.UpstreamError{Status: resp.StatusCode, Message: strings.Trim(strings.TrimSpace(ans.Error+": "+ans.Description), ": ")}
-	code, _ := flexInt(ans.Code)
+	code, _ := strconv.ParseInt(unquote(ans.Code), 10, 64)
 	e := &batch.Error{Code: batch.CodeUpstreamAuthFailed, Upstream: up}
 	switch {
 	case ans.Error == "invalid_grant" || code == 108:
