@@ -80,7 +80,11 @@ type plan struct {
 // chain's SeedHash nor in SpentSeeds nor in SpentTokens. A replica still configured with an
 // old seed finds it spent and uses the stored newest token instead.
 func (s *tokenSource) refresh(ctx context.Context) (_ *token, err error) {
-	defer func() { observeRefresh(s.obs, err) }()
+	defer func() {
+		if s.obs != nil {
+			s.obs.TokenRefreshed(err == nil)
+		}
+	}()
 	s.mu.Lock()
 	g := s.unsaved
 	s.mu.Unlock()
