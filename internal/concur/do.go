@@ -19,14 +19,12 @@ const (
 	maxListBody  = 128 << 20 // the batch list, decoded as a stream
 )
 
-// request is one Concur call. Exactly one of path (relative to the API base of the token
-// in use) and url (absolute, its shape checked by parseConcurURL) is set.
+// request is one Concur call.
 type request struct {
-	op     operation
-	method string
-	path   string
-	url    string
-	limit  int64 // body cap of a 200 XML answer
+	op        operation
+	method    string
+	path, url string // one is set: path is relative to the token's API base, url absolute (parseConcurURL)
+	limit     int64  // body cap of a 200 XML answer
 	// decode decodes a 200 XML answer; nil for the file download, whose answer do returns
 	// open. It runs whatever it hands the caller through consume, which stops the clock.
 	decode func(body io.Reader, consume func(func() error) error) error
@@ -39,11 +37,10 @@ type tried struct {
 	wait     time.Duration // the Retry-After Concur sent with a failure; 0: none
 }
 
-// do performs r. The list and the file download are tried again while the retry policy
-// allows (resilience.go); a close is tried once: closing a closed batch regenerates its
-// payment file. The error says the strongest Delivery of all tries: once a try may have
-// reached Concur, the call may have. For the file, the answer comes back with its body
-// open and its attempt running.
+// do performs r: the list and the file download are tried again while the retry policy
+// allows; a close is tried once, as closing a closed batch regenerates its payment file.
+// The error says the strongest Delivery of all tries: once a try may have reached Concur,
+// the call may have. The file's answer comes back with its body open and its attempt running.
 func (c *Client) do(ctx context.Context, r request) (*answer, error) {
 	deadline := time.Now().Add(c.retry.budget)
 	strongest := batch.NotSent
@@ -88,7 +85,7 @@ func (c *Client) try(ctx context.Context, r request, timeout time.Duration) (_ *
 	if err != nil {
 		return nil, t, err
 	}
-	v := neutral
+	v := errNeutral
 	defer func() { done(v) }()
 
 	ans, t, err := c.send(ctx, r, timeout)

@@ -36,13 +36,13 @@ var ErrCircuitOpen = errors.New("concur: circuit open")
 // halfOpenWait is the Retry-After of a call refused while the one probe is in flight.
 const halfOpenWait = time.Second
 
-// A verdict is what one admitted call says about Concur's health, in gobreaker's terms: nil
-// (healthy: Concur answered as designed, a 200, a 4xx, the no-reports 500) is a success;
-// failing is an outage (5xx, time-out, connection failure); neutral says nothing (the caller
-// left, throttling, nothing sent) and is excluded.
+// A verdict is what one admitted call says about Concur's health, as the error gobreaker
+// takes: nil (healthy: Concur answered as designed, a 200, a 4xx, the no-reports 500) is a
+// success; errFailing is an outage (5xx, time-out, connection failure); errNeutral says
+// nothing (the caller left, throttling, nothing sent) and is excluded.
 var (
-	failing = errors.New("failing")
-	neutral = errors.New("neutral")
+	errFailing = errors.New("failing")
+	errNeutral = errors.New("neutral")
 )
 
 // breaker is a gobreaker two-step breaker that remembers when it opened and after how many
@@ -65,7 +65,7 @@ func newBreaker(name, what string, threshold int, interval time.Duration, hook f
 		MaxRequests: 1, // one probe when half-open
 		Timeout:     interval,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= limit },
-		IsExcluded:  func(err error) bool { return errors.Is(err, neutral) },
+		IsExcluded:  func(err error) bool { return errors.Is(err, errNeutral) },
 		// Called under gobreaker's lock: record, then tell the caller's hook.
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			b.mu.Lock()
@@ -86,7 +86,7 @@ func newBreaker(name, what string, threshold int, interval time.Duration, hook f
 
 // allow admits a call or refuses it with an upstream_unavailable *batch.Error. An admitted
 // call must report its verdict through done exactly once.
-func (b *breaker) allow() (done func(verdict error), err error) {
+func (b *breaker) allow() (done func(error), err error) {
 	done, err = b.cb.Allow()
 	if err != nil {
 		return nil, b.refused(errors.Is(err, gobreaker.ErrTooManyRequests))
@@ -123,30 +123,27 @@ func (b *breaker) refused(halfOpen bool) *batch.Error {
 // state is the breaker's state: BreakerClosed, BreakerOpen or BreakerHalfOpen.
 func (b *breaker) state() string { return b.cb.State().String() }
 
-// verdictOf judges a finished call. caller is the caller's context (a call it cancelled
-// says nothing about Concur); fromAPI is false when the call failed before Concur's API
-// was asked (credentials, the wait for a slot), which says nothing either.
-//
-// Failures: 503 and every other 5xx except the close's no-reports 500 (a business answer),
-// our own time-outs, connection failures, and an unreadable answer when the reading failed
-// (cut or stalled). Not failures: every 4xx (401/403 have the token path; 429 is neutral:
-// Concur is up but throttling, and the retry honours its Retry-After), a 200 that cannot
-// be parsed (neutral: a shape problem, not an outage), the caller's own cancellation.
+// verdictOf judges a finished call. A call its caller cancelled (caller ended), or that
+// failed before Concur's API was asked (!fromAPI: credentials, the wait for a slot), says
+// nothing. Failing: every 5xx but the close's business 500, our own time-outs, connection
+// failures, a 200 whose reading was cut or stalled. Neutral besides: a 429 (Concur is up but
+// throttling; the retry honours its Retry-After), a refused host, an unparseable 200 (a shape
+// problem, not an outage). Every other answer (4xx, 401/403 included) is healthy.
 func verdictOf(caller context.Context, fromAPI bool, err error) (verdict error) {
 	if err == nil {
 		return nil
 	}
 	e, ok := errors.AsType[*batch.Error](err)
 	if !fromAPI || !ok || caller.Err() != nil {
-		return neutral
+		return errNeutral
 	}
 	switch c := e.Code; {
 	case c == batch.CodeUpstreamTimeout || c == batch.CodeUpstreamUnreachable,
 		c == batch.CodeUpstreamUnavailable && e.Upstream != nil,
 		c == batch.CodeUpstreamBadResponse && e.Upstream != nil && e.Upstream.Status >= 500:
-		return failing
+		return errFailing
 	case e.Upstream == nil, c == batch.CodeUpstreamRateLimited, c == batch.CodeUpstreamHostRefused:
-		return neutral
+		return errNeutral
 	}
 	return nil // healthy: Concur answered: a 4xx, a redirect, the no-reports 500
 }
@@ -240,7 +237,7 @@ type retryPolicy struct {
 func (p retryPolicy) next(ctx context.Context, n int, t tried, err error, deadline time.Time, timeout time.Duration) (time.Duration, bool) {
 	throttled := batch.ErrorCode(err) == batch.CodeUpstreamRateLimited && t.wait > 0
 	if n >= p.attempts || !t.api || ctx.Err() != nil || t.wait > p.maxWait ||
-		(!throttled && verdictOf(ctx, true, err) != failing) {
+		(!throttled && verdictOf(ctx, true, err) != errFailing) {
 		return 0, false
 	}
 	wait := cmp.Or(t.wait, backoff(p.base, p.maxWait, n))

@@ -212,15 +212,15 @@ func (s *tokenSource) redeemWithin(ctx context.Context, rt string) (tokenAnswer,
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, d, errCallTimeout)
 	defer cancel()
-	v := neutral
+	v := errNeutral
 	defer func() { done(v) }() // also if redeem panics: a half-open breaker must not wait forever
 	ans, err := s.redeem(ctx, rt)
 	observeTry(s.obs, context.Background(), OpToken, start, true, err)
 	// The refresh is detached: no caller's end is involved. A time-out counts against Concur
 	// only when the call had the whole Concur time-out, not what a slow lock wait left it.
 	v = verdictOf(context.Background(), true, err)
-	if v == failing && d < s.timeout && batch.ErrorCode(err) == batch.CodeUpstreamTimeout {
-		v = neutral
+	if v == errFailing && d < s.timeout && batch.ErrorCode(err) == batch.CodeUpstreamTimeout {
+		v = errNeutral
 	}
 	return ans, err
 }
