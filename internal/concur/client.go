@@ -268,11 +268,11 @@ func (c *Client) OpenFile(ctx context.Context, fileURL string) (*batch.File, err
 	if _, err := parseConcurURL(raw); err != nil {
 		return nil, err
 	}
-	ans, err := c.do(ctx, request{op: opFile, method: http.MethodGet, url: raw})
+	a, err := c.do(ctx, request{op: opFile, method: http.MethodGet, url: raw})
 	if err != nil {
 		return nil, err
 	}
-	return fileOf(ctx, ans, c.timeout)
+	return fileOf(ctx, a, c.timeout)
 }
 
 // Ready reports whether the Client can authenticate to Concur: nil when it holds an
