@@ -1,6 +1,7 @@
 package concur
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -132,7 +133,7 @@ func readUpstreamError(resp *http.Response) *batch.UpstreamError {
 	if err != nil {
 		return up // cut or oversized: classify by status alone
 	}
-	if e, err := decodeErrorBody(strings.NewReader(string(body))); err == nil {
+	if e, err := decodeErrorBody(bytes.NewReader(body)); err == nil {
 		up.Message, up.ID, up.ServerTime = clip(e.Message), clip(e.ID), clip(e.ServerTime)
 	}
 	return up
@@ -248,19 +249,10 @@ func hostRefused() *batch.Error {
 // stronger is the Delivery that says more of what Concur may have done:
 // MaybeDelivered over Answered over NotSent.
 func stronger(a, b batch.Delivery) batch.Delivery {
-	rank := func(d batch.Delivery) int {
-		switch d {
-		case batch.NotSent:
-			return 0
-		case batch.Answered:
-			return 1
-		}
-		return 2
+	if a == batch.MaybeDelivered || b == batch.NotSent {
+		return a
 	}
-	if rank(b) > rank(a) {
-		return b
-	}
-	return a
+	return b
 }
 
 // withDelivery is err saying d: a copy when err is a *batch.Error with another Delivery
@@ -303,7 +295,7 @@ func (r *reach) mayHaveSent(err error) bool {
 // tokenStatusError classifies the token endpoint's non-200 answer.
 func tokenStatusError(resp *http.Response, ans tokenAnswer) *batch.Error {
 	up := &batch.UpstreamError{Status: resp.StatusCode, Message: strings.Trim(strings.TrimSpace(ans.Error+": "+ans.Description), ": ")}
-	code, _ := flexInt(ans.Code)
+	code, _ := strconv.ParseInt(unquote(ans.Code), 10, 64)
 	e := &batch.Error{Code: batch.CodeUpstreamAuthFailed, Upstream: up}
 	switch {
 	case ans.Error == "invalid_grant" || code == 108:

@@ -3,33 +3,28 @@
 // rotation, single-flight, shared by replicas through a CredentialStore) and the XML. Every
 // failure is a *batch.Error with an upstream code and a Delivery (classify.go).
 //
-// A newcomer reads it in this order: client.go (the public methods), do.go (the one do and
-// its retry loop), classify.go (every failure), token.go (credentials), resilience.go
+// Read it in this order: client.go (the public methods), do.go (the one do and its retry
+// loop), classify.go (every failure), token.go and refresh.go (credentials), resilience.go
 // (breakers, limits, retries), xml.go, transport.go (Authorization and the host guard).
 //
-// How the Client degrades when Concur misbehaves:
-//
-// Breakers. BreakerAPI guards every list, close and file call, BreakerToken the token
-// endpoint. The token endpoint has its own because a refresh is single-flight and detached
-// from its callers: its failures count once per request sent, and a dead token endpoint
-// does not hide a healthy API. An API call is admitted by BreakerAPI only once it holds its
-// slot and its rate turn and before it asks for a token, so a call that queued while the
-// breaker opened is refused, not sent, an open breaker triggers no refresh, and a half-open
-// breaker's probe is the one request it admitted. A breaker opens after
-// Config.BreakerThreshold consecutive failures (verdictOf), refuses calls for
+// Breakers. BreakerAPI guards list, close and file calls; BreakerToken the token endpoint,
+// so that a dead token endpoint does not hide a healthy API (a refresh is single-flight and
+// detached from its callers: its failures count once per request sent). An API call is
+// admitted only once it holds its slot and its rate turn and before it asks for a token:
+// a call that queued while the breaker opened is refused, not sent; an open breaker
+// triggers no refresh; a half-open breaker's probe is the one request it admitted. After
+// Config.BreakerThreshold consecutive failures (verdictOf) a breaker refuses calls for
 // Config.BreakerOpenInterval with upstream_unavailable, ErrCircuitOpen and a Retry-After of
-// the time left, then lets one probe through. A refused call was never sent.
+// the time left, then lets one probe through.
 //
-// Retries. Only the batch list and a file download before its body are tried again, on
-// 503, other 5xx, time-outs, connection failures and a 429 with a Retry-After; never a
-// close (closing a closed batch regenerates its payment file), never another 4xx, never
-// after a failure to get a token. Tries stop at Config.MaxAttempts, Config.RetryBudget and
-// the caller's end.
+// Retries. Only the batch list and a file download before its body are tried again (see
+// retryPolicy.next); never a close (closing a closed batch regenerates its payment file),
+// never after a failure to get a token. Tries stop at Config.MaxAttempts,
+// Config.RetryBudget and the caller's end.
 //
 // Limits. At most Config.MaxConcurrent calls in flight per Client (a token refresh runs in
 // its caller's slot) and, with Config.RateLimit, a paced request rate. A call that gets no
-// turn within Timeout fails with upstream_unavailable, was not sent, and does not count
-// toward the breaker.
+// turn within Timeout fails with upstream_unavailable, unsent and not counted by the breaker.
 package concur
 
 import (
@@ -62,17 +57,13 @@ const (
 // apiPrefix is where every Payment Batch resource lives; Batch-URLs and File-Urls must be under it.
 const apiPrefix = "/api/expense/paymentbatch/"
 
-// Config configures a Client.
-//
-// The fields BaseURL to RateLimit are validated and defaulted by internal/config: New
-// trusts them, and only refuses an unset Timeout, BreakerThreshold, BreakerOpenInterval,
-// MaxAttempts or MaxConcurrent (zero has no safe meaning for them; use the Default
-// constants in hand-built configs). The other fields are concur's own and take its
-// defaults when zero.
+// Config configures a Client. internal/config validates and defaults BaseURL to RateLimit:
+// New trusts them, and only refuses an unset Timeout, BreakerThreshold, BreakerOpenInterval,
+// MaxAttempts or MaxConcurrent (zero has no safe meaning for them; hand-built configs use
+// the Default constants). The fields after RateLimit take concur's defaults when zero.
 type Config struct {
 	// BaseURL is the API origin when the token carries no geolocation, e.g.
-	// https://us.api.concursolutions.com. When it is https, a token whose geolocation is
-	// http is refused; an http BaseURL (development, simulator) accepts an http geolocation.
+	// https://us.api.concursolutions.com. When it is https, an http geolocation is refused.
 	BaseURL string
 	// TokenURL, ClientID, ClientSecret and RefreshToken are the OAuth2 refresh-token grant,
 	// unused when AccessToken is set. RefreshToken is the grant's seed: redeemed when
@@ -82,38 +73,26 @@ type Config struct {
 	AuthScheme                                     string        // "Bearer" ("" means it) or "OAuth"
 	Timeout                                        time.Duration // per Concur call; for a file download, per read
 
-	// BreakerThreshold is how many consecutive failures (5xx other than the close's
-	// business 500, time-outs, connection failures) open a breaker.
-	BreakerThreshold int
-	// BreakerOpenInterval is how long an open breaker refuses calls before one probe.
-	BreakerOpenInterval time.Duration
-	// MaxAttempts is how many times a batch list, or a file download before its body, is
-	// tried; 1 turns retries off. A close is never retried.
-	MaxAttempts int
-	// MaxConcurrent caps the calls in flight to Concur from this Client. A call waits for
-	// a slot at most Timeout (and no longer than its context).
-	MaxConcurrent int
-	// RateLimit, when positive, caps the requests per second sent to Concur's API; 0: off.
-	RateLimit float64
+	BreakerThreshold    int           // consecutive failures (verdictOf) that open a breaker
+	BreakerOpenInterval time.Duration // how long an open breaker refuses calls before one probe
+	MaxAttempts         int           // tries of a list, or of a download before its body; 1: none again
+	MaxConcurrent       int           // calls in flight from this Client; a call waits for a slot at most Timeout
+	RateLimit           float64       // when positive, the requests per second sent to Concur's API
 
-	RateBurst      int           // requests that may go at once under RateLimit; default 1
-	RetryBudget    time.Duration // bounds a retried call as a whole, waits included; default 2*Timeout
-	RetryBaseDelay time.Duration // upper bound of the first back-off (full jitter, doubling); default 250ms
-	// RetryMaxDelay caps one wait between tries; a longer Retry-After is not waited for:
-	// the call fails at once with it. Default 10s.
-	RetryMaxDelay time.Duration
-	UserAgent     string // default "payment-batch-gateway"
-	// Transport is the base transport; nil means DefaultTransport(Timeout).
-	Transport http.RoundTripper
+	RateBurst      int               // requests that may go at once under RateLimit; default 1
+	RetryBudget    time.Duration     // bounds a retried call as a whole, waits included; default 2*Timeout
+	RetryBaseDelay time.Duration     // upper bound of the first back-off (full jitter, doubling); default 250ms
+	RetryMaxDelay  time.Duration     // the longest wait between tries (a longer Retry-After fails at once); default 10s
+	UserAgent      string            // default "payment-batch-gateway"
+	Transport      http.RoundTripper // the base transport; nil means DefaultTransport(Timeout)
 	// Credentials keeps the grant (newest refresh token, newest access token and its
 	// geolocation) across restarts and replicas; refreshes are serialised through it, so
-	// exactly one replica redeems a refresh token. nil: in memory, this process only.
+	// that exactly one replica redeems a refresh token. nil: in memory, this process only.
 	Credentials CredentialStore
-	// Observer, when set, is told of every try of a call and every token renewal (transport.go).
-	Observer Observer
-	// OnBreakerStateChange, when set, is told every state change of a breaker (name
-	// BreakerAPI or BreakerToken; states BreakerClosed, BreakerOpen, BreakerHalfOpen). It
-	// runs inside the breaker's lock: it must be quick and must not call the Client.
+	Observer    Observer // when set, told of every try of a call and every token renewal
+	// OnBreakerStateChange, when set, is told every state change of a breaker (BreakerAPI
+	// or BreakerToken; BreakerClosed, BreakerOpen, BreakerHalfOpen). It runs inside the
+	// breaker's lock: it must be quick and must not call the Client.
 	OnBreakerStateChange func(name, from, to string)
 }
 
@@ -159,7 +138,6 @@ func New(cfg Config) (*Client, error) {
 		rt = defaultTransport(cfg.Timeout)
 	}
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	obs := observerOr(cfg.Observer)
 	c := &Client{
 		baseOrigin: base,
 		timeout:    cfg.Timeout,
@@ -177,7 +155,7 @@ func New(cfg Config) (*Client, error) {
 			base:     cmp.Or(cfg.RetryBaseDelay, DefaultRetryBaseDelay),
 			maxWait:  cmp.Or(cfg.RetryMaxDelay, DefaultRetryMaxDelay),
 		},
-		obs: obs,
+		obs: cfg.Observer,
 	}
 	c.tokens = &tokenSource{
 		store:        cfg.Credentials,
@@ -193,7 +171,7 @@ func New(cfg Config) (*Client, error) {
 		now:          time.Now,
 		breaker: newBreaker(BreakerToken, "Concur's token endpoint", cfg.BreakerThreshold, cfg.BreakerOpenInterval,
 			cfg.OnBreakerStateChange),
-		obs:      obs,
+		obs:      cfg.Observer,
 		retryMin: 50 * time.Millisecond,
 		retryMax: 10 * time.Second,
 	}
@@ -290,11 +268,11 @@ func (c *Client) OpenFile(ctx context.Context, fileURL string) (*batch.File, err
 	if _, err := parseConcurURL(raw); err != nil {
 		return nil, err
 	}
-	ans, err := c.do(ctx, request{op: opFile, method: http.MethodGet, url: raw})
+	a, err := c.do(ctx, request{op: opFile, method: http.MethodGet, url: raw})
 	if err != nil {
 		return nil, err
 	}
-	return fileOf(ctx, ans, c.timeout)
+	return fileOf(ctx, a, c.timeout)
 }
 
 // Ready reports whether the Client can authenticate to Concur: nil when it holds an

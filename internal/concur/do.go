@@ -19,14 +19,12 @@ const (
 	maxListBody  = 128 << 20 // the batch list, decoded as a stream
 )
 
-// request is one Concur call. Exactly one of path (relative to the API base of the token
-// in use) and url (absolute, its shape checked by parseConcurURL) is set.
+// request is one Concur call.
 type request struct {
-	op     operation
-	method string
-	path   string
-	url    string
-	limit  int64 // body cap of a 200 XML answer
+	op        operation
+	method    string
+	path, url string // one is set: path is relative to the token's API base, url absolute (parseConcurURL)
+	limit     int64  // body cap of a 200 XML answer
 	// decode decodes a 200 XML answer; nil for the file download, whose answer do returns
 	// open. It runs whatever it hands the caller through consume, which stops the clock.
 	decode func(body io.Reader, consume func(func() error) error) error
@@ -39,30 +37,29 @@ type tried struct {
 	wait     time.Duration // the Retry-After Concur sent with a failure; 0: none
 }
 
-// do performs r. The list and the file download are tried again while the retry policy
-// allows (resilience.go); a close is tried once: closing a closed batch regenerates its
-// payment file. The error says the strongest Delivery of all tries: once a try may have
-// reached Concur, the call may have. For the file, the answer comes back with its body
-// open and its attempt running.
-func (c *Client) do(ctx context.Context, r request) (*answer, error) {
+// do performs r: the list and the file download are tried again while the retry policy
+// allows; a close is tried once, as closing a closed batch regenerates its payment file.
+// The error says the strongest Delivery of all tries: once a try may have reached Concur,
+// the call may have. The file's answer comes back with its body open and its attempt running.
+func (c *Client) do(ctx context.Context, r request) (*attempt, error) {
 	deadline := time.Now().Add(c.retry.budget)
 	strongest := batch.NotSent
-	for attempt := 1; ; attempt++ {
+	for n := 1; ; n++ {
 		timeout := c.timeout
-		if attempt > 1 {
+		if n > 1 {
 			timeout = min(timeout, time.Until(deadline))
 		}
 		start := time.Now()
-		ans, t, err := c.try(ctx, r, timeout)
+		a, t, err := c.try(ctx, r, timeout)
 		observeTry(c.obs, ctx, r.op.label(), start, t.api || err == nil, err)
 		if err == nil || t.consumer {
-			return ans, err
+			return a, err
 		}
 		strongest = stronger(strongest, batch.DeliveryOf(err))
 		if r.op == opClose {
 			return nil, withDelivery(err, strongest) // never retried
 		}
-		wait, ok := c.retry.next(ctx, attempt, t, err, deadline, c.timeout)
+		wait, ok := c.retry.next(ctx, n, t, err, deadline, c.timeout)
 		if !ok || !sleep(ctx, wait) {
 			return nil, withDelivery(err, strongest)
 		}
@@ -72,7 +69,7 @@ func (c *Client) do(ctx context.Context, r request) (*answer, error) {
 // try is one try: a slot, the rate limit and the breaker, in that order (see the package
 // doc), then the request, then the decoding of its answer within the same time-out. Every
 // admitted try reports its verdict to the breaker, also when it panics.
-func (c *Client) try(ctx context.Context, r request, timeout time.Duration) (_ *answer, t tried, err error) {
+func (c *Client) try(ctx context.Context, r request, timeout time.Duration) (_ *attempt, t tried, err error) {
 	if err := c.api.refuseIfOpen(); err != nil {
 		return nil, t, err
 	}
@@ -88,23 +85,23 @@ func (c *Client) try(ctx context.Context, r request, timeout time.Duration) (_ *
 	if err != nil {
 		return nil, t, err
 	}
-	v := neutral
+	v := errNeutral
 	defer func() { done(v) }()
 
-	ans, t, err := c.send(ctx, r, timeout)
+	a, t, err := c.send(ctx, r, timeout)
 	if err == nil && r.decode != nil {
-		err, ans = c.read(ctx, ans, r), nil
+		err, a = c.read(ctx, a, r), nil
 		if ce, ok := errors.AsType[*consumerError](err); ok {
 			return nil, tried{consumer: true}, ce.err // not Concur's failure: neither retried nor counted
 		}
 	}
 	v = verdictOf(ctx, t.api, err)
-	return ans, t, err
+	return a, t, err
 }
 
 // send sends r with credentials and returns a 200 answer, its body open and its attempt
 // running (the caller ends it). On 401/403 it renews the token once and sends again.
-func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*answer, tried, error) {
+func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*attempt, tried, error) {
 	var t tried
 	tok, err := c.tokens.get(ctx)
 	if err != nil {
@@ -142,7 +139,8 @@ func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*a
 			return nil, t, sendError(ctx, a.ctx, r.op, &rc, err)
 		}
 		if resp.StatusCode == http.StatusOK {
-			return &answer{resp: resp, a: a}, t, nil
+			a.resp = resp
+			return a, t, nil
 		}
 		up := readUpstreamError(resp)
 		a.end()
@@ -164,15 +162,15 @@ func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*a
 
 // read decodes a 200 answer through r.limit and r.decode, then ends it. Concur answered
 // 200: whatever went wrong, it acted. A *consumerError is the list consumer's own.
-func (c *Client) read(ctx context.Context, ans *answer, r request) error {
-	defer ans.a.end()
-	defer ans.resp.Body.Close()
-	if !isXML(ans.resp.Header.Get("Content-Type")) {
+func (c *Client) read(ctx context.Context, a *attempt, r request) error {
+	defer a.end()
+	defer a.resp.Body.Close()
+	if !isXML(a.resp.Header.Get("Content-Type")) {
 		return unreadable(r.op, &batch.Error{Code: batch.CodeUpstreamBadResponse,
 			Detail: "Concur answered " + r.op.String() + " with a non-XML content type"}, "its content type is not XML")
 	}
-	body := &capReader{r: ans.resp.Body, n: r.limit}
-	err := r.decode(body, ans.a.consume)
+	body := &capReader{r: a.resp.Body, n: r.limit}
+	err := r.decode(body, a.consume)
 	if _, ok := errors.AsType[*consumerError](err); ok || err == nil {
 		return err
 	}
@@ -180,7 +178,7 @@ func (c *Client) read(ctx context.Context, ans *answer, r request) error {
 		return unreadable(r.op, &batch.Error{Code: batch.CodeUpstreamBadResponse,
 			Detail: "Concur's answer to " + r.op.String() + " is not the expected XML", Err: err}, "it is not the expected XML")
 	}
-	e, why := readError(ctx, ans.a.ctx, body.err) // a time-out, a cut connection, over the limit
+	e, why := readError(ctx, a.ctx, body.err) // a time-out, a cut connection, over the limit
 	return unreadable(r.op, e, why)
 }
 
@@ -189,18 +187,14 @@ type consumerError struct{ err error }
 
 func (e *consumerError) Error() string { return e.err.Error() }
 
-// answer is a 200 answer whose body is still to be read, within its attempt.
-type answer struct {
-	resp *http.Response
-	a    *attempt
-}
-
-// attempt is one try's context: cancelled with errCallTimeout when its timer fires.
+// attempt is one try: its context, cancelled with errCallTimeout when its timer fires, and
+// Concur's 200 answer, whose body is still to be read.
 type attempt struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
 	due    time.Time // when the timer fires, while it runs
+	resp   *http.Response
 }
 
 func newAttempt(parent context.Context, d time.Duration) *attempt {
@@ -230,14 +224,14 @@ func (a *attempt) end() {
 
 // fileOf hands over a file download's answer: from now on its timer is an idle timer,
 // armed per Read. An undeclared content type is sniffed: zip or CSV.
-func fileOf(ctx context.Context, ans *answer, timeout time.Duration) (*batch.File, error) {
-	ans.a.timer.Stop()
-	body := &idleBody{body: ans.resp.Body, a: ans.a, caller: ctx, timeout: timeout}
+func fileOf(ctx context.Context, a *attempt, timeout time.Duration) (*batch.File, error) {
+	a.timer.Stop()
+	body := &idleBody{body: a.resp.Body, a: a, caller: ctx, timeout: timeout}
 	f := &batch.File{
 		Body:               body,
-		ContentType:        ans.resp.Header.Get("Content-Type"),
-		ContentLength:      ans.resp.ContentLength,
-		ContentDisposition: ans.resp.Header.Get("Content-Disposition"),
+		ContentType:        a.resp.Header.Get("Content-Type"),
+		ContentLength:      a.resp.ContentLength,
+		ContentDisposition: a.resp.Header.Get("Content-Disposition"),
 	}
 	if mt, _, _ := mime.ParseMediaType(f.ContentType); mt == "" || mt == "application/octet-stream" {
 		br := bufio.NewReader(body)

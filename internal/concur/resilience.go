@@ -1,6 +1,7 @@
 package concur
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,8 +15,6 @@ import (
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
-
-// How the Client degrades (breakers, limits, retries) is told in the package doc.
 
 // Breaker names, as Config.OnBreakerStateChange receives them.
 const (
@@ -37,16 +36,10 @@ var ErrCircuitOpen = errors.New("concur: circuit open")
 // halfOpenWait is the Retry-After of a call refused while the one probe is in flight.
 const halfOpenWait = time.Second
 
-// verdict is what one admitted call says about Concur's health.
-type verdict int
-
-const (
-	healthy verdict = iota // Concur answered as designed (200, a 4xx, the no-reports 500)
-	failing                // an outage: 5xx, time-out, connection failure
-	neutral                // says nothing: the caller left, throttling, nothing sent
-)
-
-// verdict errors, as gobreaker wants them: nil is a success, errNeutral is excluded.
+// A verdict is what one admitted call says about Concur's health, as the error gobreaker
+// takes: nil (healthy: Concur answered as designed, a 200, a 4xx, the no-reports 500) is a
+// success; errFailing is an outage (5xx, time-out, connection failure); errNeutral says
+// nothing (the caller left, throttling, nothing sent) and is excluded.
 var (
 	errFailing = errors.New("failing")
 	errNeutral = errors.New("neutral")
@@ -55,7 +48,6 @@ var (
 // breaker is a gobreaker two-step breaker that remembers when it opened and after how many
 // failures, so that a refused call can say both.
 type breaker struct {
-	name     string
 	what     string // "Concur" or "Concur's token endpoint", for Details
 	interval time.Duration
 	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
@@ -66,7 +58,7 @@ type breaker struct {
 }
 
 func newBreaker(name, what string, threshold int, interval time.Duration, hook func(name, from, to string)) *breaker {
-	b := &breaker{name: name, what: what, interval: interval}
+	b := &breaker{what: what, interval: interval}
 	limit := uint32(min(max(threshold, 1), math.MaxUint32)) // #nosec G115 -- clamped
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        name,
@@ -94,24 +86,12 @@ func newBreaker(name, what string, threshold int, interval time.Duration, hook f
 
 // allow admits a call or refuses it with an upstream_unavailable *batch.Error. An admitted
 // call must report its verdict through done exactly once.
-func (b *breaker) allow() (done func(verdict), err error) {
-	report, err := b.cb.Allow()
+func (b *breaker) allow() (done func(error), err error) {
+	done, err = b.cb.Allow()
 	if err != nil {
 		return nil, b.refused(errors.Is(err, gobreaker.ErrTooManyRequests))
 	}
-	var once sync.Once
-	return func(v verdict) {
-		once.Do(func() {
-			switch v {
-			case healthy:
-				report(nil)
-			case failing:
-				report(errFailing)
-			default:
-				report(errNeutral)
-			}
-		})
-	}, nil
+	return done, nil
 }
 
 // refuseIfOpen refuses a call at once while the breaker is open, before it waits for a
@@ -143,42 +123,29 @@ func (b *breaker) refused(halfOpen bool) *batch.Error {
 // state is the breaker's state: BreakerClosed, BreakerOpen or BreakerHalfOpen.
 func (b *breaker) state() string { return b.cb.State().String() }
 
-// verdictOf judges a finished call. caller is the caller's context (a call it cancelled
-// says nothing about Concur); fromAPI is false when the call failed before Concur's API
-// was asked (credentials, the wait for a slot), which says nothing either.
-//
-// Failures: 503 and every other 5xx except the close's no-reports 500 (a business answer),
-// our own time-outs, connection failures, and an unreadable answer when the reading failed
-// (cut or stalled). Not failures: every 4xx (401/403 have the token path; 429 is neutral:
-// Concur is up but throttling, and the retry honours its Retry-After), a 200 that cannot
-// be parsed (neutral: a shape problem, not an outage), the caller's own cancellation.
-func verdictOf(caller context.Context, fromAPI bool, err error) verdict {
+// verdictOf judges a finished call. A call its caller cancelled (caller ended), or that
+// failed before Concur's API was asked (!fromAPI: credentials, the wait for a slot), says
+// nothing. Failing: every 5xx but the close's business 500, our own time-outs, connection
+// failures, a 200 whose reading was cut or stalled. Neutral besides: a 429 (Concur is up but
+// throttling; the retry honours its Retry-After), a refused host, an unparseable 200 (a shape
+// problem, not an outage). Every other answer (4xx, 401/403 included) is healthy.
+func verdictOf(caller context.Context, fromAPI bool, err error) (verdict error) {
 	if err == nil {
-		return healthy
+		return nil
 	}
 	e, ok := errors.AsType[*batch.Error](err)
 	if !fromAPI || !ok || caller.Err() != nil {
-		return neutral
+		return errNeutral
 	}
-	switch e.Code {
-	case batch.CodeUpstreamTimeout, batch.CodeUpstreamUnreachable:
-		return failing
-	case batch.CodeUpstreamUnavailable:
-		if e.Upstream != nil {
-			return failing
-		}
-		return neutral
-	case batch.CodeUpstreamBadResponse:
-		if e.Upstream != nil && e.Upstream.Status >= 500 {
-			return failing
-		}
-	case batch.CodeUpstreamRateLimited, batch.CodeUpstreamHostRefused:
-		return neutral
+	switch c := e.Code; {
+	case c == batch.CodeUpstreamTimeout || c == batch.CodeUpstreamUnreachable,
+		c == batch.CodeUpstreamUnavailable && e.Upstream != nil,
+		c == batch.CodeUpstreamBadResponse && e.Upstream != nil && e.Upstream.Status >= 500:
+		return errFailing
+	case e.Upstream == nil, c == batch.CodeUpstreamRateLimited, c == batch.CodeUpstreamHostRefused:
+		return errNeutral
 	}
-	if e.Upstream != nil {
-		return healthy // Concur answered: a 4xx, a redirect, the no-reports 500
-	}
-	return neutral
+	return nil // healthy: Concur answered: a 4xx, a redirect, the no-reports 500
 }
 
 // busyWait is the Retry-After of a call that found no slot or rate token in time.
@@ -242,14 +209,13 @@ func (l *limits) pace(ctx context.Context) error {
 // notSent is the error of a call that gave up waiting for its turn. ctx is the bounded
 // wait's context: when the caller's own context ended, the error wraps its error.
 func (l *limits) notSent(ctx context.Context, busy string) *batch.Error {
-	cause := context.Cause(ctx)
-	if cause == nil || errors.Is(cause, errQueueTimeout) {
-		return &batch.Error{Code: batch.CodeUpstreamUnavailable, RetryAfter: busyWait, Delivery: batch.NotSent,
-			Detail: busy + "; nothing was sent to Concur", Err: errQueueTimeout}
+	e := &batch.Error{Code: batch.CodeUpstreamUnavailable, RetryAfter: busyWait, Delivery: batch.NotSent,
+		Detail: busy + "; nothing was sent to Concur", Err: errQueueTimeout}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, errQueueTimeout) {
+		e.Detail = "the request ended while it waited for its turn to call Concur; nothing was sent to Concur"
+		e.Err = ctx.Err()
 	}
-	return &batch.Error{Code: batch.CodeUpstreamUnavailable, RetryAfter: busyWait, Delivery: batch.NotSent,
-		Detail: "the request ended while it waited for its turn to call Concur; nothing was sent to Concur",
-		Err:    ctx.Err()}
+	return e
 }
 
 // retryPolicy says when a failed list or file call is tried again (do never asks it
@@ -262,52 +228,24 @@ type retryPolicy struct {
 }
 
 // next decides whether the n-th try's failure err is tried again, and after what wait.
-// Retried: 503 and other 5xx, time-outs and connection failures of the API call, and a 429
-// that says how long to wait. Never: another 4xx, a 429 without Retry-After (Concur asks to
-// slow down without saying how much: the caller gets its 429 and a minute's Retry-After),
-// a failure to get a token, a refused or not-sent call, the caller's own end. The wait is
-// the Retry-After when Concur sent one (a longer one than maxWait ends the retries), else a
-// back-off with full jitter; the next try must start before the deadline with at least a
-// quarter of the time-out left, and before the caller's own deadline.
+// Retried: what verdictOf calls failing, and a 429 that says how long to wait. Never:
+// another 4xx, a 429 without Retry-After (Concur asks to slow down without saying how much:
+// the caller gets its 429 and a minute's Retry-After), a failure to get a token, a call not
+// sent, the caller's own end, a Retry-After longer than maxWait. The wait is the
+// Retry-After, else a back-off with full jitter; the next try must start before the
+// deadline with at least a quarter of the time-out left, and before the caller's deadline.
 func (p retryPolicy) next(ctx context.Context, n int, t tried, err error, deadline time.Time, timeout time.Duration) (time.Duration, bool) {
-	if n >= p.attempts || !t.api || ctx.Err() != nil || !retryable(err) {
+	throttled := batch.ErrorCode(err) == batch.CodeUpstreamRateLimited && t.wait > 0
+	if n >= p.attempts || !t.api || ctx.Err() != nil || t.wait > p.maxWait ||
+		(!throttled && verdictOf(ctx, true, err) != errFailing) {
 		return 0, false
 	}
-	if batch.ErrorCode(err) == batch.CodeUpstreamRateLimited && t.wait == 0 {
-		return 0, false
-	}
-	wait := backoff(p.base, p.maxWait, n)
-	if t.wait > 0 {
-		if t.wait > p.maxWait {
-			return 0, false
-		}
-		wait = t.wait
-	}
+	wait := cmp.Or(t.wait, backoff(p.base, p.maxWait, n))
 	start := time.Now().Add(wait)
-	if deadline.Sub(start) < timeout/4 {
-		return 0, false
-	}
-	if d, ok := ctx.Deadline(); ok && !start.Before(d) {
+	if d, ok := ctx.Deadline(); deadline.Sub(start) < timeout/4 || (ok && !start.Before(d)) {
 		return 0, false
 	}
 	return wait, true
-}
-
-// retryable reports whether err is an outage or throttling answer of Concur's API.
-func retryable(err error) bool {
-	e, ok := errors.AsType[*batch.Error](err)
-	if !ok {
-		return false
-	}
-	switch e.Code {
-	case batch.CodeUpstreamRateLimited, batch.CodeUpstreamTimeout, batch.CodeUpstreamUnreachable:
-		return true
-	case batch.CodeUpstreamUnavailable:
-		return e.Upstream != nil // a 503, not a call that was never sent
-	case batch.CodeUpstreamBadResponse:
-		return e.Upstream != nil && e.Upstream.Status >= 500
-	}
-	return false
 }
 
 // backoff is the n-th wait (n from 1): uniformly random in [0, min(maxWait, base*2^(n-1))].

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,17 +43,12 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(r)
 }
 
-// idleConnsPerHost is how many idle keep-alive connections to each Concur host the
-// default transport keeps: every one the concurrency cap lets run at once (the standard
-// library keeps 2, so that under load each call beyond them opened, and in production
-// TLS-handshook, a new connection; the load suite's floor proxy showed the difference).
-const idleConnsPerHost = 64
-
-// defaultTransport is a clone of http.DefaultTransport with bounded connection set-up and
-// a keep-alive pool as large as the concurrency cap allows.
+// defaultTransport is DefaultTransport for a positive timeout. It keeps as many idle
+// connections per host as the concurrency cap lets run at once: with the standard
+// library's 2, every call beyond them under load opened (and TLS-handshook) a new one.
 func defaultTransport(timeout time.Duration) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = idleConnsPerHost
+	t.MaxIdleConnsPerHost = 64
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	t.DialContext = d.DialContext
 	t.TLSHandshakeTimeout = 10 * time.Second
@@ -109,19 +105,11 @@ func parseConcurURL(raw string) (*url.URL, error) {
 			Detail: "Concur gave a URL that cannot be parsed", Err: err}
 	}
 	p := u.Path
-	if !isHTTP(u) || u.User != nil || !strings.HasPrefix(p, apiPrefix) || hasDotSegment(p) {
+	dotSegment := func(seg string) bool { return seg == "." || seg == ".." }
+	if !isHTTP(u) || u.User != nil || !strings.HasPrefix(p, apiPrefix) || slices.ContainsFunc(strings.Split(p, "/"), dotSegment) {
 		return nil, hostRefused()
 	}
 	return u, nil
-}
-
-func hasDotSegment(p string) bool {
-	for seg := range strings.SplitSeq(p, "/") {
-		if seg == "." || seg == ".." {
-			return true
-		}
-	}
-	return false
 }
 
 // isXML accepts application/xml, text/xml and */*+xml, with parameters.
@@ -197,21 +185,8 @@ type Observer interface {
 	TokenRefreshed(ok bool)
 }
 
-// nopObserver is the Observer of a Client configured without one.
-type nopObserver struct{}
-
-func (nopObserver) ConcurRequest(string, int, string, time.Duration) {}
-func (nopObserver) TokenRefreshed(bool)                              {}
-
-func observerOr(o Observer) Observer {
-	if o == nil {
-		return nopObserver{}
-	}
-	return o
-}
-
-// observeTry tells o about one try of op that began at start and failed with err (nil:
-// it succeeded). caller is the caller's context; fromOp is false when the failure came
+// observeTry tells o, if any, about one try of op that began at start and failed with err
+// (nil: it succeeded). caller is the caller's context; fromOp is false when the failure came
 // before or beside the operation's own request (the breaker, a slot, the token), whose
 // status is then not the operation's.
 func observeTry(o Observer, caller context.Context, op string, start time.Time, fromOp bool, err error) {
@@ -219,34 +194,23 @@ func observeTry(o Observer, caller context.Context, op string, start time.Time, 
 		return
 	}
 	status := 0
-	if fromOp {
-		status = statusOf(err)
+	if e, ok := errors.AsType[*batch.Error](err); fromOp && ok && e.Upstream != nil {
+		status = e.Upstream.Status
+	} else if fromOp && err == nil {
+		status = http.StatusOK
 	}
-	o.ConcurRequest(op, status, outcomeOf(caller, err), time.Since(start))
-}
-
-func statusOf(err error) int {
-	if err == nil {
-		return http.StatusOK
-	}
-	if e, ok := errors.AsType[*batch.Error](err); ok && e.Upstream != nil {
-		return e.Upstream.Status
-	}
-	return 0
-}
-
-func outcomeOf(caller context.Context, err error) string {
+	outcome := string(batch.ErrorCode(err))
 	switch {
 	case err == nil:
-		return OutcomeOK
+		outcome = OutcomeOK
 	case errors.Is(err, ErrCircuitOpen):
-		return OutcomeCircuitOpen
+		outcome = OutcomeCircuitOpen
 	case errors.Is(err, errQueueTimeout):
-		return OutcomeNoTurn
+		outcome = OutcomeNoTurn
 	case caller.Err() != nil:
-		return OutcomeCallerGone
+		outcome = OutcomeCallerGone
 	}
-	return string(batch.ErrorCode(err))
+	o.ConcurRequest(op, status, outcome, time.Since(start))
 }
 
 // Operation names the Concur call req is: OpList, OpClose or OpFile for the Payment Batch
@@ -273,11 +237,4 @@ func DefaultTransport(timeout time.Duration) *http.Transport {
 		timeout = DefaultTimeout
 	}
 	return defaultTransport(timeout)
-}
-
-// observeRefresh tells o how a renewal of the access token ended.
-func observeRefresh(o Observer, err error) {
-	if o != nil {
-		o.TokenRefreshed(err == nil)
-	}
 }

@@ -16,21 +16,14 @@ import (
 // maxDepth bounds element nesting: Concur's documents are three levels deep.
 const maxDepth = 32
 
-// Concur's XML is read with encoding/xml, token by token: elements are matched by local
-// name, case-insensitively, ignoring namespaces (Batch-URL and Batch-Url alike); values
-// are trimmed text content; unknown elements are skipped; i:nil="true" elements are
-// absent; DTDs are refused; nesting is bounded. Bodies come through the caps of do.go.
-
 // fields maps a lower-cased local name to its trimmed text; a missing key is absent.
-type fields map[string]*string
+type fields map[string]string
 
-func (f fields) get(name string) string {
-	if v := f[name]; v != nil {
-		return *v
-	}
-	return ""
-}
-
+// newDecoder is how Concur's XML is read: with encoding/xml, token by token; elements are
+// matched by local name, case-insensitively, ignoring namespaces (Batch-URL and Batch-Url
+// alike); values are trimmed text content; unknown elements are skipped; i:nil="true"
+// elements are absent; DTDs are refused; nesting is bounded. Bodies come through the caps
+// of do.go.
 func newDecoder(r io.Reader) *xml.Decoder {
 	d := xml.NewDecoder(r)
 	d.Strict = true
@@ -77,30 +70,40 @@ func root(d *xml.Decoder, want string) error {
 	}
 }
 
+// children hands each child of the element just opened to fn, which consumes it, up to the
+// element's end. An error of fn is returned as is.
+func children(d *xml.Decoder, fn func(xml.StartElement) error) error {
+	for {
+		tok, err := next(d)
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return nil
+		case xml.StartElement:
+			if err := fn(t); err != nil {
+				return err
+			}
+		}
+	}
+}
+
 // readFields reads the children of the element just opened (at depth), up to its end, and
 // returns the text content of those named in want (lower case). The first occurrence wins.
 func readFields(d *xml.Decoder, depth int, want ...string) (fields, error) {
 	out := make(fields, len(want))
-	for {
-		tok, err := next(d)
-		if err != nil {
-			return nil, err
+	err := children(d, func(se xml.StartElement) error {
+		name := strings.ToLower(se.Name.Local)
+		_, seen := out[name]
+		keep := !seen && !isNil(se) && slices.Contains(want, name)
+		text, err := content(d, depth+1, keep)
+		if err == nil && keep {
+			out[name] = text
 		}
-		switch t := tok.(type) {
-		case xml.EndElement:
-			return out, nil
-		case xml.StartElement:
-			name := strings.ToLower(t.Name.Local)
-			keep := !isNil(t) && out[name] == nil && slices.Contains(want, name)
-			text, err := content(d, depth+1, keep)
-			if err != nil {
-				return nil, err
-			}
-			if keep {
-				out[name] = &text
-			}
-		}
-	}
+		return err
+	})
+	return out, err
 }
 
 // content consumes the element just opened (at depth) and, if collect, returns its trimmed
@@ -148,55 +151,32 @@ func decodeBatchList(r io.Reader, yield func(batch.Summary) error) error {
 	if err := root(d, "BatchList"); err != nil {
 		return err
 	}
-	for {
-		tok, err := next(d)
+	return children(d, func(se xml.StartElement) error {
+		if !strings.EqualFold(se.Name.Local, "BatchSummary") || isNil(se) {
+			_, err := content(d, 2, false)
+			return err
+		}
+		f, err := readFields(d, 2, "batchname", "batchid", "batchtotal", "currency", "count", "type",
+			"paymentmethod", "batch-url")
 		if err != nil {
 			return err
 		}
-		switch t := tok.(type) {
-		case xml.EndElement:
-			return nil
-		case xml.StartElement:
-			if !strings.EqualFold(t.Name.Local, "BatchSummary") || isNil(t) {
-				if _, err := content(d, 2, false); err != nil {
-					return err
-				}
-				continue
-			}
-			f, err := readFields(d, 2, "batchname", "batchid", "batchtotal", "currency", "count", "type",
-				"paymentmethod", "batch-url")
-			if err != nil {
-				return err
-			}
-			if err := yield(batch.Summary{
-				ID: f.get("batchid"), Name: f.get("batchname"), Total: f.get("batchtotal"), Currency: f.get("currency"),
-				Count: f.get("count"), Type: f.get("type"), PaymentMethod: f.get("paymentmethod"), URL: f.get("batch-url"),
-			}); err != nil {
-				return err
-			}
-		}
-	}
+		return yield(batch.Summary{
+			ID: f["batchid"], Name: f["batchname"], Total: f["batchtotal"], Currency: f["currency"],
+			Count: f["count"], Type: f["type"], PaymentMethod: f["paymentmethod"], URL: f["batch-url"],
+		})
+	})
 }
 
 // decodeClose reads a close answer: <BatchStatus> with optional BatchStatus, File-Url,
 // Status and JobQueueKey (v1.1 and v1.2 alike).
 func decodeClose(r io.Reader) (batch.CloseResult, error) {
-	br := bufferedReader(r)
-	defer releaseReader(br)
-	d := newDecoder(br)
-	if err := root(d, "BatchStatus"); err != nil {
-		return batch.CloseResult{}, err
-	}
-	f, err := readFields(d, 1, "batchstatus", "file-url", "status", "jobqueuekey")
+	f, err := decodeSmall(r, "BatchStatus", "batchstatus", "file-url", "status", "jobqueuekey")
 	if err != nil {
 		return batch.CloseResult{}, err
 	}
-	return batch.CloseResult{
-		BatchStatus: f.get("batchstatus"),
-		Status:      f.get("status"),
-		JobQueueKey: f.get("jobqueuekey"),
-		FileURL:     f.get("file-url"),
-	}, nil
+	return batch.CloseResult{BatchStatus: f["batchstatus"], Status: f["status"], JobQueueKey: f["jobqueuekey"],
+		FileURL: f["file-url"]}, nil
 }
 
 // errorBody is Concur's <Error>.
@@ -208,17 +188,11 @@ type errorBody struct {
 
 // decodeErrorBody reads <Error><Message/><Server-Time/><Id/></Error>, any namespace.
 func decodeErrorBody(r io.Reader) (errorBody, error) {
-	br := bufferedReader(r)
-	defer releaseReader(br)
-	d := newDecoder(br)
-	if err := root(d, "Error"); err != nil {
-		return errorBody{}, err
-	}
-	f, err := readFields(d, 1, "message", "server-time", "id")
+	f, err := decodeSmall(r, "Error", "message", "server-time", "id")
 	if err != nil {
 		return errorBody{}, err
 	}
-	return errorBody{Message: f.get("message"), ServerTime: f.get("server-time"), ID: f.get("id")}, nil
+	return errorBody{Message: f["message"], ServerTime: f["server-time"], ID: f["id"]}, nil
 }
 
 // readers are the buffers small answers are decoded through: encoding/xml reads a byte at
@@ -226,14 +200,18 @@ func decodeErrorBody(r io.Reader) (errorBody, error) {
 // for every answer, about a tenth of what the gateway allocated per close.
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 
-func bufferedReader(r io.Reader) *bufio.Reader {
+// decodeSmall reads a small answer: the document element rootName and those of its children
+// named in want.
+func decodeSmall(r io.Reader, rootName string, want ...string) (fields, error) {
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(r)
-	return br
-}
-
-// releaseReader returns br to the pool, once its decoder is done with it.
-func releaseReader(br *bufio.Reader) {
-	br.Reset(nil)
-	readers.Put(br)
+	defer func() {
+		br.Reset(nil) // the decoder is done with it
+		readers.Put(br)
+	}()
+	d := newDecoder(br)
+	if err := root(d, rootName); err != nil {
+		return nil, err
+	}
+	return readFields(d, 1, want...)
 }
