@@ -17,8 +17,8 @@ const module = "github.com/finplat/payment-batch-gateway/"
 // A package missing here may import nothing of ours. Tests are not held to it.
 var allowed = map[string][]string{
 	"api/client":         {"api"},
-	"internal/store":     {"internal/batch", "internal/secretbox"},
-	"internal/concur":    {"internal/batch", "internal/store"},
+	"internal/store":     {"internal/batch", "internal/concur", "internal/secretbox"},
+	"internal/concur":    {"internal/batch"},
 	"internal/httpapi":   {"api", "internal/auth", "internal/batch", "internal/spec", "internal/store", "openapi"},
 	"internal/spec":      {"openapi"},
 	"internal/config":    {"internal/auth", "internal/secretbox"},

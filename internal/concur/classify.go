@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
-	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 // Every failure the Client returns is a *batch.Error, classified here: its code, its
@@ -336,7 +335,7 @@ func storeError(ctx context.Context, err error) *batch.Error {
 	e := &batch.Error{Code: batch.CodeStoreUnavailable,
 		Detail: "the credential store is unavailable: cannot renew the Concur access token", Err: err}
 	switch {
-	case errors.Is(err, store.ErrUndecryptable):
+	case errors.Is(err, ErrUndecryptable):
 		e.Code, e.Detail = batch.CodeInternal, "the stored Concur credentials cannot be decrypted with the configured key"
 	case errors.Is(context.Cause(ctx), errCallTimeout):
 		e.Detail = "the credential store did not answer in time: cannot renew the Concur access token"

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
-	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 const (
@@ -35,8 +34,8 @@ func seedHash(refreshToken string) string {
 
 // grant is what Concur issued for a redeemed refresh token, to be committed.
 type grant struct {
-	next     store.Credentials // tokens, expiries, geolocation, SeedHash
-	tok      *token            // nil when the answer held no usable access token (fail says why)
+	next     Credentials // tokens, expiries, geolocation, SeedHash
+	tok      *token      // nil when the answer held no usable access token (fail says why)
 	fail     error
 	saw      string // the stored refresh token when the marker was committed
 	redeemed string // hash of the token presented
@@ -52,8 +51,8 @@ type plan struct {
 	hash      string
 	chainSeed string
 	newChain  bool
-	cur       store.Credentials // as read
-	until     time.Time         // our marker's lease
+	cur       Credentials // as read
+	until     time.Time   // our marker's lease
 }
 
 // refresh renews the access token, across replicas (issue 12, scenarios 4 and 13):
@@ -146,7 +145,7 @@ func (s *tokenSource) refresh(ctx context.Context) (_ *token, err error) {
 // plan runs step 1 in one transaction.
 func (s *tokenSource) plan(ctx context.Context) (plan, error) {
 	var p plan
-	out, err := s.store.UpdateCredentials(ctx, func(cur store.Credentials, found bool) (*store.Credentials, error) {
+	out, err := s.store.UpdateCredentials(ctx, func(cur Credentials, found bool) (*Credentials, error) {
 		p = plan{cur: cur}
 		s.mu.Lock()
 		denied, refusedHash, refusedErr := s.denied, s.refusedHash, s.refusedErr
@@ -178,7 +177,7 @@ func (s *tokenSource) plan(ctx context.Context) (plan, error) {
 			return nil, nil
 		}
 		next := cur
-		next.Redeeming = store.Redemption{TokenHash: p.hash, Lease: refreshBudget(s.timeout)} // the token call and the commit
+		next.Redeeming = Redemption{TokenHash: p.hash, Lease: refreshBudget(s.timeout)} // the token call and the commit
 		return &next, nil
 	})
 	if err != nil {
@@ -190,7 +189,7 @@ func (s *tokenSource) plan(ctx context.Context) (plan, error) {
 
 // storedToken is the stored access token, its geolocation checked as if Concur had just
 // sent it; ok is false when this client may not use it.
-func (s *tokenSource) storedToken(c store.Credentials) (t *token, ok bool) {
+func (s *tokenSource) storedToken(c Credentials) (t *token, ok bool) {
 	t = &token{access: c.AccessToken, expiry: c.AccessExpiry, lifetime: c.AccessLifetime}
 	if g := strings.TrimSpace(c.Geolocation); g != "" {
 		base, err := geoBase(g, s.allowHTTPGeo)
@@ -204,9 +203,9 @@ func (s *tokenSource) storedToken(c store.Credentials) (t *token, ok bool) {
 
 // successor is what to store after Concur redeemed rt: always the newest refresh token,
 // and the new access token when the rest of the answer is valid (else err says why not).
-func (s *tokenSource) successor(ans tokenAnswer, rt, chainSeed string, cur store.Credentials) (*store.Credentials, *token, error) {
+func (s *tokenSource) successor(ans tokenAnswer, rt, chainSeed string, cur Credentials) (*Credentials, *token, error) {
 	t, geo, err := buildToken(ans, s.now(), s.allowHTTPGeo)
-	next := &store.Credentials{
+	next := &Credentials{
 		RefreshToken:  cmp.Or(ans.RefreshToken, rt), // Concur may or may not rotate it
 		RefreshExpiry: refreshExpiry(ans.RefreshExpiresIn),
 		Geolocation:   geo,
@@ -227,13 +226,13 @@ func (s *tokenSource) successor(ans tokenAnswer, rt, chainSeed string, cur store
 func (s *tokenSource) release(ctx context.Context, p plan) (movedOn bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitReserve(s.timeout))
 	defer cancel()
-	_, err := s.store.UpdateCredentials(ctx, func(cur store.Credentials, found bool) (*store.Credentials, error) {
+	_, err := s.store.UpdateCredentials(ctx, func(cur Credentials, found bool) (*Credentials, error) {
 		movedOn = found && cur.RefreshToken != p.cur.RefreshToken
 		if cur.Redeeming.TokenHash != p.hash || !cur.Redeeming.Until.Equal(p.until) {
 			return nil, nil // not ours any more
 		}
 		next := cur
-		next.Redeeming = store.Redemption{}
+		next.Redeeming = Redemption{}
 		return &next, nil
 	})
 	return err == nil && movedOn
@@ -243,7 +242,7 @@ func (s *tokenSource) release(ctx context.Context, p plan) (movedOn bool) {
 // tok is nil). On a store failure g is kept and committed again in the background.
 func (s *tokenSource) commit(ctx context.Context, g *grant) (tok *token, done bool, err error) {
 	var superseded bool
-	_, err = s.store.UpdateCredentials(ctx, func(cur store.Credentials, _ bool) (*store.Credentials, error) {
+	_, err = s.store.UpdateCredentials(ctx, func(cur Credentials, _ bool) (*Credentials, error) {
 		superseded = false
 		switch {
 		case g.next.AccessToken != "" && cur.AccessToken == g.next.AccessToken,
@@ -338,7 +337,7 @@ func addHash(list, h string, n int) string {
 // a caller waits for no longer than its context allows.
 type memCredentials struct {
 	lock  chan struct{} // one slot: held while fn runs
-	cur   store.Credentials
+	cur   Credentials
 	found bool
 }
 
@@ -348,26 +347,26 @@ func newMemCredentials() *memCredentials {
 
 // UpdateCredentials follows store.Store's contract: fn's non-nil answer is stored (Version
 // incremented, UpdatedAt set), nil leaves the credentials as they are, an error changes nothing.
-func (m *memCredentials) UpdateCredentials(ctx context.Context, fn func(cur store.Credentials, found bool) (*store.Credentials, error)) (store.Credentials, error) {
+func (m *memCredentials) UpdateCredentials(ctx context.Context, fn func(cur Credentials, found bool) (*Credentials, error)) (Credentials, error) {
 	if err := ctx.Err(); err != nil {
-		return store.Credentials{}, err
+		return Credentials{}, err
 	}
 	select {
 	case m.lock <- struct{}{}:
 	case <-ctx.Done():
-		return store.Credentials{}, ctx.Err()
+		return Credentials{}, ctx.Err()
 	}
 	defer func() { <-m.lock }()
 	next, err := fn(m.read(), m.found)
 	if err != nil {
-		return store.Credentials{}, err
+		return Credentials{}, err
 	}
 	if next != nil {
 		c := *next
 		c.Version, c.UpdatedAt = m.cur.Version+1, time.Now()
 		switch r := &c.Redeeming; {
 		case r.TokenHash == "":
-			*r = store.Redemption{}
+			*r = Redemption{}
 		case r.Lease > 0:
 			r.Until, r.Lease = time.Now().Add(r.Lease), 0
 		}
@@ -378,7 +377,7 @@ func (m *memCredentials) UpdateCredentials(ctx context.Context, fn func(cur stor
 
 // read is the stored credentials with the marker's liveness on this process's clock, the
 // only one there is.
-func (m *memCredentials) read() store.Credentials {
+func (m *memCredentials) read() Credentials {
 	c := m.cur
 	c.Redeeming.Live = c.Redeeming.TokenHash != "" && time.Now().Before(c.Redeeming.Until)
 	return c

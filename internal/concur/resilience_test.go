@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
-	"github.com/finplat/payment-batch-gateway/internal/store"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -557,7 +556,7 @@ type slowLock struct {
 	wait time.Duration
 }
 
-func (s slowLock) UpdateCredentials(ctx context.Context, fn func(store.Credentials, bool) (*store.Credentials, error)) (store.Credentials, error) {
+func (s slowLock) UpdateCredentials(ctx context.Context, fn func(Credentials, bool) (*Credentials, error)) (Credentials, error) {
 	select {
 	case <-time.After(s.wait):
 	case <-ctx.Done():

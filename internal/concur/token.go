@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
-	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 const (
@@ -36,10 +35,52 @@ func (t *token) trusts(base, origin string) bool {
 	return origin == base || (t.apiBase != "" && origin == t.apiBase)
 }
 
-// CredentialStore keeps the OAuth grant across restarts and replicas (internal/store implements it).
+// CredentialStore keeps the OAuth grant across restarts and replicas (internal/store implements
+// it, mapping its row to Credentials).
 type CredentialStore interface {
-	UpdateCredentials(ctx context.Context, fn func(cur store.Credentials, found bool) (*store.Credentials, error)) (store.Credentials, error)
+	UpdateCredentials(ctx context.Context, fn func(cur Credentials, found bool) (*Credentials, error)) (Credentials, error)
 }
+
+// Credentials are the gateway's Concur OAuth grant, as a CredentialStore keeps it (the
+// store encrypts the tokens at rest). This package decides what goes in.
+type Credentials struct {
+	RefreshToken   string    // the newest refresh token: the one to redeem next
+	RefreshExpiry  time.Time // zero when unknown
+	AccessToken    string    // the newest access token, shared by replicas; "" when none
+	AccessExpiry   time.Time // zero when unknown
+	AccessLifetime time.Duration
+	Geolocation    string
+	// SeedHash is the hex SHA-256 of the configured refresh token this chain of rotations
+	// started from: when the configured token changes (a person re-authorised the
+	// gateway), the configured one wins over the stored one.
+	SeedHash string
+	// Redeeming is the marker of a refresh token being presented to Concur (zero: none),
+	// committed before the token call so that other replicas wait, cleared with the grant.
+	Redeeming Redemption
+	// SpentSeeds and SpentTokens list, space-separated and newest first, the hex SHA-256
+	// of the seeds that started a chain and of the latest refresh tokens redeemed. The
+	// store keeps them as given.
+	SpentSeeds  string
+	SpentTokens string
+	Version     int64 // incremented by every write; 0 when nothing was ever stored
+	UpdatedAt   time.Time
+}
+
+// Redemption is a replica's announcement that it is presenting a refresh token to Concur.
+// Its lease runs on the database's clock, the one clock every replica shares.
+type Redemption struct {
+	TokenHash string // hex SHA-256 of the refresh token being redeemed; "" for no marker
+	// Lease, when positive on a write with TokenHash set, (re)starts the lease: Until
+	// becomes the database's now plus Lease. Otherwise Until is written as given. Reads
+	// leave it 0.
+	Lease time.Duration
+	Until time.Time // read: when the lease ends, on the database's clock
+	Live  bool      // read: the lease had not ended when the row was read (database's clock)
+}
+
+// ErrUndecryptable is what a CredentialStore's error wraps when the stored credentials
+// cannot be decrypted with the configured key.
+var ErrUndecryptable = errors.New("stored credentials cannot be decrypted with this key")
 
 // tokenSource owns the credentials. The grant (newest refresh and access token) lives in the
 // credential store shared by every replica; the source keeps the access token this process

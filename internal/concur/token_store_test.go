@@ -2,7 +2,6 @@ package concur
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,8 +14,6 @@ import (
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/concursim"
-	"github.com/finplat/payment-batch-gateway/internal/store"
-	"github.com/finplat/payment-batch-gateway/internal/store/storetest"
 )
 
 // sharing returns a mutate for newClient that makes the client use creds.
@@ -128,17 +125,17 @@ func TestConfiguredRefreshTokenVersusStored(t *testing.T) {
 	tests := []struct {
 		name       string
 		configured string
-		stored     store.Credentials
+		stored     Credentials
 		want       string // the refresh token redeemed
 	}{
 		{"stored chain of the configured token", "rt-given-long-ago",
-			store.Credentials{RefreshToken: "rt-0", SeedHash: seedHash("rt-given-long-ago")}, "rt-0"},
+			Credentials{RefreshToken: "rt-0", SeedHash: seedHash("rt-given-long-ago")}, "rt-0"},
 		{"configured token changed", "rt-0",
-			store.Credentials{RefreshToken: "rt-old-chain", SeedHash: seedHash("rt-old-seed")}, "rt-0"},
+			Credentials{RefreshToken: "rt-old-chain", SeedHash: seedHash("rt-old-seed")}, "rt-0"},
 		{"no seed hash stored", "rt-0",
-			store.Credentials{RefreshToken: "rt-old-chain"}, "rt-0"},
+			Credentials{RefreshToken: "rt-old-chain"}, "rt-0"},
 		{"no refresh token stored", "rt-0",
-			store.Credentials{SeedHash: seedHash("rt-0")}, "rt-0"},
+			Credentials{SeedHash: seedHash("rt-0")}, "rt-0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,8 +228,8 @@ func TestUnsavedGrantYieldsToNewerStore(t *testing.T) {
 	wantCode(t, call(t.Context(), c, f, opList), batch.CodeInternal)
 	creds.fail(nil, nil)
 	now := time.Now()
-	if _, err := creds.mem.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
-		return &store.Credentials{RefreshToken: "rt-x", AccessToken: "at-x", AccessExpiry: now.Add(time.Hour),
+	if _, err := creds.mem.UpdateCredentials(t.Context(), func(Credentials, bool) (*Credentials, error) {
+		return &Credentials{RefreshToken: "rt-x", AccessToken: "at-x", AccessExpiry: now.Add(time.Hour),
 			AccessLifetime: time.Hour, SeedHash: seedHash("rt-0")}, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -312,7 +309,7 @@ func TestAdoptStoredToken(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			stored := store.Credentials{RefreshToken: "rt-0", SeedHash: seedHash("rt-0"),
+			stored := Credentials{RefreshToken: "rt-0", SeedHash: seedHash("rt-0"),
 				AccessToken: "at-stored", Geolocation: tt.geo}
 			if tt.left != 0 {
 				stored.AccessExpiry, stored.AccessLifetime = time.Now().Add(tt.left), time.Hour
@@ -363,7 +360,7 @@ func TestCredentialStoreLockWaitBounded(t *testing.T) {
 			held := make(chan struct{})
 			ctx, cancel := context.WithTimeout(t.Context(), tt.hold)
 			defer cancel()
-			go creds.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
+			go creds.UpdateCredentials(t.Context(), func(Credentials, bool) (*Credentials, error) {
 				close(held)
 				<-ctx.Done()
 				return nil, nil
@@ -387,7 +384,7 @@ func TestRefreshExpiryKeptWhenNotRotated(t *testing.T) {
 	f := newFake(t, func(o *concursim.Options) { o.NoRotate = true })
 	f.EditTokenAnswers(func(a map[string]any) { delete(a, "refresh_expires_in") })
 	expiry := time.Unix(1893456000, 0)
-	creds := seededCredentials(store.Credentials{RefreshToken: "rt-0", RefreshExpiry: expiry, SeedHash: seedHash("rt-0")})
+	creds := seededCredentials(Credentials{RefreshToken: "rt-0", RefreshExpiry: expiry, SeedHash: seedHash("rt-0")})
 	c, _ := newClient(t, f, sharing(creds))
 	list(t, c)
 	got, _ := creds.load(t)
@@ -430,13 +427,13 @@ func (l *lossyStore) roll() (before, commit, after bool) {
 		p >= l.before+l.commit && p < l.before+l.commit+l.after
 }
 
-func (l *lossyStore) UpdateCredentials(ctx context.Context, fn func(store.Credentials, bool) (*store.Credentials, error)) (store.Credentials, error) {
+func (l *lossyStore) UpdateCredentials(ctx context.Context, fn func(Credentials, bool) (*Credentials, error)) (Credentials, error) {
 	before, commit, after := l.roll()
 	if before {
-		return store.Credentials{}, errLostCommit
+		return Credentials{}, errLostCommit
 	}
 	errRollback := errors.New("rolled back")
-	c, err := l.inner.UpdateCredentials(ctx, func(cur store.Credentials, found bool) (*store.Credentials, error) {
+	c, err := l.inner.UpdateCredentials(ctx, func(cur Credentials, found bool) (*Credentials, error) {
 		next, err := fn(cur, found)
 		if err == nil && next != nil && commit {
 			return nil, errRollback
@@ -444,31 +441,18 @@ func (l *lossyStore) UpdateCredentials(ctx context.Context, fn func(store.Creden
 		return next, err
 	})
 	if errors.Is(err, errRollback) {
-		return store.Credentials{}, errLostCommit
+		return Credentials{}, errLostCommit
 	}
 	if err == nil && after {
-		return store.Credentials{}, errLostCommit
+		return Credentials{}, errLostCommit
 	}
 	return c, err
 }
 
-// openSQLite is a real SQLite store in a temporary directory.
-func openSQLite(t *testing.T) store.Store {
-	t.Helper()
-	return openStore(t, store.Config{DataDir: t.TempDir()})
-}
-
-func openStore(t *testing.T, cfg store.Config) store.Store {
-	t.Helper()
-	cfg.Key = make([]byte, 32)
-	rand.Read(cfg.Key)
-	s, err := store.Open(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+// RealStores opens the gateway's real credential stores for TestRotationFaults, by name
+// (sqlite, postgres). realstore_test.go fills it: internal/store imports this package, so
+// only an external test file may import the store.
+var RealStores = map[string]func(t *testing.T) CredentialStore{}
 
 // Two replicas share one store that loses commits, in a seeded random sequence of calls,
 // token expiries and revocations. Whatever is lost: no refresh token is ever presented to
@@ -481,10 +465,8 @@ func TestRotationFaults(t *testing.T) {
 		open func(t *testing.T) CredentialStore
 	}{
 		{"memory", func(*testing.T) CredentialStore { return newMemCredentials() }},
-		{"sqlite", func(t *testing.T) CredentialStore { return openSQLite(t) }},
-		{"postgres", func(t *testing.T) CredentialStore {
-			return openStore(t, store.Config{URL: storetest.PostgresURL(t)})
-		}},
+		{"sqlite", RealStores["sqlite"]},
+		{"postgres", RealStores["postgres"]},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -557,8 +539,8 @@ func rotationRun(t *testing.T, inner CredentialStore, seed uint64) bool {
 		seen[rt] = i
 	}
 	live := f.RefreshTokens()
-	var stored store.Credentials
-	stored, err := inner.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) { return nil, nil })
+	var stored Credentials
+	stored, err := inner.UpdateCredentials(t.Context(), func(Credentials, bool) (*Credentials, error) { return nil, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -593,7 +575,7 @@ func rotationRun(t *testing.T, inner CredentialStore, seed uint64) bool {
 // re-authorised the gateway) starts a new chain.
 func TestSpentSeedNeverPresented(t *testing.T) {
 	t.Parallel()
-	spent := store.Credentials{RefreshToken: "rt-0", SeedHash: seedHash("rt-new-seed"),
+	spent := Credentials{RefreshToken: "rt-0", SeedHash: seedHash("rt-new-seed"),
 		SpentSeeds: seedHash("rt-new-seed") + " " + seedHash("rt-old-seed"), SpentTokens: seedHash("rt-mid")}
 	tests := []struct {
 		name, configured, want string
@@ -613,7 +595,7 @@ func TestSpentSeedNeverPresented(t *testing.T) {
 			list(t, c)
 			assertEqual(t, []string{tt.want}, f.presentedTokens())
 			got, _ := creds.load(t)
-			if !hasHash(got.SpentTokens, seedHash(tt.want)) || got.Redeeming != (store.Redemption{}) {
+			if !hasHash(got.SpentTokens, seedHash(tt.want)) || got.Redeeming != (Redemption{}) {
 				t.Errorf("stored spent %q, marker %+v", got.SpentTokens, got.Redeeming)
 			}
 		})
@@ -646,7 +628,7 @@ func TestWaitOnLostCommit(t *testing.T) {
 
 // seededCredentials is an in-memory store that already holds c, as if a replica (or an
 // earlier run) had stored it.
-func seededCredentials(c store.Credentials) *memCredentials {
+func seededCredentials(c Credentials) *memCredentials {
 	m := newMemCredentials()
 	c.Version = 1
 	m.cur, m.found = c, true
@@ -654,10 +636,10 @@ func seededCredentials(c store.Credentials) *memCredentials {
 }
 
 // load reads the stored credentials under the store's lock.
-func (m *memCredentials) load(t *testing.T) (store.Credentials, bool) {
+func (m *memCredentials) load(t *testing.T) (Credentials, bool) {
 	t.Helper()
 	var found bool
-	c, err := m.UpdateCredentials(t.Context(), func(_ store.Credentials, f bool) (*store.Credentials, error) {
+	c, err := m.UpdateCredentials(t.Context(), func(_ Credentials, f bool) (*Credentials, error) {
 		found = f
 		return nil, nil
 	})
@@ -675,7 +657,7 @@ type recordingStore struct {
 	mem *memCredentials
 
 	mu         sync.Mutex
-	commits    []store.Credentials
+	commits    []Credentials
 	failLock   error
 	failCommit error
 }
@@ -688,22 +670,22 @@ func (r *recordingStore) fail(lock, commit error) {
 	r.failLock, r.failCommit = lock, commit
 }
 
-func (r *recordingStore) committed() []store.Credentials {
+func (r *recordingStore) committed() []Credentials {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]store.Credentials(nil), r.commits...)
+	return append([]Credentials(nil), r.commits...)
 }
 
-func (r *recordingStore) UpdateCredentials(ctx context.Context, fn func(store.Credentials, bool) (*store.Credentials, error)) (store.Credentials, error) {
+func (r *recordingStore) UpdateCredentials(ctx context.Context, fn func(Credentials, bool) (*Credentials, error)) (Credentials, error) {
 	r.mu.Lock()
 	failLock, failCommit := r.failLock, r.failCommit
 	r.mu.Unlock()
 	if failLock != nil {
-		return store.Credentials{}, failLock
+		return Credentials{}, failLock
 	}
 	errCommit := errors.New("commit failed")
 	wrote := false
-	c, err := r.mem.UpdateCredentials(ctx, func(cur store.Credentials, found bool) (*store.Credentials, error) {
+	c, err := r.mem.UpdateCredentials(ctx, func(cur Credentials, found bool) (*Credentials, error) {
 		next, err := fn(cur, found)
 		grant := next != nil && (next.RefreshToken != cur.RefreshToken || next.AccessToken != cur.AccessToken)
 		if err == nil && grant && failCommit != nil {
@@ -713,7 +695,7 @@ func (r *recordingStore) UpdateCredentials(ctx context.Context, fn func(store.Cr
 		return next, err
 	})
 	if errors.Is(err, errCommit) {
-		return store.Credentials{}, failCommit
+		return Credentials{}, failCommit
 	}
 	if err == nil && wrote {
 		r.mu.Lock()
@@ -724,7 +706,7 @@ func (r *recordingStore) UpdateCredentials(ctx context.Context, fn func(store.Cr
 }
 
 // refreshTokens lists the refresh tokens of commits, in order.
-func refreshTokens(commits []store.Credentials) []string {
+func refreshTokens(commits []Credentials) []string {
 	var out []string
 	for _, c := range commits {
 		out = append(out, c.RefreshToken)
@@ -740,9 +722,9 @@ func TestMemCredentials(t *testing.T) {
 	if _, found := m.load(t); found {
 		t.Fatal("found credentials in a new store")
 	}
-	write := func(ctx context.Context, rt string, fail error) (store.Credentials, error) {
-		return m.UpdateCredentials(ctx, func(store.Credentials, bool) (*store.Credentials, error) {
-			return &store.Credentials{RefreshToken: rt}, fail
+	write := func(ctx context.Context, rt string, fail error) (Credentials, error) {
+		return m.UpdateCredentials(ctx, func(Credentials, bool) (*Credentials, error) {
+			return &Credentials{RefreshToken: rt}, fail
 		})
 	}
 	if c, err := write(t.Context(), "rt-1", nil); err != nil || c.RefreshToken != "rt-1" || c.Version != 1 || c.UpdatedAt.IsZero() {
@@ -757,7 +739,7 @@ func TestMemCredentials(t *testing.T) {
 
 	held := make(chan struct{})
 	release := make(chan struct{})
-	go m.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
+	go m.UpdateCredentials(t.Context(), func(Credentials, bool) (*Credentials, error) {
 		close(held)
 		<-release
 		return nil, nil

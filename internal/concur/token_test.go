@@ -13,7 +13,6 @@ import (
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/concursim"
-	"github.com/finplat/payment-batch-gateway/internal/store"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -499,7 +498,7 @@ func TestDrainWaitsForADetachedRefresh(t *testing.T) {
 		t.Fatalf("redeemed %d refresh tokens, want 1", redeemed)
 	}
 	creds, err := c.tokens.store.UpdateCredentials(context.Background(),
-		func(store.Credentials, bool) (*store.Credentials, error) { return nil, nil }) // a read
+		func(Credentials, bool) (*Credentials, error) { return nil, nil }) // a read
 	if err != nil || creds.RefreshToken == "" || creds.RefreshToken == "rt-0" {
 		t.Errorf("after Drain the store holds %q (%v), want the rotated refresh token", creds.RefreshToken, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/finplat/payment-batch-gateway/internal/concur"
 )
 
 // The AAD of each sealed token names its field, so one cannot stand in for the other.
@@ -20,7 +22,7 @@ const credentialsColumns = `refresh_token, refresh_expiry, access_token, access_
 
 // LoadCredentials reads the credentials without taking the lock. An error wrapping
 // ErrUndecryptable means they were sealed with another key.
-func (s *sqlStore) LoadCredentials(ctx context.Context) (Credentials, bool, error) {
+func (s *sqlStore) LoadCredentials(ctx context.Context) (concur.Credentials, bool, error) {
 	c, found, err := s.readCredentials(ctx, s.db, "")
 	return c, found, wrap("load credentials", err)
 }
@@ -32,8 +34,8 @@ func (s *sqlStore) LoadCredentials(ctx context.Context) (Credentials, bool, erro
 // before fn is called. The credentials returned read back the same from LoadCredentials
 // (times truncated to the microsecond).
 func (s *sqlStore) UpdateCredentials(ctx context.Context,
-	fn func(cur Credentials, found bool) (*Credentials, error)) (Credentials, error) {
-	var out Credentials
+	fn func(cur concur.Credentials, found bool) (*concur.Credentials, error)) (concur.Credentials, error) {
+	var out concur.Credentials
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if s.d.lockHeld != "" {
 			if _, err := tx.ExecContext(ctx, s.d.lockHeld); err != nil {
@@ -81,16 +83,16 @@ func (s *sqlStore) UpdateCredentials(ctx context.Context,
 		return err
 	})
 	if err != nil {
-		return Credentials{}, wrap("update credentials", err)
+		return concur.Credentials{}, wrap("update credentials", err)
 	}
 	return out, nil
 }
 
 // readCredentials reads the credentials row, appending suffix (a lock clause) to the
 // SELECT; found is false while nothing was ever stored (version 0).
-func (s *sqlStore) readCredentials(ctx context.Context, q querier, suffix string) (Credentials, bool, error) {
+func (s *sqlStore) readCredentials(ctx context.Context, q querier, suffix string) (concur.Credentials, bool, error) {
 	var (
-		c                          Credentials
+		c                          concur.Credentials
 		refresh, access            []byte
 		refreshExp, accessExp, upd int64
 		lifetime, until, live      int64
@@ -100,18 +102,18 @@ func (s *sqlStore) readCredentials(ctx context.Context, q querier, suffix string
 		&refresh, &refreshExp, &access, &accessExp, &lifetime, &c.Geolocation, &c.SeedHash,
 		&c.Version, &upd, &c.Redeeming.TokenHash, &until, &c.SpentSeeds, &c.SpentTokens, &live)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Credentials{}, false, errors.New("the credentials row is missing (was it deleted?)")
+		return concur.Credentials{}, false, errors.New("the credentials row is missing (was it deleted?)")
 	}
 	if err != nil || c.Version == 0 {
-		return Credentials{}, false, err
+		return concur.Credentials{}, false, err
 	}
 	rt, err := s.box.Open(refresh, aadRefreshToken)
 	if err != nil {
-		return Credentials{}, false, fmt.Errorf("%w (refresh token)", ErrUndecryptable)
+		return concur.Credentials{}, false, fmt.Errorf("store: %w (refresh token)", concur.ErrUndecryptable)
 	}
 	at, err := s.box.Open(access, aadAccessToken)
 	if err != nil {
-		return Credentials{}, false, fmt.Errorf("%w (access token)", ErrUndecryptable)
+		return concur.Credentials{}, false, fmt.Errorf("store: %w (access token)", concur.ErrUndecryptable)
 	}
 	c.RefreshToken, c.AccessToken = string(rt), string(at)
 	c.RefreshExpiry, c.AccessExpiry = fromMicros(refreshExp), fromMicros(accessExp)

@@ -11,13 +11,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/finplat/payment-batch-gateway/internal/concur"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 // put stores c unconditionally.
-func put(t *testing.T, s store.Store, c store.Credentials) store.Credentials {
+func put(t *testing.T, s store.Store, c concur.Credentials) concur.Credentials {
 	t.Helper()
-	got, err := s.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
+	got, err := s.UpdateCredentials(t.Context(), func(concur.Credentials, bool) (*concur.Credentials, error) {
 		return &c, nil
 	})
 	if err != nil {
@@ -26,7 +27,7 @@ func put(t *testing.T, s store.Store, c store.Credentials) store.Credentials {
 	return got
 }
 
-func mustLoad(t *testing.T, s store.Store) (store.Credentials, bool) {
+func mustLoad(t *testing.T, s store.Store) (concur.Credentials, bool) {
 	t.Helper()
 	c, found, err := s.LoadCredentials(t.Context())
 	if err != nil {
@@ -37,25 +38,25 @@ func mustLoad(t *testing.T, s store.Store) (store.Credentials, bool) {
 
 func testCredentialsNotFound(t *testing.T, h *harness) {
 	s := h.open(t)
-	if c, found := mustLoad(t, s); found || c != (store.Credentials{}) {
+	if c, found := mustLoad(t, s); found || c != (concur.Credentials{}) {
 		t.Errorf("LoadCredentials on a new store = %+v, %v; want zero, false", c, found)
 	}
 	var called bool
-	got, err := s.UpdateCredentials(t.Context(), func(cur store.Credentials, found bool) (*store.Credentials, error) {
+	got, err := s.UpdateCredentials(t.Context(), func(cur concur.Credentials, found bool) (*concur.Credentials, error) {
 		called = true
-		if found || cur != (store.Credentials{}) {
+		if found || cur != (concur.Credentials{}) {
 			t.Errorf("fn got %+v, %v; want zero, false", cur, found)
 		}
 		return nil, nil
 	})
-	if err != nil || !called || got != (store.Credentials{}) {
+	if err != nil || !called || got != (concur.Credentials{}) {
 		t.Errorf("UpdateCredentials = %+v, %v (fn called: %v); want zero, nil, true", got, err, called)
 	}
 }
 
 func testCredentialsRoundTrip(t *testing.T, h *harness) {
 	s := h.open(t)
-	in := store.Credentials{
+	in := concur.Credentials{
 		RefreshToken: "refresh-1", RefreshExpiry: at(180 * 24 * time.Hour),
 		AccessToken: "access-1", AccessExpiry: at(time.Hour), AccessLifetime: time.Hour + time.Nanosecond,
 		Geolocation: "https://us.api.concursolutions.com", SeedHash: "ab12",
@@ -80,9 +81,9 @@ func testCredentialsRoundTrip(t *testing.T, h *harness) {
 	}
 
 	// Every field changes, including to empty.
-	in2 := store.Credentials{RefreshToken: "refresh-2", SeedHash: "cd34"}
-	var gotCur store.Credentials
-	second, err := s.UpdateCredentials(t.Context(), func(cur store.Credentials, found bool) (*store.Credentials, error) {
+	in2 := concur.Credentials{RefreshToken: "refresh-2", SeedHash: "cd34"}
+	var gotCur concur.Credentials
+	second, err := s.UpdateCredentials(t.Context(), func(cur concur.Credentials, found bool) (*concur.Credentials, error) {
 		gotCur = cur
 		return &in2, nil
 	})
@@ -104,8 +105,8 @@ func testCredentialsRoundTrip(t *testing.T, h *harness) {
 
 func testCredentialsNoWrite(t *testing.T, h *harness) {
 	s := h.open(t)
-	stored := put(t, s, store.Credentials{RefreshToken: "r"})
-	got, err := s.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
+	stored := put(t, s, concur.Credentials{RefreshToken: "r"})
+	got, err := s.UpdateCredentials(t.Context(), func(concur.Credentials, bool) (*concur.Credentials, error) {
 		return nil, nil
 	})
 	if err != nil {
@@ -121,10 +122,10 @@ func testCredentialsNoWrite(t *testing.T, h *harness) {
 
 func testCredentialsRollback(t *testing.T, h *harness) {
 	s := h.open(t)
-	stored := put(t, s, store.Credentials{RefreshToken: "r"})
+	stored := put(t, s, concur.Credentials{RefreshToken: "r"})
 	boom := errors.New("boom")
-	_, err := s.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
-		return &store.Credentials{RefreshToken: "lost"}, boom
+	_, err := s.UpdateCredentials(t.Context(), func(concur.Credentials, bool) (*concur.Credentials, error) {
+		return &concur.Credentials{RefreshToken: "lost"}, boom
 	})
 	if !errors.Is(err, boom) {
 		t.Errorf("UpdateCredentials = %v, want fn's error", err)
@@ -142,12 +143,12 @@ func testCredentialsLockExcludes(t *testing.T, h *harness) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		_, err := s1.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
+		_, err := s1.UpdateCredentials(t.Context(), func(concur.Credentials, bool) (*concur.Credentials, error) {
 			inside.Add(1)
 			close(entered)
 			<-release
 			inside.Add(-1)
-			return &store.Credentials{RefreshToken: "first"}, nil
+			return &concur.Credentials{RefreshToken: "first"}, nil
 		})
 		done <- err
 	}()
@@ -155,12 +156,12 @@ func testCredentialsLockExcludes(t *testing.T, h *harness) {
 	second := make(chan error, 1)
 	var sawFirst bool
 	go func() {
-		_, err := s2.UpdateCredentials(t.Context(), func(cur store.Credentials, found bool) (*store.Credentials, error) {
+		_, err := s2.UpdateCredentials(t.Context(), func(cur concur.Credentials, found bool) (*concur.Credentials, error) {
 			if inside.Load() != 0 {
 				t.Error("two UpdateCredentials inside fn at once")
 			}
 			sawFirst = found && cur.RefreshToken == "first"
-			return &store.Credentials{RefreshToken: "second"}, nil
+			return &concur.Credentials{RefreshToken: "second"}, nil
 		})
 		second <- err
 	}()
@@ -186,7 +187,7 @@ func testCredentialsNoLostUpdate(t *testing.T, h *harness) {
 	for _, s := range stores {
 		for range perStore {
 			wg.Go(func() {
-				_, err := s.UpdateCredentials(t.Context(), func(cur store.Credentials, _ bool) (*store.Credentials, error) {
+				_, err := s.UpdateCredentials(t.Context(), func(cur concur.Credentials, _ bool) (*concur.Credentials, error) {
 					n, _ := strconv.Atoi(cur.RefreshToken)
 					cur.RefreshToken = strconv.Itoa(n + 1)
 					return &cur, nil
@@ -207,7 +208,7 @@ func testCredentialsNoLostUpdate(t *testing.T, h *harness) {
 func testCredentialsEncryptedAtRest(t *testing.T, h *harness) {
 	s := h.open(t)
 	const refresh, access = "refresh-token-PLAINTEXT-1234", "access-token-PLAINTEXT-5678"
-	put(t, s, store.Credentials{RefreshToken: refresh, AccessToken: access, SeedHash: "x"})
+	put(t, s, concur.Credentials{RefreshToken: refresh, AccessToken: access, SeedHash: "x"})
 	var rt, at []byte
 	if err := h.raw(t).QueryRowContext(t.Context(),
 		"SELECT refresh_token, access_token FROM credentials").Scan(&rt, &at); err != nil {
@@ -227,17 +228,17 @@ func testCredentialsEncryptedAtRest(t *testing.T, h *harness) {
 }
 
 func testCredentialsWrongKey(t *testing.T, h *harness) {
-	put(t, h.open(t), store.Credentials{RefreshToken: "r", AccessToken: "a"})
+	put(t, h.open(t), concur.Credentials{RefreshToken: "r", AccessToken: "a"})
 	other := h.openKey(t, newKey(t))
-	if _, _, err := other.LoadCredentials(t.Context()); !errors.Is(err, store.ErrUndecryptable) {
+	if _, _, err := other.LoadCredentials(t.Context()); !errors.Is(err, concur.ErrUndecryptable) {
 		t.Errorf("LoadCredentials with another key = %v, want ErrUndecryptable", err)
 	}
 	called := false
-	_, err := other.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
+	_, err := other.UpdateCredentials(t.Context(), func(concur.Credentials, bool) (*concur.Credentials, error) {
 		called = true
 		return nil, nil
 	})
-	if !errors.Is(err, store.ErrUndecryptable) || called {
+	if !errors.Is(err, concur.ErrUndecryptable) || called {
 		t.Errorf("UpdateCredentials with another key = %v (fn called: %v), want ErrUndecryptable, fn not called", err, called)
 	}
 }
@@ -247,8 +248,8 @@ func testCredentialsWrongKey(t *testing.T, h *harness) {
 // hashes are kept as given.
 func testCredentialsRedeemingLease(t *testing.T, h *harness) {
 	s := h.open(t)
-	c := put(t, s, store.Credentials{RefreshToken: "refresh-1", SpentSeeds: "aa", SpentTokens: "bb cc",
-		Redeeming: store.Redemption{TokenHash: "ab12", Lease: time.Hour}})
+	c := put(t, s, concur.Credentials{RefreshToken: "refresh-1", SpentSeeds: "aa", SpentTokens: "bb cc",
+		Redeeming: concur.Redemption{TokenHash: "ab12", Lease: time.Hour}})
 	if r := c.Redeeming; r.TokenHash != "ab12" || !r.Live || r.Lease != 0 ||
 		r.Until.Before(time.Now().Add(59*time.Minute)) || r.Until.After(time.Now().Add(61*time.Minute)) {
 		t.Errorf("marker with an hour's lease = %+v", r)
@@ -263,8 +264,8 @@ func testCredentialsRedeemingLease(t *testing.T, h *harness) {
 	if got := put(t, s, kept); got.Redeeming.Until != c.Redeeming.Until || !got.Redeeming.Live {
 		t.Errorf("marker written as read = %+v, want %+v", got.Redeeming, c.Redeeming)
 	}
-	short := put(t, s, store.Credentials{RefreshToken: "refresh-1",
-		Redeeming: store.Redemption{TokenHash: "ab12", Lease: 20 * time.Millisecond}})
+	short := put(t, s, concur.Credentials{RefreshToken: "refresh-1",
+		Redeeming: concur.Redemption{TokenHash: "ab12", Lease: 20 * time.Millisecond}})
 	if !short.Redeeming.Live {
 		t.Errorf("a 20ms lease read at once is not live: %+v", short.Redeeming)
 	}
@@ -272,7 +273,7 @@ func testCredentialsRedeemingLease(t *testing.T, h *harness) {
 	if loaded, _ := mustLoad(t, s); loaded.Redeeming.Live || loaded.Redeeming.TokenHash != "ab12" {
 		t.Errorf("after its lease: %+v, want the marker, not live", loaded.Redeeming)
 	}
-	if cleared := put(t, s, store.Credentials{RefreshToken: "refresh-2"}); cleared.Redeeming != (store.Redemption{}) {
+	if cleared := put(t, s, concur.Credentials{RefreshToken: "refresh-2"}); cleared.Redeeming != (concur.Redemption{}) {
 		t.Errorf("cleared marker = %+v", cleared.Redeeming)
 	}
 }

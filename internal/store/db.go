@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/finplat/payment-batch-gateway/internal/concur"
 	"github.com/finplat/payment-batch-gateway/internal/secretbox"
 )
 
@@ -160,7 +161,7 @@ func wrap(op string, err error) error {
 		return nil
 	case errors.Is(err, sql.ErrNoRows):
 		return batch.ErrNotStored
-	case errors.Is(err, batch.ErrNotStored), errors.Is(err, batch.ErrStateChanged), errors.Is(err, ErrUndecryptable):
+	case errors.Is(err, batch.ErrNotStored), errors.Is(err, batch.ErrStateChanged), errors.Is(err, concur.ErrUndecryptable):
 		return err
 	}
 	return fmt.Errorf("store: %s: %w", op, err)

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/finplat/payment-batch-gateway/internal/concur"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 )
 
 func testOpenTwice(t *testing.T, h *harness) {
 	s := h.open(t)
 	mustUpsert(t, s, at(0), testBatch("A", 1))
-	put(t, s, store.Credentials{RefreshToken: "r"})
+	put(t, s, concur.Credentials{RefreshToken: "r"})
 	versions := func() string {
 		rows, err := h.raw(t).QueryContext(t.Context(), "SELECT version_id FROM goose_db_version ORDER BY id")
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/finplat/payment-batch-gateway/internal/concur"
 	"github.com/finplat/payment-batch-gateway/internal/store"
 	"github.com/finplat/payment-batch-gateway/internal/store/storetest"
 )
@@ -148,9 +149,9 @@ func TestPostgresCredentialLockOutlastsIdleTimeout(t *testing.T) {
 	u.RawQuery = q.Encode()
 	h.cfg.URL = u.String()
 	s := h.open(t)
-	_, err = s.UpdateCredentials(t.Context(), func(store.Credentials, bool) (*store.Credentials, error) {
+	_, err = s.UpdateCredentials(t.Context(), func(concur.Credentials, bool) (*concur.Credentials, error) {
 		time.Sleep(400 * time.Millisecond) // the token call
-		return &store.Credentials{RefreshToken: "rotated", AccessToken: "access"}, nil
+		return &concur.Credentials{RefreshToken: "rotated", AccessToken: "access"}, nil
 	})
 	if err != nil {
 		t.Fatalf("UpdateCredentials across a slow token call: %v", err)

@@ -6,62 +6,22 @@
 // with AES-GCM (internal/secretbox). Times are kept to the microsecond, in UTC (the zero
 // time as 0): compare what is read back with times truncated to the microsecond. Batches
 // and their closes are the domain's (internal/batch defines them and the interface it
-// needs; this package maps rows to them); the credentials and idempotency records are
-// this package's own. It imports, of ours, only the domain and internal/secretbox.
+// needs; this package maps rows to them), and so is the shape of the Concur credentials
+// (internal/concur defines Credentials and the CredentialStore it needs); the idempotency
+// records are this package's own. It imports, of ours, only internal/batch,
+// internal/concur (for those types) and internal/secretbox.
 package store
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
-)
-
-// Errors callers test with errors.Is.
-var (
-	// ErrUndecryptable: stored credentials cannot be decrypted with the configured key.
-	ErrUndecryptable = errors.New("store: stored credentials cannot be decrypted with this key")
+	"github.com/finplat/payment-batch-gateway/internal/concur"
 )
 
 // MaxListBatches caps ListBatches's limit.
 const MaxListBatches = 1000
-
-// Credentials are the gateway's Concur OAuth grant. Tokens are encrypted at rest.
-type Credentials struct {
-	RefreshToken   string    // the newest refresh token: the one to redeem next
-	RefreshExpiry  time.Time // zero when unknown
-	AccessToken    string    // the newest access token, shared by replicas; "" when none
-	AccessExpiry   time.Time // zero when unknown
-	AccessLifetime time.Duration
-	Geolocation    string
-	// SeedHash is the hex SHA-256 of the configured refresh token this chain of rotations
-	// started from: when the configured token changes (a person re-authorised the
-	// gateway), the configured one wins over the stored one.
-	SeedHash string
-	// Redeeming is the marker of a refresh token being presented to Concur (zero: none),
-	// committed before the token call so that other replicas wait, cleared with the grant.
-	Redeeming Redemption
-	// SpentSeeds and SpentTokens list, space-separated and newest first, the hex SHA-256
-	// of the seeds that started a chain and of the latest refresh tokens redeemed. The
-	// store keeps them as given; the Concur client decides what goes in.
-	SpentSeeds  string
-	SpentTokens string
-	Version     int64 // incremented by every write; 0 when nothing was ever stored
-	UpdatedAt   time.Time
-}
-
-// Redemption is a replica's announcement that it is presenting a refresh token to Concur.
-// Its lease runs on the database's clock, the one clock every replica shares.
-type Redemption struct {
-	TokenHash string // hex SHA-256 of the refresh token being redeemed; "" for no marker
-	// Lease, when positive on a write with TokenHash set, (re)starts the lease: Until
-	// becomes the database's now plus Lease. Otherwise Until is written as given. Reads
-	// leave it 0.
-	Lease time.Duration
-	Until time.Time // read: when the lease ends, on the database's clock
-	Live  bool      // read: the lease had not ended when the row was read (database's clock)
-}
 
 // IdempotencyState is the state of a caller's idempotency key.
 type IdempotencyState string
@@ -96,7 +56,7 @@ type Store interface {
 	SetBatchStatus(ctx context.Context, id, status string) error
 
 	// LoadCredentials returns the stored credentials; found is false when none were stored.
-	LoadCredentials(ctx context.Context) (c Credentials, found bool, err error)
+	LoadCredentials(ctx context.Context) (c concur.Credentials, found bool, err error)
 	// UpdateCredentials runs fn (once) while holding the credentials lock, which every process
 	// sharing the store respects (a row lock in PostgreSQL, a write transaction in SQLite),
 	// so refreshes are serialised across replicas. fn gets the stored credentials (found
@@ -105,7 +65,7 @@ type Store interface {
 	// nothing is written and the stored value is returned. An error from fn rolls back.
 	// fn must not call the Store. Stored credentials that cannot be decrypted fail with an
 	// error wrapping ErrUndecryptable before fn is called.
-	UpdateCredentials(ctx context.Context, fn func(cur Credentials, found bool) (*Credentials, error)) (Credentials, error)
+	UpdateCredentials(ctx context.Context, fn func(cur concur.Credentials, found bool) (*concur.Credentials, error)) (concur.Credentials, error)
 
 	// ClaimIdempotencyKey records rec (State in progress) unless a live record exists for
 	// (rec.Caller, rec.Key): live means not expired at now and, when in progress, with an
