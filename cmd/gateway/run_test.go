@@ -57,7 +57,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 // what it is called now.
 func TestRunWarnsOfOldNames(t *testing.T) {
 	t.Parallel()
-	g := startGateway(t, map[string]string{"GATEWAY_RATE_LIMIT_PER_MINUTE": "0"})
+	g := startGateway(t, map[string]string{"GATEWAY_RATE_LIMIT": "0"})
 	if !g.logged(`"level":"warn"`, "GATEWAY_RATE_LIMIT is deprecated: it is now GATEWAY_RATE_LIMIT_PER_MINUTE") {
 		t.Error("no warning that GATEWAY_RATE_LIMIT is now GATEWAY_RATE_LIMIT_PER_MINUTE")
 	}

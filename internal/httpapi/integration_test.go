@@ -3,6 +3,8 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -342,16 +344,30 @@ func TestReferenceExampleTranslates(t *testing.T) {
 func TestCloseSurvivesCallerHangUp(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	e.sim.SetFault(concursim.Fault{Op: "close", Mode: "slow", Delay: concursim.Duration(600 * time.Millisecond), Count: 1})
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	e.sim.SetFault(concursim.Fault{Op: "close", Mode: "slow", Delay: concursim.Duration(2 * time.Second), Count: 1})
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "POST", e.gateway.URL+"/batches/"+employeeBatch+"/close", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp, err := http.DefaultClient.Do(req); err == nil {
-		resp.Body.Close()
-		t.Fatalf("the caller was meant to give up first, got %s", resp.Status)
+	answered := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("answered %s", resp.Status)
+		}
+		answered <- err
+	}()
+	// The caller hangs up once the close is on its way to Concur (before that, giving up
+	// rightly means no close), while Concur is still slow to answer.
+	for e.sim.Stats().Requests["close"] == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-answered; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the caller was meant to give up first, got %v", err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
