@@ -175,7 +175,7 @@ func TestLargeFileStreams(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads peak RSS from /proc")
 	}
-	const size = 96 << 20
+	const size = 64 << 20 // twice the growth allowed: a buffering gateway fails; small enough for a loaded -race run
 	s := startStack(t, map[string]string{"CONCURSIM_LARGE_FILE_BYTES": strconv.Itoa(size)}, nil)
 	if r := do(t, "POST", s.gw.URL+"/batches/large-file-batch/close", nil); r.Status != 200 {
 		t.Fatalf("close: %d %s", r.Status, r.Body)
