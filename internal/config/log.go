@@ -7,7 +7,8 @@ import (
 )
 
 // MarshalZerologObject logs every setting under its variable's name, as Load left it:
-// secrets masked, URLs without credentials or query, a quiet setting as set or not.
+// secrets masked, URLs without credentials or query (and not at all when they are not
+// URLs), a quiet setting as set or not.
 func (c Config) MarshalZerologObject(e *zerolog.Event) {
 	for _, s := range settings {
 		if v, ok := s.field(&c).(*string); ok && s.quiet {
@@ -18,7 +19,11 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 		case *Secret:
 			e.Stringer(s.name, v)
 		case *string:
-			e.Str(s.name, redactURL(*v))
+			if s.unit == "URL" {
+				e.Str(s.name, redactURL(*v))
+			} else {
+				e.Str(s.name, *v)
+			}
 		case *int:
 			e.Int(s.name, *v)
 		case *float64:

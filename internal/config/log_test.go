@@ -70,3 +70,33 @@ func TestLogNamesEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestLogNeverLeaksFromBadURLs: a URL setting the gateway does not use (tracing off), or
+// could not parse, is not logged as it is: it may carry a key.
+func TestLogNeverLeaksFromBadURLs(t *testing.T) {
+	t.Parallel()
+	tests := map[string]map[string]string{
+		"unparsable, tracing off": {"OTEL_SDK_DISABLED": "true",
+			"OTEL_EXPORTER_OTLP_ENDPOINT": "https://user:S3CRET@collector.example:4318/%zz"},
+		"no scheme, tracing off": {"OTEL_SDK_DISABLED": "true",
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector.example:4318/v1/traces?api-key=S3CRET"},
+		"base unused beside a traces endpoint": {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://collector.example:4318/v1/traces",
+			"OTEL_EXPORTER_OTLP_ENDPOINT": "collector.example:4318?api-key=S3CRET"},
+	}
+	for name, vars := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			vars["CONCUR_BASE_URL"], vars["CONCUR_ACCESS_TOKEN"], vars["GATEWAY_AUTH"] = "https://h", "t", "disabled"
+			c, err := Load(env(vars))
+			if err != nil {
+				t.Fatalf("Load refused it (%v): the case is meant to reach the log", err)
+			}
+			var sb strings.Builder
+			log := zerolog.New(&sb)
+			log.Info().Object("config", c).Send()
+			if strings.Contains(sb.String(), "S3CRET") {
+				t.Errorf("the log line leaks the URL's secret: %s", sb.String())
+			}
+		})
+	}
+}

@@ -59,11 +59,15 @@ func otlpProtocol(c *Config, p string) string {
 }
 
 // redactURL is u without its credentials, query or fragment, for the log (a collector's
-// URL may carry a key in it); other values are returned as they are.
+// URL may carry a key in it). A value it cannot take apart so is not logged at all: what
+// it holds cannot be told.
 func redactURL(u string) string {
 	p, err := url.Parse(u)
-	if err != nil || p.Scheme == "" || p.Host == "" {
-		return u
+	switch {
+	case u == "":
+		return ""
+	case err != nil || p.Scheme == "" || p.Host == "":
+		return "(not a URL: not logged)"
 	}
 	p.RawQuery, p.Fragment, p.User = "", "", nil
 	return p.String()
