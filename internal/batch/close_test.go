@@ -289,3 +289,21 @@ func (s *racingBegin) Apply(ctx context.Context, c batch.Change) (batch.Batch, b
 	}
 	return batch.Batch{}, batch.Close{}, errInjected
 }
+
+// A close's answer and its recorded copy carry one closedAt: the instant recorded.
+func TestCloseAnswerAndRecordShareClosedAt(t *testing.T) {
+	t.Parallel()
+	svc, _, _ := newService(t, 0)
+	ctx := context.Background()
+	res, err := svc.Close(ctx, closeReq(employeeBatch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trail, err := svc.Closes(ctx, employeeBatch, 1)
+	if err != nil || len(trail) != 1 {
+		t.Fatalf("closes = %+v, %v", trail, err)
+	}
+	if res.ClosedAt.IsZero() || !res.ClosedAt.Equal(trail[0].Result().ClosedAt) {
+		t.Errorf("answer's closedAt %v, recorded %v: want one instant", res.ClosedAt, trail[0].Result().ClosedAt)
+	}
+}
