@@ -13,7 +13,9 @@ import (
 // Batch-URLs), refreshing them from Concur's batch list on a miss, and keeps them fresh
 // enough for reads (current). Concurrent refreshes share one fetch, and refreshes caused
 // by misses or reads start at most once per minInterval, so a flood of unknown ids or of
-// list requests costs Concur at most one refresh per interval.
+// list requests costs Concur at most one refresh per interval. Within the interval a
+// caller gets how the last fetch ended, unless that fetch sent Concur nothing (the
+// breaker refused it): then there is nothing to spare Concur, and it asks again.
 //
 // A refresh reads the OPEN and the CLOSED lists, because a batch-list entry carries no
 // status: which list holds a batch is the only way to learn whether it is closed.
@@ -107,17 +109,20 @@ func (d *directory) fetch(ctx context.Context, force bool) (any, error) {
 		d.mu.Unlock()
 		return started, err
 	}
-	started := d.now()
+	started, prev := d.now(), d.lastFetch
 	d.lastFetch = started
 	d.mu.Unlock()
 
 	// The fetch outlives any one caller; the Upstream applies its own time-out.
 	ctx = context.WithoutCancel(ctx)
 	var errs []error
+	sent := false // whether Concur was asked at all
 	for _, status := range []ListStatus{ListOpen, ListClosed} {
-		if err := d.storeList(ctx, status); err != nil {
+		err := d.storeList(ctx, status)
+		if err != nil {
 			errs = append(errs, err)
 		}
+		sent = sent || err == nil || DeliveryOf(err) != NotSent
 	}
 	err := firstError(errs)
 	d.observe().BatchListRefreshed(err == nil)
@@ -125,6 +130,11 @@ func (d *directory) fetch(ctx context.Context, force bool) (any, error) {
 	d.lastErr = err
 	if err == nil {
 		d.lastOK = started
+	}
+	if !sent && d.lastFetch.Equal(started) {
+		// Nothing reached Concur (an open breaker, no slot): no fetch to spare Concur
+		// from, and no answer to repeat; the next caller asks again.
+		d.lastFetch = prev
 	}
 	d.mu.Unlock()
 	return started, err
