@@ -17,31 +17,6 @@ import (
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
-// Every failure the Client returns is a *batch.Error, classified here: its code, its
-// Retry-After, and how far the call got (its Delivery). A close that may have acted must
-// never be reported as one that did not: closing a closed batch regenerates its payment
-// file. So only what proves that Concur did not act says so:
-//
-//	failure                                                         Delivery
-//	no token (fetch or renewal failed), breaker open, no slot or
-//	rate turn, untrusted host or bad URL, request not buildable,
-//	the caller gone before sending, dial or DNS failure              NotSent
-//	401/403 answered, then the renewal failed (the retry never left)  NotSent
-//	4xx (400, 401, 403, 404, 409, 429, ...)                          Answered
-//	503 (maintenance, or a proxy with no Concur behind it)            Answered
-//	500 to a close whose Message is one of Concur's business
-//	answers ("does not contain any reports", "could not be closed")  Answered
-//	any other 5xx: 500 empty, HTML or with another message, 502,
-//	504 (a proxy may have timed out while Concur closed the batch)   MaybeDelivered
-//	1xx, 2xx other than 200, 3xx (no redirect is followed)            MaybeDelivered
-//	time-out or connection failure once connected, or with a
-//	transport that does not report its connections                    MaybeDelivered
-//	a 200 whose body could not be read or decoded                     MaybeDelivered
-//	anything else                                                     MaybeDelivered
-//
-// The caller's context ending after Concur answered keeps the answer's Delivery. A call
-// tried more than once reports the strongest Delivery of its tries.
-
 const (
 	defaultRateLimitWait   = 60 * time.Second
 	defaultUnavailableWait = 5 * time.Minute

@@ -1,11 +1,35 @@
 // Package concur is the gateway's client for SAP Concur's legacy Payment Batch API. It owns
 // the transport (time-outs, host guard, no redirects), the credentials (OAuth2 refresh with
-// rotation, single-flight, shared by replicas through a CredentialStore) and the XML. Every
-// failure is a *batch.Error with an upstream code and a Delivery (classify.go).
+// rotation, single-flight, shared by replicas through a CredentialStore) and the XML.
 //
 // Read it in this order: client.go (the public methods), do.go (the one do and its retry
 // loop), classify.go (every failure), token.go and refresh.go (credentials), resilience.go
 // (breakers, limits, retries), xml.go, transport.go (Authorization and the host guard).
+//
+// Failures. Every failure is a *batch.Error: a code, a Retry-After, and how far the call
+// got (its Delivery). A close that may have acted must never be reported as one that did
+// not: closing a closed batch regenerates its payment file. So only what proves that Concur
+// did not act says so:
+//
+//	failure                                                         Delivery
+//	no token (fetch or renewal failed), breaker open, no slot or
+//	rate turn, untrusted host or bad URL, request not buildable,
+//	the caller gone before sending, dial or DNS failure              NotSent
+//	401/403 answered, then the renewal failed (the retry never left)  NotSent
+//	4xx (400, 401, 403, 404, 409, 429, ...)                          Answered
+//	503 (maintenance, or a proxy with no Concur behind it)            Answered
+//	500 to a close whose Message is one of Concur's business
+//	answers ("does not contain any reports", "could not be closed")  Answered
+//	any other 5xx: 500 empty, HTML or with another message, 502,
+//	504 (a proxy may have timed out while Concur closed the batch)   MaybeDelivered
+//	1xx, 2xx other than 200, 3xx (no redirect is followed)            MaybeDelivered
+//	time-out or connection failure once connected, or with a
+//	transport that does not report its connections                    MaybeDelivered
+//	a 200 whose body could not be read or decoded                     MaybeDelivered
+//	anything else                                                     MaybeDelivered
+//
+// The caller's context ending after Concur answered keeps the answer's Delivery. A call
+// tried more than once reports the strongest Delivery of its tries.
 //
 // Breakers. BreakerAPI guards list, close and file calls; BreakerToken the token endpoint,
 // so that a dead token endpoint does not hide a healthy API (a refresh is single-flight and
@@ -18,9 +42,8 @@
 // the time left, then lets one probe through.
 //
 // Retries. Only the batch list and a file download before its body are tried again (see
-// retryPolicy.next); never a close (closing a closed batch regenerates its payment file),
-// never after a failure to get a token. Tries stop at Config.MaxAttempts,
-// Config.RetryBudget and the caller's end.
+// retryPolicy.next); never a close, never after a failure to get a token. Tries stop at
+// Config.MaxAttempts, Config.RetryBudget and the caller's end.
 //
 // Limits. At most Config.MaxConcurrent calls in flight per Client (a token refresh runs in
 // its caller's slot) and, with Config.RateLimit, a paced request rate. A call that gets no
@@ -40,7 +63,7 @@ import (
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
-// Defaults. internal/config applies the first five to what it declares; New applies the rest.
+// Defaults. internal/config applies the first five; New applies the rest.
 const (
 	DefaultTimeout             = 60 * time.Second
 	DefaultBreakerThreshold    = 5
@@ -57,17 +80,16 @@ const (
 // apiPrefix is where every Payment Batch resource lives; Batch-URLs and File-Urls must be under it.
 const apiPrefix = "/api/expense/paymentbatch/"
 
-// Config configures a Client. internal/config validates and defaults BaseURL to RateLimit:
-// New trusts them, and only refuses an unset Timeout, BreakerThreshold, BreakerOpenInterval,
-// MaxAttempts or MaxConcurrent (zero has no safe meaning for them; hand-built configs use
-// the Default constants). The fields after RateLimit take concur's defaults when zero.
+// Config configures a Client. internal/config validates and defaults BaseURL to RateLimit;
+// New refuses only an unset Timeout, BreakerThreshold, BreakerOpenInterval, MaxAttempts or
+// MaxConcurrent (zero has no safe meaning for them). Later fields default when zero.
 type Config struct {
 	// BaseURL is the API origin when the token carries no geolocation, e.g.
 	// https://us.api.concursolutions.com. When it is https, an http geolocation is refused.
 	BaseURL string
 	// TokenURL, ClientID, ClientSecret and RefreshToken are the OAuth2 refresh-token grant,
-	// unused when AccessToken is set. RefreshToken is the grant's seed: redeemed when
-	// Credentials holds no chain started from it.
+	// unused with AccessToken. RefreshToken seeds it: redeemed when Credentials holds no
+	// chain started from it.
 	TokenURL, ClientID, ClientSecret, RefreshToken string
 	AccessToken                                    string        // static token (development): the token endpoint is never called
 	AuthScheme                                     string        // "Bearer" ("" means it) or "OAuth"
@@ -85,14 +107,12 @@ type Config struct {
 	RetryMaxDelay  time.Duration     // the longest wait between tries (a longer Retry-After fails at once); default 10s
 	UserAgent      string            // default "payment-batch-gateway"
 	Transport      http.RoundTripper // the base transport; nil means DefaultTransport(Timeout)
-	// Credentials keeps the grant (newest refresh token, newest access token and its
-	// geolocation) across restarts and replicas; refreshes are serialised through it, so
-	// that exactly one replica redeems a refresh token. nil: in memory, this process only.
+	// Credentials keeps the grant across restarts and replicas and serialises refreshes,
+	// so that exactly one replica redeems a refresh token. nil: in memory, this process only.
 	Credentials CredentialStore
 	Observer    Observer // when set, told of every try of a call and every token renewal
-	// OnBreakerStateChange, when set, is told every state change of a breaker (BreakerAPI
-	// or BreakerToken; BreakerClosed, BreakerOpen, BreakerHalfOpen). It runs inside the
-	// breaker's lock: it must be quick and must not call the Client.
+	// OnBreakerStateChange, when set, is told every state change of a breaker. It runs
+	// inside the breaker's lock: it must be quick and must not call the Client.
 	OnBreakerStateChange func(name, from, to string)
 }
 
@@ -135,7 +155,7 @@ func New(cfg Config) (*Client, error) {
 	ua := cmp.Or(cfg.UserAgent, DefaultUserAgent)
 	rt := cfg.Transport
 	if rt == nil {
-		rt = defaultTransport(cfg.Timeout)
+		rt = DefaultTransport(cfg.Timeout)
 	}
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c := &Client{
@@ -185,11 +205,10 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// ListBatches reads Concur's batch list, filtered by status unless status is ListAll,
-// and hands each summary to fn as it is read (see batch.Upstream). A list that fails
-// while it is read may be tried again from its start, so fn may be handed a summary
-// again. An error of fn stops the list and is returned as is: it is not Concur's, so it
-// is neither retried nor counted by the breaker.
+// ListBatches streams Concur's batch list, filtered by status unless ListAll, to fn (see
+// batch.Upstream). A list that fails midway may be tried again from its start, so fn may
+// see a summary twice. An error of fn stops the list and is returned as is: it is not
+// Concur's, so it is neither retried nor counted by the breaker.
 func (c *Client) ListBatches(ctx context.Context, status batch.ListStatus, fn func(batch.Summary) error) error {
 	switch status {
 	case batch.ListAll, batch.ListOpen, batch.ListClosed:
@@ -256,13 +275,11 @@ func (c *Client) closeBatch(ctx context.Context, batchURL string, async bool) (b
 	return out, err
 }
 
-// OpenFile starts the download of a File-Url from CloseBatch. The answer's headers must come
-// within Config.Timeout; then the body streams, unbuffered and uncapped, and each Read must
-// make progress within Config.Timeout. The caller must close Body.
-//
-// Failures before the headers are retried like the batch list; once the body is handed
-// over nothing is retried. The download holds a Config.MaxConcurrent slot until its
-// headers arrive, not while the body streams: a slow consumer must not starve other calls.
+// OpenFile starts the download of a File-Url from CloseBatch. The headers must come within
+// Config.Timeout; then the body streams, uncapped, and each Read must make progress within
+// Config.Timeout. The caller must close Body. Failures before the headers are retried like
+// the list, none after. The download holds its Config.MaxConcurrent slot only until its
+// headers arrive: a slow consumer must not starve other calls.
 func (c *Client) OpenFile(ctx context.Context, fileURL string) (*batch.File, error) {
 	raw := strings.TrimSpace(fileURL)
 	if _, err := parseConcurURL(raw); err != nil {
@@ -275,10 +292,9 @@ func (c *Client) OpenFile(ctx context.Context, fileURL string) (*batch.File, err
 	return fileOf(ctx, a, c.timeout)
 }
 
-// Ready reports whether the Client can authenticate to Concur: nil when it holds an
-// access token that is not about to expire (no request is sent) or obtains one now
-// (starting or joining the one refresh, waiting no longer than ctx). A static token is
-// always ready. For readiness probes.
+// Ready reports, for readiness probes, whether the Client can authenticate to Concur: nil
+// when it holds a fresh access token or obtains one now (joining the one refresh, waiting
+// no longer than ctx). A static token is always ready.
 func (c *Client) Ready(ctx context.Context) error {
 	_, err := c.tokens.get(ctx)
 	return err
@@ -296,14 +312,13 @@ func (c *Client) BreakerState(name string) string {
 	return ""
 }
 
-// Drain waits until no token refresh is in flight, then commits a renewed grant that the
-// credential store failed to take (trying again until ctx ends), and stops the background
-// commits. Call it after the server stopped and before the store closes, as the last call
-// of the Client, or a rotated refresh token could be lost with the process.
+// Drain waits for the token refresh in flight, commits a renewed grant the credential store
+// failed to take (trying again until ctx ends) and stops the background commits. Call it
+// last, after the server stopped and before the store closes, or a rotated refresh token
+// could be lost with the process.
 func (c *Client) Drain(ctx context.Context) error { return c.tokens.drain(ctx) }
 
-// CloseIdleConnections closes the idle keep-alive connections to Concur and its token
-// endpoint; connections in use are not touched. For shutdown and tests.
+// CloseIdleConnections closes the idle connections to Concur and its token endpoint.
 func (c *Client) CloseIdleConnections() {
 	c.httpc.CloseIdleConnections()
 	c.tokens.httpc.CloseIdleConnections()

@@ -37,10 +37,9 @@ type tried struct {
 	wait     time.Duration // the Retry-After Concur sent with a failure; 0: none
 }
 
-// do performs r: the list and the file download are tried again while the retry policy
-// allows; a close is tried once, as closing a closed batch regenerates its payment file.
-// The error says the strongest Delivery of all tries: once a try may have reached Concur,
-// the call may have. The file's answer comes back with its body open and its attempt running.
+// do performs r, trying the list and the file download again while the retry policy allows
+// and a close once (closing a closed batch regenerates its payment file). The error says
+// the strongest Delivery of all tries. The file's answer comes back with its body open.
 func (c *Client) do(ctx context.Context, r request) (*attempt, error) {
 	deadline := time.Now().Add(c.retry.budget)
 	strongest := batch.NotSent
@@ -67,8 +66,8 @@ func (c *Client) do(ctx context.Context, r request) (*attempt, error) {
 }
 
 // try is one try: a slot, the rate limit and the breaker, in that order (see the package
-// doc), then the request, then the decoding of its answer within the same time-out. Every
-// admitted try reports its verdict to the breaker, also when it panics.
+// doc), then the request and the decoding of its answer within one time-out. Every admitted
+// try reports its verdict to the breaker, also when it panics.
 func (c *Client) try(ctx context.Context, r request, timeout time.Duration) (_ *attempt, t tried, err error) {
 	if err := c.api.refuseIfOpen(); err != nil {
 		return nil, t, err
@@ -161,7 +160,7 @@ func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*a
 }
 
 // read decodes a 200 answer through r.limit and r.decode, then ends it. Concur answered
-// 200: whatever went wrong, it acted. A *consumerError is the list consumer's own.
+// 200: whatever went wrong, it acted.
 func (c *Client) read(ctx context.Context, a *attempt, r request) error {
 	defer a.end()
 	defer a.resp.Body.Close()
@@ -203,9 +202,8 @@ func newAttempt(parent context.Context, d time.Duration) *attempt {
 		timer: time.AfterFunc(d, func() { cancel(errCallTimeout) })}
 }
 
-// consume runs the caller's consumer of what the answer holds (the store writing the
-// list) with the attempt's clock stopped: that time is not Concur's, and must neither time
-// the call out nor count against Concur. An attempt already out of time stays so.
+// consume runs the caller's consumer (the store writing the list) with the attempt's clock
+// stopped: that time is not Concur's. An attempt already out of time stays so.
 func (a *attempt) consume(fn func() error) error {
 	if !a.timer.Stop() {
 		return fn()
@@ -252,8 +250,8 @@ func fileOf(ctx context.Context, a *attempt, timeout time.Duration) (*batch.File
 	return f, nil
 }
 
-// idleBody fails a Read that makes no progress within timeout. The timer runs only while a
-// Read is in progress, so a slow consumer is not mistaken for a stalled Concur.
+// idleBody fails a Read that makes no progress within timeout. The timer runs only during
+// a Read, so a slow consumer is not mistaken for a stalled Concur.
 type idleBody struct {
 	body    io.ReadCloser
 	a       *attempt

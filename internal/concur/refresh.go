@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -84,11 +85,9 @@ func (s *tokenSource) refresh(ctx context.Context) (_ *token, err error) {
 			s.obs.TokenRefreshed(err == nil)
 		}
 	}()
-	s.mu.Lock()
-	g := s.unsaved
-	s.mu.Unlock()
-	if g != nil {
+	if g := s.unsavedGrant(); g != nil {
 		tok, done, err := s.commit(ctx, g)
+
 		if err != nil {
 			return nil, err
 		}
@@ -283,18 +282,12 @@ func (s *tokenSource) commit(ctx context.Context, g *grant) (tok *token, done bo
 // retryUnsaved commits the unsaved grant with back-off until it is stored or superseded,
 // or Drain ends the background work.
 func (s *tokenSource) retryUnsaved() {
-	wait := s.retryMin
-	for {
-		if !sleep(s.bg, wait) {
-			s.mu.Lock()
-			s.retrying = false
-			s.mu.Unlock()
-			return
-		}
+	for wait := s.retryMin; ; wait = min(2*wait, s.retryMax) {
+		slept := sleep(s.bg, wait)
 		s.mu.Lock()
 		g := s.unsaved
-		if g == nil {
-			s.retrying = false
+		if !slept || g == nil {
+			s.retrying = false // under the lock that commit starts this under
 			s.mu.Unlock()
 			return
 		}
@@ -308,18 +301,10 @@ func (s *tokenSource) retryUnsaved() {
 			s.mu.Unlock()
 		}
 		cancel()
-		wait = min(2*wait, s.retryMax)
 	}
 }
 
-func hasHash(list, h string) bool {
-	for f := range strings.FieldsSeq(list) {
-		if f == h {
-			return true
-		}
-	}
-	return false
-}
+func hasHash(list, h string) bool { return slices.Contains(strings.Fields(list), h) }
 
 // addHash puts h first in the space-separated list, keeping at most n entries.
 func addHash(list, h string, n int) string {

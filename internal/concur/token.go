@@ -218,9 +218,7 @@ func (s *tokenSource) drain(ctx context.Context) error {
 	}
 	wait := s.retryMin
 	for {
-		s.mu.Lock()
-		g := s.unsaved
-		s.mu.Unlock()
+		g := s.unsavedGrant()
 		if g == nil {
 			return nil
 		}
@@ -232,6 +230,12 @@ func (s *tokenSource) drain(ctx context.Context) error {
 		}
 		wait = min(2*wait, s.retryMax)
 	}
+}
+
+func (s *tokenSource) unsavedGrant() *grant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unsaved
 }
 
 // redeemWithin redeems rt through the token endpoint's breaker, within the Concur time-out

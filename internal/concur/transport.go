@@ -43,10 +43,15 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(r)
 }
 
-// defaultTransport is DefaultTransport for a positive timeout. It keeps as many idle
-// connections per host as the concurrency cap lets run at once: with the standard
+// DefaultTransport is the transport a Client uses when Config.Transport is nil: a clone of
+// http.DefaultTransport with a 10s dial and TLS handshake time-out and a response header
+// time-out of timeout (DefaultTimeout when not positive). Wrap it (tracing) and pass it as
+// Config.Transport to keep them. It keeps 64 idle connections per host: with the standard
 // library's 2, every call beyond them under load opened (and TLS-handshook) a new one.
-func defaultTransport(timeout time.Duration) *http.Transport {
+func DefaultTransport(timeout time.Duration) *http.Transport {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 64
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
@@ -227,14 +232,4 @@ func Operation(req *http.Request) string {
 		return OpFile
 	}
 	return OpList
-}
-
-// DefaultTransport is the transport a Client uses when Config.Transport is nil: a clone of
-// http.DefaultTransport with a 10s dial and TLS handshake time-out and a response header
-// time-out of timeout. Wrap it (tracing) and pass it as Config.Transport to keep them.
-func DefaultTransport(timeout time.Duration) *http.Transport {
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	return defaultTransport(timeout)
 }

@@ -171,7 +171,7 @@ func TestDefaultTransportKeepsItsConnections(t *testing.T) {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	tr := defaultTransport(5 * time.Second)
+	tr := DefaultTransport(5 * time.Second)
 	t.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	for range rounds {
