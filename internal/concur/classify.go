@@ -86,7 +86,7 @@ func statusError(op operation, h http.Header, up *batch.UpstreamError) *batch.Er
 	return e
 }
 
-// statusDelivery is the Delivery of a non-200 answer (see the table above).
+// statusDelivery is the Delivery of a non-200 answer (see the package doc's table).
 func statusDelivery(op operation, up *batch.UpstreamError) batch.Delivery {
 	s := up.Status
 	switch {
@@ -138,8 +138,8 @@ func retryAfter(v string, def time.Duration) time.Duration {
 	return d
 }
 
-// transportError classifies a failure to get (or read) an answer. caller is the caller's
-// context, attempt the per-try one derived from it.
+// transportError classifies a failure to get (or read) an answer; attempt is the per-try
+// context derived from caller's.
 func transportError(caller, attempt context.Context, err error) *batch.Error {
 	var ne net.Error
 	switch {
@@ -202,14 +202,13 @@ const closeOutcomeUnknown = "the close request may have reached Concur, but no a
 	"Concur may or may not have closed the batch. Check the batch list (CLOSED) before closing it again: " +
 	"closing a closed batch regenerates its payment file"
 
-// timeoutError and callerGone are the two CodeUpstreamTimeout errors; both carry Concur's
-// advice to wait 5 minutes after a time-out.
+// timeoutError and callerGone (the caller's context ended) are the two CodeUpstreamTimeout
+// errors; both carry Concur's advice to wait 5 minutes after a time-out.
 func timeoutError(err error) *batch.Error {
 	return &batch.Error{Code: batch.CodeUpstreamTimeout, Detail: "Concur did not answer in time",
 		RetryAfter: timeoutWait, Err: err}
 }
 
-// callerGone reports that the caller's context ended; it wraps ctx.Err().
 func callerGone(ctx context.Context) *batch.Error {
 	return &batch.Error{Code: batch.CodeUpstreamTimeout, Detail: "the request ended before Concur answered",
 		RetryAfter: timeoutWait, Err: ctx.Err()}
@@ -220,8 +219,7 @@ func hostRefused() *batch.Error {
 		Detail: "Concur gave a URL outside the trusted Concur hosts; nothing was sent to it"}
 }
 
-// stronger is the Delivery that says more of what Concur may have done:
-// MaybeDelivered over Answered over NotSent.
+// stronger is the Delivery that says more: MaybeDelivered over Answered over NotSent.
 func stronger(a, b batch.Delivery) batch.Delivery {
 	if a == batch.MaybeDelivered || b == batch.NotSent {
 		return a
@@ -243,8 +241,8 @@ func withDelivery(err error, d batch.Delivery) error {
 	return &batch.Error{Code: batch.ErrorCode(err), Delivery: d, Err: err}
 }
 
-// reach records, through httptrace, how far a request got: asked once the transport looked
-// for a connection, connected once it had one (from then on the request may reach Concur).
+// reach records, through httptrace, whether the transport looked for a connection (asked)
+// and got one (connected: from then on the request may reach Concur).
 type reach struct{ asked, connected atomic.Bool }
 
 func (r *reach) trace(ctx context.Context) context.Context {

@@ -237,8 +237,8 @@ func (s *tokenSource) release(ctx context.Context, p plan) (movedOn bool) {
 	return err == nil && movedOn
 }
 
-// commit stores g (step 3). done is false when the stored chain moved on without g (then
-// tok is nil). On a store failure g is kept and committed again in the background.
+// commit stores g (step 3); done is false when the stored chain moved on without g. On a
+// store failure g is kept and committed again in the background.
 func (s *tokenSource) commit(ctx context.Context, g *grant) (tok *token, done bool, err error) {
 	var superseded bool
 	_, err = s.store.UpdateCredentials(ctx, func(cur Credentials, _ bool) (*Credentials, error) {
@@ -317,9 +317,8 @@ func addHash(list, h string, n int) string {
 	return strings.Join(out, " ")
 }
 
-// memCredentials is the CredentialStore used when Config.Credentials is nil: the grant lives
-// in this process only (tests, tools). Like the real store, it runs fn under a lock, which
-// a caller waits for no longer than its context allows.
+// memCredentials is the CredentialStore when Config.Credentials is nil (tests, tools). Like
+// the real store, it runs fn under a lock, waited for no longer than the context allows.
 type memCredentials struct {
 	lock  chan struct{} // one slot: held while fn runs
 	cur   Credentials
@@ -331,7 +330,7 @@ func newMemCredentials() *memCredentials {
 }
 
 // UpdateCredentials follows store.Store's contract: fn's non-nil answer is stored (Version
-// incremented, UpdatedAt set), nil leaves the credentials as they are, an error changes nothing.
+// incremented, UpdatedAt set); nil or an error changes nothing.
 func (m *memCredentials) UpdateCredentials(ctx context.Context, fn func(cur Credentials, found bool) (*Credentials, error)) (Credentials, error) {
 	if err := ctx.Err(); err != nil {
 		return Credentials{}, err
@@ -360,8 +359,7 @@ func (m *memCredentials) UpdateCredentials(ctx context.Context, fn func(cur Cred
 	return m.read(), nil
 }
 
-// read is the stored credentials with the marker's liveness on this process's clock, the
-// only one there is.
+// read is the stored credentials, the marker's liveness on this process's clock.
 func (m *memCredentials) read() Credentials {
 	c := m.cur
 	c.Redeeming.Live = c.Redeeming.TokenHash != "" && time.Now().Before(c.Redeeming.Until)

@@ -16,14 +16,11 @@ import (
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
-// Breaker names, as Config.OnBreakerStateChange receives them.
+// Breaker names and states, as Config.OnBreakerStateChange receives them.
 const (
 	BreakerAPI   = "concur-api"   // list, close and file calls
 	BreakerToken = "concur-token" // the OAuth2 token endpoint
-)
 
-// Breaker states, as Config.OnBreakerStateChange receives them.
-const (
 	BreakerClosed   = "closed"
 	BreakerOpen     = "open"
 	BreakerHalfOpen = "half-open"
@@ -84,8 +81,7 @@ func newBreaker(name, what string, threshold int, interval time.Duration, hook f
 	return b
 }
 
-// allow admits a call or refuses it with an upstream_unavailable *batch.Error. An admitted
-// call must report its verdict through done exactly once.
+// allow admits a call, which must report its verdict through done exactly once, or refuses it.
 func (b *breaker) allow() (done func(error), err error) {
 	done, err = b.cb.Allow()
 	if err != nil {
@@ -95,7 +91,7 @@ func (b *breaker) allow() (done func(error), err error) {
 }
 
 // refuseIfOpen refuses a call at once while the breaker is open, before it waits for a
-// slot. It admits nothing: a call that passes must still be admitted by allow.
+// slot. It admits nothing: allow still must.
 func (b *breaker) refuseIfOpen() error {
 	if b.cb.State() == gobreaker.StateOpen {
 		return b.refused(false)
@@ -120,7 +116,6 @@ func (b *breaker) refused(halfOpen bool) *batch.Error {
 	return e
 }
 
-// state is the breaker's state: BreakerClosed, BreakerOpen or BreakerHalfOpen.
 func (b *breaker) state() string { return b.cb.State().String() }
 
 // verdictOf judges a finished call. A call its caller cancelled (caller ended), or that
@@ -170,9 +165,7 @@ func newLimits(maxConcurrent int, perSecond float64, burst int, wait time.Durati
 	return l
 }
 
-// acquire takes a slot, waiting at most l.wait and no longer than ctx lives. The error is
-// an upstream_unavailable *batch.Error that says nothing was sent; it wraps ctx.Err() when
-// the caller ended first.
+// acquire takes a slot, waiting at most l.wait and no longer than ctx lives (see notSent).
 func (l *limits) acquire(ctx context.Context) (release func(), err error) {
 	select {
 	case l.slots <- struct{}{}:
@@ -218,8 +211,7 @@ func (l *limits) notSent(ctx context.Context, busy string) *batch.Error {
 	return e
 }
 
-// retryPolicy says when a failed list or file call is tried again (do never asks it
-// about a close).
+// retryPolicy says when a failed list or file call is tried again (never a close).
 type retryPolicy struct {
 	attempts int           // Config.MaxAttempts: tries per call, the first included
 	budget   time.Duration // Config.RetryBudget: the whole call, waits included
@@ -248,7 +240,7 @@ func (p retryPolicy) next(ctx context.Context, n int, t tried, err error, deadli
 	return wait, true
 }
 
-// backoff is the n-th wait (n from 1): uniformly random in [0, min(maxWait, base*2^(n-1))].
+// backoff is the n-th wait (n from 1), full jitter: uniform in [0, min(maxWait, base*2^(n-1))].
 func backoff(base, maxWait time.Duration, n int) time.Duration {
 	ceil := base
 	for i := 1; i < n && ceil < maxWait; i++ {

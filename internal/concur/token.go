@@ -82,11 +82,10 @@ type Redemption struct {
 // cannot be decrypted with the configured key.
 var ErrUndecryptable = errors.New("stored credentials cannot be decrypted with this key")
 
-// tokenSource owns the credentials. The grant (newest refresh and access token) lives in the
-// credential store shared by every replica; the source keeps the access token this process
-// uses. Refreshes are single-flight in the process, serialised across processes by the store
-// (refresh.go), and detached from their callers, so a refresh token that Concur has redeemed
-// is never lost to a cancelled request.
+// tokenSource owns the credentials: the grant lives in the credential store every replica
+// shares, the access token this process uses in cur. Refreshes are single-flight in the
+// process, serialised across processes by the store (refresh.go), and detached from their
+// callers, so a refresh token Concur has redeemed is never lost to a cancelled request.
 type tokenSource struct {
 	static                           *token // static AccessToken mode: never refresh
 	store                            CredentialStore
@@ -168,9 +167,8 @@ func (s *tokenSource) renew(ctx context.Context, failed *token) (*token, error) 
 	}
 }
 
-// fresh reports whether t may still be used: it is renewed once less than
-// min(refreshEarly, half its lifetime) remains, so that a token of a minute or less is not
-// renewed on every call.
+// fresh reports whether t may still be used: it is renewed once less than min(refreshEarly,
+// half its lifetime) remains, so that a token of a minute or less is not renewed every call.
 func (s *tokenSource) fresh(t *token) bool {
 	if t.expiry.IsZero() {
 		return true
@@ -201,9 +199,8 @@ func (s *tokenSource) startLocked(ctx context.Context) *flight {
 	return f
 }
 
-// drain waits for the refresh in flight, if any, then commits an unsaved grant, trying again
-// with back-off until ctx ends, and stops the background commits. A grant still unsaved
-// then is lost with the process: the error says so.
+// drain is Client.Drain. A grant still unsaved when ctx ends is lost with the process: the
+// error says so.
 func (s *tokenSource) drain(ctx context.Context) error {
 	defer s.stopBG()
 	s.mu.Lock()
@@ -282,9 +279,8 @@ type tokenAnswer struct {
 	Code             json.RawMessage `json:"code"` // 108 or "108"
 }
 
-// redeem presents the refresh token rt at the token endpoint and returns Concur's 200
-// answer. An error means there is nothing to store: Concur refused rt, or did not answer,
-// or answered so that no new refresh token can be read from it.
+// redeem presents the refresh token rt at the token endpoint. An error means there is
+// nothing to store: Concur refused rt, did not answer, or sent no readable answer.
 func (s *tokenSource) redeem(ctx context.Context, rt string) (tokenAnswer, error) {
 	form := url.Values{
 		"grant_type":    {"refresh_token"},

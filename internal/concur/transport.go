@@ -96,10 +96,9 @@ func parseOrigin(s string) (string, error) {
 	return originOf(u), nil
 }
 
-// parseConcurURL checks the shape of a Batch-URL or File-Url (already trimmed): parseable
-// (else upstream_bad_response), absolute http(s), no user info, a clean path under
-// /api/expense/paymentbatch/ (else upstream_host_refused). Trust of its origin is checked
-// against the token in do(), before anything is sent.
+// parseConcurURL checks a (trimmed) Batch-URL or File-Url: parseable, else bad response;
+// absolute http(s), no user info, a clean path under apiPrefix, else host refused. Its
+// origin is checked against the token in send, before anything is sent.
 func parseConcurURL(raw string) (*url.URL, error) {
 	if raw == "" {
 		return nil, &batch.Error{Code: batch.CodeUpstreamBadResponse, Delivery: batch.NotSent, Detail: "Concur gave an empty URL"}
@@ -190,10 +189,9 @@ type Observer interface {
 	TokenRefreshed(ok bool)
 }
 
-// observeTry tells o, if any, about one try of op that began at start and failed with err
-// (nil: it succeeded). caller is the caller's context; fromOp is false when the failure came
-// before or beside the operation's own request (the breaker, a slot, the token), whose
-// status is then not the operation's.
+// observeTry tells o, if any, of one try of op that began at start and ended with err.
+// fromOp is false when the failure came before or beside the operation's own request (the
+// breaker, a slot, the token), whose status is then not the operation's.
 func observeTry(o Observer, caller context.Context, op string, start time.Time, fromOp bool, err error) {
 	if o == nil {
 		return

@@ -19,11 +19,10 @@ const maxDepth = 32
 // fields maps a lower-cased local name to its trimmed text; a missing key is absent.
 type fields map[string]string
 
-// newDecoder is how Concur's XML is read: with encoding/xml, token by token; elements are
-// matched by local name, case-insensitively, ignoring namespaces (Batch-URL and Batch-Url
-// alike); values are trimmed text content; unknown elements are skipped; i:nil="true"
-// elements are absent; DTDs are refused; nesting is bounded. Bodies come through the caps
-// of do.go.
+// newDecoder is how Concur's XML is read, token by token: elements are matched by local
+// name, case-insensitively, ignoring namespaces (Batch-URL and Batch-Url alike); values are
+// trimmed text; unknown elements are skipped; i:nil="true" elements are absent; DTDs are
+// refused; nesting is bounded. Bodies come through the caps of do.go.
 func newDecoder(r io.Reader) *xml.Decoder {
 	d := xml.NewDecoder(r)
 	d.Strict = true
