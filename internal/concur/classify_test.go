@@ -410,6 +410,14 @@ const (
 
 var allCalls = []string{doList, doClose, doAsync, doFile}
 
+// callsOr is calls, or allCalls when nil.
+func callsOr(calls []string) []string {
+	if calls == nil {
+		return allCalls
+	}
+	return calls
+}
+
 // invokeCall runs one of the calls against the Concur at base.
 func invokeCall(ctx context.Context, c *Client, base, which string) error {
 	switch which {
@@ -487,11 +495,7 @@ func TestDeliveryOfEachFailure(t *testing.T) {
 		}, want: batch.NotSent},
 	}
 	for _, tt := range tests {
-		calls := tt.calls
-		if calls == nil {
-			calls = allCalls
-		}
-		for _, which := range calls {
+		for _, which := range callsOr(tt.calls) {
 			t.Run(tt.name+"/"+which, func(t *testing.T) {
 				t.Parallel()
 				s := newScripted(t, tt.step)
@@ -605,11 +609,7 @@ func TestDeliveryNotSent(t *testing.T) {
 		}, nil},
 	}
 	for _, tt := range tests {
-		calls := tt.calls
-		if calls == nil {
-			calls = allCalls
-		}
-		for _, which := range calls {
+		for _, which := range callsOr(tt.calls) {
 			t.Run(tt.name+"/"+which, func(t *testing.T) {
 				t.Parallel()
 				wantDelivery(t, tt.run(t, which), batch.NotSent)

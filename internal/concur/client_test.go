@@ -425,11 +425,7 @@ func listOf(ctx context.Context, c *Client, status batch.ListStatus) ([]batch.Su
 func TestListBatchesConsumerError(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	body := batchListXML(50, f.srv.URL)
-	f.serve(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/xml")
-		w.Write(body)
-	})
+	serveList(f, 50)
 	c, _ := newClient(t, f, func(c *Config) { c.BreakerThreshold = 1 })
 	stop := &batch.Error{Code: batch.CodeStoreUnavailable, Detail: "store down"}
 	for range 3 {
@@ -447,9 +443,7 @@ func TestListBatchesConsumerError(t *testing.T) {
 	if got := f.apiCalls(); got != 3 {
 		t.Errorf("%d list requests for 3 lists, want 3 (no retries)", got)
 	}
-	if got := c.BreakerState(BreakerAPI); got != BreakerClosed {
-		t.Errorf("breaker %s after consumer errors, want closed", got)
-	}
+	wantBreaker(t, c, BreakerAPI, BreakerClosed) // consumer errors are not Concur's
 }
 
 // Ready asks Concur for nothing while the token is fresh, renews a stale one, and reports

@@ -38,11 +38,7 @@ func TestAcceptedContentTypes(t *testing.T) {
 func TestListSlowConsumerNotChargedToConcur(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	body := batchListXML(400, f.srv.URL) // over 64 KiB: the body is still being read when the consumer stalls
-	f.serve(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/xml")
-		_, _ = w.Write(body)
-	})
+	serveList(f, 400) // over 64 KiB: the body is still being read when the consumer stalls
 	c, _ := newClient(t, f, func(c *Config) {
 		c.Timeout = 2 * time.Second // the decoding of the list, under -race on a loaded machine, fits in it
 		c.MaxAttempts = 3
@@ -102,9 +98,7 @@ func TestListRetried(t *testing.T) {
 			if _, err := listOf(t.Context(), c, batch.ListOpen); err != nil {
 				t.Fatalf("list: %v", err)
 			}
-			if got := s.count(opList); got != 2 {
-				t.Errorf("Concur received %d list requests, want 2", got)
-			}
+			wantRequests(t, s, opList, 2)
 			if waited := time.Since(start); waited < tt.leastWait {
 				t.Errorf("retried after %v, before the Retry-After of %v", waited, tt.leastWait)
 			}
@@ -147,9 +141,7 @@ func TestListNotRetried(t *testing.T) {
 			if tt.retryAfter != 0 && e.RetryAfter != tt.retryAfter {
 				t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, tt.retryAfter)
 			}
-			if got := s.count(opList); got != 1 {
-				t.Errorf("Concur received %d list requests, want 1", got)
-			}
+			wantRequests(t, s, opList, 1)
 			if d := time.Since(start); d > 5*time.Second {
 				t.Errorf("took %v: the Retry-After was waited for", d)
 			}
@@ -196,9 +188,7 @@ func TestListRetriesBounded(t *testing.T) {
 			if got := errors.Is(err, ErrCircuitOpen); got != tt.refused {
 				t.Errorf("refused by the breaker: %v, want %v (%v)", got, tt.refused, err)
 			}
-			if got := s.count(opList); got != tt.want {
-				t.Errorf("Concur received %d list requests, want %d", got, tt.want)
-			}
+			wantRequests(t, s, opList, tt.want)
 		})
 	}
 }
@@ -233,9 +223,7 @@ func TestCloseNeverRetried(t *testing.T) {
 			})
 			err := invoke(t.Context(), c, s.srv.URL, opClose)
 			wantCode(t, err, tt.code)
-			if got := s.count(opClose); got != 1 {
-				t.Errorf("Concur received %d closes, want exactly 1", got)
-			}
+			wantRequests(t, s, opClose, 1)
 		})
 	}
 }
@@ -308,9 +296,7 @@ func TestFileRetriedBeforeHeadersOnly(t *testing.T) {
 			} else {
 				wantCode(t, err, tt.code)
 			}
-			if got := s.count(opFile); got != tt.want {
-				t.Errorf("Concur received %d file requests, want %d", got, tt.want)
-			}
+			wantRequests(t, s, opFile, tt.want)
 		})
 	}
 }
@@ -382,11 +368,7 @@ func TestTimeoutAndCancel(t *testing.T) {
 func TestListOverLimit(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	body := batchListXML(1000, f.srv.URL)
-	f.serve(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/xml")
-		w.Write(body)
-	})
+	body := serveList(f, 1000)
 	c, _ := newClient(t, f, nil)
 	c.listLimit = int64(len(body))
 	if got, err := listOf(t.Context(), c, batch.ListAll); err != nil || len(got) != 1000 {

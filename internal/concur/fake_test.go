@@ -456,3 +456,51 @@ func (c Config) withDefaults(timeout time.Duration) Config {
 func batchURL(host string) string {
 	return host + "/api/expense/paymentbatch/v1.1/batch/pQ7v$sK2mLx9RtB4$pWcYe0nHa3Jd$xs"
 }
+
+// serveList makes f answer every API call with a batch list of n summaries, and returns it.
+func serveList(f *fakeConcur, n int) []byte {
+	body := batchListXML(n, f.srv.URL)
+	f.serve(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		_, _ = w.Write(body)
+	})
+	return body
+}
+
+// listAtOnce runs n lists on each of clients, all at once; every one must succeed.
+func listAtOnce(t *testing.T, n int, clients ...*Client) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n*len(clients))
+	for range n {
+		for _, c := range clients {
+			wg.Go(func() {
+				_, err := listOf(t.Context(), c, batch.ListAll)
+				errs <- err
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// wantRequests checks how many requests of op the scripted Concur received.
+func wantRequests(t *testing.T, s *scripted, op operation, want int) {
+	t.Helper()
+	if got := s.count(op); got != want {
+		t.Errorf("Concur received %d %q requests, want %d", got, op, want)
+	}
+}
+
+// wantBreaker checks the state of c's breaker name.
+func wantBreaker(t *testing.T, c *Client, name, want string) {
+	t.Helper()
+	if got := c.BreakerState(name); got != want {
+		t.Errorf("%s breaker = %s, want %s", name, got, want)
+	}
+}

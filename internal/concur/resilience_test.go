@@ -99,9 +99,7 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 			if diff := cmp.Diff([]string{"concur-api: closed -> open"}, tr.list()); diff != "" {
 				t.Errorf("state changes (-want +got):\n%s", diff)
 			}
-			if got := c.BreakerState(BreakerToken); got != BreakerClosed {
-				t.Errorf("token breaker = %s, want closed: the API failed, not the token endpoint", got)
-			}
+			wantBreaker(t, c, BreakerToken, BreakerClosed) // the API failed, not the token endpoint
 		})
 	}
 }
@@ -160,9 +158,7 @@ func TestBreakerIgnoresAnswersAndCallers(t *testing.T) {
 					t.Fatalf("call %d: err = %v, want the answer's own error", i+1, err)
 				}
 			}
-			if got := c.BreakerState(BreakerAPI); got != BreakerClosed {
-				t.Errorf("breaker = %s, want closed", got)
-			}
+			wantBreaker(t, c, BreakerAPI, BreakerClosed)
 			if s.total() != calls {
 				t.Errorf("Concur received %d requests, want %d", s.total(), calls)
 			}
@@ -191,9 +187,7 @@ func TestBreakerCountsConsecutiveFailures(t *testing.T) {
 			for range tt.steps {
 				_ = invoke(t.Context(), c, s.srv.URL, opList)
 			}
-			if got := c.BreakerState(BreakerAPI); got != tt.want {
-				t.Errorf("breaker = %s, want %s", got, tt.want)
-			}
+			wantBreaker(t, c, BreakerAPI, tt.want)
 		})
 	}
 }
@@ -296,9 +290,7 @@ func TestBreakerHalfOpenNeutralProbe(t *testing.T) {
 	if err := invoke(t.Context(), c, s.srv.URL, opList); err != nil {
 		t.Fatalf("next probe: %v", err)
 	}
-	if got := c.BreakerState(BreakerAPI); got != BreakerClosed {
-		t.Errorf("breaker = %s, want closed", got)
-	}
+	wantBreaker(t, c, BreakerAPI, BreakerClosed)
 }
 
 // A call that queued for a slot while the breaker was closed, and got it after the breaker
@@ -401,9 +393,7 @@ func TestMaxConcurrentWaitEndsWithCaller(t *testing.T) {
 			t.Errorf("call with a slot: %v", err)
 		}
 	}
-	if got := c.BreakerState(BreakerAPI); got != BreakerClosed {
-		t.Errorf("breaker = %s: calls that were not sent counted as failures", got)
-	}
+	wantBreaker(t, c, BreakerAPI, BreakerClosed) // calls that were not sent do not count
 }
 
 // The wait for a slot is bounded by the time-out even when the caller would wait longer.
@@ -473,9 +463,7 @@ func TestRateLimitNoTurn(t *testing.T) {
 	if got := s.total(); got != 1 {
 		t.Errorf("Concur received %d requests, want 1", got)
 	}
-	if got := c.BreakerState(BreakerAPI); got != BreakerClosed {
-		t.Errorf("breaker = %s", got)
-	}
+	wantBreaker(t, c, BreakerAPI, BreakerClosed)
 }
 
 // The knobs internal/config declares are used as given; concur's own take its defaults

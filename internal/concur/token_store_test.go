@@ -45,31 +45,11 @@ func TestReplicasShareOneRefresh(t *testing.T) {
 	creds := newMemCredentials()
 	a, clockA := newClient(t, f, sharing(creds))
 	b, clockB := newClient(t, f, sharing(creds))
-	burst := func() {
-		t.Helper()
-		var wg sync.WaitGroup
-		errs := make(chan error, 50)
-		for range 25 {
-			for _, c := range []*Client{a, b} {
-				wg.Go(func() {
-					_, err := listOf(t.Context(), c, batch.ListAll)
-					errs <- err
-				})
-			}
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Error(err)
-			}
-		}
-	}
-	burst()
+	listAtOnce(t, 25, a, b)
 	wantTokenCalls(t, f, 1)
 	clockA.advance(2 * time.Hour)
 	clockB.advance(2 * time.Hour)
-	burst()
+	listAtOnce(t, 25, a, b)
 	wantTokenCalls(t, f, 2)
 	assertEqual(t, []string{"rt-0", "rt-1"}, f.redeemedTokens())
 }

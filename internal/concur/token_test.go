@@ -160,21 +160,7 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.expire(f, clock)
-			var wg sync.WaitGroup
-			errs := make(chan error, 50)
-			for range 50 {
-				wg.Go(func() {
-					_, err := listOf(t.Context(), c, batch.ListAll)
-					errs <- err
-				})
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					t.Error(err)
-				}
-			}
+			listAtOnce(t, 50, c)
 			if got := f.tokenCalls(); got != 2 {
 				t.Errorf("token calls = %d, want 2 (initial + exactly one renewal)", got)
 			}
