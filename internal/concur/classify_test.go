@@ -148,18 +148,10 @@ func TestCloseAcceptedButUnreadable(t *testing.T) {
 			w.Header().Set("Content-Type", "text/html")
 			fmt.Fprint(w, "<html>closed</html>")
 		}, batch.CodeUpstreamBadResponse},
-		{"malformed XML", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/xml")
-			fmt.Fprint(w, "<BatchStatus><Status>SUCC")
-		}, batch.CodeUpstreamBadResponse},
-		{"error document", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/xml")
-			fmt.Fprint(w, "<Error><Message>x</Message></Error>")
-		}, batch.CodeUpstreamBadResponse},
-		{"over the limit", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/xml")
-			fmt.Fprint(w, "<BatchStatus><Status>"+strings.Repeat("x", maxSmallBody)+"</Status></BatchStatus>")
-		}, batch.CodeUpstreamBadResponse},
+		{"malformed XML", serveXML("<BatchStatus><Status>SUCC"), batch.CodeUpstreamBadResponse},
+		{"error document", serveXML("<Error><Message>x</Message></Error>"), batch.CodeUpstreamBadResponse},
+		{"over the limit", serveXML("<BatchStatus><Status>" + strings.Repeat("x", maxSmallBody) + "</Status></BatchStatus>"),
+			batch.CodeUpstreamBadResponse},
 		{"body stalls", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/xml")
 			fmt.Fprint(w, "<"+rootFor(r)+"><Status>")

@@ -59,6 +59,20 @@ func TestListSlowConsumerNotChargedToConcur(t *testing.T) {
 	}
 }
 
+// newRetrying is a Client that tries a list or a download up to 3 times, against a scripted
+// Concur that answers first, then as all is well; short gives it a 300ms time-out.
+func newRetrying(t *testing.T, first step, short bool) (*scripted, *Client) {
+	t.Helper()
+	s := newScripted(t, serveOK, first)
+	c, _ := newResilient(t, s.srv.URL, func(c *Config) {
+		c.MaxAttempts, c.RetryBudget = 3, 10*time.Second
+		if short {
+			c.Timeout = 300 * time.Millisecond
+		}
+	})
+	return s, c
+}
+
 // The batch list is tried again after an outage or a throttle that says how long to wait,
 // and a Retry-After is honoured.
 func TestListRetried(t *testing.T) {
@@ -87,13 +101,7 @@ func TestListRetried(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := newScripted(t, serveOK, tt.first)
-			c, _ := newResilient(t, s.srv.URL, func(c *Config) {
-				c.MaxAttempts, c.RetryBudget = 3, 10*time.Second
-				if tt.name == "time-out" {
-					c.Timeout = 300 * time.Millisecond
-				}
-			})
+			s, c := newRetrying(t, tt.first, tt.name == "time-out")
 			start := time.Now()
 			if _, err := listOf(t.Context(), c, batch.ListOpen); err != nil {
 				t.Fatalf("list: %v", err)
@@ -281,13 +289,7 @@ func TestFileRetriedBeforeHeadersOnly(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := newScripted(t, serveOK, tt.first)
-			c, _ := newResilient(t, s.srv.URL, func(c *Config) {
-				c.MaxAttempts, c.RetryBudget = 3, 10*time.Second
-				if strings.Contains(tt.name, "time-out") || strings.Contains(tt.name, "stalled") {
-					c.Timeout = 300 * time.Millisecond
-				}
-			})
+			s, c := newRetrying(t, tt.first, strings.Contains(tt.name, "time-out") || strings.Contains(tt.name, "stalled"))
 			err := invoke(t.Context(), c, s.srv.URL, opFile)
 			if tt.open {
 				if err != nil {

@@ -121,6 +121,14 @@ func serveEmpty(code int) step {
 	return func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }
 }
 
+// serveXML answers 200 with body as XML.
+func serveXML(body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		fmt.Fprint(w, body)
+	}
+}
+
 // serveNoReports is the close's business 500.
 func serveNoReports(w http.ResponseWriter, r *http.Request) {
 	writeXMLError(w, http.StatusInternalServerError, "The batch you attempted to close does not contain any reports.")

@@ -165,16 +165,23 @@ func TestRotatedRefreshTokenStoredFromUnusableAnswer(t *testing.T) {
 	}
 }
 
+// commitFails is a client whose first list's refresh Concur redeems but the store fails to
+// commit (until creds.fail(nil, nil)); err is that list's.
+func commitFails(t *testing.T) (f *fakeConcur, creds *recordingStore, c *Client, clock *testClock, err error) {
+	t.Helper()
+	f = newFake(t)
+	creds = newRecordingStore()
+	creds.fail(nil, errors.New("disk full"))
+	c, clock = newClient(t, f, sharing(creds))
+	return f, creds, c, clock, call(t.Context(), c, f, opList)
+}
+
 // The store fails to commit what Concur issued: the refresh fails (internal) without any
 // token value in the error. The grant is kept in memory and stored at the next refresh,
 // without redeeming anything, so the chain of refresh tokens is not broken.
 func TestStoreFailsAfterRedemption(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	creds := newRecordingStore()
-	creds.fail(nil, errors.New("disk full"))
-	c, clock := newClient(t, f, sharing(creds))
-	err := call(t.Context(), c, f, opList)
+	f, creds, c, clock, err := commitFails(t)
 	e := wantCode(t, err, batch.CodeInternal)
 	if !strings.Contains(e.Detail, "could not store the renewed Concur refresh token") {
 		t.Errorf("Detail = %q", e.Detail)
@@ -201,11 +208,8 @@ func TestStoreFailsAfterRedemption(t *testing.T) {
 // re-authorised the gateway, or the failed commit went through after all).
 func TestUnsavedGrantYieldsToNewerStore(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	creds := newRecordingStore()
-	creds.fail(nil, errors.New("disk full"))
-	c, _ := newClient(t, f, sharing(creds))
-	wantCode(t, call(t.Context(), c, f, opList), batch.CodeInternal)
+	_, creds, c, _, err := commitFails(t)
+	wantCode(t, err, batch.CodeInternal)
 	creds.fail(nil, nil)
 	now := time.Now()
 	if _, err := creds.mem.UpdateCredentials(t.Context(), func(Credentials, bool) (*Credentials, error) {
