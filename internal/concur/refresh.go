@@ -87,7 +87,6 @@ func (s *tokenSource) refresh(ctx context.Context) (_ *token, err error) {
 	}()
 	if g := s.unsavedGrant(); g != nil {
 		tok, done, err := s.commit(ctx, g)
-
 		if err != nil {
 			return nil, err
 		}
