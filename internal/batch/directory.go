@@ -14,8 +14,8 @@ import (
 // enough for reads (current). Concurrent refreshes share one fetch, and refreshes caused
 // by misses or reads start at most once per minInterval, so a flood of unknown ids or of
 // list requests costs Concur at most one refresh per interval. Within the interval a
-// caller gets how the last fetch ended, unless that fetch sent Concur nothing (the
-// breaker refused it): then there is nothing to spare Concur, and it asks again.
+// caller gets how the last fetch that asked Concur ended: a fetch a breaker refused
+// (ErrCircuitOpen) asked nothing, so it neither starts an interval nor is repeated.
 //
 // A refresh reads the OPEN and the CLOSED lists, because a batch-list entry carries no
 // status: which list holds a batch is the only way to learn whether it is closed.
@@ -109,34 +109,35 @@ func (d *directory) fetch(ctx context.Context, force bool) (any, error) {
 		d.mu.Unlock()
 		return started, err
 	}
-	started, prev := d.now(), d.lastFetch
+	started, prevFetch, prevErr := d.now(), d.lastFetch, d.lastErr
 	d.lastFetch = started
 	d.mu.Unlock()
 
 	// The fetch outlives any one caller; the Upstream applies its own time-out.
 	ctx = context.WithoutCancel(ctx)
 	var errs []error
-	sent := false // whether Concur was asked at all
+	asked := false // whether Concur (its token endpoint included) was asked anything
 	for _, status := range []ListStatus{ListOpen, ListClosed} {
 		err := d.storeList(ctx, status)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		sent = sent || err == nil || DeliveryOf(err) != NotSent
+		asked = asked || !errors.Is(err, ErrCircuitOpen)
 	}
 	err := firstError(errs)
 	d.observe().BatchListRefreshed(err == nil)
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !asked {
+		// A breaker refused both lists: no fetch to spare Concur from, and no answer worth
+		// repeating. The interval and the answer stay the last fetch's that asked Concur.
+		d.lastFetch, d.lastErr = prevFetch, prevErr
+		return started, err
+	}
 	d.lastErr = err
 	if err == nil {
 		d.lastOK = started
 	}
-	if !sent && d.lastFetch.Equal(started) {
-		// Nothing reached Concur (an open breaker, no slot): no fetch to spare Concur
-		// from, and no answer to repeat; the next caller asks again.
-		d.lastFetch = prev
-	}
-	d.mu.Unlock()
 	return started, err
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,57 +168,5 @@ func TestRefreshStoreFailure(t *testing.T) {
 	up.mu.Unlock()
 	if handed != 2*batch.ListChunk {
 		t.Errorf("%d summaries read, want %d: the OPEN list stops at the failed upsert", handed, 2*batch.ListChunk)
-	}
-}
-
-// refusingUp refuses its first refused list reads without sending them, as an open
-// breaker does, then answers as streamUp.
-type refusingUp struct {
-	*streamUp
-	refused atomic.Int32 // list reads still to refuse
-}
-
-func (u *refusingUp) ListBatches(ctx context.Context, s batch.ListStatus, fn func(batch.Summary) error) error {
-	if u.refused.Add(-1) >= 0 {
-		return &batch.Error{Code: batch.CodeUpstreamUnavailable, Delivery: batch.NotSent, Detail: "circuit open"}
-	}
-	return u.streamUp.ListBatches(ctx, s, fn)
-}
-
-// A refresh that sent Concur nothing (the breaker refused both lists) is no fetch: the
-// next lookup within the minimum interval asks Concur again rather than repeating the
-// refusal, which by then may be long over. (Found by TestChaos: an unknown id after the
-// chaos was answered with the circuit-open refusal of a finisher pass the second before.)
-func TestRefreshNothingSentDoesNotCount(t *testing.T) {
-	t.Parallel()
-	up := &refusingUp{streamUp: &streamUp{open: 3}}
-	up.refused.Store(2)
-	clk := &clock{now: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
-	svc := batch.NewService(up, openStore(t), batch.Options{BatchListMinInterval: time.Minute, Now: clk.Now})
-
-	if _, err := svc.Get(t.Context(), "O000001"); batch.ErrorCode(err) != batch.CodeUpstreamUnavailable {
-		t.Fatalf("lookup while the breaker refuses: %v, want upstream_unavailable", err)
-	}
-	clk.Advance(time.Second)
-	if b, err := svc.Get(t.Context(), "O000001"); err != nil || b.ID != "O000001" {
-		t.Fatalf("lookup once the breaker admits calls, within the interval: %+v, %v; want the batch", b, err)
-	}
-
-	// A refresh that reached Concur and failed does count: within the interval its
-	// failure is the answer, and Concur is not asked again.
-	up.streamUp.set(func() { up.failAfter, up.failWith = 1, &batch.Error{Code: batch.CodeUpstreamBadResponse} })
-	clk.Advance(2 * time.Minute)
-	if _, err := svc.Get(t.Context(), "O000009"); batch.ErrorCode(err) != batch.CodeUpstreamBadResponse {
-		t.Fatalf("lookup of an unknown id: %v, want the failed list's upstream_bad_response", err)
-	}
-	up.streamUp.set(func() { up.failAfter = 0; up.handed = 0 })
-	clk.Advance(time.Second)
-	if _, err := svc.Get(t.Context(), "O000008"); batch.ErrorCode(err) != batch.CodeUpstreamBadResponse {
-		t.Fatalf("second lookup within the interval: %v, want the same failure", err)
-	}
-	up.streamUp.mu.Lock()
-	defer up.streamUp.mu.Unlock()
-	if up.handed != 0 {
-		t.Errorf("Concur's list was read again within the minimum interval (%d summaries)", up.handed)
 	}
 }

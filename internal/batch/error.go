@@ -155,6 +155,11 @@ const (
 	Answered
 )
 
+// ErrCircuitOpen is the cause (errors.Is) of an Upstream failure that asked Concur
+// nothing at all, its token endpoint included: a breaker refused the call because Concur
+// has been failing. Such a failure is NotSent, and costs Concur nothing.
+var ErrCircuitOpen = errors.New("circuit open")
+
 func (d Delivery) String() string {
 	switch d {
 	case NotSent:

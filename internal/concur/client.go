@@ -38,7 +38,7 @@
 // a call that queued while the breaker opened is refused, not sent; an open breaker
 // triggers no refresh; a half-open breaker's probe is the one request it admitted. After
 // Config.BreakerThreshold consecutive failures (verdictOf) a breaker refuses calls for
-// Config.BreakerOpenInterval with upstream_unavailable, ErrCircuitOpen and a Retry-After of
+// Config.BreakerOpenInterval with upstream_unavailable, batch.ErrCircuitOpen and a Retry-After of
 // the time left, then lets one probe through.
 //
 // Retries. Only the batch list and a file download before its body are tried again (see

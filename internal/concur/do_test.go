@@ -193,7 +193,7 @@ func TestListRetriesBounded(t *testing.T) {
 			}
 			_, err := listOf(ctx, c, batch.ListOpen)
 			wantCode(t, err, batch.CodeUpstreamUnavailable)
-			if got := errors.Is(err, ErrCircuitOpen); got != tt.refused {
+			if got := errors.Is(err, batch.ErrCircuitOpen); got != tt.refused {
 				t.Errorf("refused by the breaker: %v, want %v (%v)", got, tt.refused, err)
 			}
 			wantRequests(t, s, opList, tt.want)

@@ -232,13 +232,13 @@ func invoke(ctx context.Context, c *Client, base string, op operation) error {
 	}
 }
 
-// wantRefused asserts err is the breaker's refusal: upstream_unavailable, ErrCircuitOpen,
+// wantRefused asserts err is the breaker's refusal: upstream_unavailable, batch.ErrCircuitOpen,
 // a Retry-After, nothing sent.
 func wantRefused(t *testing.T, err error) *batch.Error {
 	t.Helper()
 	e, isErr := errors.AsType[*batch.Error](err)
-	if !isErr || e.Code != batch.CodeUpstreamUnavailable || !errors.Is(err, ErrCircuitOpen) {
-		t.Fatalf("err = %v, want upstream_unavailable caused by ErrCircuitOpen", err)
+	if !isErr || e.Code != batch.CodeUpstreamUnavailable || !errors.Is(err, batch.ErrCircuitOpen) {
+		t.Fatalf("err = %v, want upstream_unavailable caused by batch.ErrCircuitOpen", err)
 	}
 	if e.RetryAfter <= 0 {
 		t.Errorf("RetryAfter = %v, want a wait", e.RetryAfter)

@@ -26,10 +26,6 @@ const (
 	BreakerHalfOpen = "half-open"
 )
 
-// ErrCircuitOpen is the cause (errors.Is) of every call refused by an open or half-open
-// breaker: nothing was sent to Concur. Its code is upstream_unavailable.
-var ErrCircuitOpen = errors.New("concur: circuit open")
-
 // halfOpenWait is the Retry-After of a call refused while the one probe is in flight.
 const halfOpenWait = time.Second
 
@@ -103,7 +99,7 @@ func (b *breaker) refused(halfOpen bool) *batch.Error {
 	b.mu.Lock()
 	openedAt, streak := b.openedAt, b.streak
 	b.mu.Unlock()
-	e := &batch.Error{Code: batch.CodeUpstreamUnavailable, Delivery: batch.NotSent, Err: ErrCircuitOpen}
+	e := &batch.Error{Code: batch.CodeUpstreamUnavailable, Delivery: batch.NotSent, Err: batch.ErrCircuitOpen}
 	if halfOpen {
 		e.RetryAfter = halfOpenWait
 		e.Detail = fmt.Sprintf("%s has failed %d times in a row; the gateway is letting one request through "+

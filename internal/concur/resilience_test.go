@@ -76,7 +76,7 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 			})
 			for i := range threshold {
 				err := invoke(t.Context(), c, base, tt.op)
-				if err == nil || errors.Is(err, ErrCircuitOpen) {
+				if err == nil || errors.Is(err, batch.ErrCircuitOpen) {
 					t.Fatalf("call %d: err = %v, want the outage itself", i+1, err)
 				}
 			}
@@ -154,7 +154,7 @@ func TestBreakerIgnoresAnswersAndCallers(t *testing.T) {
 				}
 				err := invoke(ctx, c, s.srv.URL, tt.op)
 				cancel()
-				if err == nil || errors.Is(err, ErrCircuitOpen) {
+				if err == nil || errors.Is(err, batch.ErrCircuitOpen) {
 					t.Fatalf("call %d: err = %v, want the answer's own error", i+1, err)
 				}
 			}
@@ -307,7 +307,7 @@ func TestBreakerRefusesCallThatQueuedWhileClosed(t *testing.T) {
 	go func() { queued <- invoke(t.Context(), c, s.srv.URL, opList) }()
 	time.Sleep(50 * time.Millisecond) // let it queue (if it has not, it is refused at once: same outcome)
 	close(release)
-	if err := <-first; batch.ErrorCode(err) != batch.CodeUpstreamUnavailable || errors.Is(err, ErrCircuitOpen) {
+	if err := <-first; batch.ErrorCode(err) != batch.CodeUpstreamUnavailable || errors.Is(err, batch.ErrCircuitOpen) {
 		t.Fatalf("first call: %v, want Concur's 503", err)
 	}
 	wantRefused(t, <-queued)
@@ -378,7 +378,7 @@ func TestMaxConcurrentWaitEndsWithCaller(t *testing.T) {
 			err := invoke(ctx, c, s.srv.URL, op)
 			e, ok := errors.AsType[*batch.Error](err)
 			if !ok || e.Code != batch.CodeUpstreamUnavailable || !strings.Contains(e.Detail, "nothing was sent") ||
-				!errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrCircuitOpen) {
+				!errors.Is(err, context.DeadlineExceeded) || errors.Is(err, batch.ErrCircuitOpen) {
 				t.Errorf("%v without a slot: %v, want upstream_unavailable, nothing sent, the caller's deadline", op, err)
 			}
 		})
@@ -505,7 +505,7 @@ func TestTokenBreaker(t *testing.T) {
 	t.Cleanup(c.CloseIdleConnections)
 	for i := range 2 {
 		_, err := listOf(t.Context(), c, batch.ListOpen)
-		if e := wantCode(t, err, batch.CodeUpstreamUnavailable); errors.Is(err, ErrCircuitOpen) || e.Upstream == nil {
+		if e := wantCode(t, err, batch.CodeUpstreamUnavailable); errors.Is(err, batch.ErrCircuitOpen) || e.Upstream == nil {
 			t.Fatalf("call %d: %v, want the token endpoint's 503", i+1, err)
 		}
 	}

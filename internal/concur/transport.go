@@ -206,7 +206,7 @@ func observeTry(o Observer, caller context.Context, op string, start time.Time, 
 	switch {
 	case err == nil:
 		outcome = OutcomeOK
-	case errors.Is(err, ErrCircuitOpen):
+	case errors.Is(err, batch.ErrCircuitOpen):
 		outcome = OutcomeCircuitOpen
 	case errors.Is(err, errQueueTimeout):
 		outcome = OutcomeNoTurn
