@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -141,6 +142,9 @@ func retryAfter(v string, def time.Duration) time.Duration {
 // transportError classifies a failure to get (or read) an answer; attempt is the per-try
 // context derived from caller's.
 func transportError(caller, attempt context.Context, err error) *batch.Error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		ue.URL = RedactURL(ue.URL) // its text reaches the log
+	}
 	var ne net.Error
 	switch {
 	case errors.Is(err, errHostRefused):
@@ -155,6 +159,19 @@ func transportError(caller, attempt context.Context, err error) *batch.Error {
 		return timeoutError(err)
 	}
 	return &batch.Error{Code: batch.CodeUpstreamUnreachable, Detail: "could not reach Concur", Err: err}
+}
+
+// concurKey is the encrypted segment after /batch/ in a Batch-URL or a File-Url.
+var concurKey = regexp.MustCompile(`(/batch/)[^/?#]+`)
+
+// RedactURL hides what is secret in one of Concur's URLs, or in its path: the encrypted
+// key after /batch/ becomes {key}, and a query becomes {query}. Those keys never leave
+// the gateway, not in a log, an answer or a trace.
+func RedactURL(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		u = u[:i] + "?{query}"
+	}
+	return concurKey.ReplaceAllString(u, "${1}{key}")
 }
 
 // sendError classifies a request that got no answer: NotSent only when it provably never

@@ -684,3 +684,22 @@ func TestUnreachable(t *testing.T) {
 	c, _ := newClient(t, f, func(c *Config) { c.BaseURL = closedURL(t) })
 	wantCode(t, call(t.Context(), c, f, opList), batch.CodeUpstreamUnreachable)
 }
+
+// A failure to reach Concur keeps the encrypted keys of its URLs out of the error, whose
+// text the access log writes: a Batch-URL's key and a File-Url's job key never leave the
+// gateway (net/http's *url.Error quotes the whole URL).
+func TestUnreachableKeepsKeysOut(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	base := closedURL(t)
+	c, _ := newClient(t, f, func(c *Config) { c.BaseURL = base })
+	const key, job = "S3cretBatchK3y$abc", "S3cretJ0bK3y$def"
+	_, closeErr := c.CloseBatch(t.Context(), base+"/api/expense/paymentbatch/v1.1/batch/"+key)
+	_, fileErr := c.OpenFile(t.Context(), base+"/api/expense/paymentbatch/v1.1/batch/"+job+"/file?k="+job)
+	for _, err := range []error{closeErr, fileErr} {
+		wantCode(t, err, batch.CodeUpstreamUnreachable)
+		if msg := err.Error(); strings.Contains(msg, key) || strings.Contains(msg, job) || !strings.Contains(msg, "/batch/{key}") {
+			t.Errorf("error %q: want the key replaced by {key}", msg)
+		}
+	}
+}

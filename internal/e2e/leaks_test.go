@@ -32,6 +32,7 @@ var credentialShapes = []*regexp.Regexp{
 	regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}`),      // a JWT
 	regexp.MustCompile(`(?i)(bearer|oauth) +[A-Za-z0-9._~+/=-]{16,}`),     // an Authorization value
 	regexp.MustCompile(`(?i)(refresh_token|access_token|client_secret)=`), // a token form
+	regexp.MustCompile(`/batch/[^{/\s"\\]{8,}`),                           // a Batch-URL's or File-Url's encrypted key
 }
 
 func (a *leakAudit) watch(logs *lockedBuffer, env map[string]string) {
@@ -105,6 +106,7 @@ func TestLeakAuditFindsPlantedCredentials(t *testing.T) {
 		"jwt":               `{"h":"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhcC1wb3J0YWwifQ.sig"}`,
 		"authorization":     `{"authorization":"Bearer abcdefghijklmnopqrstuvwxyz"}`,
 		"token form":        `grant_type=refresh_token&refresh_token=x`,
+		"batch key":         `{"error":"Post \"https://us2.api.concursolutions.com/api/expense/paymentbatch/v1.1/batch/n$s4MtBKgvoJxAYcbggR7eD2jRU/close\""}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			var a leakAudit
