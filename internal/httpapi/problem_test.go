@@ -7,7 +7,10 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +249,60 @@ func TestProblemTypesAreServed(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/problems/no_such_code", nil))
 	if rec.Code != 404 || rec.Header().Get("Content-Type") != "application/problem+json" {
 		t.Errorf("unknown problem type: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// The README's table of errors says, for every code the gateway answers with, the status
+// it answers with: the test fails when the table and the tables of the code (the domain's
+// codes and kinds, kindStatus, httpCodes) differ, or when a code is missing from it.
+func TestREADMEErrorTable(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n### Errors\n")
+	if !ok {
+		t.Fatal("README has no Errors section")
+	}
+	section, _, _ = strings.Cut(section, "\n#")
+	codeRe, statusRe := regexp.MustCompile("`([a-z_]+)`"), regexp.MustCompile(`^\d{3}\b`)
+	documented := map[batch.Code]bool{}
+	for line := range strings.Lines(section) {
+		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		if len(cells) != 3 || strings.TrimSpace(cells[1]) == "status" {
+			continue
+		}
+		var statuses []int
+		for s := range strings.SplitSeq(cells[1], " / ") {
+			if m := statusRe.FindString(strings.TrimSpace(s)); m != "" {
+				n, _ := strconv.Atoi(m)
+				statuses = append(statuses, n)
+			}
+		}
+		found := codeRe.FindAllStringSubmatch(cells[2], -1)
+		if len(found) == 0 {
+			continue // the caller hung up: no answer, no code
+		}
+		if len(statuses) != len(found) {
+			t.Errorf("README row %q: %d statuses for %d codes", strings.TrimSpace(line), len(statuses), len(found))
+			continue
+		}
+		for i, m := range found {
+			code := batch.Code(m[1])
+			documented[code] = true
+			_, status, known := describe(code)
+			switch {
+			case !known && code != batch.CodeInternal:
+				t.Errorf("README lists %s, which the gateway does not know", code)
+			case code != batch.CodeInternal && status != statuses[i]:
+				t.Errorf("README says %s is answered %d; the gateway answers %d", code, statuses[i], status)
+			}
+		}
+	}
+	for _, code := range slices.Concat(batch.Codes(), slices.Collect(maps.Keys(httpCodes))) {
+		if !documented[code] {
+			t.Errorf("the README's table of errors does not list %s", code)
+		}
 	}
 }
