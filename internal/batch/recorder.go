@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -15,6 +16,10 @@ import (
 // until it is stored (drained on shutdown); and from its first failure on, the end is in
 // the log, sealed with the gateway's secret key (a File-Url never appears in clear).
 // Readiness reports the ends not yet stored.
+//
+// The shutdown (Service.Run ending, or Drain beginning) ends the waits between tries: a
+// close whose end the store refuses then hands it to Drain at once, and Drain waits for
+// the closes still recording, so no end is left behind it.
 
 type pendingEnd struct {
 	ctx context.Context
@@ -29,18 +34,31 @@ type recorder struct {
 	seal    func([]byte) (string, error)
 	mu      sync.Mutex
 	pending map[int64]pendingEnd
-	wake    chan struct{}
+	// recording is how many records are running (under mu): Drain waits for them.
+	recording int
+	wake      chan struct{}
+	stop      chan struct{} // closed at the shutdown
+	stopOnce  sync.Once
 }
 
 func newRecorder(s *Service, margin time.Duration, seal func([]byte) (string, error)) *recorder {
-	return &recorder{s: s, margin: margin, seal: seal, pending: map[int64]pendingEnd{}, wake: make(chan struct{}, 1)}
+	return &recorder{s: s, margin: margin, seal: seal, pending: map[int64]pendingEnd{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // record stores the end of att (how it went: res, err) and the state it leaves, and
-// returns the attempt as recorded. When the store keeps failing for the margin, the end
-// is left to the background and record returns the store's error.
+// returns the attempt as recorded. When the store keeps failing for the margin, or at
+// the shutdown, the end is left to the background and record returns the store's error.
 func (r *recorder) record(ctx context.Context, att Close, res CloseResult, err error) (Close, error) {
-	ctx = context.WithoutCancel(ctx)
+	ctx = context.WithoutCancel(ctx) // the caller hanging up does not stop the recording; the shutdown ends its waits
+	r.mu.Lock()
+	r.recording++
+	r.mu.Unlock()
+	defer func() { // after hold: Drain counts the end in one or the other throughout
+		r.mu.Lock()
+		r.recording--
+		r.mu.Unlock()
+	}()
 	deadline := time.Now().Add(r.margin)
 	wait := 20 * time.Millisecond
 	for logged := false; ; {
@@ -56,11 +74,16 @@ func (r *recorder) record(ctx context.Context, att Close, res CloseResult, err e
 			r.logSealed(ctx, att, res, serr)
 			logged = true
 		}
-		if time.Now().Add(wait).After(deadline) {
+		if r.stopping() || time.Now().Add(wait).After(deadline) {
 			r.hold(ctx, att, res, err)
 			return Close{}, serr
 		}
-		sleep(ctx, wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-r.stop: // the shutdown: the end goes to Drain now
+		case <-t.C:
+		}
+		t.Stop()
 		wait = min(2*wait, time.Second)
 	}
 }
@@ -87,6 +110,19 @@ func (r *recorder) try(ctx context.Context, att Close, res CloseResult, err erro
 	}
 	return Close{}, ErrStateChanged // contended: record tries again after a back-off
 }
+
+// stopping reports whether the shutdown has begun.
+func (r *recorder) stopping() bool {
+	select {
+	case <-r.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// shutdown ends the waits of the records running and to come.
+func (r *recorder) shutdown() { r.stopOnce.Do(func() { close(r.stop) }) }
 
 // hold keeps the end for the background.
 func (r *recorder) hold(ctx context.Context, att Close, res CloseResult, err error) {
@@ -150,12 +186,13 @@ func (r *recorder) flush() int {
 	return r.Unrecorded()
 }
 
-// run retries the pending ends with back-off until ctx ends.
+// run retries the pending ends with back-off until ctx ends, which is the shutdown.
 func (r *recorder) run(ctx context.Context) {
 	wait := 100 * time.Millisecond
 	for {
 		select {
 		case <-ctx.Done():
+			r.shutdown()
 			return
 		case <-r.wake:
 		case <-time.After(wait):
@@ -168,10 +205,18 @@ func (r *recorder) run(ctx context.Context) {
 	}
 }
 
-// drain tries the pending ends until none is left or ctx ends; what is left is logged
-// (sealed) once more.
+// drain is the shutdown: it tries the pending ends, and those the records still running
+// hand over, until none is left or ctx ends; what is left is logged (sealed) once more.
 func (r *recorder) drain(ctx context.Context) error {
-	for wait := 50 * time.Millisecond; r.flush() > 0; wait = min(2*wait, time.Second) {
+	r.shutdown()
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		r.flush()
+		r.mu.Lock()
+		left := len(r.pending) + r.recording // one lock: an end moving from a record to pending counts
+		r.mu.Unlock()
+		if left == 0 {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			r.mu.Lock()
@@ -183,19 +228,10 @@ func (r *recorder) drain(ctx context.Context) error {
 				}
 				ev.Msg("shutting down with the end of a close unrecorded: recover it from this line (sealed with the secret key)")
 			}
-			return errors.New("batch: close ends left unrecorded at shutdown")
+			// A record still running has its end in the log already if the store refused it.
+			return fmt.Errorf("batch: close ends left unrecorded at shutdown: %d held, %d still recording",
+				len(r.pending), r.recording)
 		case <-time.After(wait):
 		}
-	}
-	return nil
-}
-
-// sleep waits d, or less if ctx ends.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
