@@ -20,6 +20,11 @@ import (
 // The shutdown (Service.Run ending, or Drain beginning) ends the waits between tries: a
 // close whose end the store refuses then hands it to Drain at once, and Drain waits for
 // the closes still recording, so no end is left behind it.
+//
+// An end's instant (its EndedAt, the answer's ClosedAt) is fixed at its first try: the
+// database's clock when that try read the batch's state, or, when it could not, this
+// replica's (not before the attempt's start). Every later try stores that instant, so
+// the answer and the record carry one closedAt even when the record is stored late.
 
 type pendingEnd struct {
 	ctx context.Context
@@ -48,7 +53,8 @@ func newRecorder(s *Service, margin time.Duration, seal func([]byte) (string, er
 
 // record stores the end of att (how it went: res, err) and the state it leaves, and
 // returns the attempt as recorded. When the store keeps failing for the margin, or at
-// the shutdown, the end is left to the background and record returns the store's error.
+// the shutdown, the end is left to the background and record returns it as it will be
+// stored (its EndedAt: the instant it carries), with the store's error.
 func (r *recorder) record(ctx context.Context, att Close, res CloseResult, err error) (Close, error) {
 	ctx = context.WithoutCancel(ctx) // the caller hanging up does not stop the recording; the shutdown ends its waits
 	r.mu.Lock()
@@ -65,18 +71,21 @@ func (r *recorder) record(ctx context.Context, att Close, res CloseResult, err e
 		// Each try is bounded: a database that hangs rather than fails must not keep the
 		// end from the background (and from the log).
 		tctx, cancel := context.WithTimeout(ctx, max(time.Until(deadline), 50*time.Millisecond))
-		rec, serr := r.try(tctx, att, res, err)
+		rec, serr := r.try(tctx, &att, res, err)
 		cancel()
 		if serr == nil {
 			return rec, nil
 		}
 		if !logged { // from the first failure on, the end is in the log, sealed
+			if att.EndedAt.IsZero() { // the first try could not read the database's clock
+				att.EndedAt = r.now(att)
+			}
 			r.logSealed(ctx, att, res, serr)
 			logged = true
 		}
 		if r.stopping() || time.Now().Add(wait).After(deadline) {
 			r.hold(ctx, att, res, err)
-			return Close{}, serr
+			return att, serr
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -88,16 +97,32 @@ func (r *recorder) record(ctx context.Context, att Close, res CloseResult, err e
 	}
 }
 
-// try reads the batch's state and applies the attempt's end to it, once it holds.
-func (r *recorder) try(ctx context.Context, att Close, res CloseResult, err error) (Close, error) {
+// now is this replica's clock, as the store keeps times (microseconds, UTC) and not
+// before att's start: the instant of an end whose first try could not read the
+// database's clock.
+func (r *recorder) now(att Close) time.Time {
+	t := r.s.now()
+	if t.Before(att.StartedAt) {
+		t = att.StartedAt
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// try reads the batch's state and applies the attempt's end to it, once it holds. The
+// end carries the instant att.EndedAt; when that is unset, try sets it to the database's
+// clock as it read the state.
+func (r *recorder) try(ctx context.Context, att *Close, res CloseResult, err error) (Close, error) {
 	for range 16 { // each turn needs another request to have changed the state meanwhile
 		b, serr := r.s.st.GetBatch(ctx, att.BatchID)
 		if serr != nil {
 			return Close{}, serr
 		}
-		to, outcome := r.s.transition(b.Close, att, res, err)
-		end := att
-		end.Outcome, end.EndedAt = outcome, b.Close.Now
+		if att.EndedAt.IsZero() {
+			att.EndedAt = b.Close.Now
+		}
+		to, outcome := r.s.transition(b.Close, *att, res, err)
+		end := *att
+		end.Outcome = outcome
 		_, rec, serr := r.s.st.Apply(ctx, Change{BatchID: att.BatchID, From: b.Close.Version, To: to, End: &end})
 		if errors.Is(serr, ErrStateChanged) {
 			continue // another request moved the state meanwhile: decide on the new one
@@ -175,7 +200,7 @@ func (r *recorder) flush() int {
 	r.mu.Unlock()
 	for _, p := range todo {
 		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-		_, err := r.try(ctx, p.att, p.res, p.err)
+		_, err := r.try(ctx, &p.att, p.res, p.err)
 		cancel()
 		if err == nil {
 			r.mu.Lock()

@@ -166,3 +166,54 @@ func TestRecordHandsItsEndOverAtShutdown(t *testing.T) {
 		})
 	}
 }
+
+// A close's answer and its record carry one closedAt, also when the store refused the
+// end at first and the background stored it later (the skewed clock of this replica must
+// not leak into either).
+func TestCloseAnswerAndLateRecordShareClosedAt(t *testing.T) {
+	t.Parallel()
+	for _, reads := range []bool{false, true} {
+		name := "end writes fail"
+		if reads {
+			name = "reads fail too"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			eachStore(t, func(t *testing.T, base store.Store) {
+				st := newDownMidClose(base, reads)
+				svc := batch.NewService(newFakeConcur(1, []string{"b-1"}), st, batch.Options{
+					CloseLease: time.Second, // a margin of 100 ms
+					Now:        func() time.Time { return time.Now().Add(90 * time.Second) },
+				})
+				ctx := context.Background()
+				res, err := svc.Close(ctx, batch.CloseRequest{ID: "b-1", Caller: "payroll"})
+				if err != nil || res.ClosedAt.IsZero() {
+					t.Fatalf("close = %+v, %v", res, err)
+				}
+				if n := svc.Unrecorded(); n != 1 || st.refused.Load() < 2 {
+					t.Fatalf("unrecorded = %d after %d refusals, want the end left to the background",
+						n, st.refused.Load())
+				}
+				time.Sleep(20 * time.Millisecond) // the database's clock moves on
+				st.down.Store(false)
+				dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				defer cancel()
+				if err := svc.Drain(dctx); err != nil {
+					t.Fatal(err)
+				}
+				rec := wantStoredClose(t, svc, "b-1", res)
+				wire := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+				if got := rec.Result().ClosedAt; !got.Equal(res.ClosedAt) || wire(got) != wire(res.ClosedAt) {
+					t.Errorf("answer's closedAt %s, recorded %s: want one instant", wire(res.ClosedAt), wire(got))
+				}
+				if rec.EndedAt.Before(rec.StartedAt) {
+					t.Errorf("recorded end %s before its start %s", wire(rec.EndedAt), wire(rec.StartedAt))
+				}
+				d, err := svc.Get(ctx, "b-1")
+				if err != nil || d.LastClose == nil || wire(d.LastClose.EndedAt) != wire(res.ClosedAt) {
+					t.Errorf("detail's last close %+v, %v: want closedAt %s", d.LastClose, err, wire(res.ClosedAt))
+				}
+			})
+		})
+	}
+}
