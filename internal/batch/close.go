@@ -224,7 +224,7 @@ func (s *Service) release(ctx context.Context, id, claim string) {
 	if err != nil || att.Claim != claim || att.Outcome != OutcomeInProgress {
 		return
 	}
-	_, _ = s.rec.try(ctx, att, CloseResult{}, errNotBegun)
+	_, _ = s.rec.try(ctx, &att, CloseResult{}, errNotBegun)
 }
 
 // errNotBegun is the end of an attempt whose lease the store took but said it had not.
@@ -294,15 +294,14 @@ func (s *Service) end(ctx context.Context, att Close, res CloseResult, err error
 			}
 		}
 	}
-	recorded, rerr := s.rec.record(ctx, att, res, err)
+	// Recorded now or, when the store refuses it, later by the background: either way
+	// with the instant the answer gives.
+	recorded, _ := s.rec.record(ctx, att, res, err)
 	switch {
 	case err != nil:
 		return CloseResult{}, err
-	case res.Accepted: // scheduled, not closed yet
-	case rerr == nil:
+	case !res.Accepted: // an accepted close is scheduled, not closed yet
 		res.ClosedAt = recorded.EndedAt // one instant for the answer and the record
-	default:
-		res.ClosedAt = s.now() // not recorded yet: the recorder keeps trying
 	}
 	return res, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -15,6 +16,15 @@ import (
 // until it is stored (drained on shutdown); and from its first failure on, the end is in
 // the log, sealed with the gateway's secret key (a File-Url never appears in clear).
 // Readiness reports the ends not yet stored.
+//
+// The shutdown (Service.Run ending, or Drain beginning) ends the waits between tries: a
+// close whose end the store refuses then hands it to Drain at once, and Drain waits for
+// the closes still recording, so no end is left behind it.
+//
+// An end's instant (its EndedAt, the answer's ClosedAt) is fixed at its first try: the
+// database's clock when that try read the batch's state, or, when it could not, this
+// replica's (not before the attempt's start). Every later try stores that instant, so
+// the answer and the record carry one closedAt even when the record is stored late.
 
 type pendingEnd struct {
 	ctx context.Context
@@ -29,52 +39,90 @@ type recorder struct {
 	seal    func([]byte) (string, error)
 	mu      sync.Mutex
 	pending map[int64]pendingEnd
-	wake    chan struct{}
+	// recording is how many records are running (under mu): Drain waits for them.
+	recording int
+	wake      chan struct{}
+	stop      chan struct{} // closed at the shutdown
+	stopOnce  sync.Once
 }
 
 func newRecorder(s *Service, margin time.Duration, seal func([]byte) (string, error)) *recorder {
-	return &recorder{s: s, margin: margin, seal: seal, pending: map[int64]pendingEnd{}, wake: make(chan struct{}, 1)}
+	return &recorder{s: s, margin: margin, seal: seal, pending: map[int64]pendingEnd{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // record stores the end of att (how it went: res, err) and the state it leaves, and
-// returns the attempt as recorded. When the store keeps failing for the margin, the end
-// is left to the background and record returns the store's error.
+// returns the attempt as recorded. When the store keeps failing for the margin, or at
+// the shutdown, the end is left to the background and record returns it as it will be
+// stored (its EndedAt: the instant it carries), with the store's error.
 func (r *recorder) record(ctx context.Context, att Close, res CloseResult, err error) (Close, error) {
-	ctx = context.WithoutCancel(ctx)
+	ctx = context.WithoutCancel(ctx) // the caller hanging up does not stop the recording; the shutdown ends its waits
+	r.mu.Lock()
+	r.recording++
+	r.mu.Unlock()
+	defer func() { // after hold: Drain counts the end in one or the other throughout
+		r.mu.Lock()
+		r.recording--
+		r.mu.Unlock()
+	}()
 	deadline := time.Now().Add(r.margin)
 	wait := 20 * time.Millisecond
 	for logged := false; ; {
 		// Each try is bounded: a database that hangs rather than fails must not keep the
 		// end from the background (and from the log).
 		tctx, cancel := context.WithTimeout(ctx, max(time.Until(deadline), 50*time.Millisecond))
-		rec, serr := r.try(tctx, att, res, err)
+		rec, serr := r.try(tctx, &att, res, err)
 		cancel()
 		if serr == nil {
 			return rec, nil
 		}
 		if !logged { // from the first failure on, the end is in the log, sealed
+			if att.EndedAt.IsZero() { // the first try could not read the database's clock
+				att.EndedAt = r.now(att)
+			}
 			r.logSealed(ctx, att, res, serr)
 			logged = true
 		}
-		if time.Now().Add(wait).After(deadline) {
+		if r.stopping() || time.Now().Add(wait).After(deadline) {
 			r.hold(ctx, att, res, err)
-			return Close{}, serr
+			return att, serr
 		}
-		sleep(ctx, wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-r.stop: // the shutdown: the end goes to Drain now
+		case <-t.C:
+		}
+		t.Stop()
 		wait = min(2*wait, time.Second)
 	}
 }
 
-// try reads the batch's state and applies the attempt's end to it, once it holds.
-func (r *recorder) try(ctx context.Context, att Close, res CloseResult, err error) (Close, error) {
+// now is this replica's clock, as the store keeps times (microseconds, UTC) and not
+// before att's start: the instant of an end whose first try could not read the
+// database's clock.
+func (r *recorder) now(att Close) time.Time {
+	t := r.s.now()
+	if t.Before(att.StartedAt) {
+		t = att.StartedAt
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// try reads the batch's state and applies the attempt's end to it, once it holds. The
+// end carries the instant att.EndedAt; when that is unset, try sets it to the database's
+// clock as it read the state.
+func (r *recorder) try(ctx context.Context, att *Close, res CloseResult, err error) (Close, error) {
 	for range 16 { // each turn needs another request to have changed the state meanwhile
 		b, serr := r.s.st.GetBatch(ctx, att.BatchID)
 		if serr != nil {
 			return Close{}, serr
 		}
-		to, outcome := r.s.transition(b.Close, att, res, err)
-		end := att
-		end.Outcome, end.EndedAt = outcome, b.Close.Now
+		if att.EndedAt.IsZero() {
+			att.EndedAt = b.Close.Now
+		}
+		to, outcome := r.s.transition(b.Close, *att, res, err)
+		end := *att
+		end.Outcome = outcome
 		_, rec, serr := r.s.st.Apply(ctx, Change{BatchID: att.BatchID, From: b.Close.Version, To: to, End: &end})
 		if errors.Is(serr, ErrStateChanged) {
 			continue // another request moved the state meanwhile: decide on the new one
@@ -87,6 +135,19 @@ func (r *recorder) try(ctx context.Context, att Close, res CloseResult, err erro
 	}
 	return Close{}, ErrStateChanged // contended: record tries again after a back-off
 }
+
+// stopping reports whether the shutdown has begun.
+func (r *recorder) stopping() bool {
+	select {
+	case <-r.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// shutdown ends the waits of the records running and to come.
+func (r *recorder) shutdown() { r.stopOnce.Do(func() { close(r.stop) }) }
 
 // hold keeps the end for the background.
 func (r *recorder) hold(ctx context.Context, att Close, res CloseResult, err error) {
@@ -139,7 +200,7 @@ func (r *recorder) flush() int {
 	r.mu.Unlock()
 	for _, p := range todo {
 		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-		_, err := r.try(ctx, p.att, p.res, p.err)
+		_, err := r.try(ctx, &p.att, p.res, p.err)
 		cancel()
 		if err == nil {
 			r.mu.Lock()
@@ -150,12 +211,13 @@ func (r *recorder) flush() int {
 	return r.Unrecorded()
 }
 
-// run retries the pending ends with back-off until ctx ends.
+// run retries the pending ends with back-off until ctx ends, which is the shutdown.
 func (r *recorder) run(ctx context.Context) {
 	wait := 100 * time.Millisecond
 	for {
 		select {
 		case <-ctx.Done():
+			r.shutdown()
 			return
 		case <-r.wake:
 		case <-time.After(wait):
@@ -168,10 +230,18 @@ func (r *recorder) run(ctx context.Context) {
 	}
 }
 
-// drain tries the pending ends until none is left or ctx ends; what is left is logged
-// (sealed) once more.
+// drain is the shutdown: it tries the pending ends, and those the records still running
+// hand over, until none is left or ctx ends; what is left is logged (sealed) once more.
 func (r *recorder) drain(ctx context.Context) error {
-	for wait := 50 * time.Millisecond; r.flush() > 0; wait = min(2*wait, time.Second) {
+	r.shutdown()
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		r.flush()
+		r.mu.Lock()
+		left := len(r.pending) + r.recording // one lock: an end moving from a record to pending counts
+		r.mu.Unlock()
+		if left == 0 {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			r.mu.Lock()
@@ -183,19 +253,10 @@ func (r *recorder) drain(ctx context.Context) error {
 				}
 				ev.Msg("shutting down with the end of a close unrecorded: recover it from this line (sealed with the secret key)")
 			}
-			return errors.New("batch: close ends left unrecorded at shutdown")
+			// A record still running has its end in the log already if the store refused it.
+			return fmt.Errorf("batch: close ends left unrecorded at shutdown: %d held, %d still recording",
+				len(r.pending), r.recording)
 		case <-time.After(wait):
 		}
-	}
-	return nil
-}
-
-// sleep waits d, or less if ctx ends.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

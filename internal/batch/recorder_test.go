@@ -1,0 +1,219 @@
+package batch_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/finplat/payment-batch-gateway/internal/batch"
+	"github.com/finplat/payment-batch-gateway/internal/store"
+	"github.com/finplat/payment-batch-gateway/internal/store/storetest"
+)
+
+// eachStore runs f on a fresh SQLite store and on a fresh PostgreSQL schema (skipped,
+// loudly, without PostgreSQL).
+func eachStore(t *testing.T, f func(t *testing.T, st store.Store)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { t.Parallel(); f(t, openStore(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		st, err := store.Open(t.Context(), store.Config{URL: storetest.PostgresURL(t), Key: make([]byte, 32)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		f(t, st)
+	})
+}
+
+// downMidClose is a store that becomes unreachable once a close has begun (its lease
+// taken): from then until the test heals it, the writes of close ends fail, and with
+// reads set the reads of batches too.
+type downMidClose struct {
+	batch.Store
+	reads   bool
+	down    atomic.Bool
+	refused atomic.Int32  // the calls refused
+	failed  chan struct{} // told of each refused call, without blocking
+}
+
+func newDownMidClose(st store.Store, reads bool) *downMidClose {
+	return &downMidClose{Store: st, reads: reads, failed: make(chan struct{}, 1)}
+}
+
+func (s *downMidClose) Apply(ctx context.Context, c batch.Change) (batch.Batch, batch.Close, error) {
+	if c.End != nil && s.down.Load() {
+		s.refuse()
+		return batch.Batch{}, batch.Close{}, errInjected
+	}
+	b, att, err := s.Store.Apply(ctx, c)
+	if err == nil && c.Begin != nil && c.To != nil {
+		s.down.Store(true) // the lease is taken: the database goes away
+	}
+	return b, att, err
+}
+
+func (s *downMidClose) GetBatch(ctx context.Context, id string) (batch.Batch, error) {
+	if s.reads && s.down.Load() {
+		s.refuse()
+		return batch.Batch{}, errInjected
+	}
+	return s.Store.GetBatch(ctx, id)
+}
+
+// refuse counts a refused call and tells the test.
+func (s *downMidClose) refuse() {
+	s.refused.Add(1)
+	select {
+	case s.failed <- struct{}{}:
+	default:
+	}
+}
+
+type closeAnswer struct {
+	res batch.CloseResult
+	err error
+}
+
+// wantStoredClose asserts the batch's latest close is the end of a successful close
+// answered res.
+func wantStoredClose(t *testing.T, svc *batch.Service, id string, res batch.CloseResult) batch.Close {
+	t.Helper()
+	trail, err := svc.Closes(context.Background(), id, 1)
+	if err != nil || len(trail) != 1 {
+		t.Fatalf("closes = %+v, %v", trail, err)
+	}
+	if c := trail[0]; c.Outcome != batch.OutcomeClosed || c.FileURL == "" || c.FileURL != res.FileURL {
+		t.Fatalf("stored close %+v, want the end of the close answered %+v", c, res)
+	}
+	return trail[0]
+}
+
+// A close whose end the store refuses keeps trying it for the lease margin, sleeping
+// between tries; the service's shutdown (its Run ending, or Drain beginning) ends that
+// wait at once: the end goes to Drain, which stores it once the store is back.
+func TestRecordHandsItsEndOverAtShutdown(t *testing.T) {
+	t.Parallel()
+	const lease = 100 * time.Second // a margin of 10 s of retries
+	for _, by := range []string{"run ends", "drain begins"} {
+		t.Run(by, func(t *testing.T) {
+			t.Parallel()
+			eachStore(t, func(t *testing.T, base store.Store) {
+				st := newDownMidClose(base, false)
+				svc := batch.NewService(newFakeConcur(1, []string{"b-1"}), st, batch.Options{CloseLease: lease})
+				ctx := context.Background()
+				runCtx, stopRun := context.WithCancel(ctx)
+				ran := make(chan struct{})
+				if by == "run ends" {
+					go func() { defer close(ran); svc.Run(runCtx, time.Hour) }()
+				} else {
+					close(ran)
+				}
+				defer func() { stopRun(); <-ran }()
+				answered := make(chan closeAnswer, 1)
+				go func() {
+					res, err := svc.Close(ctx, batch.CloseRequest{ID: "b-1", Caller: "payroll"})
+					answered <- closeAnswer{res, err}
+				}()
+				<-st.failed                       // the end was refused: the recorder waits to try again
+				time.Sleep(30 * time.Millisecond) // in its back-off
+
+				shutdown := time.Now()
+				drained := make(chan error, 1)
+				if by == "run ends" {
+					stopRun()
+				} else {
+					go func() { // the store stays down: Drain gives up, and says so
+						dctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+						defer cancel()
+						drained <- svc.Drain(dctx)
+					}()
+				}
+				var a closeAnswer
+				select {
+				case a = <-answered:
+				case <-time.After(3 * time.Second):
+					t.Error("the close is still waiting to record its end 3 s after the shutdown")
+					a = <-answered
+				}
+				if took := time.Since(shutdown); took > 300*time.Millisecond {
+					t.Errorf("the close answered %v after the shutdown, want at once (margin %v)", took, lease/10)
+				}
+				if a.err != nil || a.res.FileURL == "" {
+					t.Fatalf("close = %+v, %v; want Concur's answer", a.res, a.err)
+				}
+				if by == "run ends" {
+					<-ran
+				} else if err := <-drained; err == nil {
+					t.Error("Drain returned nil with the store down and an end in flight")
+				}
+				if n := svc.Unrecorded(); n != 1 {
+					t.Fatalf("unrecorded = %d after the shutdown, want the end held for Drain", n)
+				}
+
+				st.down.Store(false) // the store is back: Drain stores the end
+				dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				defer cancel()
+				if err := svc.Drain(dctx); err != nil {
+					t.Fatalf("drain: %v", err)
+				}
+				if n := svc.Unrecorded(); n != 0 {
+					t.Errorf("unrecorded = %d after Drain", n)
+				}
+				wantStoredClose(t, svc, "b-1", a.res) // stored by the time Drain returned
+			})
+		})
+	}
+}
+
+// A close's answer and its record carry one closedAt, also when the store refused the
+// end at first and the background stored it later (the skewed clock of this replica must
+// not leak into either).
+func TestCloseAnswerAndLateRecordShareClosedAt(t *testing.T) {
+	t.Parallel()
+	for _, reads := range []bool{false, true} {
+		name := "end writes fail"
+		if reads {
+			name = "reads fail too"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			eachStore(t, func(t *testing.T, base store.Store) {
+				st := newDownMidClose(base, reads)
+				svc := batch.NewService(newFakeConcur(1, []string{"b-1"}), st, batch.Options{
+					CloseLease: time.Second, // a margin of 100 ms
+					Now:        func() time.Time { return time.Now().Add(90 * time.Second) },
+				})
+				ctx := context.Background()
+				res, err := svc.Close(ctx, batch.CloseRequest{ID: "b-1", Caller: "payroll"})
+				if err != nil || res.ClosedAt.IsZero() {
+					t.Fatalf("close = %+v, %v", res, err)
+				}
+				if n := svc.Unrecorded(); n != 1 || st.refused.Load() < 2 {
+					t.Fatalf("unrecorded = %d after %d refusals, want the end left to the background",
+						n, st.refused.Load())
+				}
+				time.Sleep(20 * time.Millisecond) // the database's clock moves on
+				st.down.Store(false)
+				dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				defer cancel()
+				if err := svc.Drain(dctx); err != nil {
+					t.Fatal(err)
+				}
+				rec := wantStoredClose(t, svc, "b-1", res)
+				wire := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+				if got := rec.Result().ClosedAt; !got.Equal(res.ClosedAt) || wire(got) != wire(res.ClosedAt) {
+					t.Errorf("answer's closedAt %s, recorded %s: want one instant", wire(res.ClosedAt), wire(got))
+				}
+				if rec.EndedAt.Before(rec.StartedAt) {
+					t.Errorf("recorded end %s before its start %s", wire(rec.EndedAt), wire(rec.StartedAt))
+				}
+				d, err := svc.Get(ctx, "b-1")
+				if err != nil || d.LastClose == nil || wire(d.LastClose.EndedAt) != wire(res.ClosedAt) {
+					t.Errorf("detail's last close %+v, %v: want closedAt %s", d.LastClose, err, wire(res.ClosedAt))
+				}
+			})
+		})
+	}
+}
