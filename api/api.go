@@ -14,7 +14,7 @@ type CloseResponse struct {
 	JobQueueKey string `json:"jobQueueKey,omitempty" example:"d$wIUEkl72LW299WTjTlskdy" maxLength:"256"`
 	// FileURL is the gateway's link to the payment file, when Concur produced one.
 	FileURL string `json:"fileUrl,omitempty" example:"/batches/6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13/file" maxLength:"2048"`
-	// ClosedAt is when the gateway received Concur's answer (RFC 3339).
+	// ClosedAt is when the gateway recorded Concur's answer (RFC 3339): the close record carries the same value.
 	ClosedAt string `json:"closedAt,omitempty" example:"2026-11-24T10:00:00Z" maxLength:"64"`
 	// Regenerated is true when the batch was already closed and this close, asked for with
 	// ?regenerate=true, made Concur regenerate its payment file.

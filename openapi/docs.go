@@ -1497,7 +1497,7 @@ const docTemplate = `{
                     "example": "CLOSED"
                 },
                 "closedAt": {
-                    "description": "ClosedAt is when the gateway received Concur's answer (RFC 3339).",
+                    "description": "ClosedAt is when the gateway recorded Concur's answer (RFC 3339): the close record carries the same value.",
                     "type": "string",
                     "maxLength": 64,
                     "example": "2026-11-24T10:00:00Z"

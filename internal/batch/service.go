@@ -87,6 +87,8 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // Run does the Service's background work until ctx ends: it stores the close ends the
 // store refused at first, and finishes asynchronous closes, a pass every finishEvery.
+// ctx ending is the shutdown: a close whose end the store refuses stops waiting to try
+// again and leaves it to Drain.
 func (s *Service) Run(ctx context.Context, finishEvery time.Duration) {
 	done := make(chan struct{})
 	go func() { defer close(done); s.rec.run(ctx) }()
@@ -94,8 +96,9 @@ func (s *Service) Run(ctx context.Context, finishEvery time.Duration) {
 	<-done
 }
 
-// Drain stores the close ends still pending, until ctx ends; those left are logged
-// sealed, and Drain says so.
+// Drain is the last of a Service: it stores the close ends still pending, and those of
+// the closes still recording, until ctx ends; those left are logged sealed, and Drain
+// says so.
 func (s *Service) Drain(ctx context.Context) error { return s.rec.drain(ctx) }
 
 // Unrecorded is how many close ends Concur produced that are not stored yet.
