@@ -125,15 +125,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		failed = fmt.Errorf("serve admin: %w", err)
 	case <-ctx.Done():
 	}
-	err = shutdown(ctx, cfg, log, srv, serveErr, adminSrv, ready, up)
+	err = shutdown(ctx, cfg, log, srv, serveErr, adminSrv, ready)
 	stopBackground()
 	<-background
-	// Close outcomes the store refused so far: stored now, or logged sealed.
-	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), 2*cfg.ConcurTimeout)
-	defer cancelDrain()
-	if derr := svc.Drain(log.WithContext(drainCtx)); derr != nil {
-		log.Error().Err(derr).Msg("close outcomes left unrecorded: their sealed records are in this log")
-	}
+	drain(ctx, cfg, log, up, svc)
 	return errors.Join(failed, err)
 }
 
