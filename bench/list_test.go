@@ -89,9 +89,9 @@ func newListServer(tb testing.TB, n int) *listServer {
 // client is a Concur client of the server, with a static token.
 func (ls *listServer) client(tb testing.TB) *concur.Client {
 	tb.Helper()
-	c, err := concur.New(concur.Config{BaseURL: ls.URL, AccessToken: "bench-token", Timeout: time.Minute,
-		MaxAttempts: concur.DefaultMaxAttempts, MaxConcurrent: concur.DefaultMaxConcurrent,
-		BreakerThreshold: concur.DefaultBreakerThreshold, BreakerOpenInterval: concur.DefaultBreakerOpenInterval})
+	// What internal/config would set for the gateway, with the benchmark's own values.
+	c, err := concur.New(concur.Config{BaseURL: ls.URL, AccessToken: "bench-token", AuthScheme: "Bearer",
+		Timeout: time.Minute, MaxAttempts: 3, MaxConcurrent: 8, BreakerThreshold: 5, BreakerOpenInterval: 30 * time.Second})
 	if err != nil {
 		tb.Fatal(err)
 	}

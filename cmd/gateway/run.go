@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -30,7 +29,7 @@ var version = "dev"
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	switch {
 	case len(args) == 1 && args[0] == "healthcheck":
-		return healthcheck(ctx, cmp.Or(getenv("GATEWAY_ADMIN_ADDR"), getenv("GATEWAY_ADDR")))
+		return healthcheck(ctx, getenv)
 	case len(args) > 0 && args[0] == "mint-key":
 		return mintKey(args[1:], stdout)
 	case len(args) > 0:
@@ -126,15 +125,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		failed = fmt.Errorf("serve admin: %w", err)
 	case <-ctx.Done():
 	}
-	err = shutdown(ctx, cfg, log, srv, serveErr, adminSrv, ready, up)
+	err = shutdown(ctx, cfg, log, srv, serveErr, adminSrv, ready)
 	stopBackground()
 	<-background
-	// Close outcomes the store refused so far: stored now, or logged sealed.
-	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), 2*cfg.ConcurTimeout)
-	defer cancelDrain()
-	if derr := svc.Drain(log.WithContext(drainCtx)); derr != nil {
-		log.Error().Err(derr).Msg("close outcomes left unrecorded: their sealed records are in this log")
-	}
+	drain(ctx, cfg, log, up, svc)
 	return errors.Join(failed, err)
 }
 
@@ -230,15 +224,16 @@ func displayAddr(a net.Addr) string {
 	return fmt.Sprintf("localhost:%d", tcp.Port)
 }
 
-// healthcheck probes a gateway running on this machine, for container health checks in
-// images that have no shell or curl.
-func healthcheck(ctx context.Context, addr string) error {
-	if addr == "" {
-		addr = ":8080"
-	}
-	_, port, err := net.SplitHostPort(addr)
+// healthcheck probes the /healthz of a gateway running on this machine with the same
+// environment, for container health checks in images that have no shell or curl.
+func healthcheck(ctx context.Context, getenv func(string) string) error {
+	cfg, err := config.LoadListen(getenv)
 	if err != nil {
-		return fmt.Errorf("GATEWAY_ADDR: %w", err)
+		return err
+	}
+	_, port, err := net.SplitHostPort(cfg.HealthAddr())
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()

@@ -40,16 +40,43 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("close with the minted key: %s", resp.Status)
 	}
+	// The health check reads the service's environment as the service does: trimmed, the
+	// admin address first.
 	port := g.base[strings.LastIndex(g.base, ":"):]
-	if err := healthcheck(context.Background(), port); err != nil {
-		t.Errorf("healthcheck against the running gateway: %v", err)
+	running := []map[string]string{
+		{"GATEWAY_ADDR": " " + port + "\t"},
+		{"GATEWAY_ADDR": "127.0.0.1:1", "GATEWAY_ADMIN_ADDR": "127.0.0.1" + port},
+	}
+	for _, env := range running {
+		if err := healthcheckWith(env); err != nil {
+			t.Errorf("healthcheck %v against the running gateway: %v", env, err)
+		}
 	}
 
 	if err := g.stop(); err != nil {
 		t.Errorf("run after cancel: %v", err)
 	}
-	if err := healthcheck(context.Background(), port); err == nil {
+	if err := healthcheckWith(running[0]); err == nil {
 		t.Error("healthcheck succeeded against a stopped gateway")
+	}
+}
+
+// healthcheckWith runs `gateway healthcheck` with env as its environment.
+func healthcheckWith(env map[string]string) error {
+	return run(context.Background(), []string{"healthcheck"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+}
+
+// The health check refuses a listen address the service would refuse, naming it, and
+// fails on no other setting.
+func TestHealthcheckConfig(t *testing.T) {
+	t.Parallel()
+	err := healthcheckWith(map[string]string{"GATEWAY_ADDR": "8080"})
+	if err == nil || !strings.Contains(err.Error(), "GATEWAY_ADDR must be host:port") {
+		t.Errorf("healthcheck with GATEWAY_ADDR=8080: %v", err)
+	}
+	err = healthcheckWith(map[string]string{"GATEWAY_ADDR": "127.0.0.1:1", "CONCUR_TIMEOUT": "soon"})
+	if err == nil || strings.Contains(err.Error(), "CONCUR_TIMEOUT") {
+		t.Errorf("healthcheck against nothing listening, with a bad CONCUR_TIMEOUT: %v", err)
 	}
 }
 

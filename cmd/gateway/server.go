@@ -6,10 +6,12 @@ import (
 	"fmt"
 	stdlog "log"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/concur"
 	"github.com/finplat/payment-batch-gateway/internal/config"
 	"github.com/finplat/payment-batch-gateway/internal/httpapi"
@@ -40,12 +42,10 @@ func newAPIServer(cfg config.Config, log zerolog.Logger, deps httpapi.Deps) *htt
 // the whole of that.
 func headerLimit(limit int) int { return limit - 4096 }
 
-// shutdown stops the servers, letting in-flight closes finish within the grace period,
-// then lets a detached token refresh commit. It always runs to its end, whatever fails on
-// the way, so the store (closed by run's defer) is never closed under running work it
-// could have waited for.
+// shutdown stops the servers, letting in-flight closes finish within the grace period. It
+// always runs to its end, whatever fails on the way; drain comes next.
 func shutdown(ctx context.Context, cfg config.Config, log zerolog.Logger, srv *http.Server, serveErr chan error,
-	adminSrv *adminServer, ready *httpapi.Readiness, up *concur.Client) error {
+	adminSrv *adminServer, ready *httpapi.Readiness) error {
 	log.Info().Msg("shutting down; finishing in-flight requests")
 	ready.ShuttingDown() // the admin listener answers /readyz 503 while the closes finish
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace())
@@ -61,15 +61,28 @@ func shutdown(ctx context.Context, cfg config.Config, log zerolog.Logger, srv *h
 	if err := adminSrv.shutdown(shutdownCtx); err != nil {
 		errs = append(errs, fmt.Errorf("shutdown admin: %w", err))
 	}
-	// A token refresh whose callers left runs on: let it commit the rotated refresh token
-	// before the store closes, with a time of its own if the grace period is spent.
-	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), cfg.TokenDrain())
-	defer cancelDrain()
-	if err := up.Drain(drainCtx); err != nil {
-		log.Error().Err(err).Msg("a Concur token refresh was still running at shutdown; its rotated refresh token may be lost")
-	}
 	if len(errs) == 0 {
 		log.Info().Msg("stopped")
 	}
 	return errors.Join(errs...)
+}
+
+// drain stores, once the servers and the background work stopped and before the store
+// closes, what their callers left: the rotated refresh token of a token refresh that runs
+// on, and the close ends the store refused so far (stored now, or logged sealed). Both
+// drain at once within cfg.Drain(), a time of their own even if the grace period is spent,
+// and counted in cfg.ShutdownBudget().
+func drain(ctx context.Context, cfg config.Config, log zerolog.Logger, up *concur.Client, svc *batch.Service) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Drain())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := up.Drain(ctx); err != nil {
+			log.Error().Err(err).Msg("a Concur token refresh was still running at shutdown; its rotated refresh token may be lost")
+		}
+	})
+	if err := svc.Drain(log.WithContext(ctx)); err != nil {
+		log.Error().Err(err).Msg("close outcomes left unrecorded: their sealed records are in this log")
+	}
+	wg.Wait()
 }

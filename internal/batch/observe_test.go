@@ -66,12 +66,7 @@ func TestObserverSeesLookupsRefreshesAndCloseOutcomes(t *testing.T) {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	t.Cleanup(sim.Close)
-	up, err := concur.New(concur.Config{
-		BaseURL: srv.URL, TokenURL: srv.URL + "/oauth2/v0/token",
-		ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh", Timeout: time.Second, MaxAttempts: 1,
-		BreakerThreshold: concur.DefaultBreakerThreshold, BreakerOpenInterval: concur.DefaultBreakerOpenInterval,
-		MaxConcurrent: concur.DefaultMaxConcurrent,
-	})
+	up, err := concur.New(simClientConfig(srv.URL, time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

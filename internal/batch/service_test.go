@@ -80,13 +80,7 @@ func newTestEnv(t *testing.T, minInterval time.Duration) testEnv {
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(sim.Close)
-	up, err := concur.New(concur.Config{
-		BaseURL: srv.URL, TokenURL: srv.URL + "/oauth2/v0/token",
-		ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh", Timeout: 2 * time.Second,
-		MaxAttempts:      1, // count the service's refreshes, not the client's retries of each
-		BreakerThreshold: concur.DefaultBreakerThreshold, BreakerOpenInterval: concur.DefaultBreakerOpenInterval,
-		MaxConcurrent: concur.DefaultMaxConcurrent,
-	})
+	up, err := concur.New(simClientConfig(srv.URL, 2*time.Second)) // one try: count the service's refreshes
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +88,17 @@ func newTestEnv(t *testing.T, minInterval time.Duration) testEnv {
 	st := openStore(t)
 	svc := batch.NewService(up, st, batch.Options{BatchListMinInterval: minInterval, Now: clk.Now})
 	return testEnv{svc: svc, sim: sim, clk: clk, listHits: &listHits, st: st}
+}
+
+// simClientConfig is a working concur.Config for a concursim.Sim at base (client "id",
+// secret "secret", refresh token "refresh"): the settings internal/config would set, with
+// values of the tests' own, and one try per call.
+func simClientConfig(base string, timeout time.Duration) concur.Config {
+	return concur.Config{
+		BaseURL: base, TokenURL: base + "/oauth2/v0/token",
+		ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh", AuthScheme: "Bearer", Timeout: timeout,
+		BreakerThreshold: 5, BreakerOpenInterval: 30 * time.Second, MaxAttempts: 1, MaxConcurrent: 8,
+	}
 }
 
 // openStore opens a fresh SQLite store, the embedded default.

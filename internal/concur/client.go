@@ -48,6 +48,9 @@
 // Limits. At most Config.MaxConcurrent calls in flight per Client (a token refresh runs in
 // its caller's slot) and, with Config.RateLimit, a paced request rate. A call that gets no
 // turn within Timeout fails with upstream_unavailable, unsent and not counted by the breaker.
+//
+// Of our packages it imports only internal/batch, whose Upstream it implements and whose
+// errors it returns (internal/imports_test.go holds the rule).
 package concur
 
 import (
@@ -57,32 +60,29 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
-// Defaults. internal/config applies the first five; New applies the rest.
+// Defaults of the knobs that have no setting of the gateway, which New applies when they
+// are zero. Those internal/config sets have their defaults there, and nowhere else.
 const (
-	DefaultTimeout             = 60 * time.Second
-	DefaultBreakerThreshold    = 5
-	DefaultBreakerOpenInterval = 30 * time.Second
-	DefaultMaxAttempts         = 3
-	DefaultMaxConcurrent       = 8
-
 	DefaultUserAgent      = "payment-batch-gateway"
 	DefaultRetryBaseDelay = 250 * time.Millisecond
 	DefaultRetryMaxDelay  = 10 * time.Second
-	DefaultRateBurst      = 1
 )
 
 // apiPrefix is where every Payment Batch resource lives; Batch-URLs and File-Urls must be under it.
 const apiPrefix = "/api/expense/paymentbatch/"
 
-// Config configures a Client. internal/config validates and defaults BaseURL to RateLimit;
-// New refuses only an unset Timeout, BreakerThreshold, BreakerOpenInterval, MaxAttempts or
-// MaxConcurrent (zero has no safe meaning for them). Later fields default when zero.
+// Config configures a Client. internal/config validates and defaults BaseURL to RateBurst
+// (the gateway's settings); New uses them as given and refuses only one unset that cannot
+// work: Timeout, AuthScheme, BreakerThreshold, BreakerOpenInterval, MaxAttempts,
+// MaxConcurrent, and RateBurst under a RateLimit. The fields after RateBurst have no
+// setting: New defaults them when zero.
 type Config struct {
 	// BaseURL is the API origin when the token carries no geolocation, e.g.
 	// https://us.api.concursolutions.com. When it is https, an http geolocation is refused.
@@ -92,7 +92,7 @@ type Config struct {
 	// chain started from it.
 	TokenURL, ClientID, ClientSecret, RefreshToken string
 	AccessToken                                    string        // static token (development): the token endpoint is never called
-	AuthScheme                                     string        // "Bearer" ("" means it) or "OAuth"
+	AuthScheme                                     string        // "Bearer" or "OAuth"
 	Timeout                                        time.Duration // per Concur call; for a file download, per read
 
 	BreakerThreshold    int           // consecutive failures (verdictOf) that open a breaker
@@ -100,12 +100,12 @@ type Config struct {
 	MaxAttempts         int           // tries of a list, or of a download before its body; 1: none again
 	MaxConcurrent       int           // calls in flight from this Client; a call waits for a slot at most Timeout
 	RateLimit           float64       // when positive, the requests per second sent to Concur's API
+	RateBurst           int           // requests that may go at once under RateLimit
 
-	RateBurst      int               // requests that may go at once under RateLimit; default 1
 	RetryBudget    time.Duration     // bounds a retried call as a whole, waits included; default 2*Timeout
-	RetryBaseDelay time.Duration     // upper bound of the first back-off (full jitter, doubling); default 250ms
-	RetryMaxDelay  time.Duration     // the longest wait between tries (a longer Retry-After fails at once); default 10s
-	UserAgent      string            // default "payment-batch-gateway"
+	RetryBaseDelay time.Duration     // upper bound of the first back-off (full jitter, doubling); default DefaultRetryBaseDelay
+	RetryMaxDelay  time.Duration     // the longest wait between tries (a longer Retry-After fails at once); default DefaultRetryMaxDelay
+	UserAgent      string            // default DefaultUserAgent
 	Transport      http.RoundTripper // the base transport; nil means DefaultTransport(Timeout)
 	// Credentials keeps the grant across restarts and replicas and serialises refreshes,
 	// so that exactly one replica redeems a refresh token. nil: in memory, this process only.
@@ -137,15 +137,16 @@ var _ batch.Upstream = (*Client)(nil)
 func New(cfg Config) (*Client, error) {
 	var unset []string
 	for name, ok := range map[string]bool{
-		"Timeout": cfg.Timeout > 0, "BreakerThreshold": cfg.BreakerThreshold > 0,
+		"Timeout": cfg.Timeout > 0, "AuthScheme": cfg.AuthScheme != "", "BreakerThreshold": cfg.BreakerThreshold > 0,
 		"BreakerOpenInterval": cfg.BreakerOpenInterval > 0, "MaxAttempts": cfg.MaxAttempts > 0,
-		"MaxConcurrent": cfg.MaxConcurrent > 0,
+		"MaxConcurrent": cfg.MaxConcurrent > 0, "RateBurst (with a RateLimit)": cfg.RateLimit <= 0 || cfg.RateBurst > 0,
 	} {
 		if !ok {
 			unset = append(unset, name)
 		}
 	}
 	if len(unset) > 0 {
+		slices.Sort(unset)
 		return nil, fmt.Errorf("concur: config: %s must be set (internal/config defaults them)", strings.Join(unset, ", "))
 	}
 	base, err := parseOrigin(cfg.BaseURL)
@@ -163,12 +164,12 @@ func New(cfg Config) (*Client, error) {
 		timeout:    cfg.Timeout,
 		userAgent:  ua,
 		httpc: &http.Client{
-			Transport:     &authTransport{base: rt, scheme: cmp.Or(cfg.AuthScheme, "Bearer"), trustedBase: base},
+			Transport:     &authTransport{base: rt, scheme: cfg.AuthScheme, trustedBase: base},
 			CheckRedirect: noRedirect,
 		},
 		listLimit: maxListBody,
 		api:       newBreaker(BreakerAPI, "Concur", cfg.BreakerThreshold, cfg.BreakerOpenInterval, cfg.OnBreakerStateChange),
-		limits:    newLimits(cfg.MaxConcurrent, cfg.RateLimit, max(cfg.RateBurst, DefaultRateBurst), cfg.Timeout),
+		limits:    newLimits(cfg.MaxConcurrent, cfg.RateLimit, cfg.RateBurst, cfg.Timeout),
 		retry: retryPolicy{
 			attempts: cfg.MaxAttempts,
 			budget:   cmp.Or(cfg.RetryBudget, 2*cfg.Timeout),

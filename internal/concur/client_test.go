@@ -17,9 +17,9 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
-// New trusts what internal/config validated; it refuses only what it cannot build: an
-// unset knob that has no safe zero, and a BaseURL it cannot take the origin of. Its error
-// never echoes a secret.
+// New trusts what internal/config validated and defaulted; it refuses only what it cannot
+// build: an unset knob that internal/config sets (none has a safe zero), and a BaseURL it
+// cannot take the origin of. Its error never echoes a secret.
 func TestNewRefuses(t *testing.T) {
 	t.Parallel()
 	ok := Config{BaseURL: "https://us.api.concursolutions.com", TokenURL: "https://us.api.concursolutions.com/oauth2/v0/token",
@@ -34,7 +34,9 @@ func TestNewRefuses(t *testing.T) {
 			c.AccessToken, c.TokenURL, c.ClientID, c.ClientSecret, c.RefreshToken = "tok-s3cr3t", "", "", "", ""
 		}, nil},
 		{"unset knobs", func(c *Config) { *c = Config{BaseURL: c.BaseURL, ClientSecret: "s3cr3t-value"} },
-			[]string{"Timeout", "BreakerThreshold", "BreakerOpenInterval", "MaxAttempts", "MaxConcurrent"}},
+			[]string{"Timeout", "BreakerThreshold", "BreakerOpenInterval", "MaxAttempts", "MaxConcurrent", "AuthScheme"}},
+		{"rate limit without a burst", func(c *Config) { c.RateLimit, c.RateBurst = 2, 0 }, []string{"RateBurst"}},
+		{"no burst without a rate limit", func(c *Config) { c.RateLimit, c.RateBurst = 0, 0 }, nil},
 		{"base with userinfo", func(c *Config) { c.BaseURL = "https://u:s3cr3t-value@h" }, []string{"BaseURL"}},
 		{"base not http", func(c *Config) { c.BaseURL = "ftp://h" }, []string{"BaseURL"}},
 		{"no base", func(c *Config) { c.BaseURL = "" }, []string{"BaseURL"}},
@@ -245,7 +247,7 @@ func TestCloseBatchAsyncUsesV12(t *testing.T) {
 		paths = append(paths, r.Method+" "+r.URL.EscapedPath())
 		mu.Unlock()
 	})
-	c, err := New(Config{BaseURL: f.srv.URL, AccessToken: "static-token"}.withDefaults(DefaultTimeout))
+	c, err := New(Config{BaseURL: f.srv.URL, AccessToken: "static-token"}.withDefaults(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

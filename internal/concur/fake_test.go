@@ -452,12 +452,13 @@ func newClient(t *testing.T, f *fakeConcur, mutate func(*Config)) (*Client, *tes
 	return c, clock
 }
 
-// withDefaults sets what internal/config sets for the gateway: the Default constants,
-// with timeout as Config.Timeout.
+// withDefaults sets, for a test, what internal/config sets for the gateway (which New
+// requires), with timeout as Config.Timeout. The values are the tests', not the gateway's
+// defaults: those are declared once, in internal/config.
 func (c Config) withDefaults(timeout time.Duration) Config {
-	c.Timeout = timeout
-	c.BreakerThreshold, c.BreakerOpenInterval = DefaultBreakerThreshold, DefaultBreakerOpenInterval
-	c.MaxAttempts, c.MaxConcurrent = DefaultMaxAttempts, DefaultMaxConcurrent
+	c.Timeout, c.AuthScheme = timeout, "Bearer"
+	c.BreakerThreshold, c.BreakerOpenInterval = 5, 30*time.Second
+	c.MaxAttempts, c.MaxConcurrent, c.RateBurst = 3, 8, 1
 	return c
 }
 

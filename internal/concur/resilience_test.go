@@ -480,13 +480,13 @@ func TestResilienceConfig(t *testing.T) {
 	if cap(c.limits.slots) != 3 || c.limits.rate != nil || c.retry != want {
 		t.Errorf("client: %d slots, rate %v, retry %+v; want 3, nil, %+v", cap(c.limits.slots), c.limits.rate, c.retry, want)
 	}
-	cfg.RetryBudget, cfg.RetryBaseDelay, cfg.RetryMaxDelay, cfg.RateLimit = time.Minute, time.Millisecond, time.Second, 0.5
+	cfg.RetryBudget, cfg.RetryBaseDelay, cfg.RetryMaxDelay, cfg.RateLimit, cfg.RateBurst = time.Minute, time.Millisecond, time.Second, 0.5, 3
 	if c, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
 	want = retryPolicy{attempts: 2, budget: time.Minute, base: time.Millisecond, maxWait: time.Second}
-	if c.retry != want || c.limits.rate == nil || c.limits.rate.Burst() != DefaultRateBurst {
-		t.Errorf("client: retry %+v, rate %v; want %+v and a burst of %d", c.retry, c.limits.rate, want, DefaultRateBurst)
+	if c.retry != want || c.limits.rate == nil || c.limits.rate.Burst() != cfg.RateBurst {
+		t.Errorf("client: retry %+v, rate %v; want %+v and a burst of %d", c.retry, c.limits.rate, want, cfg.RateBurst)
 	}
 }
 

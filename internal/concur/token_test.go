@@ -40,8 +40,8 @@ func TestStaticToken(t *testing.T) {
 	}
 }
 
-// The Authorization header carries the configured scheme, canonically spelt: Bearer by
-// default, OAuth for a legacy token. The fake accepts only the scheme the case expects.
+// The Authorization header carries the configured scheme, canonically spelt: Bearer, or
+// OAuth for a legacy token. The fake accepts only the scheme the case expects.
 func TestAuthScheme(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -50,10 +50,9 @@ func TestAuthScheme(t *testing.T) {
 		static bool   // a static AccessToken rather than the refresh grant
 		want   string // the scheme on the wire
 	}{
-		{"default", "", false, "Bearer"},
 		{"Bearer", "Bearer", false, "Bearer"},
 		{"OAuth", "OAuth", false, "OAuth"},
-		{"static default", "", true, "Bearer"},
+		{"static Bearer", "Bearer", true, "Bearer"},
 		{"static OAuth", "OAuth", true, "OAuth"},
 	}
 	for _, tt := range tests {

@@ -45,13 +45,11 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // DefaultTransport is the transport a Client uses when Config.Transport is nil: a clone of
 // http.DefaultTransport with a 10s dial and TLS handshake time-out and a response header
-// time-out of timeout (DefaultTimeout when not positive). Wrap it (tracing) and pass it as
-// Config.Transport to keep them. It keeps 64 idle connections per host: with the standard
-// library's 2, every call beyond them under load opened (and TLS-handshook) a new one.
+// time-out of timeout, Config.Timeout (zero would leave the headers without one, as in
+// net/http). Wrap it (tracing) and pass it as Config.Transport to keep them. It keeps 64
+// idle connections per host: with the standard library's 2, every call beyond them under
+// load opened (and TLS-handshook) a new one.
 func DefaultTransport(timeout time.Duration) *http.Transport {
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 64
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}

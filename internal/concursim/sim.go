@@ -7,6 +7,9 @@
 //
 // A [Sim] is an [http.Handler]; mount it on an httptest.Server or an http.Server.
 // Administration lives under /_sim/ and is never faulted or authenticated.
+//
+// It imports none of our packages: it knows Concur, not our client (internal/imports_test.go
+// holds the rule).
 package concursim
 
 import (

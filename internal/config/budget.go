@@ -17,18 +17,20 @@ func (c Config) CloseLease() time.Duration { return c.CloseBudget() + time.Minut
 // ShutdownGrace is how long a shutdown lets in-flight requests (closes) finish.
 func (c Config) ShutdownGrace() time.Duration { return c.CloseBudget() + 5*time.Second }
 
-// TokenDrain is how long a shutdown then waits for a token refresh whose callers left, so
-// the rotated refresh token is committed before the store closes.
-func (c Config) TokenDrain() time.Duration { return 2 * c.ConcurTimeout }
+// Drain is how long a shutdown then waits, once the servers stopped, for what their
+// callers left to be stored before the store closes: the rotated refresh token of a token
+// refresh still running, and the close ends the store refused so far. Both drain at once,
+// within this one window.
+func (c Config) Drain() time.Duration { return 2 * c.ConcurTimeout }
 
 // SpanFlush is how long a shutdown lastly waits for the buffered spans to be exported.
 const SpanFlush = 5 * time.Second
 
 // ShutdownBudget is the longest a shutdown can take after SIGTERM: the grace period, the
-// token drain and the span flush, one after the other. Whatever stops the gateway
+// drain and the span flush, one after the other. Whatever stops the gateway
 // (Kubernetes' terminationGracePeriodSeconds, compose's stop_grace_period) must wait at
 // least this long before it kills the process, or a close may be cut mid-flight and a
 // rotated refresh token lost. With the default CONCUR_TIMEOUT of 60s it is 17m10s.
 func (c Config) ShutdownBudget() time.Duration {
-	return c.ShutdownGrace() + c.TokenDrain() + SpanFlush
+	return c.ShutdownGrace() + c.Drain() + SpanFlush
 }

@@ -10,6 +10,8 @@
 package config
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 	"time"
 
@@ -108,18 +110,41 @@ type Config struct {
 func Load(getenv func(string) string) (Config, error) {
 	var c Config
 	l := loader{getenv: getenv}
-	checked := l.read(&c)
+	checked := l.read(&c, settings)
 	c.derive()
-	for _, s := range checked {
-		if msg := s.check(&c); msg != "" {
-			l.fail(s.name + " " + msg)
-		}
-	}
+	l.check(&c, checked)
 	for _, rule := range rules {
 		rule(&c, l.fail)
 	}
 	c.Warnings = l.warnings
 	return c, l.err()
+}
+
+// LoadListen reads, as Load does (its defaults, trimming and checks), only the listen
+// addresses: GATEWAY_ADDR and GATEWAY_ADMIN_ADDR. It is for `gateway healthcheck`, which
+// runs with the service's environment and must fail on no other setting: the running
+// service keeps its callers when GATEWAY_API_KEYS_FILE turns invalid, and so stays healthy.
+func LoadListen(getenv func(string) string) (Config, error) {
+	var c Config
+	l := loader{getenv: getenv}
+	listen := slices.DeleteFunc(slices.Clone(settings), func(s setting) bool {
+		f := s.field(&c)
+		return f != any(&c.Addr) && f != any(&c.AdminAddr)
+	})
+	l.check(&c, l.read(&c, listen))
+	return c, l.err()
+}
+
+// HealthAddr is where /healthz is served: AdminAddr when set, else Addr.
+func (c Config) HealthAddr() string { return cmp.Or(c.AdminAddr, c.Addr) }
+
+// check runs the check of each setting in checked.
+func (l *loader) check(c *Config, checked []setting) {
+	for _, s := range checked {
+		if msg := s.check(c); msg != "" {
+			l.fail(s.name + " " + msg)
+		}
+	}
 }
 
 // derive fills in what follows from other settings.

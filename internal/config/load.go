@@ -30,11 +30,11 @@ func (l *loader) err() error {
 	return errors.New("invalid configuration:\n  - " + strings.Join(l.problems, "\n  - "))
 }
 
-// read sets every setting's field and returns the settings whose value parsed and has a
-// check to pass. A value that does not parse leaves the default in place.
-func (l *loader) read(c *Config) []setting {
+// read sets the field of every setting in list and returns those whose value parsed and
+// has a check to pass. A value that does not parse leaves the default in place.
+func (l *loader) read(c *Config, list []setting) []setting {
 	var checked []setting
-	for _, s := range settings {
+	for _, s := range list {
 		v, ok := l.value(s)
 		if !ok {
 			continue

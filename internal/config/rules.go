@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -56,6 +57,17 @@ func atLeast(d, least time.Duration) string {
 // short writes 1m rather than 1m0s.
 func short(d time.Duration) string {
 	return strings.TrimSuffix(strings.TrimSuffix(d.String(), "0s"), "0m")
+}
+
+// hostPort checks a listen address (empty: unset): host:port, the host may be empty.
+func hostPort(v string) string {
+	if v == "" {
+		return ""
+	}
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		return fmt.Sprintf("must be host:port, e.g. :8080 (got %q)", v)
+	}
+	return ""
 }
 
 func positive(d time.Duration) string {

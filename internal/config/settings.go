@@ -25,7 +25,8 @@ type setting struct {
 // settings is the gateway's configuration, in the README's order.
 var settings = []setting{
 	{name: "GATEWAY_ADDR", def: ":8080", unit: "host:port", doc: "listen address",
-		field: func(c *Config) any { return &c.Addr }},
+		field: func(c *Config) any { return &c.Addr },
+		check: func(c *Config) string { return hostPort(c.Addr) }},
 	{name: "CONCUR_BASE_URL", unit: "URL",
 		doc:   "required: the Concur API origin, e.g. `https://us.api.concursolutions.com` (no path)",
 		field: func(c *Config) any { return &c.ConcurBaseURL },
@@ -146,7 +147,8 @@ var settings = []setting{
 	{name: "GATEWAY_ADMIN_ADDR", unit: "host:port",
 		doc: "serve `/healthz`, `/readyz` and `/metrics` on this address (e.g. `:9090`) instead of `GATEWAY_ADDR`, " +
 			"where they then answer 404",
-		field: func(c *Config) any { return &c.AdminAddr }},
+		field: func(c *Config) any { return &c.AdminAddr },
+		check: func(c *Config) string { return hostPort(c.AdminAddr) }},
 	{name: "GATEWAY_PPROF", def: "false",
 		doc: "`true` serves Go's profiles (`net/http/pprof`) under `/debug/pprof/` on `GATEWAY_ADMIN_ADDR`, which it " +
 			"requires; never on `GATEWAY_ADDR`. For profiling (`bin/loadbench -profile` turns it on), not for everyday running",

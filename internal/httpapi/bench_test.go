@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -45,10 +46,9 @@ func BenchmarkClose(b *testing.B) {
 	proxy := httptest.NewServer(httputil.NewSingleHostReverseProxy(target))
 	defer proxy.Close()
 
-	up, err := concur.New(concur.Config{BaseURL: simSrv.URL, TokenURL: simSrv.URL + "/oauth2/v0/token",
-		ClientID: "id", ClientSecret: "secret", RefreshToken: "refresh", Timeout: concur.DefaultTimeout,
-		BreakerThreshold: concur.DefaultBreakerThreshold, BreakerOpenInterval: concur.DefaultBreakerOpenInterval,
-		MaxAttempts: concur.DefaultMaxAttempts, MaxConcurrent: concur.DefaultMaxConcurrent})
+	cfg := clientConfig(simSrv.URL, time.Minute)
+	cfg.ClientID, cfg.ClientSecret, cfg.RefreshToken = "id", "secret", "refresh"
+	up, err := concur.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -74,13 +74,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.timeout == 0 {
 		o.timeout = 5 * time.Second
 	}
-	up, err := concur.New(concur.Config{
-		BaseURL: base, TokenURL: base + "/oauth2/v0/token",
-		ClientID: "gw", ClientSecret: "client-secret-value", RefreshToken: "refresh-token-value",
-		Timeout: o.timeout, BreakerThreshold: concur.DefaultBreakerThreshold,
-		BreakerOpenInterval: concur.DefaultBreakerOpenInterval, MaxAttempts: concur.DefaultMaxAttempts,
-		MaxConcurrent: concur.DefaultMaxConcurrent,
-	})
+	cfg := clientConfig(base, o.timeout)
+	cfg.ClientID, cfg.ClientSecret, cfg.RefreshToken = "gw", "client-secret-value", "refresh-token-value"
+	up, err := concur.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,4 +380,12 @@ func TestCloseSurvivesCallerHangUp(t *testing.T) {
 	if n := e.sim.Stats().Closes[employeeBatch]; n != 1 {
 		t.Errorf("Concur closes = %d, want 1", n)
 	}
+}
+
+// clientConfig is a concur.Config for the Concur at base, its token endpoint included, with
+// the settings internal/config would set; the values are the tests' own. The caller adds
+// the credentials.
+func clientConfig(base string, timeout time.Duration) concur.Config {
+	return concur.Config{BaseURL: base, TokenURL: base + "/oauth2/v0/token", AuthScheme: "Bearer", Timeout: timeout,
+		BreakerThreshold: 5, BreakerOpenInterval: 30 * time.Second, MaxAttempts: 3, MaxConcurrent: 8}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
@@ -107,7 +108,7 @@ func TestConcurTransportSpans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := concur.DefaultTransport(0)
+	base := concur.DefaultTransport(5 * time.Second)
 	t.Cleanup(base.CloseIdleConnections)
 	client := &http.Client{Transport: ConcurTransport(tr.Provider, base)}
 	ctx, parent := tr.Provider.Tracer("test").Start(context.Background(), "parent")
