@@ -2,12 +2,13 @@ package telemetry
 
 import (
 	"context"
-	"regexp"
 	"slices"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/finplat/payment-batch-gateway/internal/concur"
 )
 
 // redactingExporter hides, in the spans of calls to Concur, the encrypted part of Concur's
@@ -31,18 +32,12 @@ type redactedSpan struct{ sdktrace.ReadOnlySpan }
 // urlKeys are the attributes that may hold a request's URL or path.
 var urlKeys = []attribute.Key{"url.full", "http.url", "url.path", "http.target"}
 
-// concurKey is the encrypted segment after /batch/ in a Concur URL.
-var concurKey = regexp.MustCompile(`(/batch/)[^/?#]+`)
-
 func (s redactedSpan) Attributes() []attribute.KeyValue {
 	attrs := slices.Clone(s.ReadOnlySpan.Attributes())
 	for i, kv := range attrs {
 		if slices.Contains(urlKeys, kv.Key) {
-			attrs[i] = attribute.String(string(kv.Key), redactConcurURL(kv.Value.String()))
+			attrs[i] = attribute.String(string(kv.Key), concur.RedactURL(kv.Value.String()))
 		}
 	}
 	return attrs
 }
-
-// redactConcurURL replaces the encrypted key of a Batch-URL or File-Url with {key}.
-func redactConcurURL(u string) string { return concurKey.ReplaceAllString(u, "${1}{key}") }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/finplat/payment-batch-gateway/internal/concur"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
@@ -46,7 +47,7 @@ func TestConcurSpansHideTheBatchURLKey(t *testing.T) {
 	if !sawURL {
 		t.Errorf("no redacted url.full among %v", spans[0].Snapshot().Attributes())
 	}
-	if got := redactConcurURL("https://h/api/expense/paymentbatch/v1.1/batchlist/OPEN"); !strings.HasSuffix(got, "/batchlist/OPEN") {
+	if got := concur.RedactURL("https://h/api/expense/paymentbatch/v1.1/batchlist/OPEN"); !strings.HasSuffix(got, "/batchlist/OPEN") {
 		t.Errorf("a list URL was changed: %s", got)
 	}
 }
