@@ -35,6 +35,7 @@ func newConcurClient(cfg config.Config, st concur.CredentialStore, tel *observab
 			tel.metrics.BreakerChanged(name, from, to)
 		},
 		MaxAttempts:   cfg.ConcurMaxAttempts,
+		RetryBudget:   cfg.ConcurRetryBudget(), // counted in cfg.CloseBudget()
 		MaxConcurrent: cfg.ConcurMaxConcurrent,
 		RateLimit:     cfg.ConcurRateLimitPerSecond,
 		RateBurst:     cfg.ConcurRateBurst(),

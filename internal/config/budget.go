@@ -2,13 +2,16 @@ package config
 
 import "time"
 
-// CloseBudget is the longest one close can take, in Concur time-outs: a token refresh (1),
-// a directory refresh of the OPEN and CLOSED lists, each retried within the client's retry
-// budget of two time-outs (4), the close with one renewal and retry (3), and after a
-// not-found one more refresh (4) and close (3). The server's write time-out, the close
-// lease and the shutdown grace period derive from it, so none cuts a close that is still
-// within its bounds.
-func (c Config) CloseBudget() time.Duration { return 15 * c.ConcurTimeout }
+// ConcurRetryBudget is how long the Concur client may spend on one call with its retries:
+// two time-outs.
+func (c Config) ConcurRetryBudget() time.Duration { return 2 * c.ConcurTimeout }
+
+// CloseBudget is the longest one close can take: a token refresh (a time-out), a directory
+// refresh of the OPEN and CLOSED lists (a retry budget each), the close with one renewal
+// and retry (3 time-outs), and after a not-found one more refresh (2 retry budgets) and
+// close (3): 15 time-outs. The server's write time-out, the close lease and the shutdown
+// grace period derive from it, so none cuts a close that is still within its bounds.
+func (c Config) CloseBudget() time.Duration { return 7*c.ConcurTimeout + 4*c.ConcurRetryBudget() }
 
 // CloseLease is how long a close holds its batch and its idempotency key: the longest
 // close and a minute more. GATEWAY_IDEMPOTENCY_TTL must outlast it.
