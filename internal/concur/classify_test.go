@@ -696,8 +696,11 @@ func TestUnreachableKeepsKeysOut(t *testing.T) {
 	const key, job = "S3cretBatchK3y$abc", "S3cretJ0bK3y$def"
 	_, closeErr := c.CloseBatch(t.Context(), base+"/api/expense/paymentbatch/v1.1/batch/"+key)
 	_, fileErr := c.OpenFile(t.Context(), base+"/api/expense/paymentbatch/v1.1/batch/"+job+"/file?k="+job)
-	for _, err := range []error{closeErr, fileErr} {
-		wantCode(t, err, batch.CodeUpstreamUnreachable)
+	_, badErr := c.CloseBatch(t.Context(), base+"/api/expense/paymentbatch/v1.1/batch/"+key+"%zz") // unparseable
+	wantCode(t, closeErr, batch.CodeUpstreamUnreachable)
+	wantCode(t, fileErr, batch.CodeUpstreamUnreachable)
+	wantCode(t, badErr, batch.CodeUpstreamBadResponse)
+	for _, err := range []error{closeErr, fileErr, badErr} {
 		if msg := err.Error(); strings.Contains(msg, key) || strings.Contains(msg, job) || !strings.Contains(msg, "/batch/{key}") {
 			t.Errorf("error %q: want the key replaced by {key}", msg)
 		}

@@ -103,6 +103,9 @@ func parseConcurURL(raw string) (*url.URL, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			ue.URL = RedactURL(ue.URL) // its text reaches the log
+		}
 		return nil, &batch.Error{Code: batch.CodeUpstreamBadResponse, Delivery: batch.NotSent,
 			Detail: "Concur gave a URL that cannot be parsed", Err: err}
 	}
