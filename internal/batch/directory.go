@@ -125,15 +125,16 @@ func (d *directory) fetch(ctx context.Context, force bool) (any, error) {
 		asked = asked || !errors.Is(err, ErrCircuitOpen)
 	}
 	err := firstError(errs)
-	d.observe().BatchListRefreshed(err == nil)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !asked {
-		// A breaker refused both lists: no fetch to spare Concur from, and no answer worth
-		// repeating. The interval and the answer stay the last fetch's that asked Concur.
+		// A breaker refused both lists: no fetch to spare Concur from, no answer worth
+		// repeating, and none to count. The interval and the answer stay the last fetch's
+		// that asked Concur.
 		d.lastFetch, d.lastErr = prevFetch, prevErr
 		return started, err
 	}
+	d.observe().BatchListRefreshed(err == nil)
 	d.lastErr = err
 	if err == nil {
 		d.lastOK = started
