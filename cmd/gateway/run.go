@@ -73,8 +73,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	bgCtx, stopBackground := context.WithCancel(log.WithContext(ctx)) // background work ends with run
 	defer stopBackground()
 	go purgeIdempotencyKeys(bgCtx, st, log)
-	background := make(chan struct{})
-	go func() { defer close(background); svc.Run(bgCtx, finishEvery) }()
+	recording, finishing := make(chan struct{}), make(chan struct{})
+	go func() { defer close(recording); svc.RunRecorder(bgCtx) }()
+	finishCtx, stopFinishing := context.WithCancel(bgCtx)
+	defer stopFinishing()
+	go func() { defer close(finishing); svc.RunFinisher(finishCtx, finishEvery) }()
 	authn, err := newAuthenticator(bgCtx, cfg, log)
 	if err != nil {
 		return err
@@ -125,9 +128,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		failed = fmt.Errorf("serve admin: %w", err)
 	case <-ctx.Done():
 	}
+	// The finisher starts no close once the shutdown begins, and the one it may be making
+	// ends within its deadline, inside the grace period; the recorder keeps storing ends
+	// until the servers stopped, then Drain takes what is left.
+	stopFinishing()
 	err = shutdown(ctx, cfg, log, srv, serveErr, adminSrv, ready)
+	<-finishing
 	stopBackground()
-	<-background
+	<-recording
 	drain(ctx, cfg, log, up, svc)
 	return errors.Join(failed, err)
 }

@@ -307,3 +307,98 @@ func TestCloseAnswerAndRecordShareClosedAt(t *testing.T) {
 		t.Errorf("answer's closedAt %v, recorded %v: want one instant", res.ClosedAt, trail[0].Result().ClosedAt)
 	}
 }
+
+// A close's call to Concur ends a margin before the lease, measured from when the request
+// began, not from when its last turn began: a request that first settles an unknown
+// outcome (a batch-list read) has that time counted in its bound, so the whole request
+// stays within the close budget, which the shutdown's grace period is sized for.
+func TestCloseDeadlineCountsFromTheRequest(t *testing.T) {
+	t.Parallel()
+	const lease, listDelay = 2 * time.Second, 300 * time.Millisecond
+	var deadlines []time.Duration // of each close's call, from when its request began
+	var began time.Time
+	up := &scriptedUp{
+		lists: func(s batch.ListStatus) ([]batch.Summary, error) {
+			time.Sleep(listDelay)
+			if s == batch.ListOpen {
+				return []batch.Summary{{ID: "b-1", URL: "https://c/b-1", Currency: "USD"}}, nil
+			}
+			return nil, nil
+		},
+		closes: func(ctx context.Context, _ string, n int) (batch.CloseResult, error) {
+			d, _ := ctx.Deadline()
+			deadlines = append(deadlines, d.Sub(began))
+			if n == 1 { // lost: the outcome is unknown until the list settles it
+				return batch.CloseResult{}, &batch.Error{Code: batch.CodeUpstreamTimeout, Delivery: batch.MaybeDelivered}
+			}
+			return batch.CloseResult{Status: "SUCCESS", BatchStatus: batch.StatusClosed, FileURL: "https://c/f"}, nil
+		},
+	}
+	svc := batch.NewService(up, openStore(t), batch.Options{CloseLease: lease, SettleDelay: time.Millisecond})
+	began = time.Now()
+	if _, err := svc.Close(t.Context(), batch.CloseRequest{ID: "b-1"}); batch.ErrorCode(err) != batch.CodeUpstreamTimeout {
+		t.Fatalf("first close: %v, want the lost close's upstream_timeout", err)
+	}
+	time.Sleep(10 * time.Millisecond) // past the settle delay
+	began = time.Now()
+	if res, err := svc.Close(t.Context(), batch.CloseRequest{ID: "b-1"}); err != nil || res.BatchStatus != batch.StatusClosed {
+		t.Fatalf("second close (after settling the first as open): %+v, %v", res, err)
+	}
+	bound := lease - lease/10 + 100*time.Millisecond // the lease less its margin, and a slack well under a list read
+	for i, d := range deadlines {
+		if d > bound {
+			t.Errorf("close %d: its call's deadline is %v after its request began, want at most %v", i+1, d, bound)
+		}
+	}
+	if len(deadlines) != 2 {
+		t.Errorf("%d closes sent, want 2", len(deadlines))
+	}
+}
+
+// cancelOnClose cancels a context when the first v1.1 close reaches Concur.
+type cancelOnClose struct {
+	*fakeConcur
+	cancel context.CancelFunc
+}
+
+func (u cancelOnClose) CloseBatch(ctx context.Context, url string) (batch.CloseResult, error) {
+	u.cancel()
+	return u.fakeConcur.CloseBatch(ctx, url)
+}
+
+// The finisher begins no close once its context ends (the shutdown): a pass cut short by
+// it leaves the rest of the due batches for the next pass, instead of closing each of them
+// during the grace period, where nothing waits for them.
+func TestFinisherBeginsNoCloseAfterItsContextEnds(t *testing.T) {
+	t.Parallel()
+	fake := newFakeConcur(1, []string{"b-1", "b-2"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	svc := batch.NewService(cancelOnClose{fake, cancel}, openStore(t), batch.Options{
+		CloseLease: 2 * time.Second, SettleDelay: 150 * time.Millisecond, PollMin: time.Millisecond, PollMax: time.Millisecond})
+	for _, id := range []string{"b-1", "b-2"} {
+		if res, err := svc.Close(context.Background(), batch.CloseRequest{ID: id, Async: true}); err != nil || !res.Accepted {
+			t.Fatalf("async close of %s: %+v, %v", id, res, err)
+		}
+	}
+	for range 200 { // Concur runs both jobs: both batches are due at the next pass
+		_ = fake.ListBatches(context.Background(), batch.ListAll, func(batch.Summary) error { return nil })
+	}
+	if err := svc.FinishPass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	obtained := func() (n int) {
+		for _, e := range fake.history() {
+			if !e.async {
+				n++
+			}
+		}
+		return n
+	}
+	if n := obtained(); n != 1 {
+		t.Fatalf("the pass that was told to stop made %d closes, want the one it had begun", n)
+	}
+	if err := svc.FinishPass(context.Background()); err != nil || obtained() != 2 {
+		t.Errorf("the next pass: %v, %d closes in all, want 2", err, obtained())
+	}
+}

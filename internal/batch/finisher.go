@@ -32,6 +32,9 @@ func (s *Service) finishPass(ctx context.Context) (int, error) {
 	since := s.now()
 	listErr := s.dir.refresh(ctx, since) // one list read, after every due batch was found due
 	for _, b := range due {
+		if ctx.Err() != nil {
+			break // the shutdown: no close begins; the rest waits for the next replica's pass
+		}
 		if err := s.finishOne(ctx, b, since, listErr); err != nil && !errors.Is(err, ErrStateChanged) {
 			zerolog.Ctx(ctx).Warn().Err(err).Str("batchId", b.ID).Msg("finishing an asynchronous close")
 		}

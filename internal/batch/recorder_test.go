@@ -106,7 +106,7 @@ func TestRecordHandsItsEndOverAtShutdown(t *testing.T) {
 				runCtx, stopRun := context.WithCancel(ctx)
 				ran := make(chan struct{})
 				if by == "run ends" {
-					go func() { defer close(ran); svc.Run(runCtx, time.Hour) }()
+					go func() { defer close(ran); svc.RunRecorder(runCtx) }()
 				} else {
 					close(ran)
 				}

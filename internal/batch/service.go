@@ -85,16 +85,10 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Run does the Service's background work until ctx ends: it stores the close ends the
-// store refused at first, and finishes asynchronous closes, a pass every finishEvery.
-// ctx ending is the shutdown: a close whose end the store refuses stops waiting to try
-// again and leaves it to Drain.
-func (s *Service) Run(ctx context.Context, finishEvery time.Duration) {
-	done := make(chan struct{})
-	go func() { defer close(done); s.rec.run(ctx) }()
-	s.RunFinisher(ctx, finishEvery)
-	<-done
-}
+// RunRecorder stores, until ctx ends, the close ends the store refused at first. ctx
+// ending is the shutdown of the recording: a close whose end the store refuses then stops
+// waiting to try again and leaves it to Drain. (RunFinisher is the other background work.)
+func (s *Service) RunRecorder(ctx context.Context) { s.rec.run(ctx) }
 
 // Drain is the last of a Service: it stores the close ends still pending, and those of
 // the closes still recording, until ctx ends; those left are logged sealed, and Drain
