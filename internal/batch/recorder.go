@@ -17,14 +17,19 @@ import (
 // the log, sealed with the gateway's secret key (a File-Url never appears in clear).
 // Readiness reports the ends not yet stored.
 //
-// The shutdown (Service.Run ending, or Drain beginning) ends the waits between tries: a
+// The shutdown (RunRecorder ending, or Drain beginning) ends the waits between tries: a
 // close whose end the store refuses then hands it to Drain at once, and Drain waits for
-// the closes still recording, so no end is left behind it.
+// the closes still recording, so no end is left behind it. When Drain's window ends first,
+// every end it leaves, held or still recording, is in the log, sealed, as it returns. The
+// shutdown is for good: Drain is the last call of a Service, and after it (or RunRecorder
+// ending) a record whose try fails holds its end at once, without the margin's retries.
 //
 // An end's instant (its EndedAt, the answer's ClosedAt) is fixed at its first try: the
 // database's clock when that try read the batch's state, or, when it could not, this
-// replica's (not before the attempt's start). Every later try stores that instant, so
-// the answer and the record carry one closedAt even when the record is stored late.
+// replica's (not before the attempt's start); or, when Drain gives up while that try
+// still runs, this replica's as Drain logs the end (see fix). Every later try stores that
+// instant, so the answer, the record and the log carry one closedAt even when the record
+// is stored late.
 
 type pendingEnd struct {
 	ctx context.Context
@@ -38,9 +43,10 @@ type recorder struct {
 	margin  time.Duration // how long record keeps trying before it hands an end to the background
 	seal    func([]byte) (string, error)
 	mu      sync.Mutex
-	pending map[int64]pendingEnd
-	// recording is how many records are running (under mu): Drain waits for them.
-	recording int
+	pending map[int64]pendingEnd // the ends held for the background, by attempt
+	// recording are the ends of the records running, by attempt (a close records its
+	// end once): Drain waits for them, and logs them if it gives up first.
+	recording map[int64]pendingEnd
 	wake      chan struct{}
 	stop      chan struct{} // closed at the shutdown
 	stopOnce  sync.Once
@@ -48,7 +54,7 @@ type recorder struct {
 
 func newRecorder(s *Service, margin time.Duration, seal func([]byte) (string, error)) *recorder {
 	return &recorder{s: s, margin: margin, seal: seal, pending: map[int64]pendingEnd{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{})}
+		recording: map[int64]pendingEnd{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // record stores the end of att (how it went: res, err) and the state it leaves, and
@@ -58,11 +64,11 @@ func newRecorder(s *Service, margin time.Duration, seal func([]byte) (string, er
 func (r *recorder) record(ctx context.Context, att Close, res CloseResult, err error) (Close, error) {
 	ctx = context.WithoutCancel(ctx) // the caller hanging up does not stop the recording; the shutdown ends its waits
 	r.mu.Lock()
-	r.recording++
+	r.recording[att.ID] = pendingEnd{ctx: ctx, att: att, res: res, err: err}
 	r.mu.Unlock()
-	defer func() { // after hold: Drain counts the end in one or the other throughout
+	defer func() { // after hold: Drain finds the end in one or the other throughout
 		r.mu.Lock()
-		r.recording--
+		delete(r.recording, att.ID)
 		r.mu.Unlock()
 	}()
 	deadline := time.Now().Add(r.margin)
@@ -78,7 +84,7 @@ func (r *recorder) record(ctx context.Context, att Close, res CloseResult, err e
 		}
 		if !logged { // from the first failure on, the end is in the log, sealed
 			if att.EndedAt.IsZero() { // the first try could not read the database's clock
-				att.EndedAt = r.now(att)
+				att.EndedAt = r.fix(att.ID, r.now(att))
 			}
 			r.logSealed(ctx, att, res, serr)
 			logged = true
@@ -108,6 +114,23 @@ func (r *recorder) now(att Close) time.Time {
 	return t.UTC().Truncate(time.Microsecond)
 }
 
+// fix fixes the instant of the end of the attempt id at t, unless it is fixed already,
+// and returns it: Drain, giving up, fixes the instant of an end still recording as it
+// logs it, and the record's tries then store that one.
+func (r *recorder) fix(id int64, t time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.recording[id]
+	if !ok { // not a record's (release's end of an attempt not begun)
+		return t
+	}
+	if p.att.EndedAt.IsZero() {
+		p.att.EndedAt = t
+		r.recording[id] = p
+	}
+	return p.att.EndedAt
+}
+
 // try reads the batch's state and applies the attempt's end to it, once it holds. The
 // end carries the instant att.EndedAt; when that is unset, try sets it to the database's
 // clock as it read the state.
@@ -118,7 +141,7 @@ func (r *recorder) try(ctx context.Context, att *Close, res CloseResult, err err
 			return Close{}, serr
 		}
 		if att.EndedAt.IsZero() {
-			att.EndedAt = b.Close.Now
+			att.EndedAt = r.fix(att.ID, b.Close.Now)
 		}
 		to, outcome := r.s.transition(b.Close, *att, res, err)
 		end := *att
@@ -146,7 +169,7 @@ func (r *recorder) stopping() bool {
 	}
 }
 
-// shutdown ends the waits of the records running and to come.
+// shutdown ends the waits of the records running and to come, for good (see recorder).
 func (r *recorder) shutdown() { r.stopOnce.Do(func() { close(r.stop) }) }
 
 // hold keeps the end for the background.
@@ -190,8 +213,10 @@ func (r *recorder) Unrecorded() int {
 	return len(r.pending)
 }
 
-// flush tries every pending end once; it returns how many are left.
-func (r *recorder) flush() int {
+// flush tries every pending end once, each for 10 s at most and no longer than limit
+// (Drain's window, or the background's life) lasts; once limit ended it starts no try.
+// It returns how many are left.
+func (r *recorder) flush(limit context.Context) int {
 	r.mu.Lock()
 	todo := make([]pendingEnd, 0, len(r.pending))
 	for _, p := range r.pending {
@@ -199,8 +224,13 @@ func (r *recorder) flush() int {
 	}
 	r.mu.Unlock()
 	for _, p := range todo {
-		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+		if limit.Err() != nil {
+			break
+		}
+		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second) // p.ctx: the request's logger and trace
+		unbind := context.AfterFunc(limit, cancel)
 		_, err := r.try(ctx, &p.att, p.res, p.err)
+		unbind()
 		cancel()
 		if err == nil {
 			r.mu.Lock()
@@ -222,7 +252,7 @@ func (r *recorder) run(ctx context.Context) {
 		case <-r.wake:
 		case <-time.After(wait):
 		}
-		if r.flush() == 0 {
+		if r.flush(ctx) == 0 {
 			wait = 100 * time.Millisecond
 		} else {
 			wait = min(2*wait, 10*time.Second)
@@ -231,32 +261,52 @@ func (r *recorder) run(ctx context.Context) {
 }
 
 // drain is the shutdown: it tries the pending ends, and those the records still running
-// hand over, until none is left or ctx ends; what is left is logged (sealed) once more.
+// hand over, until none is left or ctx ends; then it logs (sealed) what is left.
 func (r *recorder) drain(ctx context.Context) error {
 	r.shutdown()
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		r.flush()
+		r.flush(ctx)
 		r.mu.Lock()
-		left := len(r.pending) + r.recording // one lock: an end moving from a record to pending counts
+		left := len(r.pending) + len(r.recording) // one lock: an end moving from a record to pending counts
 		r.mu.Unlock()
 		if left == 0 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			for _, p := range r.pending {
-				ev := zerolog.Ctx(p.ctx).Error().Str("batchId", p.att.BatchID).Int64("attempt", p.att.ID)
-				if sealed, ok := r.sealed(p.att); ok {
-					ev = ev.Str("sealedRecord", sealed)
-				}
-				ev.Msg("shutting down with the end of a close unrecorded: recover it from this line (sealed with the secret key)")
-			}
-			// A record still running has its end in the log already if the store refused it.
-			return fmt.Errorf("batch: close ends left unrecorded at shutdown: %d held, %d still recording",
-				len(r.pending), r.recording)
+			return r.giveUp()
 		case <-time.After(wait):
 		}
 	}
+}
+
+// giveUp logs, sealed, every end Drain leaves: those held, and those of the records still
+// running, whose try may hang past Drain (the process then exits before it fails, and the
+// end would be in neither the store nor the log). An end may so be in the log twice, at
+// its record's first failure and here, or as held and recording while it moves: the lines
+// carry the same end with the same instant (fix), so that is harmless.
+func (r *recorder) giveUp() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.pending {
+		r.logLeft(p)
+	}
+	for id, p := range r.recording {
+		if p.att.EndedAt.IsZero() { // its first try has not read the database's clock
+			p.att.EndedAt = r.now(p.att)
+			r.recording[id] = p
+		}
+		r.logLeft(p)
+	}
+	return fmt.Errorf("batch: close ends left unrecorded at shutdown: %d held, %d still recording",
+		len(r.pending), len(r.recording))
+}
+
+// logLeft logs, sealed, an end the shutdown leaves unrecorded.
+func (r *recorder) logLeft(p pendingEnd) {
+	ev := zerolog.Ctx(p.ctx).Error().Str("batchId", p.att.BatchID).Int64("attempt", p.att.ID)
+	if sealed, ok := r.sealed(p.att); ok {
+		ev = ev.Str("sealedRecord", sealed)
+	}
+	ev.Msg("shutting down with the end of a close unrecorded: recover it from this line (sealed with the secret key)")
 }

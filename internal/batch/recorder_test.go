@@ -2,9 +2,13 @@ package batch_test
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/store"
@@ -216,4 +220,199 @@ func TestCloseAnswerAndLateRecordShareClosedAt(t *testing.T) {
 			})
 		})
 	}
+}
+
+// hangingEnds is a store whose writes of close ends (with reads set, the reads of
+// batches too) hang until their context ends once a close has begun (a database that
+// hangs rather than fails), until the test heals it.
+type hangingEnds struct {
+	batch.Store
+	reads bool
+	down  atomic.Bool
+}
+
+func (s *hangingEnds) GetBatch(ctx context.Context, id string) (batch.Batch, error) {
+	if s.reads && s.down.Load() {
+		<-ctx.Done()
+		return batch.Batch{}, ctx.Err()
+	}
+	return s.Store.GetBatch(ctx, id)
+}
+
+func (s *hangingEnds) Apply(ctx context.Context, c batch.Change) (batch.Batch, batch.Close, error) {
+	if c.End != nil && s.down.Load() {
+		<-ctx.Done()
+		return batch.Batch{}, batch.Close{}, ctx.Err()
+	}
+	b, att, err := s.Store.Apply(ctx, c)
+	if err == nil && c.Begin != nil && c.To != nil {
+		s.down.Store(true) // the lease is taken: the database hangs
+	}
+	return b, att, err
+}
+
+// sealedEnds are the ends of closes of batchID in the log's sealed records (sealed by
+// plainSeal), in the order logged.
+func sealedEnds(t *testing.T, log, batchID string) []batch.Close {
+	t.Helper()
+	var ends []batch.Close
+	for line := range strings.Lines(log) {
+		var l struct{ SealedRecord string }
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		plain, ok := strings.CutPrefix(l.SealedRecord, "sealed:")
+		if !ok {
+			continue
+		}
+		var c batch.Close
+		if err := json.Unmarshal([]byte(plain), &c); err != nil {
+			t.Fatalf("sealed record %q: %v", plain, err)
+		}
+		if c.BatchID == batchID {
+			ends = append(ends, c)
+		}
+	}
+	return ends
+}
+
+// plainSeal "seals" a record for the tests: it stays readable.
+func plainSeal(p []byte) (string, error) { return "sealed:" + string(p), nil }
+
+// When Drain's window ends while a close's first try at its end still hangs (its margin
+// outlasts the window), the end is in the log, sealed, by the time Drain returns: the
+// process may exit then, and the end is in neither the store nor, else, the log. The
+// record, failing later, logs it again with the same instant, which its answer carries
+// (also when its first try could not read the database's clock: Drain fixed the instant).
+func TestDrainLogsTheEndsStillRecordingWhenItGivesUp(t *testing.T) {
+	t.Parallel()
+	for _, reads := range []bool{false, true} {
+		name := "end writes hang"
+		if reads {
+			name = "reads hang too"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			drainGivesUpWhileRecording(t, reads)
+		})
+	}
+}
+
+func drainGivesUpWhileRecording(t *testing.T, reads bool) {
+	eachStore(t, func(t *testing.T, base store.Store) {
+		st := &hangingEnds{Store: base, reads: reads}
+		svc := batch.NewService(newFakeConcur(1, []string{"b-1"}), st, batch.Options{
+			CloseLease: 5 * time.Second, // a margin of 500 ms: the first try hangs that long
+			Seal:       plainSeal,
+		})
+		var logs logSink
+		ctx := zerolog.New(&logs).WithContext(context.Background())
+		var a closeAnswer
+		answered := make(chan struct{})
+		go func() {
+			defer close(answered)
+			res, err := svc.Close(ctx, batch.CloseRequest{ID: "b-1", Caller: "payroll"})
+			a = closeAnswer{res, err}
+		}()
+		defer func() { <-answered }() // before the store closes
+		for !st.down.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond) // the end's first try hangs
+
+		dctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if err := svc.Drain(dctx); err == nil {
+			t.Error("Drain returned nil with an end still recording")
+		}
+		ends := sealedEnds(t, logs.String(), "b-1")
+		if len(ends) == 0 {
+			t.Fatalf("Drain gave up and the end is not in the log (lost if the process exits now); log:\n%s", logs.String())
+		}
+		if c := ends[0]; c.FileURL == "" || c.EndedAt.IsZero() {
+			t.Errorf("logged end %+v, want Concur's answer and the end's instant", c)
+		}
+
+		<-answered // the record's try times out at its margin: it logs the end again
+		if a.err != nil || a.res.FileURL == "" {
+			t.Fatalf("close = %+v, %v; want Concur's answer", a.res, a.err)
+		}
+		for _, c := range sealedEnds(t, logs.String(), "b-1") {
+			if !c.EndedAt.Equal(a.res.ClosedAt) {
+				t.Errorf("logged end at %v, answered closedAt %v: want one instant", c.EndedAt, a.res.ClosedAt)
+			}
+		}
+	})
+}
+
+// Drain keeps to its window with a database that hangs: it does not give each held end
+// a time of its own, and what it could not store is logged, sealed, when it gives up.
+func TestDrainKeepsToItsWindowWhenTheStoreHangs(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, base store.Store) {
+		st := &hangingEnds{Store: base}
+		ids := []string{"b-1", "b-2", "b-3"}
+		svc := batch.NewService(newFakeConcur(1, ids), st, batch.Options{
+			CloseLease: time.Second, // a margin of 100 ms
+			Seal:       plainSeal,
+		})
+		var logs logSink
+		ctx := zerolog.New(&logs).WithContext(context.Background())
+		for _, id := range ids {
+			st.down.Store(false)
+			if _, err := svc.Close(ctx, batch.CloseRequest{ID: id, Caller: "payroll"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := svc.Unrecorded(); n != len(ids) {
+			t.Fatalf("unrecorded = %d, want the %d ends held", n, len(ids))
+		}
+		const window = 300 * time.Millisecond
+		dctx, cancel := context.WithTimeout(context.Background(), window)
+		defer cancel()
+		start := time.Now()
+		err := svc.Drain(dctx)
+		if took := time.Since(start); took > window+500*time.Millisecond {
+			t.Errorf("Drain with a window of %v took %v", window, took)
+		}
+		if err == nil {
+			t.Error("Drain returned nil with the store hanging")
+		}
+		for _, id := range ids { // logged at the first failure, and once more as Drain gave up
+			if n := len(sealedEnds(t, logs.String(), id)); n < 2 {
+				t.Errorf("%s: logged sealed %d times, want at the refusal and as Drain gave up", id, n)
+			}
+		}
+	})
+}
+
+// RunRecorder returns soon after its context ends, even while it is storing held ends
+// into a database that hangs: the shutdown waits for it before Drain.
+func TestRunRecorderEndsWithItsContextWhenTheStoreHangs(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, base store.Store) {
+		st := &hangingEnds{Store: base}
+		ids := []string{"b-1", "b-2", "b-3"}
+		svc := batch.NewService(newFakeConcur(1, ids), st, batch.Options{CloseLease: time.Second})
+		for _, id := range ids {
+			st.down.Store(false)
+			if _, err := svc.Close(context.Background(), batch.CloseRequest{ID: id, Caller: "payroll"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runCtx, stopRun := context.WithCancel(context.Background())
+		ran := make(chan struct{})
+		go func() { defer close(ran); svc.RunRecorder(runCtx) }()
+		time.Sleep(300 * time.Millisecond) // its first flush hangs on the first end
+		stopRun()
+		select {
+		case <-ran:
+		case <-time.After(time.Second):
+			t.Error("RunRecorder still running 1 s after its context ended")
+			<-ran
+		}
+		if n := svc.Unrecorded(); n != len(ids) {
+			t.Errorf("unrecorded = %d, want the %d ends still held for Drain", n, len(ids))
+		}
+	})
 }
