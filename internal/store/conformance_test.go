@@ -61,6 +61,7 @@ func testConformance(t *testing.T, b backend) {
 		{"IdempotencyPurge", testIdempotencyPurge},
 		{"MixedLoad", testMixedLoad},
 		{"OpenTwice", testOpenTwice},
+		{"CloseWhileQuerying", testCloseWhileQuerying},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -138,3 +138,30 @@ func TestOpenRejects(t *testing.T) {
 		})
 	}
 }
+
+// Closing the store while calls still run (a shutdown whose drain gave up on a hanging
+// close) is no data race: the calls fail, the store closes.
+func testCloseWhileQuerying(t *testing.T, h *harness) {
+	s := h.open(t)
+	mustUpsert(t, s, at(0), testBatch("A", 1))
+	var wg sync.WaitGroup
+	started := make(chan struct{}, 4)
+	for range 4 {
+		wg.Go(func() {
+			started <- struct{}{}
+			for {
+				if _, err := s.GetBatch(t.Context(), "A"); err != nil {
+					return
+				}
+			}
+		})
+	}
+	for range 4 {
+		<-started
+	}
+	time.Sleep(10 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Errorf("Close while querying: %v", err)
+	}
+	wg.Wait()
+}

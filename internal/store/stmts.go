@@ -74,9 +74,10 @@ func (s *sqlStore) queryRow(ctx context.Context, q querier, query string, args .
 	return q.QueryRowContext(ctx, s.q(query), args...)
 }
 
+// closeStmts closes the prepared statements. The map stays as Open made it, read without a
+// lock by calls that may still run: a closed statement fails them instead.
 func (s *sqlStore) closeStmts() {
 	for _, st := range s.stmts {
 		_ = st.Close()
 	}
-	s.stmts = nil
 }
