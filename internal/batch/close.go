@@ -206,6 +206,7 @@ func (s *Service) send(ctx context.Context, req CloseRequest, b Batch, start tim
 	// The close runs detached from the caller and ends a margin before the lease does:
 	// the deadline is measured from start, which came before the database read the lease's
 	// start, so it holds whatever this replica's clock says.
+	defer s.rec.begin(ctx, att)() // Drain waits for this close from here on
 	callCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), start.Add(s.lease-leaseMargin(s.lease)))
 	res, err := s.call(callCtx, req, b, att)
 	cancel()

@@ -101,6 +101,7 @@ func (s *Service) obtainFile(ctx context.Context, b Batch, start time.Time) erro
 		}
 		return storeError(err)
 	}
+	defer s.rec.begin(ctx, att)() // Drain waits for this close from here on
 	callCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), start.Add(s.lease-leaseMargin(s.lease)))
 	res, err := s.up.CloseBatch(callCtx, b.URL)
 	cancel()

@@ -32,10 +32,11 @@ import (
 // is stored late.
 
 type pendingEnd struct {
-	ctx context.Context
-	att Close
-	res CloseResult
-	err error
+	ctx     context.Context
+	att     Close
+	res     CloseResult
+	err     error
+	calling bool // begun, its call to Concur in flight: no end yet
 }
 
 type recorder struct {
@@ -64,13 +65,12 @@ func newRecorder(s *Service, margin time.Duration, seal func([]byte) (string, er
 func (r *recorder) record(ctx context.Context, att Close, res CloseResult, err error) (Close, error) {
 	ctx = context.WithoutCancel(ctx) // the caller hanging up does not stop the recording; the shutdown ends its waits
 	r.mu.Lock()
+	if p, ok := r.recording[att.ID]; ok && att.EndedAt.IsZero() {
+		att.EndedAt = p.att.EndedAt // as a Drain that gave up logged it
+	}
 	r.recording[att.ID] = pendingEnd{ctx: ctx, att: att, res: res, err: err}
 	r.mu.Unlock()
-	defer func() { // after hold: Drain finds the end in one or the other throughout
-		r.mu.Lock()
-		delete(r.recording, att.ID)
-		r.mu.Unlock()
-	}()
+	defer r.forget(att.ID) // after hold: Drain finds the end in one or the other throughout
 	deadline := time.Now().Add(r.margin)
 	wait := 20 * time.Millisecond
 	for logged := false; ; {
@@ -112,6 +112,22 @@ func (r *recorder) now(att Close) time.Time {
 		t = att.StartedAt
 	}
 	return t.UTC().Truncate(time.Microsecond)
+}
+
+// begin tells the recorder of a close whose lease is taken and whose call to Concur may
+// now be in flight, until done: Drain waits for it as for a record, and, giving up first,
+// logs it (sealed) as a close whose outcome the exit leaves unknown. Its record takes over.
+func (r *recorder) begin(ctx context.Context, att Close) (done func()) {
+	r.mu.Lock()
+	r.recording[att.ID] = pendingEnd{ctx: context.WithoutCancel(ctx), att: att, calling: true}
+	r.mu.Unlock()
+	return func() { r.forget(att.ID) }
+}
+
+func (r *recorder) forget(id int64) {
+	r.mu.Lock()
+	delete(r.recording, id)
+	r.mu.Unlock()
 }
 
 // fix fixes the instant of the end of the attempt id at t, unless it is fixed already,
@@ -292,6 +308,10 @@ func (r *recorder) giveUp() error {
 		r.logLeft(p)
 	}
 	for id, p := range r.recording {
+		if p.calling {
+			r.logCalling(p)
+			continue
+		}
 		if p.att.EndedAt.IsZero() { // its first try has not read the database's clock
 			p.att.EndedAt = r.now(p.att)
 			r.recording[id] = p
@@ -300,6 +320,17 @@ func (r *recorder) giveUp() error {
 	}
 	return fmt.Errorf("batch: close ends left unrecorded at shutdown: %d held, %d still recording",
 		len(r.pending), len(r.recording))
+}
+
+// logCalling logs, sealed, a close the shutdown leaves calling Concur: its outcome is
+// unknown; the batch list settles it once its lease has ended.
+func (r *recorder) logCalling(p pendingEnd) {
+	ev := zerolog.Ctx(p.ctx).Error().Str("batchId", p.att.BatchID).Int64("attempt", p.att.ID)
+	if sealed, ok := r.sealed(p.att); ok {
+		ev = ev.Str("sealedRecord", sealed)
+	}
+	ev.Msg("shutting down with a close still calling Concur: its outcome is unknown (the batch list settles it); " +
+		"the attempt is in this line, sealed with the secret key")
 }
 
 // logLeft logs, sealed, an end the shutdown leaves unrecorded.

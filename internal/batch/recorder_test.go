@@ -416,3 +416,72 @@ func TestRunRecorderEndsWithItsContextWhenTheStoreHangs(t *testing.T) {
 		}
 	})
 }
+
+// slowClose is a Concur whose v1.1 close answers only once released.
+type slowClose struct {
+	*fakeConcur
+	calling chan struct{} // closed when the close reaches Concur
+	release chan struct{}
+}
+
+func (u slowClose) CloseBatch(ctx context.Context, url string) (batch.CloseResult, error) {
+	close(u.calling)
+	<-u.release
+	return u.fakeConcur.CloseBatch(ctx, url)
+}
+
+// Drain waits for a close whose call to Concur is still in flight (its lease taken, no
+// end yet: a request that began late in the grace period), and stores its end; giving up
+// first, it logs that close, sealed, so that an exit leaves it in the log.
+func TestDrainWaitsForACloseStillCallingConcur(t *testing.T) {
+	t.Parallel()
+	for _, giveUp := range []bool{false, true} {
+		t.Run(map[bool]string{false: "the call ends within the window", true: "the window ends first"}[giveUp], func(t *testing.T) {
+			t.Parallel()
+			up := slowClose{newFakeConcur(1, []string{"b-1"}), make(chan struct{}), make(chan struct{})}
+			svc := batch.NewService(up, openStore(t), batch.Options{CloseLease: 5 * time.Second, Seal: plainSeal})
+			var logs logSink
+			ctx := zerolog.New(&logs).WithContext(context.Background())
+			answered := make(chan error, 1)
+			go func() {
+				_, err := svc.Close(ctx, batch.CloseRequest{ID: "b-1", Caller: "payroll"})
+				answered <- err
+			}()
+			<-up.calling
+			window := 2 * time.Second
+			if giveUp {
+				window = 100 * time.Millisecond
+			} else {
+				time.AfterFunc(200*time.Millisecond, func() { close(up.release) })
+			}
+			dctx, cancel := context.WithTimeout(context.Background(), window)
+			defer cancel()
+			began := time.Now()
+			err := svc.Drain(dctx)
+			took := time.Since(began)
+			if giveUp {
+				if err == nil {
+					t.Error("Drain returned nil with a close still calling Concur")
+				}
+				if ends := sealedEnds(t, logs.String(), "b-1"); len(ends) == 0 {
+					t.Errorf("Drain gave up and the close still calling Concur is not in the log; log:\n%s", logs.String())
+				}
+				close(up.release)
+				<-answered
+				return
+			}
+			if err != nil {
+				t.Fatalf("Drain: %v", err)
+			}
+			if took < 150*time.Millisecond {
+				t.Errorf("Drain returned after %v, before the close in flight ended (200 ms)", took)
+			}
+			if err := <-answered; err != nil {
+				t.Fatalf("close: %v", err)
+			}
+			if closes, err := svc.Closes(context.Background(), "b-1", 10); err != nil || len(closes) != 1 || closes[0].Outcome != batch.OutcomeClosed {
+				t.Errorf("closes after Drain: %+v, %v; want the one close, stored as closed", closes, err)
+			}
+		})
+	}
+}
