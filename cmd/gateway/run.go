@@ -73,11 +73,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	bgCtx, stopBackground := context.WithCancel(log.WithContext(ctx)) // background work ends with run
 	defer stopBackground()
 	go purgeIdempotencyKeys(bgCtx, st, log)
-	recording, finishing := make(chan struct{}), make(chan struct{})
-	go func() { defer close(recording); svc.RunRecorder(bgCtx) }()
-	finishCtx, stopFinishing := context.WithCancel(bgCtx)
-	defer stopFinishing()
-	go func() { defer close(finishing); svc.RunFinisher(finishCtx, finishEvery) }()
 	authn, err := newAuthenticator(bgCtx, cfg, log)
 	if err != nil {
 		return err
@@ -116,6 +111,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Str("addr", ln.Addr().String()).
 		Str("swaggerUi", base+"/swagger/index.html").
 		Msgf("listening; Swagger UI at %s/swagger/index.html", base)
+
+	// The background work starts last, when nothing can fail any more before the shutdown
+	// below, which waits for it: a return above leaves no close of the finisher's running.
+	recording, finishing := make(chan struct{}), make(chan struct{})
+	go func() { defer close(recording); svc.RunRecorder(bgCtx) }()
+	finishCtx, stopFinishing := context.WithCancel(bgCtx)
+	defer stopFinishing()
+	go func() { defer close(finishing); svc.RunFinisher(finishCtx, finishEvery) }()
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
