@@ -80,6 +80,9 @@ func (r *recorder) record(ctx context.Context, att Close, res CloseResult, err e
 		rec, serr := r.try(tctx, &att, res, err)
 		cancel()
 		if serr == nil {
+			if logged {
+				r.logStored(ctx, att)
+			}
 			return rec, nil
 		}
 		if !logged { // from the first failure on, the end is in the log, sealed
@@ -252,6 +255,7 @@ func (r *recorder) flush(limit context.Context) int {
 			r.mu.Lock()
 			delete(r.pending, p.att.ID)
 			r.mu.Unlock()
+			r.logStored(p.ctx, p.att)
 		}
 	}
 	return r.Unrecorded()
@@ -320,6 +324,13 @@ func (r *recorder) giveUp() error {
 	}
 	return fmt.Errorf("batch: close ends left unrecorded at shutdown: %d held, %d still recording",
 		len(r.pending), len(r.recording))
+}
+
+// logStored says that an end logged sealed, because the store refused it, is stored
+// after all: an operator recovering ends from the log passes over its sealed lines.
+func (r *recorder) logStored(ctx context.Context, att Close) {
+	zerolog.Ctx(ctx).Info().Str("batchId", att.BatchID).Int64("attempt", att.ID).
+		Msg("the end of a close the store refused earlier is stored now: its sealed lines are not needed")
 }
 
 // logCalling logs, sealed, a close the shutdown leaves calling Concur: its outcome is

@@ -189,7 +189,8 @@ func TestCloseAnswerAndLateRecordShareClosedAt(t *testing.T) {
 					CloseLease: time.Second, // a margin of 100 ms
 					Now:        func() time.Time { return time.Now().Add(90 * time.Second) },
 				})
-				ctx := context.Background()
+				var logs logSink
+				ctx := zerolog.New(&logs).WithContext(context.Background())
 				res, err := svc.Close(ctx, batch.CloseRequest{ID: "b-1", Caller: "payroll"})
 				if err != nil || res.ClosedAt.IsZero() {
 					t.Fatalf("close = %+v, %v", res, err)
@@ -206,6 +207,9 @@ func TestCloseAnswerAndLateRecordShareClosedAt(t *testing.T) {
 					t.Fatal(err)
 				}
 				rec := wantStoredClose(t, svc, "b-1", res)
+				if !strings.Contains(logs.String(), "is stored now: its sealed lines are not needed") {
+					t.Errorf("no line says the end logged sealed is stored after all; log:\n%s", logs.String())
+				}
 				wire := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 				if got := rec.Result().ClosedAt; !got.Equal(res.ClosedAt) || wire(got) != wire(res.ClosedAt) {
 					t.Errorf("answer's closedAt %s, recorded %s: want one instant", wire(res.ClosedAt), wire(got))

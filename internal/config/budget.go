@@ -6,11 +6,14 @@ import "time"
 // two time-outs.
 func (c Config) ConcurRetryBudget() time.Duration { return 2 * c.ConcurTimeout }
 
-// CloseBudget is the longest one close can take: a token refresh (a time-out), a directory
-// refresh of the OPEN and CLOSED lists (a retry budget each), the close with one renewal
-// and retry (3 time-outs), and after a not-found one more refresh (2 retry budgets) and
-// close (3): 15 time-outs. The server's write time-out, the close lease and the shutdown
-// grace period derive from it, so none cuts a close that is still within its bounds.
+// CloseBudget is the longest one close request may take, measured from when it began: a
+// token refresh (a time-out), a refresh of the OPEN and CLOSED lists or the settling of an
+// unknown outcome (a retry budget each list), the close with one renewal and retry (3
+// time-outs), and after a not-found one more refresh (2 retry budgets) and close (3): 15
+// time-outs. The server's write time-out, the close lease and the shutdown grace period
+// derive from it. A request that uses up every bound at once (a token refresh that waits
+// for another replica's, then a renewal and a not-found retry) has its call cut at the
+// budget: its outcome is then unknown and settled from the batch list, never retried.
 func (c Config) CloseBudget() time.Duration { return 7*c.ConcurTimeout + 4*c.ConcurRetryBudget() }
 
 // CloseLease is how long a close holds its batch and its idempotency key: the longest
