@@ -147,11 +147,6 @@ func (s *Service) Close(ctx context.Context, req CloseRequest) (CloseResult, err
 	if req.Async && req.Regenerate {
 		return CloseResult{}, Errorf(CodeInvalidRequest, "?regenerate=true is synchronous only: drop Prefer: respond-async")
 	}
-	if req.IdempotencyKey != "" {
-		if res, err, done := s.replayKey(ctx, req); done {
-			return res, err
-		}
-	}
 	// The close's deadline is measured from here, before the state is first read: the
 	// lease starts later, and the whole request, settling and all, stays within the budget.
 	start := time.Now()
@@ -159,6 +154,14 @@ func (s *Service) Close(ctx context.Context, req CloseRequest) (CloseResult, err
 		b, err := s.dir.lookup(ctx, req.ID)
 		if err != nil {
 			return CloseResult{}, err
+		}
+		// The key is looked up after the state is read: an attempt it made before that read
+		// is found, and one begun since moved the state, so the lease taken from it fails
+		// and the next turn finds the attempt.
+		if req.IdempotencyKey != "" {
+			if res, err, done := s.replayKey(ctx, req); done {
+				return res, err
+			}
 		}
 		st, refusal := decide(b, req)
 		switch st {

@@ -2,6 +2,7 @@ package batch_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -400,5 +401,63 @@ func TestFinisherBeginsNoCloseAfterItsContextEnds(t *testing.T) {
 	}
 	if err := svc.FinishPass(context.Background()); err != nil || obtained() != 2 {
 		t.Errorf("the next pass: %v, %d closes in all, want 2", err, obtained())
+	}
+}
+
+// interleaveKey runs another request to its end between a request's first look-up of its
+// Idempotency-Key and its next read of the state: a second request with the same key that
+// starts and finishes in between.
+type interleaveKey struct {
+	batch.Store
+	keyed   atomic.Bool // a key was looked up
+	done    atomic.Bool
+	between func()
+}
+
+func (s *interleaveKey) CloseByKey(ctx context.Context, batchID, caller, key string) (batch.Close, error) {
+	s.keyed.Store(true)
+	return s.Store.CloseByKey(ctx, batchID, caller, key)
+}
+
+// GetBatch runs the other request at the first read of the state after a key's look-up.
+func (s *interleaveKey) GetBatch(ctx context.Context, id string) (batch.Batch, error) {
+	if s.keyed.Load() && s.done.CompareAndSwap(false, true) {
+		s.between()
+	}
+	return s.Store.GetBatch(ctx, id)
+}
+
+// Two requests with one Idempotency-Key regenerate a batch once, however they interleave:
+// the key is looked up after the state is read, so a request that missed the other's
+// attempt finds the state moved on when it takes the lease, and looks again. (Found by the
+// model test, seed 18052 on PostgreSQL: the second request looked the key up before the
+// first had begun, then regenerated after it had ended.)
+func TestOneKeyRegeneratesOnceWhateverTheInterleaving(t *testing.T) {
+	t.Parallel()
+	fake := newFakeConcur(1, []string{"b-1"})
+	st := &interleaveKey{Store: openStore(t)}
+	svc := batch.NewService(fake, st, batch.Options{CloseLease: 2 * time.Second, SettleDelay: 150 * time.Millisecond})
+	ctx := context.Background()
+	if _, err := svc.Close(ctx, batch.CloseRequest{ID: "b-1", Caller: "payroll"}); err != nil {
+		t.Fatal(err)
+	}
+	regen := batch.CloseRequest{ID: "b-1", Caller: "payroll", IdempotencyKey: "k", Regenerate: true}
+	var inner error
+	st.between = func() { _, inner = svc.Close(ctx, regen) }
+	outer, err := svc.Close(ctx, regen)
+	if err != nil || (inner != nil && batch.ErrorCode(inner) != batch.CodeCloseInProgress) {
+		t.Fatalf("regenerations: inner %v, outer %v; want the outer's, and the inner's or its in-progress refusal", inner, err)
+	}
+	n := 0
+	for _, e := range fake.history() {
+		if e.regen {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("Concur regenerated batch b-1 %d times under one Idempotency-Key, want once", n)
+	}
+	if !outer.Regenerated || outer.FileURL == "" {
+		t.Errorf("the outer request's answer %+v: want the regeneration (made, or replayed)", outer)
 	}
 }

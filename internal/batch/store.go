@@ -135,7 +135,7 @@ type Close struct {
 func (c Close) Result() CloseResult {
 	return CloseResult{
 		BatchID: c.BatchID, BatchStatus: c.BatchStatus, Status: c.Status, JobQueueKey: c.JobQueueKey, FileURL: c.FileURL,
-		ClosedAt: c.EndedAt,
+		ClosedAt: c.EndedAt, Regenerated: c.Regenerate,
 	}
 }
 
