@@ -135,7 +135,7 @@ type Close struct {
 func (c Close) Result() CloseResult {
 	return CloseResult{
 		BatchID: c.BatchID, BatchStatus: c.BatchStatus, Status: c.Status, JobQueueKey: c.JobQueueKey, FileURL: c.FileURL,
-		ClosedAt: c.EndedAt, Regenerated: c.Regenerate,
+		ClosedAt: c.EndedAt, Regenerated: c.Regenerate && c.Caller != System, // as asked for with ?regenerate=true
 	}
 }
 
