@@ -409,19 +409,24 @@ func TestFinisherBeginsNoCloseAfterItsContextEnds(t *testing.T) {
 // starts and finishes in between.
 type interleaveKey struct {
 	batch.Store
-	keyed   atomic.Bool // a key was looked up
-	done    atomic.Bool
-	between func()
+	afterKey atomic.Bool // run the other request right after the first key look-up, not at the next read
+	keyed    atomic.Bool // a key was looked up
+	done     atomic.Bool
+	between  func()
 }
 
 func (s *interleaveKey) CloseByKey(ctx context.Context, batchID, caller, key string) (batch.Close, error) {
+	c, err := s.Store.CloseByKey(ctx, batchID, caller, key)
 	s.keyed.Store(true)
-	return s.Store.CloseByKey(ctx, batchID, caller, key)
+	if s.afterKey.Load() && s.done.CompareAndSwap(false, true) {
+		s.between()
+	}
+	return c, err
 }
 
 // GetBatch runs the other request at the first read of the state after a key's look-up.
 func (s *interleaveKey) GetBatch(ctx context.Context, id string) (batch.Batch, error) {
-	if s.keyed.Load() && s.done.CompareAndSwap(false, true) {
+	if !s.afterKey.Load() && s.keyed.Load() && s.done.CompareAndSwap(false, true) {
 		s.between()
 	}
 	return s.Store.GetBatch(ctx, id)
@@ -434,30 +439,54 @@ func (s *interleaveKey) GetBatch(ctx context.Context, id string) (batch.Batch, e
 // first had begun, then regenerated after it had ended.)
 func TestOneKeyRegeneratesOnceWhateverTheInterleaving(t *testing.T) {
 	t.Parallel()
-	fake := newFakeConcur(1, []string{"b-1"})
-	st := &interleaveKey{Store: openStore(t)}
-	svc := batch.NewService(fake, st, batch.Options{CloseLease: 2 * time.Second, SettleDelay: 150 * time.Millisecond})
-	ctx := context.Background()
-	if _, err := svc.Close(ctx, batch.CloseRequest{ID: "b-1", Caller: "payroll"}); err != nil {
-		t.Fatal(err)
-	}
-	regen := batch.CloseRequest{ID: "b-1", Caller: "payroll", IdempotencyKey: "k", Regenerate: true}
-	var inner error
-	st.between = func() { _, inner = svc.Close(ctx, regen) }
-	outer, err := svc.Close(ctx, regen)
-	if err != nil || (inner != nil && batch.ErrorCode(inner) != batch.CodeCloseInProgress) {
-		t.Fatalf("regenerations: inner %v, outer %v; want the outer's, and the inner's or its in-progress refusal", inner, err)
-	}
-	n := 0
-	for _, e := range fake.history() {
-		if e.regen {
-			n++
-		}
-	}
-	if n != 1 {
-		t.Errorf("Concur regenerated batch b-1 %d times under one Idempotency-Key, want once", n)
-	}
-	if !outer.Regenerated || outer.FileURL == "" {
-		t.Errorf("the outer request's answer %+v: want the regeneration (made, or replayed)", outer)
+	for _, tc := range []struct {
+		name     string
+		afterKey bool
+	}{
+		// The other request runs between this one's key look-up and its next read of the
+		// state: that read finds the other's attempt (in progress or ended).
+		{"at the next read of the state", false},
+		// The other request runs right after this one's key look-up found nothing, before
+		// this one takes the lease from the state it read: the lease's compare-and-set
+		// fails, and the next turn finds the other's attempt by its key.
+		{"before the lease is taken", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fake := newFakeConcur(1, []string{"b-1"})
+			st := &interleaveKey{Store: openStore(t)}
+			svc := batch.NewService(fake, st, batch.Options{CloseLease: 2 * time.Second, SettleDelay: 150 * time.Millisecond})
+			ctx := context.Background()
+			if _, err := svc.Close(ctx, batch.CloseRequest{ID: "b-1", Caller: "payroll"}); err != nil {
+				t.Fatal(err)
+			}
+			regen := batch.CloseRequest{ID: "b-1", Caller: "payroll", IdempotencyKey: "k", Regenerate: true}
+			var inner batch.CloseResult
+			var innerErr error
+			st.between = func() { inner, innerErr = svc.Close(ctx, regen) }
+			st.afterKey.Store(tc.afterKey)
+			outer, err := svc.Close(ctx, regen)
+			if !st.done.Load() {
+				t.Fatal("the other request never ran: the interleaving was not forced")
+			}
+			if err != nil || (innerErr != nil && batch.ErrorCode(innerErr) != batch.CodeCloseInProgress) {
+				t.Fatalf("regenerations: inner %v, outer %v; want the outer's, and the inner's or its in-progress refusal", innerErr, err)
+			}
+			n := 0
+			for _, e := range fake.history() {
+				if e.regen {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("Concur regenerated batch b-1 %d times under one Idempotency-Key, want once", n)
+			}
+			if !outer.Regenerated || outer.FileURL == "" {
+				t.Errorf("the outer request's answer %+v: want the regeneration (made, or replayed)", outer)
+			}
+			if tc.afterKey && (innerErr != nil || !outer.ClosedAt.Equal(inner.ClosedAt) || outer.FileURL != inner.FileURL) {
+				t.Errorf("the outer request's answer %+v, the inner's %+v, %v: want the inner's regeneration, replayed", outer, inner, innerErr)
+			}
+		})
 	}
 }
