@@ -342,15 +342,26 @@ func TestCredentialStoreLockWaitBounded(t *testing.T) {
 			f := newFake(t)
 			creds := newMemCredentials()
 			held := make(chan struct{})
-			ctx, cancel := context.WithTimeout(t.Context(), tt.hold)
-			defer cancel()
+			// The hold is counted from when the refresh asks for the lock, not from before
+			// the client exists: time spent setting up (long on a loaded machine) would
+			// otherwise come off the hold, and a lock meant to outlast the token call's
+			// share would be free in time for it.
+			waiting := &lockWaiter{CredentialStore: creds, asked: make(chan struct{})}
 			go creds.UpdateCredentials(t.Context(), func(Credentials, bool) (*Credentials, error) {
 				close(held)
-				<-ctx.Done()
+				select {
+				case <-waiting.asked:
+				case <-t.Context().Done():
+					return nil, nil
+				}
+				select {
+				case <-time.After(tt.hold):
+				case <-t.Context().Done():
+				}
 				return nil, nil
 			})
 			<-held
-			c, _ := newClient(t, f, func(c *Config) { c.Credentials, c.Timeout = creds, timeout })
+			c, _ := newClient(t, f, func(c *Config) { c.Credentials, c.Timeout = waiting, timeout })
 			start := time.Now()
 			wantCode(t, call(t.Context(), c, f, opList), batch.CodeStoreUnavailable)
 			if d := time.Since(start); d > refreshBudget(timeout)+time.Second {
@@ -359,6 +370,18 @@ func TestCredentialStoreLockWaitBounded(t *testing.T) {
 			wantTokenCalls(t, f, 0)
 		})
 	}
+}
+
+// lockWaiter is a CredentialStore that closes asked when it is first asked for the lock.
+type lockWaiter struct {
+	CredentialStore
+	once  sync.Once
+	asked chan struct{}
+}
+
+func (l *lockWaiter) UpdateCredentials(ctx context.Context, fn func(Credentials, bool) (*Credentials, error)) (Credentials, error) {
+	l.once.Do(func() { close(l.asked) })
+	return l.CredentialStore.UpdateCredentials(ctx, fn)
 }
 
 // When Concur does not rotate the refresh token and does not repeat its expiry, the stored
