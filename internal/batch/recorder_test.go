@@ -376,7 +376,9 @@ func TestDrainKeepsToItsWindowWhenTheStoreHangs(t *testing.T) {
 		defer cancel()
 		start := time.Now()
 		err := svc.Drain(dctx)
-		if took := time.Since(start); took > window+500*time.Millisecond {
+		// Without the bound a hung store held Drain 10 s per end (30 s here): 2 s of slack is
+		// for a loaded machine, not for the drain.
+		if took := time.Since(start); took > window+2*time.Second {
 			t.Errorf("Drain with a window of %v took %v", window, took)
 		}
 		if err == nil {
