@@ -19,7 +19,7 @@ var allowed = map[string][]string{
 	"api/client":         {"api"},
 	"internal/store":     {"internal/batch", "internal/concur", "internal/secretbox"},
 	"internal/concur":    {"internal/batch"},
-	"internal/httpapi":   {"api", "internal/auth", "internal/batch", "internal/spec", "internal/store", "openapi"},
+	"internal/httpapi":   {"api", "internal/auth", "internal/batch", "internal/spec", "internal/store"},
 	"internal/spec":      {"openapi"},
 	"internal/config":    {"internal/auth", "internal/secretbox"},
 	"internal/telemetry": {"internal/batch", "internal/concur"},

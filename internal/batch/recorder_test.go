@@ -357,7 +357,9 @@ func TestDrainKeepsToItsWindowWhenTheStoreHangs(t *testing.T) {
 		st := &hangingEnds{Store: base}
 		ids := []string{"b-1", "b-2", "b-3"}
 		svc := batch.NewService(newFakeConcur(1, ids), st, batch.Options{
-			CloseLease: time.Second, // a margin of 100 ms
+			// A margin of 500 ms; a lease well beyond the slack below, so that a Drain
+			// bound by a lease rather than its window fails.
+			CloseLease: 5 * time.Second,
 			Seal:       plainSeal,
 		})
 		var logs logSink

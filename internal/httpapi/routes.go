@@ -1,7 +1,8 @@
 // Package httpapi is the gateway's HTTP surface: routes, middleware, handlers and the
 // translation of errors into RFC 9457 problems. It depends on the domain, never the reverse:
 // it imports, of ours, internal/batch, internal/auth, internal/store (the idempotency
-// records), the wire types of api and the spec (openapi, internal/spec).
+// records), the wire types of api and the spec (internal/spec, the only reader of swag's
+// generated openapi package).
 //
 //	@title						Payment-batch gateway
 //	@version					1.0

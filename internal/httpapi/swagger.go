@@ -26,6 +26,11 @@ func swaggerUI() http.HandlerFunc {
 		case name == "doc.json":
 			serveSwaggerDoc(w, r)
 		case known[name]:
+			// http-swagger picks its file from RequestURI, query included: given only the
+			// path, "index.html?x=/doc.json" is index.html, not swag's raw document (read
+			// there on every request, racing the one read of package spec).
+			r := r.WithContext(r.Context())
+			r.RequestURI = r.URL.EscapedPath()
 			ui.ServeHTTP(w, r)
 		default:
 			writeProblem(w, r, batch.Errorf(codeRouteNotFound, "no route for %s %s", r.Method, r.URL.Path))

@@ -85,7 +85,7 @@ var marshal = sync.OnceValues(func() ([]byte, error) {
 func OpenAPI3() (*openapi3.T, error) { return load() }
 
 // Swagger2 is the API description as Swagger 2.0 (indented JSON), as served at
-// /swagger/doc.json.
+// /swagger/doc.json. Callers must not modify it.
 func Swagger2() ([]byte, error) { return swagger2() }
 
 // JSON is OpenAPI3 as indented JSON, as served at /openapi.json.
