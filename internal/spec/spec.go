@@ -2,8 +2,8 @@
 // handlers' annotations (package openapi, checked for drift by make test); this package
 // reads it once, as served at /swagger/doc.json, and converts it with kin-openapi, once,
 // to OpenAPI 3 for callers whose tools want version 3 and for the end-to-end tests that
-// validate every answer against it. It imports, of ours,
-// only the generated openapi package.
+// validate every answer against it. It imports, of ours, only the generated openapi
+// package, and is the only package that does.
 package spec
 
 import (
