@@ -281,31 +281,6 @@ func (r *reach) mayHaveSent(err error) bool {
 	return r.connected.Load() || !r.asked.Load()
 }
 
-// tokenStatusError classifies the token endpoint's non-200 answer.
-func tokenStatusError(resp *http.Response, ans tokenAnswer) *batch.Error {
-	up := &batch.UpstreamError{Status: resp.StatusCode, Message: strings.Trim(strings.TrimSpace(ans.Error+": "+ans.Description), ": ")}
-	code, _ := strconv.ParseInt(unquote(ans.Code), 10, 64)
-	e := &batch.Error{Code: batch.CodeUpstreamAuthFailed, Upstream: up}
-	switch {
-	case ans.Error == "invalid_grant" || code == 108:
-		e.Detail = "Concur refused the refresh token (invalid_grant): a person must re-authorise the gateway with Concur"
-		e.Err = errGrantRefused
-	case ans.Error == "invalid_client":
-		e.Detail = "Concur refused the gateway's client credentials (invalid_client)"
-	case resp.StatusCode == http.StatusTooManyRequests:
-		e.Code, e.Detail = batch.CodeUpstreamRateLimited, "Concur's token endpoint is throttling the gateway"
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), defaultRateLimitWait)
-	case resp.StatusCode >= 500:
-		e.Code, e.Detail = batch.CodeUpstreamUnavailable, "Concur's token endpoint is unavailable"
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), defaultUnavailableWait)
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		e.Code, e.Detail = batch.CodeUpstreamBadResponse, "Concur's token endpoint answered with a redirect"
-	default:
-		e.Detail = "Concur refused to renew the access token"
-	}
-	return e
-}
-
 // tokenTransportError classifies a failure to reach the token endpoint. ctx is the
 // refresh's own (detached) context, so a cancelled caller is not the cause here.
 func tokenTransportError(ctx context.Context, err error) *batch.Error {

@@ -52,6 +52,7 @@ type plan struct {
 	hash      string
 	chainSeed string
 	newChain  bool
+	endpoint  string      // the token endpoint to present it at
 	cur       Credentials // as read
 	until     time.Time   // our marker's lease
 }
@@ -113,7 +114,7 @@ func (s *tokenSource) refresh(ctx context.Context) (_ *token, err error) {
 			wait = min(2*wait, pollMax)
 			continue
 		}
-		ans, err := s.redeemWithin(ctx, p.rt)
+		ans, err := s.redeemWithin(ctx, p.endpoint, s.refreshForm(p.rt), grantRefresh)
 		if err != nil {
 			movedOn := s.release(ctx, p)
 			if errors.Is(err, errGrantRefused) {
@@ -140,6 +141,12 @@ func (s *tokenSource) refresh(ctx context.Context) (_ *token, err error) {
 	}
 }
 
+// errNoGrant is the refusal of a gateway configured with no refresh token whose store
+// holds no grant: nobody ran `gateway authorize` yet.
+var errNoGrant = &batch.Error{Code: batch.CodeUpstreamAuthFailed,
+	Detail: "the gateway holds no Concur grant: run `gateway authorize` with a company request token " +
+		"(see the README, \"Connecting to your Concur company\")"}
+
 // plan runs step 1 in one transaction.
 func (s *tokenSource) plan(ctx context.Context) (plan, error) {
 	var p plan
@@ -159,10 +166,14 @@ func (s *tokenSource) plan(ctx context.Context) (plan, error) {
 			return nil, nil
 		}
 		spent := hasHash(cur.SpentSeeds, s.seedHash) || hasHash(cur.SpentTokens, s.seedHash)
-		p.rt, p.chainSeed, p.newChain = s.seed, s.seedHash, true
+		p.rt, p.chainSeed, p.newChain, p.endpoint = s.seed, s.seedHash, true, s.tokenURL
 		switch {
-		case found && cur.RefreshToken != "" && (spent || cur.SeedHash == s.seedHash):
+		case found && cur.RefreshToken != "" && (s.seed == "" || spent || cur.SeedHash == s.seedHash):
 			p.rt, p.chainSeed, p.newChain = cur.RefreshToken, cur.SeedHash, false
+			p.endpoint = s.tokenEndpoint(cur.Geolocation)
+		case s.seed == "":
+			p.refuse = errNoGrant
+			return nil, nil
 		case spent:
 			p.refuse = &batch.Error{Code: batch.CodeUpstreamAuthFailed, Err: errGrantRefused,
 				Detail: "the configured Concur refresh token was already redeemed and the store holds no newer one: " +

@@ -235,9 +235,10 @@ func (s *tokenSource) unsavedGrant() *grant {
 	return s.unsaved
 }
 
-// redeemWithin redeems rt through the token endpoint's breaker, within the Concur time-out
-// and within what the refresh budget has left before the commit reserve.
-func (s *tokenSource) redeemWithin(ctx context.Context, rt string) (tokenAnswer, error) {
+// redeemWithin makes a token request (form, a grant of kind) at endpoint through the token
+// endpoint's breaker, within the Concur time-out and within what the refresh budget has
+// left before the commit reserve.
+func (s *tokenSource) redeemWithin(ctx context.Context, endpoint string, form url.Values, kind grantKind) (tokenAnswer, error) {
 	d := s.timeout
 	if deadline, ok := ctx.Deadline(); ok {
 		d = min(d, time.Until(deadline)-commitReserve(s.timeout))
@@ -250,13 +251,13 @@ func (s *tokenSource) redeemWithin(ctx context.Context, rt string) (tokenAnswer,
 	done, err := s.breaker.allow()
 	if err != nil {
 		observeTry(s.obs, context.Background(), OpToken, start, false, err)
-		return tokenAnswer{}, err // nothing was sent: rt is still good
+		return tokenAnswer{}, err // nothing was sent: the grant is still good
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, d, errCallTimeout)
 	defer cancel()
 	v := errNeutral
-	defer func() { done(v) }() // also if redeem panics: a half-open breaker must not wait forever
-	ans, err := s.redeem(ctx, rt)
+	defer func() { done(v) }() // also if exchange panics: a half-open breaker must not wait forever
+	ans, err := s.exchange(ctx, endpoint, form, kind)
 	observeTry(s.obs, context.Background(), OpToken, start, true, err)
 	// The refresh is detached: no caller's end is involved. A time-out counts against Concur
 	// only when the call had the whole Concur time-out, not what a slow lock wait left it.
@@ -273,22 +274,36 @@ type tokenAnswer struct {
 	ExpiresIn        json.RawMessage `json:"expires_in"` // "3600" or 3600
 	RefreshToken     string          `json:"refresh_token"`
 	RefreshExpiresIn json.RawMessage `json:"refresh_expires_in"` // epoch seconds, string or number
+	Scope            string          `json:"scope"`              // space-separated
 	Geolocation      string          `json:"geolocation"`
 	Error            string          `json:"error"`
 	Description      string          `json:"error_description"`
 	Code             json.RawMessage `json:"code"` // 108 or "108"
 }
 
-// redeem presents the refresh token rt at the token endpoint. An error means there is
-// nothing to store: Concur refused rt, did not answer, or sent no readable answer.
-func (s *tokenSource) redeem(ctx context.Context, rt string) (tokenAnswer, error) {
-	form := url.Values{
-		"grant_type":    {"refresh_token"},
-		"refresh_token": {rt},
-		"client_id":     {s.clientID},
-		"client_secret": {s.clientSecret},
+// exchange posts form at endpoint and, when Concur answers that the grant lives at another
+// geolocation (code 16), once more at that geolocation's token endpoint: a code 16 refuses
+// the grant without redeeming it, so presenting it again is safe.
+func (s *tokenSource) exchange(ctx context.Context, endpoint string, form url.Values, kind grantKind) (tokenAnswer, error) {
+	ans, err := s.post(ctx, endpoint, form, kind)
+	moved, ok := errors.AsType[*livesElsewhere](err)
+	if !ok {
+		return ans, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.tokenURL, strings.NewReader(form.Encode()))
+	base, gerr := geoBase(moved.geolocation, s.allowHTTPGeo)
+	if gerr != nil {
+		return tokenAnswer{}, gerr
+	}
+	if base+tokenEndpointPath == endpoint {
+		return tokenAnswer{}, err // sent back where it was: do not loop
+	}
+	return s.post(ctx, base+tokenEndpointPath, form, kind)
+}
+
+// post makes one token request. An error means there is nothing to store: Concur refused
+// the grant, did not answer, or sent no readable answer.
+func (s *tokenSource) post(ctx context.Context, endpoint string, form url.Values, kind grantKind) (tokenAnswer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return tokenAnswer{}, &batch.Error{Code: batch.CodeInternal, Detail: "cannot build the token request", Err: err}
 	}
@@ -305,7 +320,7 @@ func (s *tokenSource) redeem(ctx context.Context, rt string) (tokenAnswer, error
 	jsonErr := json.Unmarshal(body, &ans)
 	switch {
 	case resp.StatusCode != http.StatusOK:
-		return tokenAnswer{}, tokenStatusError(resp, ans)
+		return tokenAnswer{}, tokenStatusError(resp, ans, kind)
 	case errors.Is(readErr, errTooLarge):
 		return tokenAnswer{}, badToken("the token answer is too large", readErr)
 	case readErr != nil:
@@ -314,6 +329,31 @@ func (s *tokenSource) redeem(ctx context.Context, rt string) (tokenAnswer, error
 		return tokenAnswer{}, badToken("the token answer is not JSON", jsonErr)
 	}
 	return ans, nil
+}
+
+// refreshForm is the refresh_token grant of rt.
+func (s *tokenSource) refreshForm(rt string) url.Values {
+	return url.Values{
+		"grant_type":    {"refresh_token"},
+		"refresh_token": {rt},
+		"client_id":     {s.clientID},
+		"client_secret": {s.clientSecret},
+	}
+}
+
+// tokenEndpointPath is where Concur's token endpoint lives on every one of its hosts.
+const tokenEndpointPath = "/oauth2/v0/token"
+
+// tokenEndpoint is where a grant of geolocation geo is renewed: the token endpoint of the
+// geolocation's origin (only the origin counts: a geolocation may carry a path), or
+// Config.TokenURL when there is none or it is not one this client may use.
+func (s *tokenSource) tokenEndpoint(geo string) string {
+	if g := strings.TrimSpace(geo); g != "" {
+		if base, err := geoBase(g, s.allowHTTPGeo); err == nil {
+			return base + tokenEndpointPath
+		}
+	}
+	return s.tokenURL
 }
 
 // buildToken validates a successful answer. geo is the validated geolocation or "" (also

@@ -127,7 +127,7 @@ func TestInvalidGrant(t *testing.T) {
 	f := newFake(t)
 	c, _ := newClient(t, f, func(c *Config) { c.RefreshToken = "rt-redeemed-elsewhere" })
 	e := wantCode(t, call(t.Context(), c, f, opList), batch.CodeUpstreamAuthFailed)
-	if !strings.Contains(e.Detail, "re-authorise") || e.Upstream == nil || e.Upstream.Status != 400 {
+	if !strings.Contains(e.Detail, "re-run `gateway authorize`") || e.Upstream == nil || e.Upstream.Status != 400 {
 		t.Errorf("error = %+v", e)
 	}
 	if f.apiCalls() != 0 {
