@@ -114,6 +114,12 @@ type Config struct {
 	// OnBreakerStateChange, when set, is told every state change of a breaker. It runs
 	// inside the breaker's lock: it must be quick and must not call the Client.
 	OnBreakerStateChange func(name, from, to string)
+	// RefreshKeepAlive is the keep-alive's margin (see KeepAlive): the grant is renewed once
+	// its refresh token expires within it. 0: no keep-alive.
+	RefreshKeepAlive time.Duration
+	// OnSignal, when set, is told once of each thing Concur signalled that an operator must
+	// hear (see Signal). It runs on the goroutine of the answer: it must be quick.
+	OnSignal func(Signal)
 }
 
 // Client talks to Concur. It is safe for concurrent use.
@@ -123,6 +129,7 @@ type Client struct {
 	userAgent  string
 	httpc      *http.Client // auth transport, no redirects
 	tokens     *tokenSource
+	sig        *signals
 	listLimit  int64 // body cap of the batch list; a field so tests can lower it
 
 	api    *breaker // list, close and file calls
@@ -158,6 +165,8 @@ func New(cfg Config) (*Client, error) {
 	if rt == nil {
 		rt = DefaultTransport(cfg.Timeout)
 	}
+	sig := newSignals(cfg.OnSignal)
+	rt = &signalTransport{base: rt, sig: sig}
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c := &Client{
 		baseOrigin: base,
@@ -177,6 +186,7 @@ func New(cfg Config) (*Client, error) {
 			maxWait:  cmp.Or(cfg.RetryMaxDelay, DefaultRetryMaxDelay),
 		},
 		obs: cfg.Observer,
+		sig: sig,
 	}
 	c.tokens = &tokenSource{
 		store:        cfg.Credentials,
@@ -192,9 +202,11 @@ func New(cfg Config) (*Client, error) {
 		now:          time.Now,
 		breaker: newBreaker(BreakerToken, "Concur's token endpoint", cfg.BreakerThreshold, cfg.BreakerOpenInterval,
 			cfg.OnBreakerStateChange),
-		obs:      cfg.Observer,
-		retryMin: 50 * time.Millisecond,
-		retryMax: 10 * time.Second,
+		obs:       cfg.Observer,
+		keepAlive: cfg.RefreshKeepAlive,
+		sig:       sig,
+		retryMin:  50 * time.Millisecond,
+		retryMax:  10 * time.Second,
 	}
 	c.tokens.bg, c.tokens.stopBG = context.WithCancel(context.Background())
 	if c.tokens.store == nil {

@@ -199,7 +199,7 @@ func (s *tokenSource) plan(ctx context.Context) (plan, error) {
 // storedToken is the stored access token, its geolocation checked as if Concur had just
 // sent it; ok is false when this client may not use it.
 func (s *tokenSource) storedToken(c Credentials) (t *token, ok bool) {
-	t = &token{access: c.AccessToken, expiry: c.AccessExpiry, lifetime: c.AccessLifetime}
+	t = &token{access: c.AccessToken, expiry: c.AccessExpiry, lifetime: c.AccessLifetime, refreshExpiry: c.RefreshExpiry}
 	if g := strings.TrimSpace(c.Geolocation); g != "" {
 		base, err := geoBase(g, s.allowHTTPGeo)
 		if err != nil {
@@ -227,6 +227,7 @@ func (s *tokenSource) successor(ans tokenAnswer, rt, chainSeed string, cur Crede
 		return next, nil, err
 	}
 	next.AccessToken, next.AccessExpiry, next.AccessLifetime = t.access, t.expiry, t.lifetime
+	t.refreshExpiry = next.RefreshExpiry
 	return next, t, nil
 }
 
@@ -306,7 +307,7 @@ func (s *tokenSource) retryUnsaved() {
 		if tok, done, err := s.commit(ctx, g); err == nil && done && tok != nil && g.fail == nil {
 			s.mu.Lock()
 			if s.cur == nil || !s.fresh(s.cur) {
-				s.cur = tok
+				s.setLocked(tok)
 			}
 			s.mu.Unlock()
 		}

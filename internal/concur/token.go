@@ -28,6 +28,9 @@ type token struct {
 	expiry   time.Time     // zero: unknown, used until Concur refuses it
 	lifetime time.Duration // expires_in as granted; meaningful only with expiry
 	apiBase  string        // canonical origin of the geolocation; "" when none
+	// refreshExpiry is when the grant's refresh token expires (zero: unknown): the
+	// keep-alive renews the token early to keep it ahead (keepAliveDue).
+	refreshExpiry time.Time
 }
 
 // trusts reports whether origin may receive this token: Config.BaseURL's or the geolocation's.
@@ -99,16 +102,21 @@ type tokenSource struct {
 	now                              func() time.Time
 	breaker                          *breaker // BreakerToken
 	obs                              Observer
+	keepAlive                        time.Duration // Config.RefreshKeepAlive; 0: no keep-alive
+	sig                              *signals
 
 	// Background commits of an unsaved grant (see commit) run under bg, which Drain ends.
 	bg                 context.Context
 	stopBG             context.CancelFunc
 	retryMin, retryMax time.Duration // their back-off
 
-	mu       sync.Mutex
-	cur      *token
-	denied   string // the access token Concur refused last: never adopted from the store again
-	inflight *flight
+	mu  sync.Mutex
+	cur *token
+	// lastExpiry is the refresh expiry of the newest token this process held: what
+	// Signals reports while no token is held (a refresh failed).
+	lastExpiry time.Time
+	denied     string // the access token Concur refused last: never adopted from the store again
+	inflight   *flight
 	// The hash of the refresh token Concur refused (invalid_grant) and its error: while the
 	// store still holds that token, it is not presented again.
 	refusedHash string
@@ -168,13 +176,33 @@ func (s *tokenSource) renew(ctx context.Context, failed *token) (*token, error) 
 }
 
 // fresh reports whether t may still be used: it is renewed once less than min(refreshEarly,
-// half its lifetime) remains, so that a token of a minute or less is not renewed every call.
+// half its lifetime) remains, so that a token of a minute or less is not renewed every call,
+// and early when the keep-alive says so.
 func (s *tokenSource) fresh(t *token) bool {
 	if t.expiry.IsZero() {
 		return true
 	}
 	margin := min(refreshEarly, t.lifetime/2)
-	return !s.now().Add(margin).After(t.expiry)
+	return !s.now().Add(margin).After(t.expiry) && !s.keepAliveDue(t)
+}
+
+// keepAliveDue reports whether t is to be renewed now only to keep its grant alive: its
+// refresh token expires within the keep-alive margin, and t was issued before that margin
+// began. A token issued within it (Concur did not extend the refresh token's life) is not
+// renewed early again, so that a grant Concur will not extend costs no more renewals than
+// any other: Signals reports it as expiring instead.
+func (s *tokenSource) keepAliveDue(t *token) bool {
+	if s.keepAlive <= 0 || t.refreshExpiry.IsZero() || t.expiry.IsZero() {
+		return false
+	}
+	due := t.refreshExpiry.Add(-s.keepAlive)
+	return !s.now().Before(due) && t.expiry.Add(-t.lifetime).Before(due)
+}
+
+// expiring reports whether a refresh token that expires at expiry is within the keep-alive
+// margin.
+func (s *tokenSource) expiring(expiry time.Time) bool {
+	return s.keepAlive > 0 && !expiry.IsZero() && !s.now().Before(expiry.Add(-s.keepAlive))
 }
 
 func (s *tokenSource) startLocked(ctx context.Context) *flight {
@@ -189,7 +217,7 @@ func (s *tokenSource) startLocked(ctx context.Context) *flight {
 		tok, err := s.refresh(ctx)
 		s.mu.Lock()
 		if err == nil {
-			s.cur = tok
+			s.setLocked(tok)
 		}
 		s.inflight = nil
 		f.tok, f.err = tok, err
@@ -197,6 +225,14 @@ func (s *tokenSource) startLocked(ctx context.Context) *flight {
 		close(f.done)
 	}()
 	return f
+}
+
+// setLocked makes tok the token in use.
+func (s *tokenSource) setLocked(tok *token) {
+	s.cur = tok
+	if !tok.refreshExpiry.IsZero() {
+		s.lastExpiry = tok.refreshExpiry
+	}
 }
 
 // drain is Client.Drain. A grant still unsaved when ctx ends is lost with the process: the

@@ -1,0 +1,58 @@
+package concur
+
+import (
+	"context"
+	"time"
+)
+
+// KeepAlive renews the grant on its own while ctx lasts, so that an idle gateway does not
+// lose it: Concur's refresh tokens live six months, and Concur advises renewing regularly
+// to keep them alive. Every tick (a tenth of the margin, between 1 s and an hour) it asks
+// for a token as a call would; that renews it once its refresh token expires within
+// Config.RefreshKeepAlive (see keepAliveDue), serialised across replicas like every
+// refresh: a replica that finds another's renewal stored adopts it. A failed renewal, and a
+// refresh token that still expires within the margin, are told to Config.OnSignal (once
+// each until they change) and shown by Signals. It returns when ctx ends; it does nothing
+// with a static access token or no margin.
+func (c *Client) KeepAlive(ctx context.Context) {
+	s := c.tokens
+	if s.static != nil || s.keepAlive <= 0 {
+		return
+	}
+	tick := min(max(s.keepAlive/10, time.Second), keepAliveMaxTick)
+	for {
+		s.keepAliveOnce(ctx)
+		if !sleep(ctx, tick) {
+			return
+		}
+	}
+}
+
+func (s *tokenSource) keepAliveOnce(ctx context.Context) {
+	t, err := s.get(ctx) // a refresh is detached and bounded by its own budget
+	switch {
+	case ctx.Err() != nil:
+		return
+	case err != nil:
+		s.sig.once(Signal{Kind: SignalKeepAliveFailed, Value: err.Error()})
+		return
+	}
+	s.sig.forget(SignalKeepAliveFailed)
+	if s.expiring(t.refreshExpiry) {
+		s.sig.once(Signal{Kind: SignalRefreshExpiring, Value: t.refreshExpiry.UTC().Format(time.RFC3339), At: t.refreshExpiry})
+	} else {
+		s.sig.forget(SignalRefreshExpiring)
+	}
+}
+
+// Signals reports what Concur signalled that an operator must hear: the refresh token's
+// expiry and deprecation headers.
+func (c *Client) Signals() Signals {
+	out := c.sig.snapshot()
+	s := c.tokens
+	s.mu.Lock()
+	out.RefreshExpiry = s.lastExpiry
+	s.mu.Unlock()
+	out.RefreshExpiring = s.expiring(out.RefreshExpiry)
+	return out
+}
