@@ -1133,7 +1133,7 @@ const docTemplate = `{
         },
         "/readyz": {
             "get": {
-                "description": "200 when the gateway should receive traffic: its store answers, and it holds a Concur access token or can obtain one. A Concur failure makes it not ready only after it persisted for GATEWAY_READY_CONCUR_GRACE (a cached token keeps it ready without calling Concur). 503 while not ready or shutting down. With GATEWAY_ADMIN_ADDR set, it is served there instead (404 here).",
+                "description": "200 when the gateway should receive traffic: its store answers, and it holds a Concur access token or can obtain one. A Concur failure makes it not ready only after it persisted for GATEWAY_READY_CONCUR_GRACE (a cached token keeps it ready without calling Concur). 503 while not ready or shutting down. Warnings (the Concur grant close to its expiry, an endpoint Concur is retiring) do not change the status. With GATEWAY_ADMIN_ADDR set, it is served there instead (404 here).",
                 "produces": [
                     "application/json",
                     "application/problem+json"
@@ -1761,6 +1761,41 @@ const docTemplate = `{
                     "maximum": 9223372036854776000,
                     "minimum": 0,
                     "example": 0
+                },
+                "warnings": {
+                    "description": "Warnings are what an operator must act on soon, though the gateway is ready: the\nConcur grant's refresh token close to its expiry, or Concur announcing the end of an\nendpoint the gateway calls. They do not change the status.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.ReadinessWarning"
+                    }
+                }
+            }
+        },
+        "httpapi.ReadinessWarning": {
+            "type": "object",
+            "properties": {
+                "at": {
+                    "description": "At is when: the refresh token's expiry, the announced sunset.",
+                    "type": "string",
+                    "format": "date-time",
+                    "maxLength": 64
+                },
+                "code": {
+                    "description": "Code is stable: concur_refresh_token_expiring, concur_keepalive_failing,\nconcur_api_sunset or concur_api_warning.",
+                    "type": "string",
+                    "enum": [
+                        "concur_refresh_token_expiring",
+                        "concur_keepalive_failing",
+                        "concur_api_sunset",
+                        "concur_api_warning"
+                    ],
+                    "example": "concur_api_sunset"
+                },
+                "detail": {
+                    "description": "Detail says what it is and what to do, in a sentence.",
+                    "type": "string",
+                    "maxLength": 1024,
+                    "example": "Concur announced that an endpoint the gateway calls (close) ends on 2027-10-31 (Sunset: Sun, 31 Oct 2027 23:59:59 GMT)"
                 }
             }
         }

@@ -15,7 +15,7 @@ func main() {
 	// SIGHUP reloads GATEWAY_API_KEYS_FILE when there is one (callers.go); it must never
 	// kill the gateway, which would abandon the closes in flight.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)

@@ -26,14 +26,17 @@ var version = "dev"
 
 // run is the whole program; main only wires it to the process. It serves until ctx ends,
 // then shuts down gracefully, letting in-flight closes finish.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch {
 	case len(args) == 1 && args[0] == "healthcheck":
 		return healthcheck(ctx, getenv)
 	case len(args) > 0 && args[0] == "mint-key":
 		return mintKey(args[1:], stdout)
+	case len(args) > 0 && args[0] == "authorize":
+		return authorize(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case len(args) > 0:
-		fmt.Fprintln(stderr, "usage: gateway [healthcheck | mint-key NAME SCOPE...]   (configured by environment variables; see README.md)")
+		fmt.Fprintln(stderr, "usage: gateway [healthcheck | mint-key NAME SCOPE... | authorize [--replace]]   "+
+			"(configured by environment variables; see README.md)")
 		return fmt.Errorf("unexpected arguments %q", args)
 	}
 	cfg, err := config.Load(getenv)
@@ -44,6 +47,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info().Str("version", version).Object("config", cfg).Msg("starting")
 	for _, w := range cfg.Warnings {
 		log.Warn().Msg(w)
+	}
+	if cfg.ConcurRequestToken != "" {
+		log.Warn().Msg("CONCUR_REQUEST_TOKEN is set: only `gateway authorize` reads it; remove it from the service's environment")
 	}
 
 	st, sealer, err := openStore(ctx, cfg, log)
@@ -80,6 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	ready := httpapi.NewReadiness(st, up, cfg.ReadyConcurGrace)
 	ready.Unrecorded = svc.Unrecorded
+	ready.Warnings = concurWarnings(up.Signals)
 	admin := httpapi.Admin{Ready: ready, Metrics: tel.metrics.Handler()}
 	adminSrv, err := serveAdmin(cfg, log, admin) // before the main listener: its line comes first
 	if err != nil {
@@ -116,6 +123,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// below, which waits for it: a return above leaves no close of the finisher's running.
 	recording, finishing := make(chan struct{}), make(chan struct{})
 	go func() { defer close(recording); svc.RunRecorder(bgCtx) }()
+	go up.KeepAlive(bgCtx) // renews an idle gateway's grant; stops with the background work
 	finishCtx, stopFinishing := context.WithCancel(bgCtx)
 	defer stopFinishing()
 	go func() { defer close(finishing); svc.RunFinisher(finishCtx, finishEvery) }()

@@ -63,7 +63,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 
 // healthcheckWith runs `gateway healthcheck` with env as its environment.
 func healthcheckWith(env map[string]string) error {
-	return run(context.Background(), []string{"healthcheck"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	return run(context.Background(), []string{"healthcheck"}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
 }
 
 // The health check refuses a listen address the service would refuse, naming it, and
@@ -133,7 +133,7 @@ func startGateway(t *testing.T, extra map[string]string) *gateway {
 		"GATEWAY_DATA_DIR":     t.TempDir(),
 	}
 	var minted strings.Builder
-	if err := run(context.Background(), []string{"mint-key", "run-test", "batches:close"}, nil, &minted, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"mint-key", "run-test", "batches:close"}, nil, nil, &minted, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	key, entry, _ := strings.Cut(strings.TrimSpace(minted.String()), "\n")
@@ -143,7 +143,7 @@ func startGateway(t *testing.T, extra map[string]string) *gateway {
 	stdoutR, stdoutW := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, nil, func(k string) string { return env[k] }, stdoutW, io.Discard)
+		done <- run(ctx, nil, func(k string) string { return env[k] }, nil, stdoutW, io.Discard)
 		stdoutW.Close()
 	}()
 
@@ -205,16 +205,16 @@ func startGateway(t *testing.T, extra map[string]string) *gateway {
 func TestRunRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	noEnv := func(string) string { return "" }
-	if err := run(context.Background(), []string{"serve"}, noEnv, io.Discard, io.Discard); err == nil {
+	if err := run(context.Background(), []string{"serve"}, noEnv, nil, io.Discard, io.Discard); err == nil {
 		t.Error("unexpected argument accepted")
 	}
-	err := run(context.Background(), nil, noEnv, io.Discard, io.Discard)
+	err := run(context.Background(), nil, noEnv, nil, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "CONCUR_BASE_URL is required") ||
 		!strings.Contains(err.Error(), "no callers are configured") {
 		t.Errorf("empty environment: %v", err)
 	}
 	for _, args := range [][]string{{"mint-key"}, {"mint-key", "x"}, {"mint-key", "x", "batches:everything"}, {"mint-key", "bad name", "batches:read"}} {
-		if err := run(context.Background(), args, noEnv, io.Discard, io.Discard); err == nil {
+		if err := run(context.Background(), args, noEnv, nil, io.Discard, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
 		}
 	}

@@ -34,9 +34,16 @@ func (s *tokenSource) keepAliveOnce(ctx context.Context) {
 	case ctx.Err() != nil:
 		return
 	case err != nil:
-		s.sig.once(Signal{Kind: SignalKeepAliveFailed, Value: err.Error()})
+		why := cleanSignal(err.Error())
+		s.mu.Lock()
+		s.keepAliveErr = why
+		s.mu.Unlock()
+		s.sig.once(Signal{Kind: SignalKeepAliveFailed, Value: why})
 		return
 	}
+	s.mu.Lock()
+	s.keepAliveErr = ""
+	s.mu.Unlock()
 	s.sig.forget(SignalKeepAliveFailed)
 	if s.expiring(t.refreshExpiry) {
 		s.sig.once(Signal{Kind: SignalRefreshExpiring, Value: t.refreshExpiry.UTC().Format(time.RFC3339), At: t.refreshExpiry})
@@ -51,7 +58,7 @@ func (c *Client) Signals() Signals {
 	out := c.sig.snapshot()
 	s := c.tokens
 	s.mu.Lock()
-	out.RefreshExpiry = s.lastExpiry
+	out.RefreshExpiry, out.KeepAliveError = s.lastExpiry, s.keepAliveErr
 	s.mu.Unlock()
 	out.RefreshExpiring = s.expiring(out.RefreshExpiry)
 	return out

@@ -155,6 +155,9 @@ func TestKeepAliveReportsWhatItCannotFix(t *testing.T) {
 	if got := rig.logA.kinds(); !slices.Equal(got, []string{SignalRefreshExpiring, SignalKeepAliveFailed}) {
 		t.Errorf("told %v", got)
 	}
+	if got := rig.a.Signals().KeepAliveError; got == "" {
+		t.Errorf("signals %+v: want the keep-alive's failure", rig.a.Signals())
+	}
 	if got := rig.a.Signals().RefreshExpiry; got.IsZero() {
 		t.Errorf("the expiry must outlive the token: signals %+v", rig.a.Signals())
 	}

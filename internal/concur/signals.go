@@ -38,6 +38,8 @@ type Signals struct {
 	// RefreshExpiring: RefreshExpiry is within the keep-alive margin, so the keep-alive has
 	// not managed to renew it (or Concur did not extend it): a person must look.
 	RefreshExpiring bool
+	// KeepAliveError is why the keep-alive's last renewal failed; "" after a success.
+	KeepAliveError  string
 	Sunset          time.Time // the earliest Sunset date Concur announced; zero when none
 	SunsetValue     string    // that Sunset header as sent ("" when none)
 	SunsetOperation string    // the operation whose answer announced it

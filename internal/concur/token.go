@@ -114,9 +114,10 @@ type tokenSource struct {
 	cur *token
 	// lastExpiry is the refresh expiry of the newest token this process held: what
 	// Signals reports while no token is held (a refresh failed).
-	lastExpiry time.Time
-	denied     string // the access token Concur refused last: never adopted from the store again
-	inflight   *flight
+	lastExpiry   time.Time
+	keepAliveErr string // why the keep-alive's last renewal failed; "" after a success
+	denied       string // the access token Concur refused last: never adopted from the store again
+	inflight     *flight
 	// The hash of the refresh token Concur refused (invalid_grant) and its error: while the
 	// store still holds that token, it is not presented again.
 	refusedHash string

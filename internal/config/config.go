@@ -11,6 +11,7 @@ package config
 
 import (
 	"cmp"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -45,12 +46,19 @@ type Config struct {
 
 	ConcurBaseURL      string // an origin, without a trailing slash
 	ConcurTokenURL     string // defaults to ConcurBaseURL + "/oauth2/v0/token"
+	tokenURLSet        bool   // CONCUR_TOKEN_URL was set, not defaulted
 	ConcurClientID     string
 	ConcurClientSecret Secret
 	// ConcurRefreshToken seeds the credentials store. Concur rotates it; the newest lives
 	// in the store, and the configured one is used again only when it changes (a person
 	// re-authorised the gateway).
 	ConcurRefreshToken Secret
+	// ConcurRefreshKeepAlive is the keep-alive's margin (concur.Config.RefreshKeepAlive).
+	ConcurRefreshKeepAlive time.Duration
+	// ConcurCompanyUUID and ConcurRequestToken are `gateway authorize`'s: the service
+	// ignores them.
+	ConcurCompanyUUID  string
+	ConcurRequestToken Secret
 	ConcurAccessToken  Secret // a static development token instead of the three above
 	ConcurAuthScheme   string // "Bearer" or "OAuth"
 	ConcurTimeout      time.Duration
@@ -116,6 +124,29 @@ func Load(getenv func(string) string) (Config, error) {
 	for _, rule := range rules {
 		rule(&c, l.fail)
 	}
+	callers(&c, l.fail)
+	c.Warnings = l.warnings
+	return c, l.err()
+}
+
+// LoadAuthorize reads the configuration as Load does, for `gateway authorize`, which
+// runs with the service's environment: it needs no callers (it serves nothing), and it
+// needs the company and its request token (CONCUR_REQUEST_TOKEN may be left for a prompt).
+func LoadAuthorize(getenv func(string) string) (Config, error) {
+	var c Config
+	l := loader{getenv: getenv}
+	checked := l.read(&c, settings)
+	c.derive()
+	l.check(&c, checked)
+	for _, rule := range rules {
+		rule(&c, l.fail)
+	}
+	switch {
+	case !c.UsesRefreshToken():
+		l.fail("CONCUR_ACCESS_TOKEN is set: a static development token has no grant to authorize (unset it)")
+	case c.ConcurCompanyUUID == "":
+		l.fail("CONCUR_COMPANY_UUID is required: the company UUID shown with the company request token")
+	}
 	c.Warnings = l.warnings
 	return c, l.err()
 }
@@ -150,10 +181,28 @@ func (l *loader) check(c *Config, checked []setting) {
 // derive fills in what follows from other settings.
 func (c *Config) derive() {
 	c.ConcurBaseURL = strings.TrimRight(c.ConcurBaseURL, "/")
+	c.tokenURLSet = c.ConcurTokenURL != ""
 	if c.ConcurTokenURL == "" && c.ConcurBaseURL != "" {
 		c.ConcurTokenURL = c.ConcurBaseURL + "/oauth2/v0/token"
 	}
 	c.TracesEndpoint = c.tracesEndpoint()
+}
+
+// GLZTokenURL is Concur's global token endpoint, the one its documentation names for the
+// company request token grant.
+const GLZTokenURL = "https://glz.api.concursolutions.com/oauth2/v0/token"
+
+// AuthorizeTokenURL is where `gateway authorize` exchanges the company request token:
+// CONCUR_TOKEN_URL when set; else GLZ when CONCUR_BASE_URL is one of Concur's hosts;
+// else the base's token endpoint (the simulator, a test).
+func (c Config) AuthorizeTokenURL() string {
+	if !c.tokenURLSet {
+		if u, err := url.Parse(c.ConcurBaseURL); err == nil && u.Scheme == "https" &&
+			strings.HasSuffix(strings.ToLower(u.Hostname()), ".concursolutions.com") {
+			return GLZTokenURL
+		}
+	}
+	return c.ConcurTokenURL
 }
 
 // StoreKind is "postgres" when GATEWAY_DATABASE_URL is a PostgreSQL URL, else "sqlite".

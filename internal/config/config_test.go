@@ -24,7 +24,7 @@ func env(m map[string]string) func(string) string {
 func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
 	c, err := Load(env(map[string]string{
-		"CONCUR_BASE_URL":      "https://us.api.concursolutions.com/",
+		"CONCUR_BASE_URL":      "https://us2.api.concursolutions.com/",
 		"CONCUR_CLIENT_ID":     "id",
 		"CONCUR_CLIENT_SECRET": "s3cret",
 		"CONCUR_REFRESH_TOKEN": "r3fresh",
@@ -36,7 +36,7 @@ func TestLoadDefaults(t *testing.T) {
 		c.LogLevel != zerolog.InfoLevel || c.LogFormat != "json" {
 		t.Errorf("defaults wrong: %+v", c)
 	}
-	if want := "https://us.api.concursolutions.com/oauth2/v0/token"; c.ConcurTokenURL != want {
+	if want := "https://us2.api.concursolutions.com/oauth2/v0/token"; c.ConcurTokenURL != want {
 		t.Errorf("token URL = %q, want %q", c.ConcurTokenURL, want)
 	}
 	if !c.UsesRefreshToken() {
@@ -57,7 +57,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	}
 	for _, want := range []string{
 		"CONCUR_BASE_URL is required", "CONCUR_CLIENT_ID is required", "CONCUR_CLIENT_SECRET is required",
-		"CONCUR_REFRESH_TOKEN is required", "CONCUR_AUTH_SCHEME", "CONCUR_TIMEOUT", "LOG_FORMAT", "LOG_LEVEL",
+		"CONCUR_AUTH_SCHEME", "CONCUR_TIMEOUT", "LOG_FORMAT", "LOG_LEVEL",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)

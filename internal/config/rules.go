@@ -10,7 +10,8 @@ import (
 	"github.com/finplat/payment-batch-gateway/internal/secretbox"
 )
 
-// rules are the checks that tie several variables together. They run after every
+// rules are the checks that tie several variables together (Load also checks the callers,
+// callers.go). They run after every
 // variable is read and checked; each reports what it finds through fail.
 var rules = []func(c *Config, fail func(string)){
 	func(c *Config, fail func(string)) {
@@ -39,7 +40,6 @@ var rules = []func(c *Config, fail func(string)){
 			fail("GATEWAY_DOWNLOADS_PER_CALLER must not exceed GATEWAY_DOWNLOADS_MAX")
 		}
 	},
-	callers, // callers.go
 }
 
 // The checks of single values: each says what is wrong, after the variable's name, or "".
@@ -80,6 +80,13 @@ func positive(d time.Duration) string {
 func between(n, least, most int) string {
 	if n < least || n > most {
 		return fmt.Sprintf("must be a whole number from %d to %d", least, most)
+	}
+	return ""
+}
+
+func durationBetween(d, least, most time.Duration) string {
+	if d < least || d > most {
+		return "must be a duration from " + short(least) + " to " + short(most)
 	}
 	return ""
 }

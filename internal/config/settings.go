@@ -28,26 +28,42 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.Addr },
 		check: func(c *Config) string { return hostPort(c.Addr) }},
 	{name: "CONCUR_BASE_URL", unit: "URL",
-		doc:   "required: the Concur API origin, e.g. `https://us.api.concursolutions.com` (no path)",
+		doc: "required: the Concur API origin of your company's data centre, e.g. `https://us2.api.concursolutions.com` " +
+			"(no path). Calls go to the geolocation Concur names in its token answers when there is one",
 		field: func(c *Config) any { return &c.ConcurBaseURL },
 		check: func(c *Config) string { return origin(c.ConcurBaseURL) }},
 	{name: "CONCUR_TOKEN_URL", unit: "URL",
-		doc:   "OAuth2 token endpoint; unset: `$CONCUR_BASE_URL/oauth2/v0/token`. Must be https when the base is",
+		doc: "OAuth2 token endpoint for a grant that names no geolocation; unset: `$CONCUR_BASE_URL/oauth2/v0/token`, and for " +
+			"`gateway authorize` Concur's GLZ endpoint `" + GLZTokenURL + "` when the base is a Concur host. " +
+			"Must be https when the base is",
 		field: func(c *Config) any { return &c.ConcurTokenURL },
 		check: func(c *Config) string { return httpURL(c.ConcurTokenURL, c.UsesRefreshToken()) }},
-	{name: "CONCUR_CLIENT_ID", doc: "OAuth2 client id (required unless `CONCUR_ACCESS_TOKEN` is set)",
+	{name: "CONCUR_CLIENT_ID", doc: "OAuth2 client id of the app registered with the `PAYBAT` scope (required unless `CONCUR_ACCESS_TOKEN` is set)",
 		field: func(c *Config) any { return &c.ConcurClientID },
 		check: func(c *Config) string { return requiredForRefresh(c, c.ConcurClientID) }},
 	{name: "CONCUR_CLIENT_SECRET", secret: true, doc: "OAuth2 client secret (required unless `CONCUR_ACCESS_TOKEN` is set)",
 		field: func(c *Config) any { return &c.ConcurClientSecret },
 		check: func(c *Config) string { return requiredForRefresh(c, string(c.ConcurClientSecret)) }},
+	{name: "CONCUR_COMPANY_UUID", unit: "UUID",
+		doc:   "read by `gateway authorize` only: the Concur company's UUID, shown with the company request token",
+		field: func(c *Config) any { return &c.ConcurCompanyUUID }},
+	{name: "CONCUR_REQUEST_TOKEN", secret: true,
+		doc: "read by `gateway authorize` only: the company request token a Concur administrator generated for the app " +
+			"(valid 24 hours); unset on a terminal, `gateway authorize` asks for it without echo. Never stored",
+		field: func(c *Config) any { return &c.ConcurRequestToken }},
 	{name: "CONCUR_REFRESH_TOKEN", secret: true,
-		doc: "company-level refresh token (required unless `CONCUR_ACCESS_TOKEN` is set): the *seed*. Concur rotates it; " +
+		doc: "optional *seed*, instead of `gateway authorize`: a company-level refresh token obtained by hand. Concur rotates it; " +
 			"the newest lives in the store (encrypted), written before the new access token is used. The configured one is " +
 			"redeemed only if it was never redeemed before, i.e. when a person re-authorised the gateway with a new one",
-		field: func(c *Config) any { return &c.ConcurRefreshToken },
-		check: func(c *Config) string { return requiredForRefresh(c, string(c.ConcurRefreshToken)) }},
-	{name: "CONCUR_ACCESS_TOKEN", secret: true, doc: "static token for development instead of the three above; never refreshed",
+		field: func(c *Config) any { return &c.ConcurRefreshToken }},
+	{name: "CONCUR_REFRESH_KEEPALIVE", def: "720h",
+		doc: "the grant is renewed on its own once its refresh token (Concur: six months) expires within this, so that an idle " +
+			"gateway keeps it; within it, `/readyz` and the log warn. Alert on `gateway_concur_refresh_token_expiry_timestamp_seconds`",
+		field: func(c *Config) any { return &c.ConcurRefreshKeepAlive },
+		check: func(c *Config) string {
+			return durationBetween(c.ConcurRefreshKeepAlive, time.Second, 150*24*time.Hour)
+		}},
+	{name: "CONCUR_ACCESS_TOKEN", secret: true, doc: "static token for development instead of a grant; never refreshed",
 		field: func(c *Config) any { return &c.ConcurAccessToken }},
 	{name: "CONCUR_AUTH_SCHEME", def: "Bearer", choices: []string{"Bearer", "OAuth"},
 		doc:   "`OAuth` is the legacy form of the reference page",

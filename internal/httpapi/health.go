@@ -77,6 +77,21 @@ type ReadinessReport struct {
 	// not stored yet (it keeps trying; they are in its log, sealed). Not zero calls for
 	// an operator when it lasts.
 	UnrecordedCloses int `json:"unrecordedCloses,omitempty" example:"0" format:"int64" minimum:"0" maximum:"9223372036854775807"`
+	// Warnings are what an operator must act on soon, though the gateway is ready: the
+	// Concur grant's refresh token close to its expiry, or Concur announcing the end of an
+	// endpoint the gateway calls. They do not change the status.
+	Warnings []ReadinessWarning `json:"warnings,omitempty" maxItems:"16"`
+}
+
+// ReadinessWarning is one warning of /readyz.
+type ReadinessWarning struct {
+	// Code is stable: concur_refresh_token_expiring, concur_keepalive_failing,
+	// concur_api_sunset or concur_api_warning.
+	Code string `json:"code" enums:"concur_refresh_token_expiring,concur_keepalive_failing,concur_api_sunset,concur_api_warning" example:"concur_api_sunset"`
+	// Detail says what it is and what to do, in a sentence.
+	Detail string `json:"detail" example:"Concur announced that an endpoint the gateway calls (close) ends on 2027-10-31 (Sunset: Sun, 31 Oct 2027 23:59:59 GMT)" maxLength:"1024"`
+	// At is when: the refresh token's expiry, the announced sunset.
+	At *time.Time `json:"at,omitempty" format:"date-time" maxLength:"64"`
 }
 
 // ReadinessCheck is one dependency's state.
@@ -136,6 +151,8 @@ type Readiness struct {
 
 	// Unrecorded, when set, counts the close outcomes not stored yet (batch.Service.Unrecorded).
 	Unrecorded func() int
+	// Warnings, when set, are the report's warnings (from the Concur client's signals).
+	Warnings func() []ReadinessWarning
 
 	stopping atomic.Bool
 
@@ -172,6 +189,9 @@ func (rd *Readiness) Check(ctx context.Context) ReadinessReport {
 	rep := ReadinessReport{Status: statusReady, Store: &ReadinessCheck{Status: checkOK}, Concur: &ReadinessCheck{Status: checkOK}}
 	if rd.Unrecorded != nil {
 		rep.UnrecordedCloses = rd.Unrecorded()
+	}
+	if rd.Warnings != nil {
+		rep.Warnings = rd.Warnings()
 	}
 	if storeErr != nil {
 		rep.Status = statusNotReady
@@ -220,7 +240,7 @@ func healthz(w http.ResponseWriter, _ *http.Request) {
 // readyz godoc
 //
 //	@Summary		Readiness
-//	@Description	200 when the gateway should receive traffic: its store answers, and it holds a Concur access token or can obtain one. A Concur failure makes it not ready only after it persisted for GATEWAY_READY_CONCUR_GRACE (a cached token keeps it ready without calling Concur). 503 while not ready or shutting down. With GATEWAY_ADMIN_ADDR set, it is served there instead (404 here).
+//	@Description	200 when the gateway should receive traffic: its store answers, and it holds a Concur access token or can obtain one. A Concur failure makes it not ready only after it persisted for GATEWAY_READY_CONCUR_GRACE (a cached token keeps it ready without calling Concur). 503 while not ready or shutting down. Warnings (the Concur grant close to its expiry, an endpoint Concur is retiring) do not change the status. With GATEWAY_ADMIN_ADDR set, it is served there instead (404 here).
 //	@Tags			operations
 //	@Produce		json
 //	@Produce		application/problem+json

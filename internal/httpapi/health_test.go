@@ -169,3 +169,29 @@ func TestAdminRoutes(t *testing.T) {
 		t.Errorf("/readyz with the store gone: %d %s (%v)", code, body, err)
 	}
 }
+
+// Warnings are reported as they are, and leave a ready gateway ready.
+func TestReadinessWarnings(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2027, 10, 31, 23, 59, 59, 0, time.UTC)
+	rd := NewReadiness(&dependency{}, &dependency{}, time.Minute)
+	rd.Warnings = func() []ReadinessWarning {
+		return []ReadinessWarning{{Code: "concur_api_sunset", Detail: "ends", At: &at}}
+	}
+	rec := httptest.NewRecorder()
+	readyz(rd)(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	var rep struct {
+		Status   string
+		Warnings []struct {
+			Code, Detail string
+			At           time.Time
+		}
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != http.StatusOK || rep.Status != "ready" || len(rep.Warnings) != 1 ||
+		rep.Warnings[0].Code != "concur_api_sunset" || !rep.Warnings[0].At.Equal(at) {
+		t.Errorf("readyz = %d %s", rec.Code, rec.Body)
+	}
+}
