@@ -152,7 +152,7 @@ func TestRunReportsAllConfigProblems(t *testing.T) {
 		{"bad values", map[string]string{
 			"CONCURSIM_CLIENT_ID": "a", "CONCURSIM_CLIENT_SECRET": "b", "CONCURSIM_REFRESH_TOKEN": "c",
 			"CONCURSIM_TOKEN_TTL": "forever", "CONCURSIM_EXPIRES_IN": "both", "CONCURSIM_ROTATE": "maybe",
-			"CONCURSIM_URL_ELEMENT": "BatchUrl", "CONCURSIM_GEOLOCATION": "us.api.concursolutions.com",
+			"CONCURSIM_URL_ELEMENT": "BatchUrl", "CONCURSIM_GEOLOCATION": "us2.api.concursolutions.com",
 			"CONCURSIM_ASYNC_CLOSE_DELAY": "-1s", "CONCURSIM_LARGE_FILE_BYTES": "lots",
 			"CONCURSIM_CHAOS": `{"reset":0.5,"status5xx":0.6}`, "CONCURSIM_LOAD_BATCHES": "-3",
 		}, []string{"CONCURSIM_TOKEN_TTL", "CONCURSIM_EXPIRES_IN", "CONCURSIM_ROTATE", "CONCURSIM_URL_ELEMENT",
