@@ -43,8 +43,9 @@ func (s *Sim) correlated(op string, next http.Handler) http.Handler {
 	})
 }
 
-// correlatedWriter records the status once, when it is sent. Unwrap lets
-// http.ResponseController reach Flush and Hijack underneath.
+// correlatedWriter records the status once, when it is sent. It is an http.Flusher, as
+// the server's writer is (interceptors assert it); Unwrap lets http.ResponseController
+// reach Hijack and the rest underneath.
 type correlatedWriter struct {
 	http.ResponseWriter
 	record func(status int)
@@ -64,6 +65,14 @@ func (c *correlatedWriter) Write(b []byte) (int, error) {
 		c.WriteHeader(http.StatusOK)
 	}
 	return c.ResponseWriter.Write(b)
+}
+
+// Flush sends the header (200 unless written) and what was written so far.
+func (c *correlatedWriter) Flush() {
+	if !c.sent {
+		c.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(c.ResponseWriter).Flush()
 }
 
 func (c *correlatedWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }

@@ -79,3 +79,25 @@ func TestCorrelationIDsNotKeptForResets(t *testing.T) {
 		t.Errorf("kept %v for a reset", got)
 	}
 }
+
+// An interceptor may flush the answer itself, as it can on the server's own writer.
+func TestCorrelatedWriterFlushes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	f.sim.AddAccessToken("static")
+	f.sim.InterceptAPI(func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", contentTypeXML)
+			_, _ = w.Write([]byte("<BatchList>"))
+			w.(http.Flusher).Flush()
+			_, _ = w.Write([]byte("</BatchList>"))
+		})
+	})
+	resp, body := f.do(t, http.MethodGet, listPath, "Bearer static")
+	if resp.StatusCode != 200 || string(body) != "<BatchList></BatchList>" || resp.Header.Get(HeaderCorrelationID) == "" {
+		t.Errorf("%d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	if got := f.sim.Stats().CorrelationIDs; len(got) != 1 || got[0].Status != 200 {
+		t.Errorf("kept %v", got)
+	}
+}
