@@ -18,15 +18,30 @@ const maxLoadBatches = 10000
 
 // config is everything concursim reads from its environment.
 type config struct {
-	Addr            string        // CONCURSIM_ADDR, default 127.0.0.1:9090
-	ClientID        string        // CONCURSIM_CLIENT_ID (required)
-	ClientSecret    string        // CONCURSIM_CLIENT_SECRET (required, never logged)
-	RefreshToken    string        // CONCURSIM_REFRESH_TOKEN (required, never logged)
-	TokenTTL        time.Duration // CONCURSIM_TOKEN_TTL, default 1h
+	Addr         string        // CONCURSIM_ADDR, default 127.0.0.1:9090
+	ClientID     string        // CONCURSIM_CLIENT_ID (required)
+	ClientSecret string        // CONCURSIM_CLIENT_SECRET (required, never logged)
+	RefreshToken string        // CONCURSIM_REFRESH_TOKEN (required unless CONCURSIM_REQUEST_TOKEN; never logged)
+	TokenTTL     time.Duration // CONCURSIM_TOKEN_TTL, default 1h
+
+	// The company request-token grant (grant_type=password), on when both are set.
+	CompanyUUID          string        // CONCURSIM_COMPANY_UUID
+	RequestToken         string        // CONCURSIM_REQUEST_TOKEN (never logged)
+	RequestTokenTTL      time.Duration // CONCURSIM_REQUEST_TOKEN_TTL, default 24h from the start
+	RequestTokenClientID string        // CONCURSIM_REQUEST_TOKEN_CLIENT_ID, default CONCURSIM_CLIENT_ID (another: code 136)
+	RefreshTokenTTL      time.Duration // CONCURSIM_REFRESH_TOKEN_TTL, default 4320h (180 days), at least 1s
+	Scope                string        // CONCURSIM_SCOPE, default concursim.DefaultScope
+
+	GeoAddr         string // CONCURSIM_GEO_ADDR: a second listener, the data-centre host; empty: one host
+	RedirectRefresh bool   // CONCURSIM_REDIRECT_REFRESH, default true: with GEO_ADDR, code 16 once per grant at GLZ
+	GeolocationPath bool   // CONCURSIM_GEOLOCATION_PATH, default false: the default geolocation ends in /oauth2/v0/token
+
+	Sunset          string        // CONCURSIM_SUNSET: an HTTP-date, the Sunset header of Payment Batch answers
+	APIWarn         string        // CONCURSIM_API_WARN: the x-api-warn header of Payment Batch answers
 	ExpiresInNumber bool          // CONCURSIM_EXPIRES_IN: "string" (default) | "number"
 	Rotate          bool          // CONCURSIM_ROTATE, default true
 	URLElement      string        // CONCURSIM_URL_ELEMENT: Batch-URL (default) | Batch-Url
-	Geolocation     string        // CONCURSIM_GEOLOCATION, default: the request's origin
+	Geolocation     string        // CONCURSIM_GEOLOCATION (verbatim, a path allowed), default: the data centre or the request's origin
 	AsyncCloseDelay time.Duration // CONCURSIM_ASYNC_CLOSE_DELAY, default 2s; 0 closes at once
 	LargeFileBytes  int64         // CONCURSIM_LARGE_FILE_BYTES: >0 adds batch "large-file-batch"
 	LoadBatches     int           // CONCURSIM_LOAD_BATCHES: adds that many open batches "load-0001"…, for load tests
@@ -42,6 +57,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c := config{
 		Addr:            defaultAddr,
 		TokenTTL:        time.Hour,
+		RequestTokenTTL: 24 * time.Hour,
+		RefreshTokenTTL: 180 * 24 * time.Hour,
+		Scope:           concursim.DefaultScope,
+		RedirectRefresh: true,
 		Rotate:          true,
 		URLElement:      concursim.URLElementUpper,
 		AsyncCloseDelay: 2 * time.Second,
@@ -60,6 +79,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 			errs = append(errs, fmt.Errorf("%s is required", name))
 		}
 	}
+	secret := func(name string, dst *string) { *dst = getenv(name) } // optional, verbatim
 	boolean := func(name string, dst *bool) {
 		if v := strings.TrimSpace(getenv(name)); v != "" {
 			b, err := strconv.ParseBool(v)
@@ -82,7 +102,27 @@ func loadConfig(getenv func(string) string) (config, error) {
 	str("CONCURSIM_ADDR", &c.Addr)
 	required("CONCURSIM_CLIENT_ID", &c.ClientID)
 	required("CONCURSIM_CLIENT_SECRET", &c.ClientSecret)
-	required("CONCURSIM_REFRESH_TOKEN", &c.RefreshToken)
+	secret("CONCURSIM_REFRESH_TOKEN", &c.RefreshToken)
+	secret("CONCURSIM_REQUEST_TOKEN", &c.RequestToken)
+	str("CONCURSIM_COMPANY_UUID", &c.CompanyUUID)
+	switch {
+	case c.RefreshToken == "" && c.RequestToken == "":
+		errs = append(errs, errors.New("CONCURSIM_REFRESH_TOKEN is required (or CONCURSIM_REQUEST_TOKEN with CONCURSIM_COMPANY_UUID)"))
+	case (c.CompanyUUID == "") != (c.RequestToken == ""):
+		errs = append(errs, errors.New("CONCURSIM_COMPANY_UUID and CONCURSIM_REQUEST_TOKEN go together"))
+	}
+	str("CONCURSIM_REQUEST_TOKEN_CLIENT_ID", &c.RequestTokenClientID)
+	duration("CONCURSIM_REQUEST_TOKEN_TTL", &c.RequestTokenTTL, time.Second)
+	duration("CONCURSIM_REFRESH_TOKEN_TTL", &c.RefreshTokenTTL, time.Second)
+	str("CONCURSIM_SCOPE", &c.Scope)
+	str("CONCURSIM_GEO_ADDR", &c.GeoAddr)
+	boolean("CONCURSIM_REDIRECT_REFRESH", &c.RedirectRefresh)
+	boolean("CONCURSIM_GEOLOCATION_PATH", &c.GeolocationPath)
+	str("CONCURSIM_SUNSET", &c.Sunset)
+	str("CONCURSIM_API_WARN", &c.APIWarn)
+	if err := (concursim.Deprecation{Sunset: c.Sunset, APIWarn: c.APIWarn}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("CONCURSIM_SUNSET or CONCURSIM_API_WARN: %w", err))
+	}
 	duration("CONCURSIM_TOKEN_TTL", &c.TokenTTL, time.Second)
 	duration("CONCURSIM_ASYNC_CLOSE_DELAY", &c.AsyncCloseDelay, 0)
 	boolean("CONCURSIM_ROTATE", &c.Rotate)
@@ -102,8 +142,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 	str("CONCURSIM_GEOLOCATION", &c.Geolocation)
 	if c.Geolocation != "" {
 		u, err := url.Parse(c.Geolocation)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" {
-			bad("CONCURSIM_GEOLOCATION", c.Geolocation, "an origin such as https://us.api.concursolutions.com")
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			u.RawQuery != "" || u.Fragment != "" {
+			bad("CONCURSIM_GEOLOCATION", c.Geolocation,
+				"an origin such as https://us2.api.concursolutions.com, a path allowed (such as /oauth2/v0/token)")
 		}
 	}
 	if v := strings.TrimSpace(getenv("CONCURSIM_LARGE_FILE_BYTES")); v != "" {
@@ -131,22 +173,34 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return c, errors.Join(errs...)
 }
 
-// options turns the configuration into simulator options.
-func (c config) options() concursim.Options {
+// options turns the configuration into simulator options. dataCentre is the origin of
+// the CONCURSIM_GEO_ADDR listener, or "".
+func (c config) options(dataCentre string) concursim.Options {
 	o := concursim.Options{
-		ClientID:           c.ClientID,
-		ClientSecret:       c.ClientSecret,
-		RefreshToken:       c.RefreshToken,
-		AccessTokenTTL:     c.TokenTTL,
-		ExpiresInNumber:    c.ExpiresInNumber,
-		NoRotate:           !c.Rotate,
-		Geolocation:        c.Geolocation,
-		URLElement:         c.URLElement,
-		ErrorNamespace:     c.ErrorNamespace,
-		ContentDisposition: c.Disposition,
-		AsyncCloseDelay:    c.AsyncCloseDelay,
-		Batches:            concursim.Seed(),
-		Chaos:              c.Chaos,
+		ClientID:             c.ClientID,
+		ClientSecret:         c.ClientSecret,
+		RefreshToken:         c.RefreshToken,
+		CompanyUUID:          c.CompanyUUID,
+		RequestToken:         c.RequestToken,
+		RequestTokenTTL:      c.RequestTokenTTL,
+		RequestTokenClientID: c.RequestTokenClientID,
+		RefreshTokenTTL:      c.RefreshTokenTTL,
+		Scope:                c.Scope,
+		NoRedirectRefresh:    !c.RedirectRefresh,
+		GeolocationPath:      c.GeolocationPath,
+		Sunset:               c.Sunset,
+		APIWarn:              c.APIWarn,
+		AccessTokenTTL:       c.TokenTTL,
+		ExpiresInNumber:      c.ExpiresInNumber,
+		NoRotate:             !c.Rotate,
+		Geolocation:          c.Geolocation,
+		URLElement:           c.URLElement,
+		ErrorNamespace:       c.ErrorNamespace,
+		ContentDisposition:   c.Disposition,
+		AsyncCloseDelay:      c.AsyncCloseDelay,
+		Batches:              concursim.Seed(),
+		Chaos:                c.Chaos,
+		DataCentre:           dataCentre,
 	}
 	if c.AsyncCloseDelay == 0 {
 		o.AsyncCloseDelay = -1 // the simulator reads 0 as its default; negative is "at once"

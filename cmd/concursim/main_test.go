@@ -152,7 +152,7 @@ func TestRunReportsAllConfigProblems(t *testing.T) {
 		{"bad values", map[string]string{
 			"CONCURSIM_CLIENT_ID": "a", "CONCURSIM_CLIENT_SECRET": "b", "CONCURSIM_REFRESH_TOKEN": "c",
 			"CONCURSIM_TOKEN_TTL": "forever", "CONCURSIM_EXPIRES_IN": "both", "CONCURSIM_ROTATE": "maybe",
-			"CONCURSIM_URL_ELEMENT": "BatchUrl", "CONCURSIM_GEOLOCATION": "us.api.concursolutions.com",
+			"CONCURSIM_URL_ELEMENT": "BatchUrl", "CONCURSIM_GEOLOCATION": "us2.api.concursolutions.com",
 			"CONCURSIM_ASYNC_CLOSE_DELAY": "-1s", "CONCURSIM_LARGE_FILE_BYTES": "lots",
 			"CONCURSIM_CHAOS": `{"reset":0.5,"status5xx":0.6}`, "CONCURSIM_LOAD_BATCHES": "-3",
 		}, []string{"CONCURSIM_TOKEN_TTL", "CONCURSIM_EXPIRES_IN", "CONCURSIM_ROTATE", "CONCURSIM_URL_ELEMENT",
@@ -194,7 +194,7 @@ func TestChaosFromEnvironment(t *testing.T) {
 	t.Parallel()
 	base := map[string]string{"CONCURSIM_CLIENT_ID": "a", "CONCURSIM_CLIENT_SECRET": "b", "CONCURSIM_REFRESH_TOKEN": "c"}
 	c, err := loadConfig(env(base))
-	if err != nil || c.Chaos != nil || c.options().Chaos != nil {
+	if err != nil || c.Chaos != nil || c.options("").Chaos != nil {
 		t.Fatalf("without CONCURSIM_CHAOS: %v, chaos %+v", err, c.Chaos)
 	}
 	base["CONCURSIM_CHAOS"] = ` {"reset":0.1,"status5xx":0.1,"slow":0.1,"slowFor":"3s","seed":42} `
@@ -204,10 +204,10 @@ func TestChaosFromEnvironment(t *testing.T) {
 	}
 	want := concursim.Chaos{Reset: 0.1, Status5xx: 0.1, Slow: 0.1, SlowFor: concursim.Duration(3 * time.Second), Seed: 42,
 		Ops: []string{"close", "file", "list", "token"}}
-	if diff := cmp.Diff(&want, c.options().Chaos); diff != "" {
+	if diff := cmp.Diff(&want, c.options("").Chaos); diff != "" {
 		t.Errorf("chaos (-want +got):\n%s", diff)
 	}
-	sim, err := concursim.New(c.options())
+	sim, err := concursim.New(c.options(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestLoadBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []string
-	for _, b := range c.options().Batches[len(concursim.Seed()):] {
+	for _, b := range c.options("").Batches[len(concursim.Seed()):] {
 		ids = append(ids, b.ID)
 		if b.Closed || b.Count == 0 {
 			t.Errorf("load batch %+v is not open and closable", b)
@@ -240,7 +240,7 @@ func TestLoadBatches(t *testing.T) {
 	if diff := cmp.Diff([]string{"load-0001", "load-0002", "load-0003"}, ids); diff != "" {
 		t.Errorf("load batches (-want +got):\n%s", diff)
 	}
-	if _, err := concursim.New(c.options()); err != nil {
+	if _, err := concursim.New(c.options("")); err != nil {
 		t.Errorf("the simulator refuses the load batches: %v", err)
 	}
 }

@@ -26,6 +26,23 @@ CONCURSIM_URL_ELEMENT, CONCURSIM_GEOLOCATION, CONCURSIM_ASYNC_CLOSE_DELAY,
 CONCURSIM_LARGE_FILE_BYTES, CONCURSIM_LOAD_BATCHES, CONCURSIM_ERROR_NAMESPACE, CONCURSIM_CONTENT_DISPOSITION,
 CONCURSIM_CHAOS (random failures, the JSON of PUT /_sim/chaos, e.g.
 {"reset":0.1,"status5xx":0.1,"slow":0.1,"slowFor":"3s","seed":42}).
+
+A real company's day one:
+  CONCURSIM_COMPANY_UUID, CONCURSIM_REQUEST_TOKEN   the request-token grant (grant_type=password,
+      credtype=authtoken); with it CONCURSIM_REFRESH_TOKEN is optional
+  CONCURSIM_REQUEST_TOKEN_TTL        default 24h from the start (expired: code 108)
+  CONCURSIM_REQUEST_TOKEN_CLIENT_ID  the client it was issued for (default the client id; another: code 136)
+  CONCURSIM_REFRESH_TOKEN_TTL        default 4320h (180 days); each refresh extends the grant
+  CONCURSIM_SCOPE                    the scope of token answers, default "EXPRPT PAYBAT company.read"
+  CONCURSIM_GEO_ADDR                 a second listener, the data-centre host (CONCURSIM_ADDR plays GLZ):
+      token answers' geolocation and batch URLs name it, API calls at GLZ are refused (403,
+      or 401 as unknown tokens are), refreshes at GLZ get code 16 once per grant
+  CONCURSIM_REDIRECT_REFRESH         default true; false: GLZ redeems refresh tokens itself
+  CONCURSIM_GEOLOCATION_PATH         true: the default geolocation ends in /oauth2/v0/token
+  CONCURSIM_SUNSET, CONCURSIM_API_WARN  Sunset (an HTTP-date) and x-api-warn headers on Payment
+      Batch answers (also PUT/DELETE /_sim/deprecation)
+Token errors on demand: PUT /_sim/token-error {"code":20,"count":1}. Every answer carries a
+concur-correlationid; GET /_sim/stats lists the last 100.
 `
 
 // run serves the simulator until ctx ends, then shuts down gracefully.
@@ -44,24 +61,44 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	sim, err := concursim.New(cfg.options())
-	if err != nil {
-		return err
-	}
-	defer sim.Close()
-
 	log := zerolog.New(stdout).With().Timestamp().Logger()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info().Str("addr", ln.Addr().String()).Msg("listening")
+	defer ln.Close()
+	var geoLn net.Listener
+	dataCentre := ""
+	if cfg.GeoAddr != "" {
+		if geoLn, err = net.Listen("tcp", cfg.GeoAddr); err != nil {
+			return fmt.Errorf("listen on CONCURSIM_GEO_ADDR: %w", err)
+		}
+		defer geoLn.Close()
+		dataCentre = "http://" + geoLn.Addr().String()
+	}
+	sim, err := concursim.New(cfg.options(dataCentre))
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+
+	// One line, the GLZ (or only) address first: tests read "addr" from it.
+	ev := log.Info().Str("addr", ln.Addr().String())
+	if geoLn != nil {
+		ev = ev.Str("geo_addr", geoLn.Addr().String())
+	}
+	ev.Msg("listening")
 	log.Info().
 		Stringer("token_ttl", cfg.TokenTTL).Bool("expires_in_number", cfg.ExpiresInNumber).
 		Bool("rotate", cfg.Rotate).Str("url_element", cfg.URLElement).
-		Str("geolocation", cfg.Geolocation).Stringer("async_close_delay", cfg.AsyncCloseDelay).
-		Int64("large_file_bytes", cfg.LargeFileBytes).Int("load_batches", cfg.LoadBatches).Msg("configured")
+		Str("geolocation", cfg.Geolocation).Bool("geolocation_path", cfg.GeolocationPath).
+		Stringer("async_close_delay", cfg.AsyncCloseDelay).
+		Int64("large_file_bytes", cfg.LargeFileBytes).Int("load_batches", cfg.LoadBatches).
+		Bool("request_token_grant", cfg.RequestToken != "").Stringer("request_token_ttl", cfg.RequestTokenTTL).
+		Stringer("refresh_token_ttl", cfg.RefreshTokenTTL).Str("scope", cfg.Scope).
+		Str("data_centre", dataCentre).Bool("redirect_refresh", cfg.RedirectRefresh).
+		Str("sunset", cfg.Sunset).Str("api_warn", cfg.APIWarn).Msg("configured")
 	if cfg.Chaos != nil {
 		c := sim.Chaos() // with its defaults and seed, so that a run can be replayed
 		log.Warn().Float64("reset", c.Reset).Float64("status5xx", c.Status5xx).Float64("slow", c.Slow).
@@ -72,8 +109,56 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Requests get a context that ends when shutdown starts, so slow faults give way.
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
-	srv := &http.Server{
-		Handler:           accessLog(log, sim),
+	servers := []*http.Server{newServer(accessLog(log, sim), baseCtx)}
+	listeners := []net.Listener{ln}
+	if geoLn != nil {
+		glz := log.With().Str("host", "glz").Logger()
+		dc := log.With().Str("host", "data-centre").Logger()
+		servers[0].Handler = accessLog(glz, sim)
+		servers = append(servers, newServer(accessLog(dc, sim.DataCentreHandler()), baseCtx))
+		listeners = append(listeners, geoLn)
+	}
+
+	serveErr := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { serveErr <- srv.Serve(listeners[i]) }()
+	}
+
+	select {
+	case err := <-serveErr:
+		for _, srv := range servers {
+			_ = srv.Close()
+		}
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info().Msg("shutting down")
+	cancelBase()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	var shutdownErr error
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			_ = srv.Close()
+			shutdownErr = errors.Join(shutdownErr, err)
+		}
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
+	}
+	for range servers {
+		if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// newServer is the HTTP server of one listener.
+func newServer(h http.Handler, baseCtx context.Context) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// No WriteTimeout: slow faults and large streamed files are the point; they end
@@ -82,28 +167,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxHeaderBytes: 64 << 10,
 		BaseContext:    func(net.Listener) context.Context { return baseCtx },
 	}
-
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info().Msg("shutting down")
-	cancelBase()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	log.Info().Msg("stopped")
-	return nil
 }
 
 // accessLog writes one line per request: method, path, status, bytes and duration.

@@ -19,6 +19,17 @@ type Stats struct {
 	ChunkedRejected int            `json:"chunkedRejected"` // close calls refused for chunked bodies
 	FilesServed     int            `json:"filesServed"`     // payment files sent
 
+	PasswordGrants     int `json:"passwordGrants"`     // successful request-token exchanges
+	PasswordRefusals   int `json:"passwordRefusals"`   // refused ones (codes 5, 108, 120, 136)
+	TokenErrors        int `json:"tokenErrors"`        // token answers an injected TokenError made
+	WrongHostRefreshes int `json:"wrongHostRefreshes"` // refreshes at GLZ answered code 16
+	WrongHostCalls     int `json:"wrongHostCalls"`     // API calls refused at GLZ (also in Unauthorized)
+	// RefreshTokenExpiry is the expiry, in epoch seconds, of the newest refresh token issued
+	// (refresh_expires_in of the last grant; at first the configured one's); 0: none.
+	RefreshTokenExpiry int64 `json:"refreshTokenExpiry"`
+	// CorrelationIDs are the last 100 concur-correlationid values sent, newest last.
+	CorrelationIDs []Correlation `json:"correlationIds"`
+
 	Chaos ChaosStats `json:"chaos"` // what chaos did (see [Chaos])
 
 	Closes        map[string]int `json:"closes"`        // per BatchID: successful v1.1 closes, regenerations included
@@ -54,6 +65,7 @@ func (s *Sim) Stats() Stats {
 	st.IssuedTokens = slices.Clone(s.stats.IssuedTokens)
 	st.PresentedTokens = slices.Clone(s.stats.PresentedTokens)
 	st.RedeemedTokens = slices.Clone(s.stats.RedeemedTokens)
+	st.CorrelationIDs = slices.Clone(s.stats.CorrelationIDs)
 	st.Chaos.ByOp = maps.Clone(s.stats.Chaos.ByOp)
 	return st
 }

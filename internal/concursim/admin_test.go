@@ -127,15 +127,19 @@ func TestAdminStats(t *testing.T) {
 	want := map[string]any{
 		"tokenRequests": 2.0, "tokenRefreshes": 1.0, "invalidGrants": 1.0, "listCalls": 2.0,
 		"unauthorized": 1.0, "chunkedRejected": 0.0, "filesServed": 1.0,
-		"requests":        map[string]any{"token": 2.0, "list": 3.0, "close": 2.0, "file": 1.0},
-		"presentedTokens": []any{testRefresh, testRefresh}, "redeemedTokens": []any{testRefresh},
+		"passwordGrants": 0.0, "passwordRefusals": 0.0, "tokenErrors": 0.0,
+		"wrongHostRefreshes": 0.0, "wrongHostCalls": 0.0,
+		"refreshTokenExpiry": float64(f.clock.now().Add(180 * 24 * time.Hour).Unix()),
+		"requests":           map[string]any{"token": 2.0, "list": 3.0, "close": 2.0, "file": 1.0},
+		"presentedTokens":    []any{testRefresh, testRefresh}, "redeemedTokens": []any{testRefresh},
 		"closes":        map[string]any{SeedOpenCard: 1.0},
 		"regenerations": map[string]any{SeedOpenCard: 1.0}, // the v1.2 close completed at once
 		"asyncCloses":   map[string]any{SeedOpenCard: 1.0},
 		"chaos": map[string]any{"requests": 0.0, "resets": 0.0, "status5xx": 0.0, "slow": 0.0,
 			"lostCloses": 0.0, "byOp": nil}, // chaos never drew
 	}
-	delete(got, "issuedTokens") // random; TestStatsListIssuedTokens covers it
+	delete(got, "issuedTokens")   // random; TestStatsListIssuedTokens covers it
+	delete(got, "correlationIds") // random; TestCorrelationIDs covers it
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("stats JSON (-want +got):\n%s", diff)
 	}
@@ -147,8 +151,9 @@ func TestAdminStats(t *testing.T) {
 	}
 }
 
-// ignoreIssued leaves the issued tokens (random) out of counter comparisons.
-var ignoreIssued = cmpopts.IgnoreFields(Stats{}, "IssuedTokens")
+// ignoreIssued leaves the issued tokens and correlation ids (random) and the refresh
+// token expiry out of counter comparisons.
+var ignoreIssued = cmpopts.IgnoreFields(Stats{}, "IssuedTokens", "CorrelationIDs", "RefreshTokenExpiry")
 
 func TestStatsListIssuedTokens(t *testing.T) {
 	t.Parallel()

@@ -137,8 +137,8 @@ func TestListShape(t *testing.T) {
 	}{
 		{"defaults", Options{}, "Batch-URL", ""},
 		{"camel spelling", Options{URLElement: "Batch-Url"}, "Batch-Url", ""},
-		{"geolocation", Options{Geolocation: "https://emea.api.concursolutions.com"}, "Batch-URL",
-			"https://emea.api.concursolutions.com"},
+		{"geolocation", Options{Geolocation: "https://eu2.api.concursolutions.com"}, "Batch-URL",
+			"https://eu2.api.concursolutions.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -220,3 +220,17 @@ func TestFaultLostClosesThenDrops(t *testing.T) {
 		t.Errorf("CLOSED list %v lacks the batch", ids)
 	}
 }
+
+// Concur may answer 429 with retry-after: 0; a fault sends exactly that.
+func TestFaultTooManyRequestsRetryAfterZero(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	if code, body := f.admin(t, http.MethodPut, "/_sim/fault", `{"op":"list","mode":"status","status":429,"retryAfter":"0","count":1}`); code != 200 {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	resp, body := f.do(t, http.MethodGet, listPath, "")
+	wantError(t, resp, body, http.StatusTooManyRequests, "")
+	if got := resp.Header.Values("Retry-After"); len(got) != 1 || got[0] != "0" {
+		t.Errorf("Retry-After = %q, want exactly [\"0\"]", got)
+	}
+}

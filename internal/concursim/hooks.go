@@ -9,14 +9,17 @@ import (
 // administrator does at Concur (authorise the app again, revoke it, hand out a static
 // token), and answers no faithful Concur gives, for the client's tests of its edges.
 
-// AddRefreshToken makes rt redeemable too, as when a person authorises the app again.
+// AddRefreshToken makes rt redeemable too, for RefreshTokenTTL, as when a person
+// authorises the app again: a new grant.
 func (s *Sim) AddRefreshToken(rt string) {
 	if rt == "" {
 		return
 	}
+	exp := s.now().Add(s.opts.RefreshTokenTTL)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.refresh[rt] = true
+	s.refresh[rt] = refreshState{exp: exp, grant: &grant{}}
+	s.stats.RefreshTokenExpiry = exp.Unix()
 }
 
 // RevokeRefreshTokens makes every refresh token invalid (invalid_grant, code 108), as when

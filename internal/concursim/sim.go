@@ -3,10 +3,14 @@
 // It is faithful to what our client must cope with: rotating refresh tokens, 401 versus
 // 403, encrypted batch URLs, both spellings of Batch-URL, regeneration on a second close,
 // zip and CSV files, a set of injectable faults (see [Fault]) and random failures for load
-// tests (see [Chaos]).
+// tests (see [Chaos]). It also shows what a real company shows on day one: the company
+// request-token grant (grant.go), Concur's token error codes on demand (see [TokenError]),
+// refresh tokens that expire, a GLZ host next to a data-centre host (hosts.go),
+// concur-correlationid headers and deprecation signals (see [Deprecation]).
 //
-// A [Sim] is an [http.Handler]; mount it on an httptest.Server or an http.Server.
-// Administration lives under /_sim/ and is never faulted or authenticated.
+// A [Sim] is an [http.Handler]; mount it on an httptest.Server or an http.Server (and, for
+// two hosts, [Sim.DataCentreHandler] on a second one). Administration lives under /_sim/
+// and is never faulted or authenticated.
 //
 // It imports none of our packages: it knows Concur, not our client (internal/imports_test.go
 // holds the rule).
@@ -43,12 +47,33 @@ const (
 
 // Options configures a [Sim]. Zero values are the documented defaults.
 type Options struct {
-	ClientID, ClientSecret, RefreshToken string // credentials the token endpoint accepts (required)
+	ClientID, ClientSecret string // the client the token endpoint accepts (required)
+	RefreshToken           string // redeemable from the start (required unless RequestToken is set)
+
+	// The company request-token grant (grant_type=password, credtype=authtoken), on when
+	// both CompanyUUID and RequestToken are set (see grant.go).
+	CompanyUUID          string        // username the grant accepts (compared case-insensitively)
+	RequestToken         string        // password the grant accepts; reusable within RequestTokenTTL
+	RequestTokenTTL      time.Duration // from New; default 24h. Expired: invalid_grant code 108
+	RequestTokenClientID string        // the client the request token was issued for (default ClientID); another: code 136
+
+	RefreshTokenTTL time.Duration // default 180 days: each refresh token dies this long after its issue
+	Scope           string        // the scope of every token answer (default DefaultScope)
+
+	// DataCentre is the origin of the data-centre host (such as us2.api.concursolutions.com)
+	// that [Sim.DataCentreHandler] serves; the Sim itself then plays GLZ (see hosts.go).
+	// Empty: one host, as before.
+	DataCentre        string
+	NoRedirectRefresh bool // with DataCentre: GLZ redeems refresh tokens instead of answering code 16 once per grant
+
+	Sunset  string // an HTTP-date: the Sunset header of every Payment Batch API answer (see [Deprecation])
+	APIWarn string // the x-api-warn header of every Payment Batch API answer
 
 	AccessTokenTTL     time.Duration // default 1h
 	ExpiresInNumber    bool          // expires_in and refresh_expires_in as JSON numbers (default: strings)
 	NoRotate           bool          // default false: every refresh issues a new refresh token, the old one dies
-	Geolocation        string        // default: the origin the request arrived at
+	Geolocation        string        // sent verbatim, a path allowed; default: the DataCentre or the request's origin
+	GeolocationPath    bool          // the default geolocation ends in /oauth2/v0/token (not applied to Geolocation)
 	NoGeolocation      bool          // token answers carry no geolocation (default: they do)
 	AuthScheme         string        // the one Authorization scheme the API accepts, "Bearer" or "OAuth" (default: either)
 	RefusedStatus      int           // the API's status for an unknown, expired or revoked token: 403 (default) or 401
@@ -59,7 +84,18 @@ type Options struct {
 	AsyncCloseDelay    time.Duration // v1.2 close completes after this (default 2s; negative: at once)
 	Batches            []Batch       // nil => Seed()
 	Chaos              *Chaos        // chaos from the start (see [Chaos]); nil: none
+
+	now func() time.Time // the clock, for tests; nil: time.Now
 }
+
+// DefaultScope is Options.Scope when unset: it holds PAYBAT, the scope the API needs.
+const DefaultScope = "EXPRPT PAYBAT company.read"
+
+// Defaults of the credential lifetimes.
+const (
+	defaultRequestTokenTTL = 24 * time.Hour
+	defaultRefreshTokenTTL = 180 * 24 * time.Hour // Concur's refresh tokens live six months
+)
 
 // Spellings of the batch URL element seen in the wild.
 const (
@@ -75,17 +111,22 @@ const (
 
 // Sim is the simulator. All state is guarded by mu; it is safe for concurrent use.
 type Sim struct {
-	opts Options
-	mux  *http.ServeMux
-	now  func() time.Time // replaced in tests
+	opts  Options
+	mux   *http.ServeMux
+	now   func() time.Time // Options.now or time.Now
+	start time.Time        // when New ran: request tokens and the configured refresh token count from it
+
+	geoOrigin string // scheme and host of Options.Geolocation, for the URLs handed out
 
 	mu       sync.Mutex
 	batches  []*batchState                   // in list order
 	byKey    map[string]*batchState          // encrypted batch key -> batch
 	files    map[string]*batchState          // JobRunKey -> batch; every key ever issued
-	refresh  map[string]bool                 // refresh tokens the token endpoint redeems
+	refresh  map[string]refreshState         // refresh tokens the token endpoint redeems
 	access   map[string]time.Time            // access token -> expiry
-	issued   int                             // successful refreshes, for CountedTokens
+	issued   int                             // successful grants, for CountedTokens
+	tokenErr *TokenError                     // nil: no injected token error
+	depr     Deprecation                     // headers of the Payment Batch API answers
 	edit     func(map[string]any)            // edits each successful token answer (see [Sim.EditTokenAnswers])
 	wrap     func(http.Handler) http.Handler // wraps the API handlers (see [Sim.InterceptAPI])
 	fault    *Fault                          // nil: no fault
@@ -109,8 +150,19 @@ func New(opts Options) (*Sim, error) {
 	if opts.ClientSecret == "" {
 		errs = append(errs, errors.New("concursim: ClientSecret is required"))
 	}
-	if opts.RefreshToken == "" {
-		errs = append(errs, errors.New("concursim: RefreshToken is required"))
+	if opts.RefreshToken == "" && opts.RequestToken == "" {
+		errs = append(errs, errors.New("concursim: RefreshToken is required (or RequestToken)"))
+	}
+	if (opts.CompanyUUID == "") != (opts.RequestToken == "") {
+		errs = append(errs, errors.New("concursim: CompanyUUID and RequestToken go together"))
+	}
+	opts.RequestTokenClientID = cmp.Or(opts.RequestTokenClientID, opts.ClientID)
+	opts.Scope = cmp.Or(opts.Scope, DefaultScope)
+	if opts.RequestTokenTTL <= 0 {
+		opts.RequestTokenTTL = defaultRequestTokenTTL
+	}
+	if opts.RefreshTokenTTL <= 0 {
+		opts.RefreshTokenTTL = defaultRefreshTokenTTL
 	}
 	if opts.AccessTokenTTL <= 0 {
 		opts.AccessTokenTTL = time.Hour
@@ -124,6 +176,18 @@ func New(opts Options) (*Sim, error) {
 			opts.URLElement, URLElementUpper, URLElementCamel))
 	}
 	opts.Geolocation = strings.TrimRight(opts.Geolocation, "/")
+	geoOrigin, err := originOf(opts.Geolocation, true)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("concursim: Geolocation: %w", err))
+	}
+	opts.DataCentre = strings.TrimRight(opts.DataCentre, "/")
+	if _, err := originOf(opts.DataCentre, false); err != nil {
+		errs = append(errs, fmt.Errorf("concursim: DataCentre: %w", err))
+	}
+	depr := Deprecation{Sunset: opts.Sunset, APIWarn: opts.APIWarn}
+	if err := depr.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("concursim: %w", err))
+	}
 	switch opts.AuthScheme {
 	case "", "Bearer", "OAuth":
 	default:
@@ -144,15 +208,27 @@ func New(opts Options) (*Sim, error) {
 	}
 	opts.Batches = slices.Clone(opts.Batches)
 
+	now := opts.now
+	if now == nil {
+		now = time.Now
+	}
 	s := &Sim{
-		opts:    opts,
-		now:     time.Now,
-		byKey:   make(map[string]*batchState),
-		files:   make(map[string]*batchState),
-		refresh: map[string]bool{opts.RefreshToken: true},
-		access:  make(map[string]time.Time),
-		stats:   newStats(),
-		timers:  make(map[*time.Timer]struct{}),
+		opts:      opts,
+		now:       now,
+		start:     now(),
+		geoOrigin: geoOrigin,
+		byKey:     make(map[string]*batchState),
+		files:     make(map[string]*batchState),
+		refresh:   make(map[string]refreshState),
+		access:    make(map[string]time.Time),
+		depr:      depr,
+		stats:     newStats(),
+		timers:    make(map[*time.Timer]struct{}),
+	}
+	if opts.RefreshToken != "" {
+		exp := s.start.Add(opts.RefreshTokenTTL)
+		s.refresh[opts.RefreshToken] = refreshState{exp: exp, grant: &grant{}}
+		s.stats.RefreshTokenExpiry = exp.Unix()
 	}
 	seen := make(map[string]bool)
 	for i, b := range opts.Batches {
@@ -209,15 +285,20 @@ func validateBatch(b Batch) error {
 // routes is the whole HTTP surface.
 func (s *Sim) routes() *http.ServeMux {
 	m := http.NewServeMux()
-	m.Handle("POST /oauth2/v0/token", s.faulted("token", http.HandlerFunc(s.handleToken)))
+	m.Handle("POST "+tokenPath, s.correlated("token", s.faulted("token", http.HandlerFunc(s.handleToken))))
 
-	list := s.faulted("list", s.authed(s.intercepted(s.handleList)))
+	// Outermost first: correlation id and deprecation headers on every answer, then faults
+	// and chaos, then Concur's own refusals, then the interceptor and the handler.
+	api := func(op string, h http.Handler) http.Handler {
+		return s.correlated(op, s.deprecated(s.faulted(op, h)))
+	}
+	list := api("list", s.authed(s.rightHost(s.intercepted(s.handleList))))
 	m.Handle("GET "+apiPrefix+"v1.1/batchlist", list)
 	m.Handle("GET "+apiPrefix+"v1.1/batchlist/{$}", list)
 	m.Handle("GET "+apiPrefix+"v1.1/batchlist/{status}", list)
 	m.Handle("POST "+apiPrefix+"{version}/batch/{key}/close",
-		s.faulted("close", s.refuseChunked(s.authed(s.intercepted(s.handleClose)))))
-	m.Handle("GET "+apiPrefix+"v1.1/batch/{key}/file", s.faulted("file", s.authed(s.intercepted(s.handleFile))))
+		api("close", s.refuseChunked(s.authed(s.rightHost(s.intercepted(s.handleClose))))))
+	m.Handle("GET "+apiPrefix+"v1.1/batch/{key}/file", api("file", s.authed(s.rightHost(s.intercepted(s.handleFile)))))
 
 	m.HandleFunc("GET /_sim/stats", s.handleStats)
 	m.HandleFunc("GET /_sim/fault", s.handleGetFault)
@@ -226,13 +307,19 @@ func (s *Sim) routes() *http.ServeMux {
 	m.HandleFunc("GET /_sim/chaos", s.handleGetChaos)
 	m.HandleFunc("PUT /_sim/chaos", s.handlePutChaos)
 	m.HandleFunc("DELETE /_sim/chaos", s.handleDeleteChaos)
+	m.HandleFunc("GET /_sim/token-error", s.handleGetTokenError)
+	m.HandleFunc("PUT /_sim/token-error", s.handlePutTokenError)
+	m.HandleFunc("DELETE /_sim/token-error", s.handleDeleteTokenError)
+	m.HandleFunc("GET /_sim/deprecation", s.handleGetDeprecation)
+	m.HandleFunc("PUT /_sim/deprecation", s.handlePutDeprecation)
+	m.HandleFunc("DELETE /_sim/deprecation", s.handleDeleteDeprecation)
 	m.HandleFunc("POST /_sim/expire-tokens", s.handleExpireTokens)
 	m.HandleFunc("GET /_sim/healthz", s.handleHealthz)
 	m.Handle("GET /_sim/metrics", runtimeMetrics())
 
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	m.Handle("/", s.correlated("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusNotFound, "The requested resource was not found.")
-	})
+	})))
 	return m
 }
 
@@ -249,17 +336,4 @@ func (s *Sim) Close() {
 		t.Stop()
 		delete(s.timers, t)
 	}
-}
-
-// origin is where URLs handed out point to: the Geolocation option, or the origin the
-// request arrived at.
-func (s *Sim) origin(r *http.Request) string {
-	if s.opts.Geolocation != "" {
-		return s.opts.Geolocation
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
 }

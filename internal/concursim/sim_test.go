@@ -39,7 +39,8 @@ type fixture struct {
 // newFixture starts a simulator with test credentials; edit adjusts the options.
 func newFixture(t *testing.T, edit func(*Options)) *fixture {
 	t.Helper()
-	opts := Options{ClientID: testClientID, ClientSecret: testClientSecret, RefreshToken: testRefresh}
+	c := &clock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
+	opts := Options{ClientID: testClientID, ClientSecret: testClientSecret, RefreshToken: testRefresh, now: c.now}
 	if edit != nil {
 		edit(&opts)
 	}
@@ -47,8 +48,6 @@ func newFixture(t *testing.T, edit func(*Options)) *fixture {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	c := &clock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
-	sim.now = c.now
 	srv := httptest.NewServer(sim)
 	t.Cleanup(func() { srv.Close(); sim.Close() })
 	return &fixture{sim: sim, srv: srv, clock: c}

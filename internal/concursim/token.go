@@ -10,14 +10,16 @@ import (
 	"time"
 )
 
-// refreshTokenLifetime is how long Concur refresh tokens live (about six months).
-const refreshTokenLifetime = 180 * 24 * time.Hour
-
 const maxFormBytes = 64 << 10
 
-// handleToken is POST /oauth2/v0/token: the refresh_token grant with Concur's rotation.
+// handleToken is POST /oauth2/v0/token: the refresh_token grant with Concur's rotation and
+// the company's password grant (grant.go). An injected [TokenError] answers first.
 func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 	s.count(func(st *Stats) { st.TokenRequests++ })
+	if te, ok := s.takeTokenError(); ok {
+		s.writeTokenError(w, r, te)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]any{
@@ -35,64 +37,100 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	if gt := r.PostForm.Get("grant_type"); gt != "refresh_token" {
+	switch gt := r.PostForm.Get("grant_type"); {
+	case gt == "refresh_token":
+		s.refreshGrant(w, r)
+	case gt == "password" && s.opts.RequestToken != "":
+		s.passwordGrant(w, r)
+	default:
 		writeJSON(w, http.StatusBadRequest, map[string]any{
 			"error":             "unsupported_grant_type",
 			"error_description": "The grant type " + strconv.Quote(gt) + " is not supported by this simulator.",
 		})
-		return
 	}
+}
 
+// refreshGrant redeems a refresh token: refused when unknown, spent or expired (code 108),
+// sent elsewhere once per grant at GLZ (code 16), else a new access token and, unless
+// NoRotate, a new refresh token; either way the refresh token lives RefreshTokenTTL more.
+func (s *Sim) refreshGrant(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	rt := r.PostForm.Get("refresh_token")
 	s.mu.Lock()
 	if len(s.stats.PresentedTokens) < maxIssuedKept {
 		s.stats.PresentedTokens = append(s.stats.PresentedTokens, rt)
 	}
-	if !s.refresh[rt] {
+	st, ok := s.refresh[rt]
+	if ok && !now.Before(st.exp) {
+		delete(s.refresh, rt) // expired: dead for good
+		ok = false
+	}
+	if !ok {
 		s.stats.InvalidGrants++
 		s.mu.Unlock()
-		writeJSON(w, http.StatusBadRequest, map[string]any{
-			"error":             "invalid_grant",
-			"error_description": "Refresh token is invalid, expired, revoked or already used.",
-			"code":              108,
-		})
+		s.writeTokenError(w, r, tokenErrorFor(108))
+		return
+	}
+	if s.atGLZ(r) && !s.opts.NoRedirectRefresh && !st.grant.redirected {
+		st.grant.redirected = true
+		s.stats.WrongHostRefreshes++
+		s.mu.Unlock()
+		s.writeTokenError(w, r, tokenErrorFor(16))
 		return
 	}
 	if len(s.stats.RedeemedTokens) < maxIssuedKept {
 		s.stats.RedeemedTokens = append(s.stats.RedeemedTokens, rt)
 	}
+	s.stats.TokenRefreshes++
+	iss := s.issueLocked(now, rt, st.grant)
+	edit := s.edit
+	s.mu.Unlock()
+	s.writeTokenAnswer(w, r, iss, edit)
+}
+
+// issued is what one successful grant hands out.
+type issued struct {
+	access, refresh string
+	now, refreshExp time.Time
+}
+
+// issueLocked mints an access token and, for a new grant (rt "") or with rotation, a new
+// refresh token that replaces rt; the refresh token lives RefreshTokenTTL from now.
+// s.mu must be held.
+func (s *Sim) issueLocked(now time.Time, rt string, g *grant) issued {
 	s.issued++
-	refresh, access := rt, s.newToken("at")
-	if !s.opts.NoRotate {
+	iss := issued{access: s.newToken("at"), refresh: rt, now: now, refreshExp: now.Add(s.opts.RefreshTokenTTL)}
+	if rt == "" || !s.opts.NoRotate {
 		delete(s.refresh, rt)
-		refresh = s.newToken("rt")
-		s.refresh[refresh] = true
+		iss.refresh = s.newToken("rt")
 	}
+	s.refresh[iss.refresh] = refreshState{exp: iss.refreshExp, grant: g}
+	s.stats.RefreshTokenExpiry = iss.refreshExp.Unix()
 	for t, exp := range s.access { // drop expired tokens so the map stays small
 		if !now.Before(exp) {
 			delete(s.access, t)
 		}
 	}
-	s.access[access] = now.Add(s.opts.AccessTokenTTL)
-	s.stats.TokenRefreshes++
+	s.access[iss.access] = now.Add(s.opts.AccessTokenTTL)
 	if len(s.stats.IssuedTokens) < maxIssuedKept {
-		s.stats.IssuedTokens = append(s.stats.IssuedTokens, access, refresh)
+		s.stats.IssuedTokens = append(s.stats.IssuedTokens, iss.access, iss.refresh)
 	}
-	edit := s.edit
-	s.mu.Unlock()
+	return iss
+}
 
+// writeTokenAnswer sends a successful token answer, through edit if set.
+func (s *Sim) writeTokenAnswer(w http.ResponseWriter, r *http.Request, iss issued, edit func(map[string]any)) {
 	answer := map[string]any{
-		"access_token":       access,
+		"access_token":       iss.access,
 		"token_type":         "Bearer",
 		"expires_in":         s.number(int64(s.opts.AccessTokenTTL / time.Second)),
-		"scope":              "openid EXPRPT PAYBAT company.read",
-		"refresh_token":      refresh,
-		"refresh_expires_in": s.number(now.Add(refreshTokenLifetime).Unix()),
+		"scope":              s.opts.Scope,
+		"refresh_token":      iss.refresh,
+		"refresh_expires_in": s.number(iss.refreshExp.Unix()),
 		"id_token":           "",
 	}
 	if !s.opts.NoGeolocation {
-		answer["geolocation"] = s.origin(r)
+		answer["geolocation"] = s.geolocation(r)
 	}
 	if edit != nil {
 		edit(answer)

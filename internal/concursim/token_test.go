@@ -66,8 +66,8 @@ func TestTokenResponseShape(t *testing.T) {
 		wantGeoFn func(srvURL string) string
 	}{
 		{"string expires_in, request origin", false, "", `"3600"`, func(u string) string { return u }},
-		{"number expires_in, geolocation option", true, "https://us.api.concursolutions.com/", "3600",
-			func(string) string { return "https://us.api.concursolutions.com" }},
+		{"number expires_in, geolocation option", true, "https://us2.api.concursolutions.com/", "3600",
+			func(string) string { return "https://us2.api.concursolutions.com" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
