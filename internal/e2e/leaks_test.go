@@ -22,7 +22,7 @@ type leakAudit struct {
 
 // secretEnv are the variables whose values are credentials.
 var secretEnv = []string{
-	"CONCUR_CLIENT_SECRET", "CONCUR_REFRESH_TOKEN", "CONCUR_ACCESS_TOKEN",
+	"CONCUR_CLIENT_SECRET", "CONCUR_REFRESH_TOKEN", "CONCUR_ACCESS_TOKEN", "CONCUR_REQUEST_TOKEN",
 	"GATEWAY_SECRET_KEY", "GATEWAY_DATABASE_URL",
 }
 
