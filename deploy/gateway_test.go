@@ -84,6 +84,8 @@ func startGateway() error {
 	sim, simAddrs, err := launch(filepath.Join(dir, "concursim"), map[string]string{
 		"CONCURSIM_ADDR": "127.0.0.1:0", "CONCURSIM_CLIENT_ID": "deploy-check",
 		"CONCURSIM_CLIENT_SECRET": secret, "CONCURSIM_REFRESH_TOKEN": refresh,
+		// A deprecation notice, so that the rules on it are checked against a real series.
+		"CONCURSIM_SUNSET": "Sun, 31 Oct 2027 23:59:59 GMT", "CONCURSIM_API_WARN": "deploy-check: deprecated",
 	}, gateway.logs, "addr")
 	if err != nil {
 		return fmt.Errorf("concursim: %w", err)

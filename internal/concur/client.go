@@ -85,7 +85,7 @@ const apiPrefix = "/api/expense/paymentbatch/"
 // setting: New defaults them when zero.
 type Config struct {
 	// BaseURL is the API origin when the token carries no geolocation, e.g.
-	// https://us.api.concursolutions.com. When it is https, an http geolocation is refused.
+	// https://us2.api.concursolutions.com. When it is https, an http geolocation is refused.
 	BaseURL string
 	// TokenURL, ClientID, ClientSecret and RefreshToken are the OAuth2 refresh-token grant,
 	// unused with AccessToken. RefreshToken seeds it: redeemed when Credentials holds no

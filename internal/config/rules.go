@@ -111,7 +111,7 @@ func origin(v string) string {
 		return msg
 	}
 	if u, _ := url.Parse(v); u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
-		return "must be an origin such as https://us.api.concursolutions.com, without a path or query"
+		return "must be an origin such as https://us2.api.concursolutions.com, without a path or query"
 	}
 	return ""
 }
