@@ -119,11 +119,15 @@ func TestComposeProd(t *testing.T) {
 			t.Errorf("gateway: %s=%s is not a Docker secret of the service", name, v)
 		}
 	}
-	for _, name := range []string{"CONCUR_CLIENT_SECRET_FILE", "CONCUR_REFRESH_TOKEN_FILE", "GATEWAY_DATABASE_URL_FILE",
+	for _, name := range []string{"CONCUR_CLIENT_SECRET_FILE", "GATEWAY_DATABASE_URL_FILE",
 		"GATEWAY_SECRET_KEY_FILE", "GATEWAY_API_KEYS_FILE"} {
 		if env[name] == "" {
 			t.Errorf("gateway: %s is not set", name)
 		}
+	}
+	// The grant comes from `gateway authorize`, into the database every replica shares.
+	if _, ok := env["CONCUR_REFRESH_TOKEN_FILE"]; ok {
+		t.Error("gateway: CONCUR_REFRESH_TOKEN_FILE is set: the grant is stored by `gateway authorize`")
 	}
 	for name, s := range p.Secrets {
 		if s.Environment != "" || s.Content != "" {
