@@ -7,10 +7,11 @@ import (
 
 // KeepAlive renews the grant on its own while ctx lasts, so that an idle gateway does not
 // lose it: Concur's refresh tokens live six months, and Concur advises renewing regularly
-// to keep them alive. Every tick (a tenth of the margin, between 1 s and an hour) it asks
-// for a token as a call would; that renews it once its refresh token expires within
-// Config.RefreshKeepAlive (see keepAliveDue), serialised across replicas like every
-// refresh: a replica that finds another's renewal stored adopts it. A failed renewal, and a
+// to keep them alive. Every tick (a tenth of the margin, between 1 s and an hour) it renews
+// the token once its refresh token expires within Config.RefreshKeepAlive (see
+// keepAliveDue), serialised across replicas like every refresh: a replica that finds
+// another's renewal stored adopts it. Calls never wait for it, and its failure leaves them
+// the token they use (until it expires as usual). A failed renewal, and a
 // refresh token that still expires within the margin, are told to Config.OnSignal (once
 // each until they change) and shown by Signals. It returns when ctx ends; it does nothing
 // with a static access token or no margin.
@@ -28,8 +29,30 @@ func (c *Client) KeepAlive(ctx context.Context) {
 	}
 }
 
+// keepAliveOnce is one tick: a token that calls may still use but whose grant is due is
+// renewed by a refresh of the keep-alive's own (whose failure leaves the token in use);
+// anything else is renewed as a call would renew it.
 func (s *tokenSource) keepAliveOnce(ctx context.Context) {
-	t, err := s.get(ctx) // a refresh is detached and bounded by its own budget
+	s.mu.Lock()
+	cur := s.cur
+	due := cur != nil && s.fresh(cur) && s.keepAliveDue(cur)
+	var f *flight
+	if due {
+		f = s.startLocked(ctx, true)
+	}
+	s.mu.Unlock()
+	var t *token
+	var err error
+	if f == nil {
+		t, err = s.get(ctx) // a refresh is detached and bounded by its own budget
+	} else {
+		select {
+		case <-f.done:
+			t, err = f.tok, f.err
+		case <-ctx.Done():
+			return
+		}
+	}
 	switch {
 	case ctx.Err() != nil:
 		return

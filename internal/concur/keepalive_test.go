@@ -200,3 +200,29 @@ func TestDeprecationSignals(t *testing.T) {
 		t.Errorf("signals %+v, told %v", s, log.kinds())
 	}
 }
+
+// A keep-alive renewal that fails costs the callers nothing: their access token is still
+// good for hours, and they keep using it.
+func TestKeepAliveFailureLeavesCallsAlone(t *testing.T) {
+	t.Parallel()
+	rig := newKeepAliveRig(t)
+	ctx := t.Context()
+	if _, err := listOf(ctx, rig.a, batch.ListOpen); err != nil {
+		t.Fatal(err)
+	}
+	rig.failing.Store(true)
+	rig.clock.advance(65 * time.Minute) // within the margin; the access token lasts 1h55m more
+	rig.a.tokens.keepAliveOnce(ctx)
+	if got := rig.logA.kinds(); !slices.Equal(got, []string{SignalKeepAliveFailed}) {
+		t.Errorf("told %v, want the keep-alive's failure", got)
+	}
+	before := rig.refreshN.Load()
+	for range 3 {
+		if _, err := listOf(ctx, rig.a, batch.ListOpen); err != nil {
+			t.Fatalf("a call while the keep-alive fails: %v", err)
+		}
+	}
+	if n := len(rig.ts.received()); n > 2 {
+		t.Errorf("token requests = %d (refreshes %d before): calls must not retry the keep-alive's renewal", n, before)
+	}
+}

@@ -80,7 +80,7 @@ type plan struct {
 // it yet, as after a person re-authorised the gateway: its hash is neither the stored
 // chain's SeedHash nor in SpentSeeds nor in SpentTokens. A replica still configured with an
 // old seed finds it spent and uses the stored newest token instead.
-func (s *tokenSource) refresh(ctx context.Context) (_ *token, err error) {
+func (s *tokenSource) refresh(ctx context.Context, keepAlive bool) (_ *token, err error) {
 	defer func() {
 		if s.obs != nil {
 			s.obs.TokenRefreshed(err == nil)
@@ -97,7 +97,7 @@ func (s *tokenSource) refresh(ctx context.Context) (_ *token, err error) {
 	}
 	wait := pollMin
 	for moved := 0; ; {
-		p, err := s.plan(ctx)
+		p, err := s.plan(ctx, keepAlive)
 		switch {
 		case err != nil:
 			return nil, err
@@ -147,8 +147,9 @@ var errNoGrant = &batch.Error{Code: batch.CodeUpstreamAuthFailed,
 	Detail: "the gateway holds no Concur grant: run `gateway authorize` with a company request token " +
 		"(see the README, \"Connecting to your Concur company\")"}
 
-// plan runs step 1 in one transaction.
-func (s *tokenSource) plan(ctx context.Context) (plan, error) {
+// plan runs step 1 in one transaction. keepAlive: a stored token is adopted only if its
+// grant is not due for the keep-alive (keepAliveDue) either.
+func (s *tokenSource) plan(ctx context.Context, keepAlive bool) (plan, error) {
 	var p plan
 	out, err := s.store.UpdateCredentials(ctx, func(cur Credentials, found bool) (*Credentials, error) {
 		p = plan{cur: cur}
@@ -156,7 +157,7 @@ func (s *tokenSource) plan(ctx context.Context) (plan, error) {
 		denied, refusedHash, refusedErr := s.denied, s.refusedHash, s.refusedErr
 		s.mu.Unlock()
 		if found && cur.AccessToken != "" && cur.AccessToken != denied {
-			if t, ok := s.storedToken(cur); ok && s.fresh(t) {
+			if t, ok := s.storedToken(cur); ok && s.fresh(t) && !(keepAlive && s.keepAliveDue(t)) {
 				p.tok = t
 				return nil, nil
 			}

@@ -161,7 +161,7 @@ func (s *tokenSource) renew(ctx context.Context, failed *token) (*token, error) 
 			s.mu.Unlock()
 			return t, nil
 		}
-		f := s.startLocked(ctx)
+		f := s.startLocked(ctx, false)
 		s.mu.Unlock()
 		select {
 		case <-f.done:
@@ -177,14 +177,14 @@ func (s *tokenSource) renew(ctx context.Context, failed *token) (*token, error) 
 }
 
 // fresh reports whether t may still be used: it is renewed once less than min(refreshEarly,
-// half its lifetime) remains, so that a token of a minute or less is not renewed every call,
-// and early when the keep-alive says so.
+// half its lifetime) remains, so that a token of a minute or less is not renewed every call.
+// (The keep-alive renews earlier, on its own: keepAliveDue; a call never waits for that.)
 func (s *tokenSource) fresh(t *token) bool {
 	if t.expiry.IsZero() {
 		return true
 	}
 	margin := min(refreshEarly, t.lifetime/2)
-	return !s.now().Add(margin).After(t.expiry) && !s.keepAliveDue(t)
+	return !s.now().Add(margin).After(t.expiry)
 }
 
 // keepAliveDue reports whether t is to be renewed now only to keep its grant alive: its
@@ -206,7 +206,10 @@ func (s *tokenSource) expiring(expiry time.Time) bool {
 	return s.keepAlive > 0 && !expiry.IsZero() && !s.now().Before(expiry.Add(-s.keepAlive))
 }
 
-func (s *tokenSource) startLocked(ctx context.Context) *flight {
+// startLocked starts the one refresh, or returns the one running. keepAlive: the
+// keep-alive started it, and a stored token is adopted only if its grant is not due for the
+// keep-alive either.
+func (s *tokenSource) startLocked(ctx context.Context, keepAlive bool) *flight {
 	if s.inflight != nil {
 		return s.inflight
 	}
@@ -215,7 +218,7 @@ func (s *tokenSource) startLocked(ctx context.Context) *flight {
 	go func() {
 		ctx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), refreshBudget(s.timeout), errCallTimeout)
 		defer cancel()
-		tok, err := s.refresh(ctx)
+		tok, err := s.refresh(ctx, keepAlive)
 		s.mu.Lock()
 		if err == nil {
 			s.setLocked(tok)
