@@ -32,7 +32,9 @@ func authorize(ctx context.Context, args []string, getenv func(string) string, s
 			"and the gateway's own CONCUR_* and store settings. See README.md, \"Connecting to your Concur company\".")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
