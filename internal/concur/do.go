@@ -155,6 +155,9 @@ func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*a
 			continue
 		}
 		t.wait = retryAfter(resp.Header.Get("Retry-After"), 0)
+		if up.Status == http.StatusTooManyRequests {
+			t.wait = throttleWait(resp.Header.Get("Retry-After"), 0) // a throttle's "now" still waits
+		}
 		return nil, t, statusError(r.op, resp.Header, up)
 	}
 }

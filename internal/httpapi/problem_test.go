@@ -92,6 +92,24 @@ func TestProblemTable(t *testing.T) {
 	}
 }
 
+// A Retry-After on the wire is whole seconds, at least 1: a wait under a second rounds up,
+// and none (zero or negative) sends no header rather than "0".
+func TestProblemRetryAfterAtLeastASecond(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		wait time.Duration
+		want string
+	}{
+		{time.Nanosecond, "1"}, {300 * time.Millisecond, "1"}, {time.Second, "1"}, {1001 * time.Millisecond, "2"},
+		{0, ""}, {-time.Second, ""},
+	} {
+		p := render(t, &batch.Error{Code: batch.CodeUpstreamRateLimited, RetryAfter: tt.wait})
+		if got := p.header.Get("Retry-After"); got != tt.want {
+			t.Errorf("RetryAfter %v: Retry-After = %q, want %q", tt.wait, got, tt.want)
+		}
+	}
+}
+
 // knownCodes is every code a caller can see: the domain's and the HTTP layer's.
 func knownCodes() []batch.Code {
 	return append(batch.Codes(), slices.Collect(maps.Keys(httpCodes))...)
@@ -228,6 +246,11 @@ func FuzzProblem(f *testing.F) {
 		}
 		if rec.Code != p.Status || rec.Code < 400 || rec.Code > 599 {
 			t.Fatalf("status %d / %d", rec.Code, p.Status)
+		}
+		if ra := rec.Header().Get("Retry-After"); ra != "" {
+			if n, err := strconv.Atoi(ra); err != nil || n < 1 {
+				t.Fatalf("Retry-After %q, want whole seconds, at least 1", ra)
+			}
 		}
 	})
 }
