@@ -55,9 +55,10 @@ var (
 	closeBusiness = regexp.MustCompile(`(?i)does\s+not\s+contain\s+any\s+reports|could\s+not\s+be\s+closed`)
 )
 
-// statusError classifies a non-200 answer. up carries what Concur said (Status at least).
+// statusError classifies a non-200 answer. up carries what Concur said (Status at least),
+// h its headers.
 func statusError(op operation, h http.Header, up *batch.UpstreamError) *batch.Error {
-	e := &batch.Error{Upstream: up, Delivery: statusDelivery(op, up)}
+	e := &batch.Error{Upstream: up, Delivery: statusDelivery(op, up), CorrelationID: correlationID(h)}
 	s := up.Status
 	switch {
 	case s == http.StatusBadRequest && invalidBatchID.MatchString(up.Message):
@@ -113,6 +114,23 @@ func readUpstreamError(resp *http.Response) *batch.UpstreamError {
 		up.Message, up.ID, up.ServerTime = clip(e.Message), clip(e.ID), clip(e.ServerTime)
 	}
 	return up
+}
+
+// correlationID is the answer's concur-correlationid (what Concur's support asks for),
+// trimmed, when it is usable: at most batch.MaxCorrelationID characters of visible ASCII.
+// Anything else is dropped, not cut: it comes from outside and reaches logs, problems and
+// the store, and a cut id would name another answer.
+func correlationID(h http.Header) string {
+	v := strings.TrimSpace(h.Get("Concur-Correlationid"))
+	if len(v) > batch.MaxCorrelationID {
+		return ""
+	}
+	for i := range len(v) {
+		if v[i] < '!' || v[i] > '~' {
+			return ""
+		}
+	}
+	return v
 }
 
 func clip(s string) string {
