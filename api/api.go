@@ -45,6 +45,10 @@ type CloseAttempt struct {
 	Outcome string `json:"outcome" example:"closed" enums:"in_progress,closed,failed,unknown,refused"`
 	// UpstreamStatus is Concur's HTTP status, when Concur answered.
 	UpstreamStatus int `json:"upstreamStatus,omitempty" example:"200" format:"int32" minimum:"100" maximum:"599"`
+	// UpstreamCorrelationID is the concur-correlationid header of the Concur answer that
+	// decided the attempt (a success, an error, or a 200 whose body could not be read):
+	// quote it to Concur's support. Absent when no answer came or it carried none.
+	UpstreamCorrelationID string `json:"upstreamCorrelationId,omitempty" example:"0b6f8a52-3c1e-4d7a-9f2b-5e8c1a4d7b90" maxLength:"128"`
 	// Code is the problem code the caller got, when the attempt did not close the batch.
 	Code string `json:"code,omitempty" example:"batch_already_closed" maxLength:"64"`
 	// Detail explains a failed, unknown or refused attempt.
@@ -115,6 +119,9 @@ type UpstreamProblem struct {
 	ID string `json:"id,omitempty" example:"8E7D1C2B-3A4F-4E5D-9C8B-7A6F5E4D3C2B" maxLength:"256"`
 	// ServerTime is Concur's server time of the error, without a time zone.
 	ServerTime string `json:"serverTime,omitempty" example:"2026-11-24T10:00:00" maxLength:"64"`
+	// CorrelationID is the concur-correlationid header of Concur's answer: quote it to
+	// Concur's support. Absent when Concur sent none (or one that is not 1-128 visible ASCII).
+	CorrelationID string `json:"correlationId,omitempty" example:"0b6f8a52-3c1e-4d7a-9f2b-5e8c1a4d7b90" maxLength:"128"`
 }
 
 // ProblemType describes one problem code: GET /problems/{code}, where a Problem's Type

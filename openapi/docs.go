@@ -1451,6 +1451,12 @@ const docTemplate = `{
                     "maxLength": 64,
                     "example": "2026-11-24T10:00:00Z"
                 },
+                "upstreamCorrelationId": {
+                    "description": "UpstreamCorrelationID is the concur-correlationid header of the Concur answer that\ndecided the attempt (a success, an error, or a 200 whose body could not be read):\nquote it to Concur's support. Absent when no answer came or it carried none.",
+                    "type": "string",
+                    "maxLength": 128,
+                    "example": "0b6f8a52-3c1e-4d7a-9f2b-5e8c1a4d7b90"
+                },
                 "upstreamStatus": {
                     "description": "UpstreamStatus is Concur's HTTP status, when Concur answered.",
                     "type": "integer",
@@ -1680,6 +1686,12 @@ const docTemplate = `{
         "api.UpstreamProblem": {
             "type": "object",
             "properties": {
+                "correlationId": {
+                    "description": "CorrelationID is the concur-correlationid header of Concur's answer: quote it to\nConcur's support. Absent when Concur sent none (or one that is not 1-128 visible ASCII).",
+                    "type": "string",
+                    "maxLength": 128,
+                    "example": "0b6f8a52-3c1e-4d7a-9f2b-5e8c1a4d7b90"
+                },
                 "id": {
                     "description": "ID is Concur's error id, useful when talking to Concur support.",
                     "type": "string",

@@ -11,6 +11,7 @@ package batch
 import (
 	"context"
 	"io"
+	"sync"
 	"time"
 )
 
@@ -45,6 +46,9 @@ type CloseResult struct {
 	Status      string // e.g. "SUCCESS"
 	JobQueueKey string
 	FileURL     string // Concur's File-Url; opaque, kept server-side
+	// CorrelationID is the concur-correlationid header of Concur's answer (not its XML,
+	// hence no JSON in the golden files): what Concur's support asks for.
+	CorrelationID string `json:"-"`
 	// Set by the domain, not by Concur (hence no JSON in the golden files).
 	ClosedAt    time.Time `json:"-"`
 	Regenerated bool      `json:"-"` // the batch was already closed: Concur regenerated its payment file
@@ -81,4 +85,56 @@ type Upstream interface {
 	CloseBatchAsync(ctx context.Context, batchURL string) (CloseResult, error)
 	// OpenFile starts the download of a File-Url returned by CloseBatch.
 	OpenFile(ctx context.Context, fileURL string) (*File, error)
+}
+
+// MaxCorrelationID bounds a correlation id: the Upstream drops a concur-correlationid
+// header longer than this, or with anything but visible ASCII, since it comes from outside
+// and reaches logs and the store.
+const MaxCorrelationID = 128
+
+// Correlations collects the correlation ids (concur-correlationid) of the Concur answers
+// got on a context's behalf, for the log line of the request that made the calls: the
+// Upstream notes each answer's with NoteCorrelation, whatever its status. It keeps the
+// first maxCorrelations and counts the rest. Safe for concurrent use: a list read under a
+// single flight may still note into a request that has ended.
+type Correlations struct {
+	mu   sync.Mutex
+	ids  []string
+	more int
+}
+
+const maxCorrelations = 16 // a list read twice, retried, and a close: well within
+
+type correlationsKey struct{}
+
+// WithCorrelations returns a copy of ctx whose Concur answers are noted in the returned
+// Correlations. A context that already carries one gets a fresh one: the inner notes only
+// what is asked for within it.
+func WithCorrelations(ctx context.Context) (context.Context, *Correlations) {
+	c := &Correlations{}
+	return context.WithValue(ctx, correlationsKey{}, c), c
+}
+
+// NoteCorrelation notes id, the correlation id of a Concur answer, in ctx's Correlations;
+// nothing without one, or for "".
+func NoteCorrelation(ctx context.Context, id string) {
+	c, _ := ctx.Value(correlationsKey{}).(*Correlations)
+	if c == nil || id == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.ids) < maxCorrelations {
+		c.ids = append(c.ids, id)
+	} else {
+		c.more++
+	}
+}
+
+// IDs returns the ids noted so far, in the order of the answers, and how many more were
+// not kept.
+func (c *Correlations) IDs() (ids []string, more int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.ids...), c.more
 }

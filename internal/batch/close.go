@@ -251,7 +251,7 @@ func (s *Service) call(ctx context.Context, req CloseRequest, b Batch, att Close
 		}
 	}
 	if err == nil && !succeeded(res) {
-		err = &Error{Code: CodeUpstreamBadResponse, Delivery: MaybeDelivered,
+		err = &Error{Code: CodeUpstreamBadResponse, Delivery: MaybeDelivered, CorrelationID: res.CorrelationID,
 			Detail: "Concur answered the close without calling it a success (Status \"" + res.Status +
 				"\", BatchStatus \"" + res.BatchStatus + "\"): the batch may or may not be closed; the gateway " +
 				"settles it from Concur's batch list"}
@@ -281,9 +281,9 @@ func (s *Service) refreshAfterNotFound(ctx context.Context, b Batch, att Close) 
 
 // end records how the attempt ended and moves the batch's state accordingly.
 func (s *Service) end(ctx context.Context, att Close, res CloseResult, err error) (CloseResult, error) {
-	att.UpstreamStatus, att.ErrorCode, att.Detail = 0, "", ""
+	att.UpstreamStatus, att.ErrorCode, att.Detail, att.UpstreamCorrelationID = 0, "", "", ""
 	if err == nil {
-		att.UpstreamStatus = 200
+		att.UpstreamStatus, att.UpstreamCorrelationID = 200, res.CorrelationID
 		att.BatchStatus, att.Status, att.JobQueueKey, att.FileURL = res.BatchStatus, res.Status, res.JobQueueKey, res.FileURL
 		if att.Async {
 			att.FileURL, att.Detail = "", asyncAccepted
@@ -294,7 +294,7 @@ func (s *Service) end(ctx context.Context, att Close, res CloseResult, err error
 	} else {
 		att.ErrorCode = string(ErrorCode(err))
 		if e, ok := errors.AsType[*Error](err); ok {
-			att.Detail = e.Detail
+			att.Detail, att.UpstreamCorrelationID = e.Detail, e.CorrelationID
 			if e.Upstream != nil {
 				att.UpstreamStatus = e.Upstream.Status
 			}

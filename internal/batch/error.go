@@ -131,7 +131,7 @@ func Codes() []Code {
 type UpstreamError struct {
 	Status     int    // Concur's HTTP status
 	Message    string // <Message>
-	ID         string // <Id>, Concur's correlation id
+	ID         string // <Id>, Concur's id of the error (the concur-correlationid header is Error.CorrelationID)
 	ServerTime string // <Server-Time>, Concur's local time without zone
 }
 
@@ -182,13 +182,18 @@ func DeliveryOf(err error) Delivery {
 // Error is the one error type that crosses layers. Detail is safe to show a caller;
 // Err is the cause, for the log only.
 type Error struct {
-	Code       Code
-	Detail     string
-	Delivery   Delivery       // failures of calls to Concur: whether Concur can have acted
-	Upstream   *UpstreamError // set when Concur answered with an error
-	RetryAfter time.Duration  // set when the caller should wait before retrying
-	Recorded   *CloseResult   // CodeBatchAlreadyClosed: the recorded close, when the gateway has one
-	Err        error
+	Code     Code
+	Detail   string
+	Delivery Delivery       // failures of calls to Concur: whether Concur can have acted
+	Upstream *UpstreamError // set when Concur answered with an error
+	// CorrelationID is the concur-correlationid header of the Concur answer the failure
+	// came from, whatever its status: with Upstream for an error status, alone for a 200
+	// whose body could not be used (Upstream stays nil: it describes error answers, and
+	// the breaker reads it so). "" when no answer came, or it carried none usable.
+	CorrelationID string
+	RetryAfter    time.Duration // set when the caller should wait before retrying
+	Recorded      *CloseResult  // CodeBatchAlreadyClosed: the recorded close, when the gateway has one
+	Err           error
 }
 
 func (e *Error) Error() string {

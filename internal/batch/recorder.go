@@ -206,6 +206,9 @@ func (r *recorder) hold(ctx context.Context, att Close, res CloseResult, err err
 func (r *recorder) logSealed(ctx context.Context, att Close, res CloseResult, serr error) {
 	ev := zerolog.Ctx(ctx).Error().Err(serr).Str("batchId", att.BatchID).Int64("attempt", att.ID).
 		Str("concurStatus", res.Status).Bool("fileUrlKnown", att.FileURL != "")
+	if att.UpstreamCorrelationID != "" {
+		ev = ev.Str("concurCorrelationId", att.UpstreamCorrelationID)
+	}
 	if sealed, ok := r.sealed(att); ok {
 		ev = ev.Str("sealedRecord", sealed)
 	}

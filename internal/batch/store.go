@@ -118,13 +118,16 @@ type Close struct {
 	EndedAt        time.Time // zero while in progress
 	LeaseUntil     time.Time // in progress only
 	Outcome        Outcome
-	UpstreamStatus int    // Concur's HTTP status, 0 when Concur was not reached or did not answer
-	ErrorCode      string // the gateway's problem code when the attempt did not succeed
-	Detail         string // caller-safe explanation of the outcome
-	BatchStatus    string // Concur's BatchStatus
-	Status         string // Concur's Status
-	JobQueueKey    string
-	FileURL        string // Concur's File-Url; kept server-side
+	UpstreamStatus int // Concur's HTTP status, 0 when Concur was not reached or did not answer
+	// UpstreamCorrelationID is the concur-correlationid of the Concur answer that decided
+	// the outcome (a success's, an error's, or a 200's that could not be read); "" when none.
+	UpstreamCorrelationID string
+	ErrorCode             string // the gateway's problem code when the attempt did not succeed
+	Detail                string // caller-safe explanation of the outcome
+	BatchStatus           string // Concur's BatchStatus
+	Status                string // Concur's Status
+	JobQueueKey           string
+	FileURL               string // Concur's File-Url; kept server-side
 	// Claim is a random token drawn by the request that began the attempt: only it can
 	// prove the attempt is its own (request ids come from callers and may repeat).
 	Claim string `json:"-"`
@@ -135,7 +138,7 @@ type Close struct {
 func (c Close) Result() CloseResult {
 	return CloseResult{
 		BatchID: c.BatchID, BatchStatus: c.BatchStatus, Status: c.Status, JobQueueKey: c.JobQueueKey, FileURL: c.FileURL,
-		ClosedAt: c.EndedAt, Regenerated: c.Regenerate && c.Caller != System, // as asked for with ?regenerate=true
+		CorrelationID: c.UpstreamCorrelationID, ClosedAt: c.EndedAt, Regenerated: c.Regenerate && c.Caller != System, // as asked for with ?regenerate=true
 	}
 }
 

@@ -23,6 +23,7 @@ const (
 	defaultUnavailableWait = 5 * time.Minute
 	timeoutWait            = 5 * time.Minute // Concur: after a time-out, wait 5 minutes before retrying
 	maxRetryAfter          = 24 * time.Hour  // a longer Retry-After is not believed
+	minThrottleWait        = time.Second     // the least wait after a 429, whatever its Retry-After
 	maxMessage             = 1024            // what an error keeps of Concur's text: it ends up in logs
 )
 
@@ -54,9 +55,10 @@ var (
 	closeBusiness = regexp.MustCompile(`(?i)does\s+not\s+contain\s+any\s+reports|could\s+not\s+be\s+closed`)
 )
 
-// statusError classifies a non-200 answer. up carries what Concur said (Status at least).
+// statusError classifies a non-200 answer. up carries what Concur said (Status at least),
+// h its headers.
 func statusError(op operation, h http.Header, up *batch.UpstreamError) *batch.Error {
-	e := &batch.Error{Upstream: up, Delivery: statusDelivery(op, up)}
+	e := &batch.Error{Upstream: up, Delivery: statusDelivery(op, up), CorrelationID: correlationID(h)}
 	s := up.Status
 	switch {
 	case s == http.StatusBadRequest && invalidBatchID.MatchString(up.Message):
@@ -73,7 +75,7 @@ func statusError(op operation, h http.Header, up *batch.UpstreamError) *batch.Er
 		e.Code, e.Detail = batch.CodeUpstreamConflict, "Concur reported a conflict"
 	case s == http.StatusTooManyRequests:
 		e.Code, e.Detail = batch.CodeUpstreamRateLimited, "Concur is throttling the gateway"
-		e.RetryAfter = retryAfter(h.Get("Retry-After"), defaultRateLimitWait)
+		e.RetryAfter = throttleWait(h.Get("Retry-After"), defaultRateLimitWait)
 	case s == http.StatusServiceUnavailable:
 		e.Code, e.Detail = batch.CodeUpstreamUnavailable, "Concur is unavailable (maintenance)"
 		e.RetryAfter = retryAfter(h.Get("Retry-After"), defaultUnavailableWait)
@@ -114,6 +116,23 @@ func readUpstreamError(resp *http.Response) *batch.UpstreamError {
 	return up
 }
 
+// correlationID is the answer's concur-correlationid (what Concur's support asks for),
+// trimmed, when it is usable: at most batch.MaxCorrelationID characters of visible ASCII.
+// Anything else is dropped, not cut: it comes from outside and reaches logs, problems and
+// the store, and a cut id would name another answer.
+func correlationID(h http.Header) string {
+	v := strings.TrimSpace(h.Get("Concur-Correlationid"))
+	if len(v) > batch.MaxCorrelationID {
+		return ""
+	}
+	for i := range len(v) {
+		if v[i] < '!' || v[i] > '~' {
+			return ""
+		}
+	}
+	return v
+}
+
 func clip(s string) string {
 	if len(s) <= maxMessage {
 		return s
@@ -124,19 +143,39 @@ func clip(s string) string {
 // retryAfter reads a Retry-After header (delta-seconds or HTTP-date). It returns def when
 // the header is absent, unreadable, over a day, or not positive: a wait is always honoured.
 func retryAfter(v string, def time.Duration) time.Duration {
-	v = strings.TrimSpace(v)
-	d := time.Duration(-1)
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n > 0 && n <= int64(maxRetryAfter/time.Second) {
-			d = time.Duration(n) * time.Second
-		}
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = time.Until(t).Round(time.Second)
+	if d, ok := parseRetryAfter(v); ok && d > 0 {
+		return d
 	}
-	if d <= 0 || d > maxRetryAfter {
+	return def
+}
+
+// throttleWait reads the Retry-After of the API's 429. Concur's throttle may say
+// retry-after: 0 (or a date already past): that "now" is honoured with a floor of
+// minThrottleWait, so neither the client's retry nor the gateway's callers come back at
+// once. Absent, unreadable or over a day: def.
+func throttleWait(v string, def time.Duration) time.Duration {
+	d, ok := parseRetryAfter(v)
+	if !ok {
 		return def
 	}
-	return d
+	return max(d, minThrottleWait)
+}
+
+// parseRetryAfter reads delta-seconds or an HTTP-date; ok is false when v is absent,
+// unreadable or over maxRetryAfter. d may be zero or negative (a date already past).
+func parseRetryAfter(v string) (d time.Duration, ok bool) {
+	v = strings.TrimSpace(v)
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n > int64(maxRetryAfter/time.Second) {
+			return 0, false
+		}
+		return time.Duration(max(n, 0)) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if d = time.Until(t).Round(time.Second); err != nil || d > maxRetryAfter {
+		return 0, false
+	}
+	return d, true
 }
 
 // transportError classifies a failure to get (or read) an answer; attempt is the per-try

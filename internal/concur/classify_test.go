@@ -247,11 +247,16 @@ func TestStatusClassification(t *testing.T) {
 		{name: "503 Retry-After past date", op: opFile, status: 503,
 			header: map[string]string{"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"},
 			code:   batch.CodeUpstreamUnavailable, retryAfter: 5 * time.Minute},
+		// Concur's throttle may say retry-after: 0 ("now"): honoured, with a floor of a second.
 		{name: "429 Retry-After zero", op: opClose, status: 429, header: map[string]string{"Retry-After": "0"},
-			code: batch.CodeUpstreamRateLimited, retryAfter: time.Minute},
+			code: batch.CodeUpstreamRateLimited, retryAfter: time.Second},
+		{name: "429 Retry-After negative", op: opList, status: 429, header: map[string]string{"Retry-After": "-3"},
+			code: batch.CodeUpstreamRateLimited, retryAfter: time.Second},
 		{name: "429 Retry-After past date", op: opList, status: 429,
 			header: map[string]string{"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"},
-			code:   batch.CodeUpstreamRateLimited, retryAfter: time.Minute},
+			code:   batch.CodeUpstreamRateLimited, retryAfter: time.Second},
+		{name: "429 Retry-After garbage", op: opFile, status: 429, header: map[string]string{"Retry-After": "soon"},
+			code: batch.CodeUpstreamRateLimited, retryAfter: time.Minute},
 		{name: "500 close with message", op: opClose, status: 500, body: xmlErr(notClosableMsg),
 			code: batch.CodeBatchNotClosable, message: notClosableMsg, detail: notClosableMsg},
 		{name: "500 close empty", op: opClose, status: 500, code: batch.CodeUpstreamBadResponse},
@@ -319,6 +324,9 @@ func TestStatusClassification(t *testing.T) {
 			if date, err := http.ParseTime(tt.header["Retry-After"]); err == nil && date.After(time.Now()) {
 				want = time.Until(date) // the date was made with the table, perhaps long ago under load
 			}
+			if want == time.Second {
+				slack = 0 // the floor is exact
+			}
 			if tt.retryAfter != 0 && (e.RetryAfter < want-slack || e.RetryAfter > want+slack) {
 				t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, want)
 			}
@@ -364,6 +372,35 @@ func TestRetryAfter(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Errorf("retryAfter(%q) = %v, want %v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// throttleWait is a 429's Retry-After: like retryAfter's, but a wait of zero or less is
+// Concur's "now", floored at a second, never 0.
+func TestThrottleWait(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		in   string
+		want time.Duration
+	}{
+		{"empty", "", time.Minute},
+		{"seconds", "7", 7 * time.Second},
+		{"zero", "0", time.Second},
+		{"zero padded", " 000 ", time.Second},
+		{"negative", "-5", time.Second},
+		{"over a day", "86401", time.Minute},
+		{"garbage", "soon", time.Minute},
+		{"past date", "Wed, 21 Oct 2015 07:28:00 GMT", time.Second},
+		{"date now", time.Now().UTC().Format(http.TimeFormat), time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := throttleWait(tt.in, time.Minute); got != tt.want {
+				t.Errorf("throttleWait(%q) = %v, want %v", tt.in, got, tt.want)
 			}
 		})
 	}

@@ -278,13 +278,16 @@ func (c *Client) closeBatch(ctx context.Context, batchURL string, async bool) (b
 		target = strings.Replace(target, v11Batch, apiPrefix+"v1.2/batch/", 1)
 	}
 	var out batch.CloseResult
-	_, err = c.do(ctx, request{
+	a, err := c.do(ctx, request{
 		op:     opClose,
 		method: http.MethodPost,
 		url:    target,
 		limit:  maxSmallBody,
 		decode: func(r io.Reader, _ func(func() error) error) (err error) { out, err = decodeClose(r); return err },
 	})
+	if err == nil {
+		out.CorrelationID = a.correlationID // a failure's, when Concur answered, is the error's
+	}
 	return out, err
 }
 

@@ -144,7 +144,8 @@ func TestCloseBatchWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertEqual(t, batch.CloseResult{BatchStatus: "CLOSED", Status: "SUCCESS", JobQueueKey: "d$wIUEkl72LW299WTjTlskdy",
-		FileURL: "http:// www.concursolutions.com/api/expense/paymentbatch/v1.1/batch/n$s4MtBKgvoJxAYcbggR7eD2jRU$sxYjePU/file"}, got)
+		FileURL:       "http:// www.concursolutions.com/api/expense/paymentbatch/v1.1/batch/n$s4MtBKgvoJxAYcbggR7eD2jRU$sxYjePU/file",
+		CorrelationID: f.lastAPI(t)}, got)
 	// The close happened; its File-Url is unusable, and OpenFile says so without sending anything.
 	_, err = c.OpenFile(t.Context(), got.FileURL)
 	wantCode(t, err, batch.CodeUpstreamBadResponse)

@@ -39,7 +39,8 @@ type tried struct {
 
 // do performs r, trying the list and the file download again while the retry policy allows
 // and a close once (closing a closed batch regenerates its payment file). The error says
-// the strongest Delivery of all tries. The file's answer comes back with its body open.
+// the strongest Delivery of all tries. The file's answer comes back with its body open, a
+// decoded answer ended (for its correlation id).
 func (c *Client) do(ctx context.Context, r request) (*attempt, error) {
 	deadline := time.Now().Add(c.retry.budget)
 	strongest := batch.NotSent
@@ -89,17 +90,21 @@ func (c *Client) try(ctx context.Context, r request, timeout time.Duration) (_ *
 
 	a, t, err := c.send(ctx, r, timeout)
 	if err == nil && r.decode != nil {
-		err, a = c.read(ctx, a, r), nil
+		err = c.read(ctx, a, r) // a is ended now; its correlation id stays
 		if ce, ok := errors.AsType[*consumerError](err); ok {
 			return nil, tried{consumer: true}, ce.err // not Concur's failure: neither retried nor counted
 		}
 	}
 	v = verdictOf(ctx, t.api, err)
+	if err != nil {
+		a = nil
+	}
 	return a, t, err
 }
 
 // send sends r with credentials and returns a 200 answer, its body open and its attempt
-// running (the caller ends it). On 401/403 it renews the token once and sends again.
+// running (the caller ends it). On 401/403 it renews the token once and sends again. The
+// correlation id of every answer is noted in ctx's batch.Correlations.
 func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*attempt, tried, error) {
 	var t tried
 	tok, err := c.tokens.get(ctx)
@@ -137,6 +142,8 @@ func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*a
 			a.end()
 			return nil, t, sendError(ctx, a.ctx, r.op, &rc, err)
 		}
+		a.correlationID = correlationID(resp.Header)
+		batch.NoteCorrelation(ctx, a.correlationID)
 		if resp.StatusCode == http.StatusOK {
 			a.resp = resp
 			return a, t, nil
@@ -144,7 +151,9 @@ func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*a
 		up := readUpstreamError(resp)
 		a.end()
 		if ctx.Err() != nil {
-			return nil, t, withDelivery(callerGone(ctx), statusDelivery(r.op, up)) // Concur answered
+			e := callerGone(ctx)
+			e.Delivery, e.CorrelationID = statusDelivery(r.op, up), a.correlationID // Concur answered
+			return nil, t, e
 		}
 		if (up.Status == http.StatusUnauthorized || up.Status == http.StatusForbidden) && !renewed && c.tokens.static == nil {
 			t.api = false // a failure from here on is the renewal's, unless the second request fails
@@ -155,17 +164,20 @@ func (c *Client) send(ctx context.Context, r request, timeout time.Duration) (*a
 			continue
 		}
 		t.wait = retryAfter(resp.Header.Get("Retry-After"), 0)
+		if up.Status == http.StatusTooManyRequests {
+			t.wait = throttleWait(resp.Header.Get("Retry-After"), 0) // a throttle's "now" still waits
+		}
 		return nil, t, statusError(r.op, resp.Header, up)
 	}
 }
 
 // read decodes a 200 answer through r.limit and r.decode, then ends it. Concur answered
-// 200: whatever went wrong, it acted.
+// 200: whatever went wrong, it acted, and the failure carries the answer's correlation id.
 func (c *Client) read(ctx context.Context, a *attempt, r request) error {
 	defer a.end()
 	defer a.resp.Body.Close()
 	if !isXML(a.resp.Header.Get("Content-Type")) {
-		return unreadable(r.op, &batch.Error{Code: batch.CodeUpstreamBadResponse,
+		return unreadable(r.op, &batch.Error{Code: batch.CodeUpstreamBadResponse, CorrelationID: a.correlationID,
 			Detail: "Concur answered " + r.op.String() + " with a non-XML content type"}, "its content type is not XML")
 	}
 	body := &capReader{r: a.resp.Body, n: r.limit}
@@ -174,10 +186,11 @@ func (c *Client) read(ctx context.Context, a *attempt, r request) error {
 		return err
 	}
 	if body.err == nil {
-		return unreadable(r.op, &batch.Error{Code: batch.CodeUpstreamBadResponse,
+		return unreadable(r.op, &batch.Error{Code: batch.CodeUpstreamBadResponse, CorrelationID: a.correlationID,
 			Detail: "Concur's answer to " + r.op.String() + " is not the expected XML", Err: err}, "it is not the expected XML")
 	}
 	e, why := readError(ctx, a.ctx, body.err) // a time-out, a cut connection, over the limit
+	e.CorrelationID = a.correlationID
 	return unreadable(r.op, e, why)
 }
 
@@ -194,6 +207,8 @@ type attempt struct {
 	timer  *time.Timer
 	due    time.Time // when the timer fires, while it runs
 	resp   *http.Response
+	// correlationID is the answer's concur-correlationid (correlationID), "" before one came.
+	correlationID string
 }
 
 func newAttempt(parent context.Context, d time.Duration) *attempt {
@@ -268,6 +283,7 @@ func (b *idleBody) Read(p []byte) (int, error) {
 		if e.Code == batch.CodeUpstreamTimeout && b.caller.Err() == nil {
 			e.Detail = "Concur stopped sending the payment file"
 		}
+		e.CorrelationID = b.a.correlationID // the file's answer came: its stream broke
 		return n, e
 	}
 	return n, err

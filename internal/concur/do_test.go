@@ -90,6 +90,10 @@ func TestListRetried(t *testing.T) {
 		{name: "time-out", first: serveStall},
 		{name: "reset", first: serveReset},
 		{name: "429 with Retry-After", first: serveStatus(429, "Retry-After", "1"), leastWait: time.Second},
+		// Concur may throttle with retry-after: 0: the retry still waits a second.
+		{name: "429 with Retry-After 0", first: serveStatus(429, "Retry-After", "0"), leastWait: time.Second},
+		{name: "429 with a past Retry-After", first: serveStatus(429, "Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT"),
+			leastWait: time.Second},
 		{name: "cut while reading the list", first: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/xml")
 			w.Header().Set("Content-Length", "1000")

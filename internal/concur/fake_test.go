@@ -26,6 +26,7 @@ import (
 type scripted struct {
 	*concursim.Sim
 	srv *httptest.Server
+	correlations
 
 	mu       sync.Mutex
 	steps    []step
@@ -50,7 +51,7 @@ func newScripted(t *testing.T, def step, steps ...step) *scripted {
 	sim.AddAccessToken("static-token")
 	s := &scripted{Sim: sim, def: def, steps: steps}
 	sim.InterceptAPI(s.script)
-	s.srv = httptest.NewServer(sim)
+	s.srv = httptest.NewServer(s.stamp(sim))
 	t.Cleanup(func() { s.srv.Close(); sim.Close() })
 	return s
 }
@@ -300,6 +301,7 @@ const tokenPath = "/oauth2/v0/token"
 type fakeConcur struct {
 	*concursim.Sim
 	srv *httptest.Server
+	correlations
 }
 
 func newFake(t *testing.T, edit ...func(*concursim.Options)) *fakeConcur {
@@ -322,10 +324,84 @@ func newFake(t *testing.T, edit ...func(*concursim.Options)) *fakeConcur {
 	if err != nil {
 		t.Fatalf("concursim.New: %v", err)
 	}
-	f := &fakeConcur{Sim: sim, srv: httptest.NewServer(sim)}
+	f := &fakeConcur{Sim: sim}
+	f.srv = httptest.NewServer(f.stamp(sim))
 	t.Cleanup(func() { f.srv.Close(); sim.Close() })
 	return f
 }
+
+// correlations puts a concur-correlationid on every answer of a fake Concur, as Concur
+// does (fake-corr-1, fake-corr-2…, unless the handler sets its own), and records what
+// each answer went out with, so tests compare with what was sent whoever chose it.
+type correlations struct {
+	mu   sync.Mutex
+	n    int
+	sent []sentCorrelation
+}
+
+// sentCorrelation is one answer's: its request path and the header value it carried.
+type sentCorrelation struct{ path, id string }
+
+func (c *correlations) stamp(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		c.n++
+		w.Header().Set("Concur-Correlationid", fmt.Sprint("fake-corr-", c.n))
+		c.mu.Unlock()
+		next.ServeHTTP(&stampWriter{ResponseWriter: w, c: c, path: r.URL.Path}, r)
+	})
+}
+
+// sentAPI returns the correlation ids the API's answers carried, in order (the token
+// endpoint's left out).
+func (c *correlations) sentAPI() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []string
+	for _, s := range c.sent {
+		if s.path != tokenPath {
+			ids = append(ids, s.id)
+		}
+	}
+	return ids
+}
+
+// lastAPI is the correlation id of the API's latest answer; the test fails without one.
+func (c *correlations) lastAPI(t *testing.T) string {
+	t.Helper()
+	ids := c.sentAPI()
+	if len(ids) == 0 {
+		t.Fatal("Concur's API sent no answer")
+	}
+	return ids[len(ids)-1]
+}
+
+// stampWriter records the correlation id an answer goes out with. Unwrap lets
+// http.ResponseController reach the connection (flush, hijack).
+type stampWriter struct {
+	http.ResponseWriter
+	c     *correlations
+	path  string
+	noted bool
+}
+
+func (w *stampWriter) note() {
+	if w.noted {
+		return
+	}
+	w.noted = true
+	w.c.mu.Lock()
+	w.c.sent = append(w.c.sent, sentCorrelation{path: w.path, id: w.Header().Get("Concur-Correlationid")})
+	w.c.mu.Unlock()
+}
+
+func (w *stampWriter) WriteHeader(code int) { w.note(); w.ResponseWriter.WriteHeader(code) }
+
+func (w *stampWriter) Write(b []byte) (int, error) { w.note(); return w.ResponseWriter.Write(b) }
+
+func (w *stampWriter) Flush() { w.note(); _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *stampWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // tokenCalls is how many requests reached the token endpoint.
 func (f *fakeConcur) tokenCalls() int64 { return int64(f.Stats().Requests["token"]) }

@@ -224,7 +224,8 @@ func closeAttempt(id string, c batch.Close) api.CloseAttempt {
 	out := api.CloseAttempt{
 		ID: c.ID, Caller: c.Caller, RequestID: c.RequestID, IdempotencyKey: c.IdempotencyKey,
 		Regenerate: c.Regenerate, StartedAt: timeString(c.StartedAt), EndedAt: timeString(c.EndedAt),
-		Outcome: string(c.Outcome), UpstreamStatus: c.UpstreamStatus, Code: c.ErrorCode, Detail: c.Detail,
+		Outcome: string(c.Outcome), UpstreamStatus: c.UpstreamStatus, UpstreamCorrelationID: c.UpstreamCorrelationID,
+		Code: c.ErrorCode, Detail: c.Detail,
 	}
 	if c.Outcome == batch.OutcomeClosed {
 		res := closeResponse(id, c.Result())

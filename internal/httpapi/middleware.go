@@ -12,6 +12,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
 // Each context value has its own key type, so no two can collide.
@@ -49,6 +51,8 @@ type outcome struct {
 	err        error
 	stack      string // set when the request panicked
 	callerGone bool   // the caller hung up before the answer
+	// correlations are Concur's answers to the request's calls (nil outside accessLog)
+	correlations *batch.Correlations
 }
 
 // statusCallerGone is logged for a request whose caller hung up (nginx's convention).
@@ -69,7 +73,11 @@ func outcomeFrom(ctx context.Context) *outcome {
 // accessLog puts a request-scoped logger in the context (with the request id, and the
 // trace id when the request is part of a trace, so the Concur client's lines carry them
 // too) and writes one line per request; obs counts it (metrics.go). The line is written in
-// a defer, so a request aborted by a panic (a cut file stream) still gets it.
+// a defer, so a request aborted by a panic (a cut file stream) still gets it. It carries
+// concurCorrelationIds: the concur-correlationid of every Concur answer the request's own
+// calls got (a close, a file, a batch-list read), in order, noted by the Concur client in
+// the context's batch.Correlations; a request that only waited for another's list read
+// has none of its own.
 func accessLog(log zerolog.Logger, obs RequestObserver) func(http.Handler) http.Handler {
 	if obs == nil {
 		obs = nopRequestObserver{}
@@ -82,8 +90,9 @@ func accessLog(log zerolog.Logger, obs RequestObserver) func(http.Handler) http.
 				lc = lc.Str("traceId", sc.TraceID().String())
 			}
 			l := lc.Logger()
-			o := &outcome{}
-			req := r.WithContext(withOutcome(l.WithContext(r.Context()), o))
+			ctx, corr := batch.WithCorrelations(r.Context())
+			o := &outcome{correlations: corr}
+			req := r.WithContext(withOutcome(l.WithContext(ctx), o))
 			sw := &statusWriter{ResponseWriter: w}
 			defer func() {
 				status, pattern := answered(req, sw, o)
@@ -133,6 +142,14 @@ func logRequest(l zerolog.Logger, r *http.Request, sw *statusWriter, o *outcome,
 	}
 	if o.stack != "" {
 		ev = ev.Str("stack", o.stack)
+	}
+	if o.correlations != nil {
+		if ids, more := o.correlations.IDs(); len(ids) > 0 {
+			ev = ev.Strs("concurCorrelationIds", ids)
+			if more > 0 {
+				ev = ev.Int("concurCorrelationIdsMore", more)
+			}
+		}
 	}
 	ev.Str("method", r.Method).
 		Str("route", pattern).

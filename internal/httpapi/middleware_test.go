@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -8,8 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
+	"github.com/finplat/payment-batch-gateway/api"
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
@@ -189,5 +192,63 @@ func TestAccessLogLine(t *testing.T) {
 	}
 	if _, ok := line["duration"]; !ok {
 		t.Errorf("no duration in %v", line)
+	}
+}
+
+// correlating is a BatchService whose close gets two answers from Concur, as a close that
+// reads the batch list first does, and fails with the second; its audit trail lists an
+// attempt with the correlation id of the answer that decided it.
+type correlating struct{ panicky }
+
+func (correlating) Close(ctx context.Context, _ batch.CloseRequest) (batch.CloseResult, error) {
+	batch.NoteCorrelation(ctx, "corr-list")
+	batch.NoteCorrelation(context.WithoutCancel(ctx), "corr-close") // the close runs detached
+	return batch.CloseResult{}, &batch.Error{Code: batch.CodeBatchNotClosable, Delivery: batch.Answered,
+		Detail: "no reports", Upstream: &batch.UpstreamError{Status: 500, Message: "no reports"}, CorrelationID: "corr-close"}
+}
+
+// The access log line carries the correlation ids of the Concur answers the request got,
+// in order, and the problem the one that decided it; a request that reached no Concur
+// answer has no such field.
+func TestAccessLogLineCarriesCorrelationIDs(t *testing.T) {
+	t.Parallel()
+	h, logs := newTestHandler(t, correlating{})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/batches/b-1/close", nil))
+	var p api.Problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Upstream == nil || p.Upstream.CorrelationID != "corr-close" {
+		t.Errorf("problem %s: want upstream.correlationId corr-close (%v)", rec.Body, err)
+	}
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/batches/a.b/close", nil)) // invalid id: no call
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want two log lines, got %q", logs)
+	}
+	var first, second map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &second); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := first["concurCorrelationIds"], []any{"corr-list", "corr-close"}; !cmp.Equal(got, want) {
+		t.Errorf("concurCorrelationIds = %v, want %v", got, want)
+	}
+	if _, ok := second["concurCorrelationIds"]; ok {
+		t.Errorf("a request that reached no Concur answer logs concurCorrelationIds: %v", second)
+	}
+}
+
+// The audit trail's attempt carries the record's correlation id as upstreamCorrelationId.
+func TestCloseAttemptCarriesCorrelationID(t *testing.T) {
+	t.Parallel()
+	a := closeAttempt("b-1", batch.Close{ID: 3, Outcome: batch.OutcomeFailed, UpstreamStatus: 500,
+		UpstreamCorrelationID: "corr-3"})
+	b, err := json.Marshal(a)
+	if err != nil || !strings.Contains(string(b), `"upstreamCorrelationId":"corr-3"`) {
+		t.Errorf("attempt %s (%v): want upstreamCorrelationId corr-3", b, err)
+	}
+	if b, _ := json.Marshal(closeAttempt("b-1", batch.Close{ID: 4, Outcome: batch.OutcomeRefused})); strings.Contains(string(b), "upstreamCorrelationId") {
+		t.Errorf("attempt without one: %s", b)
 	}
 }

@@ -128,7 +128,8 @@ func problemFor(err error, instance, requestID string) (api.Problem, http.Header
 		p.Detail = "an unexpected error occurred; quote the request id when reporting it"
 	}
 	if u := e.Upstream; u != nil {
-		p.Upstream = &api.UpstreamProblem{Status: u.Status, Message: u.Message, ID: u.ID, ServerTime: u.ServerTime}
+		p.Upstream = &api.UpstreamProblem{Status: u.Status, Message: u.Message, ID: u.ID, ServerTime: u.ServerTime,
+			CorrelationID: e.CorrelationID}
 	}
 	if e.Recorded != nil {
 		rec := closeResponse(e.Recorded.BatchID, *e.Recorded)

@@ -92,6 +92,24 @@ func TestProblemTable(t *testing.T) {
 	}
 }
 
+// A Retry-After on the wire is whole seconds, at least 1: a wait under a second rounds up,
+// and none (zero or negative) sends no header rather than "0".
+func TestProblemRetryAfterAtLeastASecond(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		wait time.Duration
+		want string
+	}{
+		{time.Nanosecond, "1"}, {300 * time.Millisecond, "1"}, {time.Second, "1"}, {1001 * time.Millisecond, "2"},
+		{0, ""}, {-time.Second, ""},
+	} {
+		p := render(t, &batch.Error{Code: batch.CodeUpstreamRateLimited, RetryAfter: tt.wait})
+		if got := p.header.Get("Retry-After"); got != tt.want {
+			t.Errorf("RetryAfter %v: Retry-After = %q, want %q", tt.wait, got, tt.want)
+		}
+	}
+}
+
 // knownCodes is every code a caller can see: the domain's and the HTTP layer's.
 func knownCodes() []batch.Code {
 	return append(batch.Codes(), slices.Collect(maps.Keys(httpCodes))...)
@@ -173,16 +191,27 @@ func TestProblemHidesUnknownErrors(t *testing.T) {
 func TestProblemCarriesUpstream(t *testing.T) {
 	t.Parallel()
 	p := render(t, &batch.Error{
-		Code:     batch.CodeBatchNotClosable,
-		Detail:   "The batch you attempted to close does not contain any reports.",
-		Upstream: &batch.UpstreamError{Status: 500, Message: "The batch ...", ID: "ABC-123", ServerTime: "2026-11-24T10:00:00"},
+		Code:          batch.CodeBatchNotClosable,
+		Detail:        "The batch you attempted to close does not contain any reports.",
+		Upstream:      &batch.UpstreamError{Status: 500, Message: "The batch ...", ID: "ABC-123", ServerTime: "2026-11-24T10:00:00"},
+		CorrelationID: "0b6f8a52-3c1e-4d7a-9f2b-5e8c1a4d7b90",
 	})
-	want := &api.UpstreamProblem{Status: 500, Message: "The batch ...", ID: "ABC-123", ServerTime: "2026-11-24T10:00:00"}
+	want := &api.UpstreamProblem{Status: 500, Message: "The batch ...", ID: "ABC-123", ServerTime: "2026-11-24T10:00:00",
+		CorrelationID: "0b6f8a52-3c1e-4d7a-9f2b-5e8c1a4d7b90"}
 	if diff := cmp.Diff(want, p.Upstream); diff != "" {
 		t.Errorf("upstream (-want +got):\n%s", diff)
 	}
 	if p.RequestID != "req-1" || p.Instance != "/batches/x/close" {
 		t.Errorf("requestId/instance = %q %q", p.RequestID, p.Instance)
+	}
+	if !strings.Contains(p.raw, `"correlationId":"0b6f8a52-3c1e-4d7a-9f2b-5e8c1a4d7b90"`) {
+		t.Errorf("no upstream.correlationId on the wire: %s", p.raw)
+	}
+	// A failure without an answer of Concur's (no Upstream) has no upstream object, even
+	// when a 200 it could not use gave an id: that one is in the close record and the log.
+	p = render(t, &batch.Error{Code: batch.CodeUpstreamBadResponse, CorrelationID: "from-a-200"})
+	if p.Upstream != nil {
+		t.Errorf("upstream = %+v, want none without an error answer", p.Upstream)
 	}
 }
 
@@ -228,6 +257,11 @@ func FuzzProblem(f *testing.F) {
 		}
 		if rec.Code != p.Status || rec.Code < 400 || rec.Code > 599 {
 			t.Fatalf("status %d / %d", rec.Code, p.Status)
+		}
+		if ra := rec.Header().Get("Retry-After"); ra != "" {
+			if n, err := strconv.Atoi(ra); err != nil || n < 1 {
+				t.Fatalf("Retry-After %q, want whole seconds, at least 1", ra)
+			}
 		}
 	})
 }

@@ -12,14 +12,14 @@ import (
 
 const closeColumns = `id, batch_id, caller, request_id, idempotency_key, regenerate, started_at,
 	ended_at, lease_until, outcome, upstream_status, error_code, detail, batch_status, status,
-	job_queue_key, file_url, async, claim`
+	job_queue_key, file_url, async, claim, upstream_correlation_id`
 
 // insertClose inserts every column but id; insertCloseReturning also returns the id.
 const (
 	insertClose = `INSERT INTO closes (batch_id, caller, request_id, idempotency_key,
 	regenerate, started_at, ended_at, lease_until, outcome, upstream_status, error_code, detail,
-	batch_status, status, job_queue_key, file_url, async, claim)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	batch_status, status, job_queue_key, file_url, async, claim, upstream_correlation_id)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insertCloseReturning = insertClose + " RETURNING id"
 )
 
@@ -68,7 +68,8 @@ func (s *sqlStore) Apply(ctx context.Context, c batch.Change) (batch.Batch, batc
 				return fmt.Errorf("store: apply: outcome %q does not end an attempt", end.Outcome)
 			}
 			res, err := s.exec(ctx, tx, endCloseSQL, string(end.Outcome), micros(end.EndedAt), end.UpstreamStatus,
-				end.ErrorCode, end.Detail, end.BatchStatus, end.Status, end.JobQueueKey, end.FileURL, end.ID, c.BatchID)
+				end.ErrorCode, end.Detail, end.BatchStatus, end.Status, end.JobQueueKey, end.FileURL,
+				end.UpstreamCorrelationID, end.ID, c.BatchID)
 			if err := oneRow(res, err); err != nil {
 				return err
 			}
@@ -144,7 +145,7 @@ func (s *sqlStore) insertClose(ctx context.Context, tx *sql.Tx, c batch.Close) (
 	args := []any{c.BatchID, c.Caller, c.RequestID,
 		c.IdempotencyKey, c.Regenerate, micros(c.StartedAt), micros(c.EndedAt),
 		micros(c.LeaseUntil), string(c.Outcome), c.UpstreamStatus, c.ErrorCode, c.Detail, c.BatchStatus,
-		c.Status, c.JobQueueKey, c.FileURL, c.Async, c.Claim}
+		c.Status, c.JobQueueKey, c.FileURL, c.Async, c.Claim, c.UpstreamCorrelationID}
 	if s.d.lastInsertID {
 		// SQLite: a plain insert and its rowid, without the rows RETURNING reads through.
 		res, err := s.exec(ctx, tx, insertClose, args...)
@@ -166,7 +167,7 @@ func scanClose(row scanner) (batch.Close, error) {
 	)
 	err := row.Scan(&c.ID, &c.BatchID, &c.Caller, &c.RequestID, &c.IdempotencyKey, &c.Regenerate,
 		&started, &ended, &lease, &outcome, &c.UpstreamStatus, &c.ErrorCode, &c.Detail,
-		&c.BatchStatus, &c.Status, &c.JobQueueKey, &c.FileURL, &c.Async, &c.Claim)
+		&c.BatchStatus, &c.Status, &c.JobQueueKey, &c.FileURL, &c.Async, &c.Claim, &c.UpstreamCorrelationID)
 	c.StartedAt, c.EndedAt, c.LeaseUntil = fromMicros(started), fromMicros(ended), fromMicros(lease)
 	c.Outcome = batch.Outcome(outcome)
 	return c, err

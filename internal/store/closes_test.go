@@ -238,3 +238,41 @@ func testListCloses(t *testing.T, h *harness) {
 		}
 	}
 }
+
+// A close's upstream_correlation_id (Concur's concur-correlationid) round-trips: written
+// with an attempt begun already ended, and with the end of one begun in progress, and read
+// by GetClose, ListCloses and CloseByKey.
+func testCloseCorrelationID(t *testing.T, h *harness) {
+	s := h.open(t)
+	mustUpsert(t, s, at(0), testBatch("A", 1))
+	const endID, refusedID = "7C1D2B3A-4E5F-4A6B-8C7D-9E0F1A2B3C4D", "refused-answer-id"
+	b, att, err := begin(t, s, "A", "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetClose(t.Context(), att.ID); err != nil || got.UpstreamCorrelationID != "" {
+		t.Fatalf("in progress: GetClose = %+v, %v; want no correlation id", got, err)
+	}
+	end := att
+	end.Outcome, end.EndedAt, end.UpstreamStatus, end.UpstreamCorrelationID = batch.OutcomeClosed, b.Close.Now, 200, endID
+	to := batch.CloseState{State: batch.StateClosed, FileClose: att.ID}
+	b, rec, err := s.Apply(t.Context(), batch.Change{BatchID: "A", From: b.Close.Version, To: &to, End: &end})
+	if err != nil || rec.UpstreamCorrelationID != endID {
+		t.Fatalf("end: %+v, %v", rec, err)
+	}
+	r := refused("A", b.Close.Now, "r2")
+	r.UpstreamCorrelationID = refusedID
+	if _, _, err := s.Apply(t.Context(), batch.Change{BatchID: "A", Begin: &r}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetClose(t.Context(), att.ID); err != nil || got.UpstreamCorrelationID != endID {
+		t.Errorf("GetClose = %+v, %v; want correlation id %q", got, err, endID)
+	}
+	if got, err := s.CloseByKey(t.Context(), "A", "payroll", "key-r1"); err != nil || got.UpstreamCorrelationID != endID {
+		t.Errorf("CloseByKey = %+v, %v; want correlation id %q", got, err, endID)
+	}
+	list := mustList(t, s, "A", 10)
+	if len(list) != 2 || list[0].UpstreamCorrelationID != refusedID || list[1].UpstreamCorrelationID != endID {
+		t.Errorf("ListCloses = %+v; want %q then %q", list, refusedID, endID)
+	}
+}

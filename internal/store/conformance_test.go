@@ -44,6 +44,7 @@ func testConformance(t *testing.T, b backend) {
 		{"CloseByKey", testCloseByKey},
 		{"DueScheduled", testDueScheduled},
 		{"ListCloses", testListCloses},
+		{"CloseCorrelationID", testCloseCorrelationID},
 		{"CredentialsNotFound", testCredentialsNotFound},
 		{"CredentialsRoundTrip", testCredentialsRoundTrip},
 		{"CredentialsNoWrite", testCredentialsNoWrite},

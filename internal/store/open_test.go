@@ -41,8 +41,8 @@ func testOpenTwice(t *testing.T, h *harness) {
 	if got := versions(); got != before {
 		t.Errorf("goose versions after a second Open = %s, want %s", got, before)
 	}
-	if !strings.HasSuffix(before, ",1,2,3,4,5,6,7") {
-		t.Errorf("goose versions = %s, want migrations 1 to 7 applied", before)
+	if !strings.HasSuffix(before, ",1,2,3,4,5,6,7,8") {
+		t.Errorf("goose versions = %s, want migrations 1 to 8 applied", before)
 	}
 	if err := again.Ping(t.Context()); err != nil {
 		t.Errorf("Ping: %v", err)

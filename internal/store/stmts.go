@@ -23,7 +23,7 @@ const (
 			WHERE id = ? AND close_version = ?`
 	endCloseSQL = `UPDATE closes SET outcome = ?, ended_at = ?, lease_until = 0,
 			upstream_status = ?, error_code = ?, detail = ?, batch_status = ?, status = ?,
-			job_queue_key = ?, file_url = ? WHERE id = ? AND batch_id = ?`
+			job_queue_key = ?, file_url = ?, upstream_correlation_id = ? WHERE id = ? AND batch_id = ?`
 )
 
 func hotStatements() []string {
