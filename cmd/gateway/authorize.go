@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 	"github.com/finplat/payment-batch-gateway/internal/concur"
 	"github.com/finplat/payment-batch-gateway/internal/config"
 )
@@ -73,6 +74,9 @@ func authorize(ctx context.Context, args []string, getenv func(string) string, s
 		return errors.New("the store already holds a Concur grant: nothing was changed. To replace it (after a Concur " +
 			"administrator re-authorised the app), run `gateway authorize --replace`; running gateways adopt the new grant at their next renewal")
 	case err != nil:
+		if e, ok := errors.AsType[*batch.Error](err); ok && e.CorrelationID != "" {
+			return fmt.Errorf("authorize: %w (Concur's correlation id, for SAP Concur support: %s)", err, e.CorrelationID)
+		}
 		return fmt.Errorf("authorize: %w", err)
 	}
 

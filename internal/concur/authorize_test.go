@@ -49,12 +49,16 @@ func newTokenServer(t *testing.T, answer func(form map[string]string) (int, map[
 		ts.mu.Unlock()
 		status, body := answer(form)
 		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Concur-Correlationid", tokenCorrelationID)
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(body)
 	}))
 	t.Cleanup(ts.srv.Close)
 	return ts
 }
+
+// tokenCorrelationID is the concur-correlationid of every answer of a tokenServer.
+const tokenCorrelationID = "6b1f0c2e-8d3a-4e5b-9f7c-1a2b3c4d5e6f"
 
 func (ts *tokenServer) received() []map[string]string {
 	ts.mu.Lock()
@@ -264,6 +268,9 @@ func TestTokenErrorCodes(t *testing.T) {
 			e := wantCode(t, err, tc.wantCode)
 			if !strings.Contains(e.Detail, tc.want) {
 				t.Errorf("code %v (%T), grant %d: detail %q, want it to mention %q", code, code, tc.kind, e.Detail, tc.want)
+			}
+			if e.CorrelationID != tokenCorrelationID {
+				t.Errorf("code %v: correlation id %q, want the answer's", code, e.CorrelationID)
 			}
 			if e.Upstream == nil || !strings.Contains(e.Upstream.Message, "(code ") {
 				t.Errorf("code %v: upstream %+v, want Concur's code in its message", code, e.Upstream)

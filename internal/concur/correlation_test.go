@@ -73,9 +73,9 @@ func TestCorrelationIDOfEachAnswer(t *testing.T) {
 			} else {
 				err = call(ctx, c, f, tt.op)
 			}
-			sent := f.sentAPI()
+			sent := f.sentAll() // the token's answer too: the refresh was made for this call
 			if tt.revoke {
-				sent = sent[1:] // the list before
+				sent = sent[2:] // the token and the list before
 			}
 			last := f.lastAPI(t)
 			switch {
@@ -90,7 +90,7 @@ func TestCorrelationIDOfEachAnswer(t *testing.T) {
 						last, tt.upstream)
 				}
 			}
-			if ids, _ := noted.IDs(); !cmp.Equal(ids, sent) || len(ids) != 1+btoi(tt.revoke) {
+			if ids, _ := noted.IDs(); !cmp.Equal(ids, sent) || len(ids) != 2+btoi(tt.revoke) {
 				t.Errorf("noted %q, want every answer's: %q", ids, sent)
 			}
 		})
@@ -154,6 +154,9 @@ func TestCorrelationIDBounded(t *testing.T) {
 		writeXMLError(w, http.StatusConflict, "Conflict")
 	})
 	c, _ := newClient(t, f, nil)
+	if _, err := c.tokens.get(t.Context()); err != nil { // the token's answer has a good id
+		t.Fatal(err)
+	}
 	ctx, noted := batch.WithCorrelations(context.Background())
 	_, err := c.CloseBatch(ctx, batchURL(f.srv.URL))
 	if e := wantCode(t, err, batch.CodeUpstreamConflict); e.CorrelationID != "" {

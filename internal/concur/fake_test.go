@@ -366,6 +366,18 @@ func (c *correlations) sentAPI() []string {
 	return ids
 }
 
+// sentAll returns the correlation ids every answer carried, the token endpoint's included,
+// in order.
+func (c *correlations) sentAll() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []string
+	for _, s := range c.sent {
+		ids = append(ids, s.id)
+	}
+	return ids
+}
+
 // lastAPI is the correlation id of the API's latest answer; the test fails without one.
 func (c *correlations) lastAPI(t *testing.T) string {
 	t.Helper()

@@ -355,12 +355,16 @@ func (s *tokenSource) post(ctx context.Context, endpoint string, form url.Values
 		return tokenAnswer{}, tokenTransportError(ctx, err)
 	}
 	defer resp.Body.Close()
+	id := correlationID(resp.Header)
+	batch.NoteCorrelation(ctx, id) // the refresh keeps the values of the call that started it
 	body, readErr := readAll(resp.Body, maxTokenBody)
 	var ans tokenAnswer
 	jsonErr := json.Unmarshal(body, &ans)
 	switch {
 	case resp.StatusCode != http.StatusOK:
-		return tokenAnswer{}, tokenStatusError(resp, ans, kind)
+		e := tokenStatusError(resp, ans, kind)
+		e.CorrelationID = id
+		return tokenAnswer{}, e
 	case errors.Is(readErr, errTooLarge):
 		return tokenAnswer{}, badToken("the token answer is too large", readErr)
 	case readErr != nil:

@@ -275,7 +275,8 @@ func TestAuthorizeRefusalsSayWhatToDo(t *testing.T) {
 	t.Parallel()
 	d := startDayOne(t, nil)
 	out, errOut, err := authorizeRun(t, d.env, map[string]string{"CONCUR_REQUEST_TOKEN": "rq-wrong-" + randomHex(t)})
-	if err == nil || !strings.Contains(errOut, "CONCUR_COMPANY_UUID") || !strings.Contains(errOut, "code 5") {
+	if err == nil || !strings.Contains(errOut, "CONCUR_COMPANY_UUID") || !strings.Contains(errOut, "code 5") ||
+		!strings.Contains(errOut, "correlation id, for SAP Concur support: ") {
 		t.Errorf("a wrong request token = %v:\n%s%s", err, out, errOut)
 	}
 	for _, tc := range []struct {
