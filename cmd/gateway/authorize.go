@@ -93,7 +93,10 @@ func authorize(ctx context.Context, args []string, getenv func(string) string, s
 			a.RefreshExpiry.UTC().Format(time.RFC3339), int(time.Until(a.RefreshExpiry).Hours()/24), cfg.ConcurRefreshKeepAlive)
 	}
 	fmt.Fprintf(stdout, "  Refresh token expires: %s\n", expiry)
-	if len(a.Scopes) > 0 && !a.HasScope(concur.ScopePaymentBatch) {
+	if len(a.Scopes) == 0 {
+		fmt.Fprintf(stdout, "Note: Concur did not list the granted scopes: make sure the app's registration has %s "+
+			"(\"Close and export payment batches\"), or every Payment Batch call will be refused.\n", concur.ScopePaymentBatch)
+	} else if !a.HasScope(concur.ScopePaymentBatch) {
 		fmt.Fprintf(stdout, "WARNING: the grant lacks the %s scope (\"Close and export payment batches\"): Concur will refuse "+
 			"every Payment Batch call. Add %s to the app's registration, generate a new request token, and run "+
 			"`gateway authorize --replace`.\n", concur.ScopePaymentBatch, concur.ScopePaymentBatch)

@@ -168,15 +168,12 @@ func TestAuthorizeReplace(t *testing.T) {
 	if last.RefreshToken != "rt-xx" || !hasHash(last.SpentSeeds, seedHash("rt-0")) {
 		t.Errorf("stored %+v", last)
 	}
-	// A replica still configured with the old seed uses the stored grant, not the seed.
-	f.AddAccessToken("at-xx")
-	replica, _ := newClient(t, f, func(c *Config) { c.Credentials = creds })
-	if err := call(t.Context(), replica, f, opList); err != nil {
-		t.Fatalf("replica: %v", err)
-	}
-	if f.tokenCalls() != 0 {
-		t.Errorf("the replica presented %v", f.presentedTokens())
-	}
+	// A replica still configured with the old seed renews the stored grant, not the seed
+	// (its access token has expired: the replica must present a refresh token).
+	replica, clock := newClient(t, f, func(c *Config) { c.Credentials = creds })
+	clock.advance(2 * time.Hour)
+	_ = call(t.Context(), replica, f, opList) // the fake does not know rt-xx: what matters is what was presented
+	assertEqual(t, []string{"rt-xx"}, f.presentedTokens())
 }
 
 // A grant that lives at another geolocation is asked for there, once (code 16).
@@ -291,5 +288,49 @@ func TestNoGrantSaysRunAuthorize(t *testing.T) {
 	}
 	if f.tokenCalls() != 0 || f.apiCalls() != 0 {
 		t.Errorf("token calls %d, API calls %d: want none", f.tokenCalls(), f.apiCalls())
+	}
+}
+
+// A refusal a person must lift (here code 123) is not presented again at every call, probe
+// and tick, but it is after the hold-off, without a restart.
+func TestRefusalNeedingAPersonIsHeldOff(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	srv := newTokenServer(t, func(map[string]string) (int, map[string]any) {
+		return 400, map[string]any{"error": "invalid_grant", "error_description": "principal disabled", "code": 123}
+	})
+	c, clock := newClient(t, f, func(c *Config) { c.TokenURL = srv.srv.URL + "/oauth2/v0/token" })
+	for range 5 {
+		wantCode(t, call(t.Context(), c, f, opList), batch.CodeUpstreamAuthFailed)
+	}
+	if n := len(srv.received()); n != 1 {
+		t.Errorf("token requests = %d, want 1 within the hold-off", n)
+	}
+	clock.advance(refusalHoldOff + time.Second)
+	wantCode(t, call(t.Context(), c, f, opList), batch.CodeUpstreamAuthFailed)
+	if n := len(srv.received()); n != 2 {
+		t.Errorf("token requests = %d, want 2 after the hold-off", n)
+	}
+}
+
+// A renewal that Concur answers with code 16 is made again, once, at the geolocation it
+// names, with the same refresh token (a code 16 redeems nothing).
+func TestRefreshFollowsCode16Once(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	f.AddAccessToken("at-home")
+	home := newTokenServer(t, func(form map[string]string) (int, map[string]any) {
+		return 200, grantAnswer("", "home", "PAYBAT")
+	})
+	glz := newTokenServer(t, func(map[string]string) (int, map[string]any) {
+		return 400, map[string]any{"error": "invalid_grant", "code": "16", "geolocation": home.srv.URL + "/oauth2/v0/token"}
+	})
+	c, _ := newClient(t, f, func(c *Config) { c.TokenURL = glz.srv.URL + "/oauth2/v0/token" })
+	if err := call(t.Context(), c, f, opList); err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	g, h := glz.received(), home.received()
+	if len(g) != 1 || len(h) != 1 || h[0]["refresh_token"] != "rt-0" || h[0]["grant_type"] != "refresh_token" {
+		t.Errorf("GLZ got %v, the geolocation %v: want one refresh each, the same token", g, h)
 	}
 }

@@ -195,7 +195,7 @@ func New(cfg Config) (*Client, error) {
 		tokenURL:     cfg.TokenURL,
 		clientID:     cfg.ClientID,
 		clientSecret: cfg.ClientSecret,
-		allowHTTPGeo: strings.HasPrefix(base, "http://"),
+		base:         base,
 		timeout:      cfg.Timeout,
 		userAgent:    ua,
 		httpc:        &http.Client{Transport: rt, CheckRedirect: noRedirect},

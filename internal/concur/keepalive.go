@@ -2,7 +2,10 @@ package concur
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
 // KeepAlive renews the grant on its own while ctx lasts, so that an idle gateway does not
@@ -21,13 +24,15 @@ func (c *Client) KeepAlive(ctx context.Context) {
 		return
 	}
 	tick := min(max(s.keepAlive/10, time.Second), keepAliveMaxTick)
-	for {
+	// The first tick waits a little: a starting gateway's first token is its first call's
+	// or probe's, so that it belongs to that call (its trace, its correlation ids).
+	for wait := min(tick, keepAliveFirstTick); sleep(ctx, wait); wait = tick {
 		s.keepAliveOnce(ctx)
-		if !sleep(ctx, tick) {
-			return
-		}
 	}
 }
+
+// keepAliveFirstTick bounds the keep-alive's first wait.
+const keepAliveFirstTick = 30 * time.Second
 
 // keepAliveOnce is one tick: a token that calls may still use but whose grant is due is
 // renewed by a refresh of the keep-alive's own (whose failure leaves the token in use);
@@ -57,17 +62,22 @@ func (s *tokenSource) keepAliveOnce(ctx context.Context) {
 	case ctx.Err() != nil:
 		return
 	case err != nil:
-		why := cleanSignal(err.Error())
 		s.mu.Lock()
-		s.keepAliveErr = why
+		s.keepAliveErr = safeReason(err) // /readyz shows it: its code and detail, not the whole chain
 		s.mu.Unlock()
-		s.sig.once(Signal{Kind: SignalKeepAliveFailed, Value: why})
+		s.sig.once(Signal{Kind: SignalKeepAliveFailed, Value: cleanSignal(err.Error())}) // for the log
 		return
 	}
 	s.mu.Lock()
 	s.keepAliveErr = ""
 	s.mu.Unlock()
 	s.sig.forget(SignalKeepAliveFailed)
+	s.noteExpiry(t)
+}
+
+// noteExpiry tells, once, that t's refresh token expires within the keep-alive margin, or
+// forgets it told so when it does not: after every refresh and every keep-alive tick.
+func (s *tokenSource) noteExpiry(t *token) {
 	if s.expiring(t.refreshExpiry) {
 		s.sig.once(Signal{Kind: SignalRefreshExpiring, Value: t.refreshExpiry.UTC().Format(time.RFC3339), At: t.refreshExpiry})
 	} else {
@@ -85,4 +95,17 @@ func (c *Client) Signals() Signals {
 	s.mu.Unlock()
 	out.RefreshExpiring = s.expiring(out.RefreshExpiry)
 	return out
+}
+
+// safeReason is err as a caller may see it: its code and its detail (batch.Error's details
+// are caller-safe), never the chain beneath, which may name hosts or users of the store.
+func safeReason(err error) string {
+	e, ok := errors.AsType[*batch.Error](err)
+	if !ok {
+		return string(batch.CodeInternal)
+	}
+	if e.Detail == "" {
+		return string(e.Code)
+	}
+	return cleanSignal(string(e.Code) + ": " + e.Detail)
 }

@@ -38,13 +38,14 @@ func (l *signalLog) kinds() []string {
 // refresh (or never move, with fixed), on the clients' test clock, and two clients on one
 // store with a keep-alive margin of an hour, their access tokens living three hours.
 type keepAliveRig struct {
-	ts       *tokenServer
-	a, b     *Client
-	clock    *testClock
-	logA     *signalLog
-	fixed    atomic.Int64 // when not 0, the refresh expiry every answer gives (Unix seconds)
-	failing  atomic.Bool
-	refreshN atomic.Int64
+	ts          *tokenServer
+	a, b        *Client
+	clock       *testClock
+	logA        *signalLog
+	fixed       atomic.Int64 // when not 0, the refresh expiry every answer gives (Unix seconds)
+	failing     atomic.Bool
+	noExpiresIn atomic.Bool // answers without expires_in: access tokens used until refused
+	refreshN    atomic.Int64
 }
 
 func newKeepAliveRig(t *testing.T) *keepAliveRig {
@@ -62,8 +63,12 @@ func newKeepAliveRig(t *testing.T) *keepAliveRig {
 		}
 		at := "at-k" + strconv.FormatInt(n, 10)
 		f.AddAccessToken(at)
-		return 200, map[string]any{"access_token": at, "expires_in": 3 * 3600, "refresh_token": form["refresh_token"],
+		ans := map[string]any{"access_token": at, "expires_in": 3 * 3600, "refresh_token": "rt-k" + strconv.FormatInt(n, 10),
 			"refresh_expires_in": exp}
+		if rig.noExpiresIn.Load() {
+			delete(ans, "expires_in")
+		}
+		return 200, ans
 	})
 	creds := newRecordingStore()
 	mk := func(log *signalLog) *Client {
@@ -155,8 +160,8 @@ func TestKeepAliveReportsWhatItCannotFix(t *testing.T) {
 	if got := rig.logA.kinds(); !slices.Equal(got, []string{SignalRefreshExpiring, SignalKeepAliveFailed}) {
 		t.Errorf("told %v", got)
 	}
-	if got := rig.a.Signals().KeepAliveError; got == "" {
-		t.Errorf("signals %+v: want the keep-alive's failure", rig.a.Signals())
+	if got := rig.a.Signals().KeepAliveError; got != "upstream_unavailable: Concur's token endpoint is unavailable" {
+		t.Errorf("keep-alive error %q: want the failure's code and detail, nothing beneath", got)
 	}
 	if got := rig.a.Signals().RefreshExpiry; got.IsZero() {
 		t.Errorf("the expiry must outlive the token: signals %+v", rig.a.Signals())
@@ -192,11 +197,19 @@ func TestDeprecationSignals(t *testing.T) {
 	if !s.Sunset.Equal(want) || s.SunsetOperation != OpList || s.APIWarn != "Payment Batch v1.1 is deprecated; use v4" {
 		t.Errorf("signals = %+v", s)
 	}
-	sunset.Store("Mon, 01 Mar 2027 00:00:00 GMT") // an earlier one wins
+	sunset.Store("Mon, 01 Mar 2027 00:00:00 GMT") // an earlier one wins, told a minute later
 	if _, err := listOf(t.Context(), c, batch.ListOpen); err != nil {
 		t.Fatal(err)
 	}
-	if s := c.Signals(); s.Sunset.Month() != time.March || len(log.kinds()) != 3 {
+	if s := c.Signals(); s.Sunset.Month() != time.March || len(log.kinds()) != 2 {
+		t.Errorf("signals %+v, told %v", s, log.kinds())
+	}
+	c.sig.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	sunset.Store("Mon, 01 Feb 2027 00:00:00 GMT")
+	if _, err := listOf(t.Context(), c, batch.ListOpen); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Signals(); s.Sunset.Month() != time.February || len(log.kinds()) != 3 {
 		t.Errorf("signals %+v, told %v", s, log.kinds())
 	}
 }
@@ -224,5 +237,33 @@ func TestKeepAliveFailureLeavesCallsAlone(t *testing.T) {
 	}
 	if n := len(rig.ts.received()); n > 2 {
 		t.Errorf("token requests = %d (refreshes %d before): calls must not retry the keep-alive's renewal", n, before)
+	}
+}
+
+// A grant whose access tokens carry no expires_in (used until Concur refuses them) is
+// kept alive too; and the expiry reported is the grant's in use, even when it is unknown.
+func TestKeepAliveWithoutExpiresIn(t *testing.T) {
+	t.Parallel()
+	rig := newKeepAliveRig(t)
+	rig.noExpiresIn.Store(true)
+	ctx := t.Context()
+	rig.a.tokens.keepAliveOnce(ctx)
+	rig.clock.advance(65 * time.Minute)
+	rig.a.tokens.keepAliveOnce(ctx)
+	rig.a.tokens.keepAliveOnce(ctx)
+	if n := rig.refreshN.Load(); n != 2 {
+		t.Errorf("refreshes = %d, want 2: the first token, and one keep-alive renewal", n)
+	}
+
+	// Concur rotates the refresh token and stops saying when it expires: the old date is
+	// not reported.
+	rig.fixed.Store(-1)
+	rig.clock.advance(65 * time.Minute)
+	rig.a.tokens.keepAliveOnce(ctx)
+	if n := rig.refreshN.Load(); n != 3 {
+		t.Fatalf("refreshes = %d, want 3", n)
+	}
+	if s := rig.a.Signals(); !s.RefreshExpiry.IsZero() || s.RefreshExpiring {
+		t.Errorf("signals = %+v: want the expiry unknown, not the last grant's", s)
 	}
 }

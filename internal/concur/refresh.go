@@ -123,7 +123,12 @@ func (s *tokenSource) refresh(ctx context.Context, keepAlive bool) (_ *token, er
 					continue // the store has a newer grant: use it
 				}
 				s.mu.Lock()
-				s.refusedHash, s.refusedErr = p.hash, err
+				s.refusedHash, s.refusedErr, s.refusedUntil = p.hash, err, time.Time{}
+				s.mu.Unlock()
+			}
+			if errors.Is(err, errNeedsPerson) {
+				s.mu.Lock()
+				s.refusedHash, s.refusedErr, s.refusedUntil = p.hash, err, s.now().Add(refusalHoldOff)
 				s.mu.Unlock()
 			}
 			return nil, err
@@ -155,6 +160,9 @@ func (s *tokenSource) plan(ctx context.Context, keepAlive bool) (plan, error) {
 		p = plan{cur: cur}
 		s.mu.Lock()
 		denied, refusedHash, refusedErr := s.denied, s.refusedHash, s.refusedErr
+		if !s.refusedUntil.IsZero() && !s.now().Before(s.refusedUntil) {
+			refusedHash = "" // the hold-off is over: ask Concur again
+		}
 		s.mu.Unlock()
 		if found && cur.AccessToken != "" && cur.AccessToken != denied {
 			if t, ok := s.storedToken(cur); ok && s.fresh(t) && !(keepAlive && s.keepAliveDue(t)) {
@@ -200,9 +208,13 @@ func (s *tokenSource) plan(ctx context.Context, keepAlive bool) (plan, error) {
 // storedToken is the stored access token, its geolocation checked as if Concur had just
 // sent it; ok is false when this client may not use it.
 func (s *tokenSource) storedToken(c Credentials) (t *token, ok bool) {
-	t = &token{access: c.AccessToken, expiry: c.AccessExpiry, lifetime: c.AccessLifetime, refreshExpiry: c.RefreshExpiry}
+	t = &token{access: c.AccessToken, expiry: c.AccessExpiry, lifetime: c.AccessLifetime, refreshExpiry: c.RefreshExpiry,
+		issued: c.UpdatedAt} // at the latest: the row was written after Concur issued it
+	if !c.AccessExpiry.IsZero() {
+		t.issued = c.AccessExpiry.Add(-c.AccessLifetime)
+	}
 	if g := strings.TrimSpace(c.Geolocation); g != "" {
-		base, err := geoBase(g, s.allowHTTPGeo)
+		base, err := geoBase(g, s.base)
 		if err != nil {
 			return nil, false
 		}
@@ -214,7 +226,7 @@ func (s *tokenSource) storedToken(c Credentials) (t *token, ok bool) {
 // successor is what to store after Concur redeemed rt: always the newest refresh token,
 // and the new access token when the rest of the answer is valid (else err says why not).
 func (s *tokenSource) successor(ans tokenAnswer, rt, chainSeed string, cur Credentials) (*Credentials, *token, error) {
-	t, geo, err := buildToken(ans, s.now(), s.allowHTTPGeo)
+	t, geo, err := buildToken(ans, s.now(), s.base)
 	next := &Credentials{
 		RefreshToken:  cmp.Or(ans.RefreshToken, rt), // Concur may or may not rotate it
 		RefreshExpiry: refreshExpiry(ans.RefreshExpiresIn),

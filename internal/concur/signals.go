@@ -22,7 +22,8 @@ const (
 )
 
 // Signal is told to Config.OnSignal once per distinct kind and value (a value told again
-// after it was gone for sunsetForget is told again).
+// after it was gone for sunsetForget is told again), and for a header at most one new
+// value a minute.
 type Signal struct {
 	Kind      string
 	Operation string    // OpToken, OpList, OpClose or OpFile: whose answer carried it ("" for the grant's)
@@ -38,7 +39,8 @@ type Signals struct {
 	// RefreshExpiring: RefreshExpiry is within the keep-alive margin, so the keep-alive has
 	// not managed to renew it (or Concur did not extend it): a person must look.
 	RefreshExpiring bool
-	// KeepAliveError is why the keep-alive's last renewal failed; "" after a success.
+	// KeepAliveError is why the keep-alive's last renewal failed, as a caller may see it
+	// (its code and detail); "" after a success.
 	KeepAliveError  string
 	Sunset          time.Time // the earliest Sunset date Concur announced; zero when none
 	SunsetValue     string    // that Sunset header as sent ("" when none)
@@ -50,7 +52,8 @@ type Signals struct {
 const (
 	maxSignalValue   = 256            // a header value is cut to this before it is kept or told
 	maxSignalsTold   = 64             // distinct values remembered as told; beyond, the oldest are forgotten
-	sunsetForget     = 24 * time.Hour // a header not seen again for this long is dropped from Signals
+	sunsetForget     = 24 * time.Hour // a header not seen again for this long is dropped (a Sunset: once its date passed too)
+	headerTellEvery  = time.Minute    // at most one new value of a header told per this
 	keepAliveMaxTick = time.Hour
 )
 
@@ -61,6 +64,7 @@ type signals struct {
 
 	mu          sync.Mutex
 	told        map[string]time.Time // kind+"\x00"+value -> last seen
+	toldKind    map[string]time.Time // kind -> when a header of it was last told
 	sunset      time.Time
 	sunsetValue string
 	sunsetOp    string
@@ -71,7 +75,7 @@ type signals struct {
 }
 
 func newSignals(on func(Signal)) *signals {
-	return &signals{on: on, now: time.Now, told: map[string]time.Time{}}
+	return &signals{on: on, now: time.Now, told: map[string]time.Time{}, toldKind: map[string]time.Time{}}
 }
 
 // answered reads the deprecation headers of an answer to op.
@@ -92,13 +96,13 @@ func (s *signals) answered(op string, h http.Header) {
 			sunset == s.sunsetValue {
 			s.sunset, s.sunsetValue, s.sunsetOp, s.sunsetSeen = at.UTC(), sunset, op, now
 		}
-		if s.firstLocked(SignalSunset, sunset, now) {
+		if s.firstLocked(SignalSunset, sunset, now) && s.paceLocked(SignalSunset, now) {
 			tell = append(tell, Signal{Kind: SignalSunset, Operation: op, Value: sunset, At: at})
 		}
 	}
 	if warn != "" {
 		s.apiWarn, s.apiWarnOp, s.apiWarnSeen = warn, op, now
-		if s.firstLocked(SignalAPIWarn, warn, now) {
+		if s.firstLocked(SignalAPIWarn, warn, now) && s.paceLocked(SignalAPIWarn, now) {
 			tell = append(tell, Signal{Kind: SignalAPIWarn, Operation: op, Value: warn})
 		}
 	}
@@ -122,6 +126,17 @@ func (s *signals) firstLocked(kind, value string, now time.Time) bool {
 		delete(s.told, oldest)
 	}
 	return !seen || now.Sub(last) > sunsetForget
+}
+
+// paceLocked reports whether a new value of a header of kind may be told now: at most one
+// per headerTellEvery, so that a header whose value changes at every answer (an id or a
+// time in it) does not become a log line per answer. Signals still shows the latest.
+func (s *signals) paceLocked(kind string, now time.Time) bool {
+	if last, ok := s.toldKind[kind]; ok && now.Sub(last) < headerTellEvery {
+		return false
+	}
+	s.toldKind[kind] = now
+	return true
 }
 
 // once tells sig unless its kind and value were told already (and seen since).
@@ -160,7 +175,7 @@ func (s *signals) snapshot() Signals {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out Signals
-	if s.sunsetValue != "" && now.Sub(s.sunsetSeen) <= sunsetForget {
+	if s.sunsetValue != "" && (now.Sub(s.sunsetSeen) <= sunsetForget || now.Before(s.sunset)) { // kept until its date
 		out.Sunset, out.SunsetValue, out.SunsetOperation = s.sunset, s.sunsetValue, s.sunsetOp
 	}
 	if s.apiWarn != "" && now.Sub(s.apiWarnSeen) <= sunsetForget {

@@ -31,6 +31,7 @@ type token struct {
 	// refreshExpiry is when the grant's refresh token expires (zero: unknown): the
 	// keep-alive renews the token early to keep it ahead (keepAliveDue).
 	refreshExpiry time.Time
+	issued        time.Time // when Concur issued it (zero: unknown), for keepAliveDue
 }
 
 // trusts reports whether origin may receive this token: Config.BaseURL's or the geolocation's.
@@ -95,7 +96,7 @@ type tokenSource struct {
 	seed                             string // Config.RefreshToken: redeemed when the store holds no chain started from it
 	seedHash                         string // hex SHA-256 of seed
 	tokenURL, clientID, clientSecret string
-	allowHTTPGeo                     bool // Config.BaseURL is http (development, simulator): so may the geolocation be
+	base                             string // Config.BaseURL's origin: which geolocations may be used (geoBase)
 	timeout                          time.Duration
 	userAgent                        string
 	httpc                            *http.Client
@@ -118,17 +119,29 @@ type tokenSource struct {
 	keepAliveErr string // why the keep-alive's last renewal failed; "" after a success
 	denied       string // the access token Concur refused last: never adopted from the store again
 	inflight     *flight
-	// The hash of the refresh token Concur refused (invalid_grant) and its error: while the
-	// store still holds that token, it is not presented again.
-	refusedHash string
-	refusedErr  error
-	unsaved     *grant // a grant the store failed to commit; committed again in the background
-	retrying    bool   // retryUnsaved is running
+	// The hash of the refresh token Concur refused and its error: while the store still
+	// holds that token, it is not presented again; until refusedUntil for a refusal that
+	// a person can lift without a new token (errNeedsPerson), ever for invalid_grant.
+	refusedHash  string
+	refusedErr   error
+	refusedUntil time.Time // zero: for as long as the token is stored
+	unsaved      *grant    // a grant the store failed to commit; committed again in the background
+	retrying     bool      // retryUnsaved is running
 }
 
 // errGrantRefused marks Concur's invalid_grant: the refresh token is dead until a person
 // re-authorises the gateway.
 var errGrantRefused = errors.New("concur: refresh token refused (invalid_grant)")
+
+// errNeedsPerson marks a refusal of the token endpoint that a person must lift (the app or
+// company not enabled, an IP restriction, …) while the refresh token stays good: it is
+// presented again only after refusalHoldOff, so that calls, probes and the keep-alive do
+// not present it over and over meanwhile (a 4xx opens no breaker).
+var errNeedsPerson = errors.New("concur: the token endpoint refused the app or company")
+
+// refusalHoldOff is how long a refusal marked errNeedsPerson is answered without asking
+// Concur again.
+const refusalHoldOff = time.Minute
 
 type flight struct {
 	done chan struct{}
@@ -193,11 +206,11 @@ func (s *tokenSource) fresh(t *token) bool {
 // renewed early again, so that a grant Concur will not extend costs no more renewals than
 // any other: Signals reports it as expiring instead.
 func (s *tokenSource) keepAliveDue(t *token) bool {
-	if s.keepAlive <= 0 || t.refreshExpiry.IsZero() || t.expiry.IsZero() {
+	if s.keepAlive <= 0 || t.refreshExpiry.IsZero() {
 		return false
 	}
 	due := t.refreshExpiry.Add(-s.keepAlive)
-	return !s.now().Before(due) && t.expiry.Add(-t.lifetime).Before(due)
+	return !s.now().Before(due) && t.issued.Before(due) // an unknown issue time is long ago
 }
 
 // expiring reports whether a refresh token that expires at expiry is within the keep-alive
@@ -226,6 +239,9 @@ func (s *tokenSource) startLocked(ctx context.Context, keepAlive bool) *flight {
 		s.inflight = nil
 		f.tok, f.err = tok, err
 		s.mu.Unlock()
+		if err == nil {
+			s.noteExpiry(tok)
+		}
 		close(f.done)
 	}()
 	return f
@@ -234,9 +250,7 @@ func (s *tokenSource) startLocked(ctx context.Context, keepAlive bool) *flight {
 // setLocked makes tok the token in use.
 func (s *tokenSource) setLocked(tok *token) {
 	s.cur = tok
-	if !tok.refreshExpiry.IsZero() {
-		s.lastExpiry = tok.refreshExpiry
-	}
+	s.lastExpiry = tok.refreshExpiry // zero included: a grant that did not say replaces one that did
 }
 
 // drain is Client.Drain. A grant still unsaved when ctx ends is lost with the process: the
@@ -330,7 +344,7 @@ func (s *tokenSource) exchange(ctx context.Context, endpoint string, form url.Va
 	if !ok {
 		return ans, err
 	}
-	base, gerr := geoBase(moved.geolocation, s.allowHTTPGeo)
+	base, gerr := geoBase(moved.geolocation, s.base)
 	if gerr != nil {
 		return tokenAnswer{}, gerr
 	}
@@ -393,28 +407,29 @@ const tokenEndpointPath = "/oauth2/v0/token"
 // Config.TokenURL when there is none or it is not one this client may use.
 func (s *tokenSource) tokenEndpoint(geo string) string {
 	if g := strings.TrimSpace(geo); g != "" {
-		if base, err := geoBase(g, s.allowHTTPGeo); err == nil {
+		if base, err := geoBase(g, s.base); err == nil {
 			return base + tokenEndpointPath
 		}
 	}
 	return s.tokenURL
 }
 
-// buildToken validates a successful answer. geo is the validated geolocation or "" (also
-// when the rest of the answer is invalid, so that it can be stored with the refresh token).
-func buildToken(ans tokenAnswer, now time.Time, allowHTTP bool) (*token, string, error) {
-	var geo, base string
+// buildToken validates a successful answer (base: Config.BaseURL's origin, for geoBase).
+// geo is the validated geolocation or "" (also when the rest of the answer is invalid, so
+// that it can be stored with the refresh token).
+func buildToken(ans tokenAnswer, now time.Time, base string) (*token, string, error) {
+	var geo, apiBase string
 	if g := strings.TrimSpace(ans.Geolocation); g != "" {
-		b, err := geoBase(g, allowHTTP)
+		b, err := geoBase(g, base)
 		if err != nil {
 			return nil, "", err
 		}
-		geo, base = g, b
+		geo, apiBase = g, b
 	}
 	if ans.AccessToken == "" {
 		return nil, geo, badToken("the token answer has no access_token", nil)
 	}
-	tok := &token{access: ans.AccessToken, apiBase: base}
+	tok := &token{access: ans.AccessToken, apiBase: apiBase, issued: now}
 	if len(ans.ExpiresIn) > 0 && string(ans.ExpiresIn) != "null" {
 		secs, err := strconv.ParseInt(unquote(ans.ExpiresIn), 10, 64)
 		if err != nil || secs < 0 {
@@ -428,18 +443,32 @@ func buildToken(ans tokenAnswer, now time.Time, allowHTTP bool) (*token, string,
 	return tok, geo, nil
 }
 
-// geoBase turns a geolocation into the API origin. An http geolocation is refused unless
-// Config.BaseURL is itself http: bearer tokens never travel in cleartext when the configured
-// API is https.
-func geoBase(geo string, allowHTTP bool) (string, error) {
+// geoBase turns a geolocation into the API origin, given base, Config.BaseURL's origin.
+// When base is https, the geolocation must be https (bearer tokens never travel in
+// cleartext) and one of Concur's hosts (*.concursolutions.com) or base itself: it is stored
+// beside the encrypted tokens, not inside them, and calls and renewals go to it with the
+// tokens and the client secret, so whoever can write the store must not be able to send
+// them elsewhere. An http base (development, the simulator) allows any http(s) origin.
+func geoBase(geo, base string) (string, error) {
 	o, err := parseOrigin(geo)
 	if err != nil {
 		return "", badToken("the token answer has an invalid geolocation", err)
 	}
-	if !allowHTTP && !strings.HasPrefix(o, "https://") {
+	switch {
+	case strings.HasPrefix(base, "http://"), o == base:
+		return o, nil
+	case !strings.HasPrefix(o, "https://"):
 		return "", badToken("the token answer has a geolocation that is not https", nil)
+	case !isConcurHost(o):
+		return "", badToken("the token answer has a geolocation that is not one of Concur's hosts (*.concursolutions.com)", nil)
 	}
 	return o, nil
+}
+
+// isConcurHost reports whether the origin o names a host under concursolutions.com.
+func isConcurHost(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && strings.HasSuffix(strings.ToLower(u.Hostname()), ".concursolutions.com")
 }
 
 // refreshExpiry reads refresh_expires_in (epoch seconds; a JSON number or a string holding

@@ -424,12 +424,18 @@ func TestBuildTokenGeolocationScheme(t *testing.T) {
 		{"https://us.api.concursolutions.com", "HTTP://emea.api.concursolutions.com:80", ""},
 		{"http://127.0.0.1:8080", "http://127.0.0.1:8081", "http://127.0.0.1:8081"},
 		{"http://127.0.0.1:8080", "https://emea.api.concursolutions.com", "https://emea.api.concursolutions.com"},
+		// With an https base, only Concur's hosts or the base itself: a geolocation is stored
+		// beside the encrypted tokens, and renewals go to it with the refresh token and the
+		// client secret.
+		{"https://us2.api.concursolutions.com", "https://attacker.example.net/oauth2/v0/token", ""},
+		{"https://us2.api.concursolutions.com", "https://concursolutions.com.example.net", ""},
+		{"https://us2.api.concursolutions.com", "https://eu2.api.concursolutions.com/oauth2/v0/token", "https://eu2.api.concursolutions.com"},
+		{"https://concur-egress.internal", "https://concur-egress.internal/oauth2/v0/token", "https://concur-egress.internal"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.base+" "+tt.geo, func(t *testing.T) {
 			t.Parallel()
-			allowHTTP := strings.HasPrefix(tt.base, "http://")
-			tok, geo, err := buildToken(tokenAnswer{AccessToken: "at-x", Geolocation: tt.geo}, time.Now(), allowHTTP)
+			tok, geo, err := buildToken(tokenAnswer{AccessToken: "at-x", Geolocation: tt.geo}, time.Now(), tt.base)
 			if tt.wantBase == "" {
 				wantCode(t, err, batch.CodeUpstreamBadResponse)
 				if geo != "" {
@@ -453,7 +459,7 @@ func TestBuildTokenCapsHugeExpiresIn(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	for _, raw := range []string{`"99999999999999"`, `9223372036854775807`} {
-		tok, _, err := buildToken(tokenAnswer{AccessToken: "a", ExpiresIn: json.RawMessage(raw)}, now, false)
+		tok, _, err := buildToken(tokenAnswer{AccessToken: "a", ExpiresIn: json.RawMessage(raw)}, now, "https://us2.api.concursolutions.com")
 		if err != nil {
 			t.Fatalf("expires_in %s: %v", raw, err)
 		}
@@ -492,5 +498,25 @@ func TestDrainWaitsForADetachedRefresh(t *testing.T) {
 	stop()
 	if err := c.Drain(done); err != nil {
 		t.Errorf("Drain with nothing in flight: %v", err)
+	}
+}
+
+// Renewals go to a geolocation's token endpoint only when the geolocation may be used
+// (geoBase): a stored geolocation naming another host cannot draw the refresh token and
+// the client secret there.
+func TestTokenEndpointOfAGeolocation(t *testing.T) {
+	t.Parallel()
+	const glz = "https://glz.api.concursolutions.com/oauth2/v0/token"
+	s := &tokenSource{base: "https://us2.api.concursolutions.com", tokenURL: glz}
+	for geo, want := range map[string]string{
+		"":                                    glz,
+		"https://eu2.api.concursolutions.com": "https://eu2.api.concursolutions.com/oauth2/v0/token",
+		"https://us2.api.concursolutions.com/oauth2/v0/token": "https://us2.api.concursolutions.com/oauth2/v0/token",
+		"https://attacker.example.net/oauth2/v0/token":        glz,
+		"http://eu2.api.concursolutions.com":                  glz,
+	} {
+		if got := s.tokenEndpoint(geo); got != want {
+			t.Errorf("tokenEndpoint(%q) = %q, want %q", geo, got, want)
+		}
 	}
 }

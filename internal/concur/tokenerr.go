@@ -94,6 +94,7 @@ func tokenStatusError(resp *http.Response, ans tokenAnswer, kind grantKind) *bat
 		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), defaultUnavailableWait)
 	case tokenCodeDetails[code] != "":
 		e.Detail = tokenCodeDetails[code]
+		e.Err = errNeedsPerson
 	case kind == grantRequestToken && (code == tokenCodeBadCredentials || code == tokenCodeInvalidGrant ||
 		ans.Error == "invalid_grant"):
 		e.Detail = "Concur refused the company request token (code " + strconv.FormatInt(code, 10) + "): " +

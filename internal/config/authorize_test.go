@@ -45,6 +45,7 @@ func TestAuthorizeTokenURL(t *testing.T) {
 		{"https://www-us2.api.concursolutions.com", "", GLZTokenURL},
 		{"https://emea-impl.api.concursolutions.com", "https://emea-impl.api.concursolutions.com/oauth2/v0/token",
 			"https://emea-impl.api.concursolutions.com/oauth2/v0/token"},
+		{"https://us-impl.api.concursolutions.com", "", "https://us-impl.api.concursolutions.com/oauth2/v0/token"},
 		{"http://127.0.0.1:9090", "", "http://127.0.0.1:9090/oauth2/v0/token"},
 		{"https://concursolutions.com.example.org", "", "https://concursolutions.com.example.org/oauth2/v0/token"},
 	} {

@@ -193,13 +193,16 @@ func (c *Config) derive() {
 const GLZTokenURL = "https://glz.api.concursolutions.com/oauth2/v0/token"
 
 // AuthorizeTokenURL is where `gateway authorize` exchanges the company request token:
-// CONCUR_TOKEN_URL when set; else GLZ when CONCUR_BASE_URL is one of Concur's hosts;
-// else the base's token endpoint (the simulator, a test).
+// CONCUR_TOKEN_URL when set; else GLZ when CONCUR_BASE_URL is one of Concur's production
+// hosts; else the base's token endpoint (an implementation host such as us-impl, whose
+// companies GLZ does not hold; the simulator; a test).
 func (c Config) AuthorizeTokenURL() string {
 	if !c.tokenURLSet {
-		if u, err := url.Parse(c.ConcurBaseURL); err == nil && u.Scheme == "https" &&
-			strings.HasSuffix(strings.ToLower(u.Hostname()), ".concursolutions.com") {
-			return GLZTokenURL
+		if u, err := url.Parse(c.ConcurBaseURL); err == nil && u.Scheme == "https" {
+			host := strings.ToLower(u.Hostname())
+			if strings.HasSuffix(host, ".concursolutions.com") && !strings.Contains(host, "-impl.") {
+				return GLZTokenURL
+			}
 		}
 	}
 	return c.ConcurTokenURL

@@ -34,7 +34,7 @@ var settings = []setting{
 		check: func(c *Config) string { return origin(c.ConcurBaseURL) }},
 	{name: "CONCUR_TOKEN_URL", unit: "URL",
 		doc: "OAuth2 token endpoint for a grant that names no geolocation; unset: `$CONCUR_BASE_URL/oauth2/v0/token`, and for " +
-			"`gateway authorize` Concur's GLZ endpoint `" + GLZTokenURL + "` when the base is a Concur host. " +
+			"`gateway authorize` Concur's GLZ endpoint `" + GLZTokenURL + "` when the base is a Concur production host. " +
 			"Must be https when the base is",
 		field: func(c *Config) any { return &c.ConcurTokenURL },
 		check: func(c *Config) string { return httpURL(c.ConcurTokenURL, c.UsesRefreshToken()) }},

@@ -16,8 +16,8 @@ import (
 // Concur answered with an error, and the close's record (GET /batches/{id}/closes and
 // GET /batches/{id}). A 429 with retry-after: 0 gives the caller Retry-After: 1.
 //
-// It needs the simulator to send a concur-correlationid on every answer and to list the
-// latest in GET /_sim/stats as correlationIds.
+// The simulator sends a concur-correlationid on every answer and lists the latest in
+// GET /_sim/stats as correlationIds.
 func TestCorrelationIDsReachLogProblemAndRecord(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil, nil)
@@ -83,12 +83,16 @@ func TestCorrelationIDsReachLogProblemAndRecord(t *testing.T) {
 func simCorrelationIDs(t *testing.T, s *stack) []string {
 	t.Helper()
 	st := decode[struct {
-		CorrelationIDs []string `json:"correlationIds"`
+		CorrelationIDs []struct{ ID string } `json:"correlationIds"`
 	}](t, do(t, "GET", s.sim.URL+"/_sim/stats", nil))
 	if len(st.CorrelationIDs) == 0 {
 		t.Fatal("the simulator lists no correlationIds in /_sim/stats: it must send concur-correlationid on every answer")
 	}
-	return st.CorrelationIDs
+	var ids []string
+	for _, c := range st.CorrelationIDs {
+		ids = append(ids, c.ID)
+	}
+	return ids
 }
 
 // wantLogged waits for the access log line of the request requestID and returns its
