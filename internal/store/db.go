@@ -55,6 +55,7 @@ type sqlStore struct {
 	d     dialect
 	box   *secretbox.Box
 	stmts map[string]*sql.Stmt // prepared at Open, by the statement as written (stmts.go)
+	ckpt  *checkpointer        // SQLite's background checkpointer; nil for PostgreSQL
 }
 
 var _ Store = (*sqlStore)(nil)
@@ -127,10 +128,15 @@ func (s *sqlStore) ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connections.
+// Close stops the checkpointer (SQLite) and closes the connections. SQLite's last
+// connection checkpoints the WAL as it closes.
 func (s *sqlStore) Close() error {
+	var err error
+	if s.ckpt != nil {
+		err = s.ckpt.close()
+	}
 	s.closeStmts()
-	return s.db.Close()
+	return errors.Join(err, s.db.Close())
 }
 
 // micros is t as stored: unix microseconds, 0 for the zero time.
