@@ -183,8 +183,8 @@ fuzz: ## Run every fuzz target for FUZZ_TIME executions each
 # (bench/cmd/loadbench, built into bin/loadbench and run from here) writes
 # bench/results/latest.{md,json,png}; the micro-benchmarks of both modules (the peak-heap ones
 # of the batch list and the refresh are bench's) go to bench/results/micro.txt, summed up by
-# benchstat, the checkpoint's before/after (BenchmarkCloseCommits, BENCH_TAIL_N closes a run)
-# by benchstat -col /checkpoint; `loadbench report` then adds the batch list's and the tail's
+# benchstat, the commits' tail with and without their fsyncs (BenchmarkCloseCommits, BENCH_TAIL_N
+# closes a run) by benchstat -col /sync; `loadbench report` then adds the batch list's and the tail's
 # figures to latest.md, the table of every target. Nothing else is edited: the README links to
 # bench/results/. BENCH_POSTGRES is the local PostgreSQL server of the PostgreSQL mode ("" to
 # leave it out; unreachable, the report says it was skipped). `make bench` takes about 12
@@ -205,8 +205,8 @@ bench: build bin/loadbench ## Load suite (simulator, bare and durable floors, ga
 	  go -C bench test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) -benchtime=$(BENCH_TIME) ./...; \
 	} | tee bench/results/micro.txt; \
 	go -C bench tool benchstat -filter '-.name:/CloseCommits/' bench/results/micro.txt=results/micro.txt > bench/results/micro-benchstat.txt; \
-	{ echo; echo "# The checkpoint inside the commit (before) and in the background (now): BenchmarkCloseCommits"; \
-	  go -C bench tool benchstat -filter '.name:/CloseCommits/' -col /checkpoint results/micro.txt; } >> bench/results/micro-benchstat.txt; \
+	{ echo; echo "# A close's two commits fsynced (synchronous=FULL, the store's) and not (OFF): BenchmarkCloseCommits"; \
+	  go -C bench tool benchstat -filter '.name:/CloseCommits/' -col /sync results/micro.txt; } >> bench/results/micro-benchstat.txt; \
 	bin/loadbench report -results bench/results -micro bench/results/micro.txt >/dev/null; \
 	cat bench/results/latest.md; \
 	echo "written: bench/results/latest.{md,json,png}, micro.txt, micro-benchstat.txt"

@@ -55,7 +55,6 @@ type sqlStore struct {
 	d     dialect
 	box   *secretbox.Box
 	stmts map[string]*sql.Stmt // prepared at Open, by the statement as written (stmts.go)
-	ckpt  *checkpointer        // SQLite's background checkpointer; nil for PostgreSQL
 }
 
 var _ Store = (*sqlStore)(nil)
@@ -128,15 +127,10 @@ func (s *sqlStore) ping(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the checkpointer (SQLite) and closes the connections. SQLite's last
-// connection checkpoints the WAL as it closes.
+// Close closes the connections.
 func (s *sqlStore) Close() error {
-	var err error
-	if s.ckpt != nil {
-		err = s.ckpt.close()
-	}
 	s.closeStmts()
-	return errors.Join(err, s.db.Close())
+	return s.db.Close()
 }
 
 // micros is t as stored: unix microseconds, 0 for the zero time.

@@ -32,29 +32,9 @@ type Config struct {
 	// MaxConns caps the open connections (0 means 8 for SQLite, 10 for PostgreSQL).
 	MaxConns int
 
-	// checkpoint: SQLite's background checkpointer, as tests tune it (zero: the defaults
-	// of checkpoint.go).
-	checkpoint checkpointTuning
-}
-
-// checkpointTuning overrides the checkpointer's figures (checkpoint.go) for tests.
-type checkpointTuning struct {
-	interval time.Duration
-	walLimit int64
-	// inCommit leaves the checkpoints to SQLite, inside the commit that takes the WAL past
-	// 1000 pages (its default, and the store's before the checkpointer): for the benchmark
-	// that compares the two.
-	inCommit bool
-}
-
-func (t checkpointTuning) orDefaults() checkpointTuning {
-	if t.interval <= 0 {
-		t.interval = checkpointInterval
-	}
-	if t.walLimit <= 0 {
-		t.walLimit = walLimit
-	}
-	return t
+	// unsafeNoSync: SQLite with synchronous=OFF, commits not fsynced: only for the
+	// benchmark that shows what the fsyncs of a close's commits cost (BenchmarkCloseCommits).
+	unsafeNoSync bool
 }
 
 // Open opens the store, creating it and applying pending migrations as needed; opening

@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if pgURL == "" {
 		pgURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 	}
+	only := fs.String("only", "", "run only these groups (close,postgres,get,list,file): a quick look, its verdicts partial")
 	postgres := fs.String("postgres", pgURL, `the local PostgreSQL server of the PostgreSQL mode ("" leaves it out)`)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -66,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.Self, cfg.Gateway, cfg.Concursim, cfg.Progress, cfg.ProfileDir = self, *gateway, *concursim, stdout, *profile
-	cfg.Postgres = *postgres
+	cfg.Postgres, cfg.Only = *postgres, *only
 	work, err := os.MkdirTemp("", "loadbench-")
 	if err != nil {
 		return err

@@ -201,9 +201,9 @@ func TestParseMicro(t *testing.T) {
 	t.Parallel()
 	const out = `goos: linux
 pkg: github.com/finplat/payment-batch-gateway/internal/store
-BenchmarkCloseCommits/checkpoint=commit-2         	    2000	   1714870 ns/op	       584.5 closes/s	      6477 max-µs	       642.4 p50-µs	      3007 p99-µs	      5885 p99.9-µs
-BenchmarkCloseCommits/checkpoint=commit-2         	    2000	   1714870 ns/op	       584.5 closes/s	      8000 max-µs	       700 p50-µs	      5000 p99-µs	      7000 p99.9-µs
-BenchmarkCloseCommits/checkpoint=background-2     	    2000	   1715517 ns/op	       584.5 closes/s	      5694 max-µs	       685.6 p50-µs	      2132 p99-µs	      5451 p99.9-µs
+BenchmarkCloseCommits/sync=full-2         	    2000	   1714870 ns/op	       584.5 closes/s	      6477 max-µs	       642.4 p50-µs	      3007 p99-µs	      5885 p99.9-µs	 300 sched-p99-µs
+BenchmarkCloseCommits/sync=full-2         	    2000	   1714870 ns/op	       584.5 closes/s	      8000 max-µs	       700 p50-µs	      5000 p99-µs	      7000 p99.9-µs	 400 sched-p99-µs
+BenchmarkCloseCommits/sync=off-2     	    2000	   1715517 ns/op	       584.5 closes/s	      5694 max-µs	       685.6 p50-µs	      2132 p99-µs	      5451 p99.9-µs
 pkg: github.com/finplat/payment-batch-gateway/bench
 BenchmarkListBatches/n=1000-2    	      10	   9000000 ns/op	 1.0 peak-heap-MiB
 BenchmarkListBatches/n=10000-2   	      10	 200000000 ns/op	 3.0 peak-heap-MiB
@@ -215,7 +215,7 @@ BenchmarkListBatches/n=10000-2   	      10	 250000000 ns/op	 2.0 peak-heap-MiB
 		t.Fatal(err)
 	}
 	want := &Micro{ListRuns: 3, ListTime: 250 * time.Millisecond, ListPeakMiB: 3, TailRuns: 1,
-		Commit: [4]float64{671.2, 4003.5, 6442.5, 7238.5}, Background: [4]float64{685.6, 2132, 5451, 5694}}
+		Full: [4]float64{671.2, 4003.5, 6442.5, 7238.5}, Off: [4]float64{685.6, 2132, 5451, 5694}, Sched: [4]float64{350, 0}}
 	if diff := cmp.Diff(want, m, cmpopts.EquateApprox(0, 0.01)); diff != "" {
 		t.Errorf("ParseMicro (-want +got):\n%s", diff)
 	}

@@ -11,17 +11,18 @@ import (
 
 // Micro is what the report takes from the micro-benchmarks of `make bench` (micro.txt):
 // the batch list of 10,000 through the Concur client (bench's BenchmarkListBatches) and
-// the two commits of a close with SQLite's checkpoint inside the commit and in the
-// background (internal/store's BenchmarkCloseCommits), medians over the runs.
+// the two commits of a close as the store makes them (fsynced) and without their fsyncs
+// (internal/store's BenchmarkCloseCommits), medians over the runs.
 type Micro struct {
 	ListRuns    int
 	ListTime    time.Duration // median time to read the list of 10,000
 	ListPeakMiB float64       // the largest peak heap of any run
 
 	TailRuns int
-	// Commit and Background: the two checkpoint modes' p50, p99, p99.9 and max latency of
-	// a close's two commits at half the store's saturation, in µs (medians over the runs).
-	Commit, Background [4]float64
+	// Full and Off: a close's two commits with synchronous=FULL (the store's) and OFF (no
+	// fsync: not durable), p50, p99, p99.9 and max latency at half the store's saturation,
+	// in µs (medians over the runs); Sched: the p99 of goroutines' wait for a CPU meanwhile.
+	Full, Off, Sched [4]float64
 }
 
 // ParseMicro reads `go test -bench` output for the figures of Micro; a benchmark that
@@ -29,7 +30,7 @@ type Micro struct {
 func ParseMicro(r io.Reader) (*Micro, error) {
 	var (
 		list, peak []float64
-		tail       = map[string][4][]float64{}
+		tail       = map[string][5][]float64{}
 	)
 	br := benchfmt.NewReader(r, "micro.txt")
 	for br.Scan() {
@@ -46,11 +47,11 @@ func ParseMicro(r io.Reader) (*Micro, error) {
 			if v, ok := res.Value("peak-heap-MiB"); ok {
 				peak = append(peak, v)
 			}
-		case strings.HasPrefix(name, "CloseCommits/checkpoint="):
-			mode := strings.TrimPrefix(name, "CloseCommits/checkpoint=")
+		case strings.HasPrefix(name, "CloseCommits/sync="):
+			mode := strings.TrimPrefix(name, "CloseCommits/sync=")
 			mode, _, _ = strings.Cut(mode, "-")
 			q := tail[mode]
-			for i, unit := range []string{"p50-µs", "p99-µs", "p99.9-µs", "max-µs"} {
+			for i, unit := range []string{"p50-µs", "p99-µs", "p99.9-µs", "max-µs", "sched-p99-µs"} {
 				if v, ok := res.Value(unit); ok {
 					q[i] = append(q[i], v)
 				}
@@ -66,9 +67,10 @@ func ParseMicro(r io.Reader) (*Micro, error) {
 		m.ListPeakMiB = slices.Max(peak)
 	}
 	for i := range 4 {
-		m.Commit[i], m.Background[i] = median(tail["commit"][i]), median(tail["background"][i])
+		m.Full[i], m.Off[i] = median(tail["full"][i]), median(tail["off"][i])
 	}
-	m.TailRuns = min(len(tail["commit"][1]), len(tail["background"][1]))
+	m.Sched = [4]float64{median(tail["full"][4]), median(tail["off"][4])}
+	m.TailRuns = min(len(tail["full"][1]), len(tail["off"][1]))
 	return m, nil
 }
 

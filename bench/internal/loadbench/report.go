@@ -183,17 +183,19 @@ func (r *Result) WriteMarkdown(w io.Writer, smoke bool) error {
 		}
 	}
 
-	b.WriteString("\n#### The tail: SQLite's checkpoint, inside the commit or in the background\n\n")
+	b.WriteString("\n#### The tail: the fsyncs of a close's two commits\n\n")
 	if mi := r.Micro; mi != nil && mi.TailRuns > 0 {
 		fmt.Fprintf(&b, "internal/store's `BenchmarkCloseCommits`: a close's two commits (`Apply`, begun and ended) at half the store's "+
-			"saturation, each close on its own goroutine, with the WAL checkpointed by SQLite inside the commit that crosses 1000 pages "+
-			"(the store before this change) and by the store's background checkpointer (now). Medians of %d runs, µs; "+
-			"`micro-benchstat.txt` has the benchstat.\n\n| checkpoint | p50 | p99 | p99.9 | max |\n|---|--:|--:|--:|--:|\n", mi.TailRuns)
-		for _, row := range []struct {
+			"saturation, each close on its own goroutine, as the store makes them (`synchronous=FULL`) and, to show what the fsyncs "+
+			"cost, without them (`synchronous=OFF`: not durable, never the store's). Medians of %d runs, µs; "+
+			"`micro-benchstat.txt` has the benchstat. The last column is how long runnable goroutines waited for a CPU meanwhile "+
+			"(p99): the share of the tail that is the Go scheduler's.\n\n"+
+			"| commits | p50 | p99 | p99.9 | max | goroutines' wait, p99 |\n|---|--:|--:|--:|--:|--:|\n", mi.TailRuns)
+		for i, row := range []struct {
 			name string
 			q    [4]float64
-		}{{"inside the commit (before)", mi.Commit}, {"background (now)", mi.Background}} {
-			fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.0f | %.0f |\n", row.name, row.q[0], row.q[1], row.q[2], row.q[3])
+		}{{"fsynced (`synchronous=FULL`, the store's)", mi.Full}, {"not fsynced (`synchronous=OFF`)", mi.Off}} {
+			fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.0f | %.0f | %.0f |\n", row.name, row.q[0], row.q[1], row.q[2], row.q[3], mi.Sched[i])
 		}
 	} else {
 		b.WriteString("Not measured in this run (`make bench` runs the micro-benchmarks, then `loadbench report`).\n")

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,10 @@ type Config struct {
 	Workers    int           // requests in flight
 	Batches    int           // batches the closes rotate over (> Workers)
 	FileBytes  int64         // size of the payment file streamed through the gateway
+
+	// Only, when set, runs only the groups it names (comma-separated: close, postgres,
+	// get, list, file), for a quick look: the verdicts of the rest are then meaningless.
+	Only string
 
 	// ProfileDir, when set, receives the gateway's CPU profile of its fixed-rate phase
 	// (gateway.cpu.pprof) and its allocation profile (gateway.allocs.pprof), from pprof on
@@ -105,26 +110,40 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 
-	if res.Close, err = s.group(ctx, cfg, say, "close", []*target{d.sim, d.floor, d.durable, d.gw}, len(closeLabels)-1, cfg.ProfileDir); err != nil {
-		return nil, err
+	want := func(group string) bool {
+		return cfg.Only == "" || slices.Contains(strings.Split(cfg.Only, ","), group)
 	}
-	if d.pgDurable != nil {
+	if !want("postgres") && res.PostgresSkipped == "" {
+		res.PostgresSkipped = "left out (-only)"
+		res.Postgres = nil
+	}
+	if want("close") {
+		if res.Close, err = s.group(ctx, cfg, say, "close", []*target{d.sim, d.floor, d.durable, d.gw}, len(closeLabels)-1, cfg.ProfileDir); err != nil {
+			return nil, err
+		}
+	}
+	if d.pgDurable != nil && want("postgres") {
 		pgRes, err := s.group(ctx, cfg, say, "postgres", []*target{d.pgDurable, d.pgGateway}, 1, "")
 		if err != nil {
 			return nil, err
 		}
 		res.Postgres = &pgRes
 	}
-	if res.Get, err = s.group(ctx, cfg, say, "get", []*target{d.readFloor, d.get}, 1, ""); err != nil {
-		return nil, err
+	if want("get") {
+		if res.Get, err = s.group(ctx, cfg, say, "get", []*target{d.readFloor, d.get}, 1, ""); err != nil {
+			return nil, err
+		}
 	}
-	if res.List, err = s.group(ctx, cfg, say, "list", []*target{d.readFloor, d.list}, 1, ""); err != nil {
-		return nil, err
+	if want("list") {
+		if res.List, err = s.group(ctx, cfg, say, "list", []*target{d.readFloor, d.list}, 1, ""); err != nil {
+			return nil, err
+		}
 	}
-
-	say("file     %d MiB from the simulator, then through the gateway", cfg.FileBytes>>20)
-	if res.File, err = s.fileBench(ctx, cfg.FileBytes); err != nil {
-		return nil, err
+	if want("file") {
+		say("file     %d MiB from the simulator, then through the gateway", cfg.FileBytes>>20)
+		if res.File, err = s.fileBench(ctx, cfg.FileBytes); err != nil {
+			return nil, err
+		}
 	}
 	res.Finished = time.Now().UTC()
 	res.Machine.LoadAfter = readLoad()

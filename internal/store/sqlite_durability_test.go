@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"sync"
@@ -17,12 +18,12 @@ import (
 	"github.com/finplat/payment-batch-gateway/internal/batch"
 )
 
-// The checkpointer's tests use the store's own writes (UpsertBatches, Apply) and look at
-// the files and pragmas underneath.
+// SQLite's durability, as the store opens it, with the store's own writes (UpsertBatches,
+// Apply) and a look at the files and pragmas underneath.
 
-func openTuned(t testing.TB, dir string, tune checkpointTuning) *sqlStore {
+func openSync(t testing.TB, dir string, noSync bool) *sqlStore {
 	t.Helper()
-	st, err := Open(context.Background(), Config{DataDir: dir, Key: make([]byte, 32), checkpoint: tune})
+	st, err := Open(context.Background(), Config{DataDir: dir, Key: make([]byte, 32), unsafeNoSync: noSync})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,11 +74,11 @@ func pragma(t *testing.T, conn interface {
 	return v
 }
 
-// Every connection of the store, and the checkpointer's, fsyncs as before (synchronous
-// FULL, 2); SQLite checkpoints in no commit (wal_autocheckpoint 0).
+// Every connection of the store fsyncs its commits (synchronous FULL, 2), in WAL mode,
+// with SQLite's own checkpoints (wal_autocheckpoint 1000 pages).
 func TestSQLiteConnectionsStayDurable(t *testing.T) {
 	t.Parallel()
-	s := openTuned(t, t.TempDir(), checkpointTuning{})
+	s := openSync(t, t.TempDir(), false)
 	defer s.Close()
 	var conns []*sql.Conn
 	for range 4 { // several connections of the pool at once, not one four times
@@ -91,20 +92,14 @@ func TestSQLiteConnectionsStayDurable(t *testing.T) {
 		if got := pragma(t, c, "synchronous"); got != 2 {
 			t.Errorf("connection %d: synchronous = %d, want 2 (FULL)", i, got)
 		}
-		if got := pragma(t, c, "wal_autocheckpoint"); got != 0 {
-			t.Errorf("connection %d: wal_autocheckpoint = %d, want 0", i, got)
+		if got := pragma(t, c, "wal_autocheckpoint"); got != 1000 {
+			t.Errorf("connection %d: wal_autocheckpoint = %d, want 1000", i, got)
 		}
-		if got := pragma(t, c, "journal_size_limit"); got != walLimit {
-			t.Errorf("connection %d: journal_size_limit = %d, want %d", i, got, walLimit)
+		var mode string
+		if err := c.QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+			t.Errorf("connection %d: journal_mode = %q, %v", i, mode, err)
 		}
 		_ = c.Close()
-	}
-	if got := pragma(t, s.ckpt.db, "synchronous"); got != 2 {
-		t.Errorf("the checkpointer's connection: synchronous = %d, want 2 (FULL)", got)
-	}
-	var mode string
-	if err := s.db.QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
-		t.Errorf("journal_mode = %q, %v", mode, err)
 	}
 }
 
@@ -113,12 +108,13 @@ func TestSQLiteConnectionsStayDurable(t *testing.T) {
 func TestSQLiteCommitsSurviveACrash(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s := openTuned(t, dir, checkpointTuning{interval: time.Hour}) // no round of its own meanwhile
+	s := openSync(t, dir, false)
 	defer s.Close()
 	if err := s.UpsertBatches(t.Context(), ckptBatches(300, 0), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if log, done, err := s.ckpt.checkpoint("PASSIVE"); err != nil || log == 0 || done != log {
+	var busy, log, done int64
+	if err := s.db.QueryRowContext(t.Context(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done); err != nil || log == 0 || done != log {
 		t.Fatalf("checkpoint: %d of %d frames, %v", done, log, err)
 	}
 	if err := s.UpsertBatches(t.Context(), ckptBatches(200, 300), time.Now()); err != nil {
@@ -131,7 +127,7 @@ func TestSQLiteCommitsSurviveACrash(t *testing.T) {
 	for _, name := range []string{SQLiteFile, SQLiteFile + "-wal"} { // not -shm: rebuilt from the WAL
 		copyFile(t, filepath.Join(dir, name), filepath.Join(crashed, name))
 	}
-	again := openTuned(t, crashed, checkpointTuning{})
+	again := openSync(t, crashed, false)
 	defer again.Close()
 	if n := countBatches(t, again); n != 500 {
 		t.Errorf("after the crash: %d batches, want 500", n)
@@ -157,133 +153,78 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-// Close stops the checkpointer and leaves no WAL to replay; what was written reads back.
-func TestSQLiteCheckpointerStopsOnClose(t *testing.T) {
+// Close leaves no WAL to replay; what was written reads back.
+func TestSQLiteDataSurvivesReopen(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s := openTuned(t, dir, checkpointTuning{interval: time.Millisecond})
+	s := openSync(t, dir, false)
 	if err := s.UpsertBatches(t.Context(), ckptBatches(100, 0), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	c := s.ckpt
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
-	}
-	select {
-	case <-c.done:
-	default:
-		t.Fatal("the checkpointer still runs after Close")
-	}
-	if err := s.Close(); err != nil { // twice is harmless
-		t.Errorf("second Close: %v", err)
 	}
 	if n := walSize(t, dir); n != 0 {
 		t.Errorf("WAL after Close: %d bytes", n)
 	}
-	again := openTuned(t, dir, checkpointTuning{})
+	again := openSync(t, dir, false)
 	defer again.Close()
 	if n := countBatches(t, again); n != 100 {
 		t.Errorf("after reopening: %d batches, want 100", n)
 	}
 }
 
-// Once the writes stop, the WAL is emptied (TRUNCATE) within a few rounds.
-func TestSQLiteCheckpointerEmptiesTheWALWhenIdle(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	s := openTuned(t, dir, checkpointTuning{interval: 5 * time.Millisecond})
-	defer s.Close()
-	if err := s.UpsertBatches(t.Context(), ckptBatches(200, 0), time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for walSize(t, dir) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("WAL still %d bytes 10 s after the last write", walSize(t, dir))
-		}
-		time.Sleep(5 * time.Millisecond) // polling the file: the checkpointer says nothing
-	}
-	if n := countBatches(t, s); n != 200 {
-		t.Errorf("%d batches, want 200", n)
-	}
-	s.ckpt.mu.Lock()
-	defer s.ckpt.mu.Unlock()
-	if s.ckpt.lastErr != nil {
-		t.Errorf("the last checkpoint: %v", s.ckpt.lastErr)
-	}
-}
-
-// Under writes that never pause and readers that never stop, the WAL stays within the
-// limit plus what a round lets through; without the checkpointer (and without SQLite's
-// own, as the store now opens its connections) the same load grows it past that bound,
-// so the bound is what the checkpointer keeps.
+// Under writes that never pause and readers that never stop, SQLite's own checkpoints keep
+// the WAL bounded: a few times its 1000 pages.
 func TestSQLiteWALStaysBounded(t *testing.T) {
 	t.Parallel()
-	const limit = 256 << 10
-	bound := int64(4 * limit) // the limit, plus a round's and a transaction's frames
-	grow := func(t *testing.T, s *sqlStore, dir string) int64 {
-		ctx, cancel := context.WithCancel(t.Context())
-		var wg sync.WaitGroup
-		for range 3 { // readers with overlapping snapshots, as requests have
-			wg.Go(func() {
-				for i := 0; ctx.Err() == nil; i++ {
-					_, _ = s.GetBatch(ctx, fmt.Sprintf("B%07d", i%2000))
-				}
-			})
-		}
-		var peak int64
-		for i := range 60 {
-			if err := s.UpsertBatches(t.Context(), ckptBatches(50, (i*50)%2000), time.Now()); err != nil {
-				t.Fatal(err)
+	const bound = 4 * 1000 * 4096
+	dir := t.TempDir()
+	s := openSync(t, dir, false)
+	defer s.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range 3 { // readers with overlapping snapshots, as requests have
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				_, _ = s.GetBatch(ctx, fmt.Sprintf("B%07d", i%2000))
 			}
-			peak = max(peak, walSize(t, dir))
-		}
-		cancel()
-		wg.Wait()
-		return peak
+		})
 	}
-	t.Run("checkpointer", func(t *testing.T) {
-		t.Parallel()
-		dir := t.TempDir()
-		s := openTuned(t, dir, checkpointTuning{interval: time.Millisecond, walLimit: limit})
-		defer s.Close()
-		peak := grow(t, s, dir)
-		t.Logf("WAL peak %d bytes (bound %d)", peak, bound)
-		if peak > bound {
-			t.Errorf("WAL peaked at %d bytes, bound %d", peak, bound)
+	var peak int64
+	for i := range 200 {
+		if err := s.UpsertBatches(t.Context(), ckptBatches(50, (i*50)%2000), time.Now()); err != nil {
+			t.Fatal(err)
 		}
-	})
-	t.Run("none", func(t *testing.T) {
-		t.Parallel()
-		dir := t.TempDir()
-		s := openTuned(t, dir, checkpointTuning{interval: time.Hour, walLimit: limit})
-		defer s.Close()
-		peak := grow(t, s, dir)
-		t.Logf("WAL peak %d bytes (bound %d)", peak, bound)
-		if peak <= bound {
-			t.Errorf("without checkpoints the WAL peaked at only %d bytes: the load does not test the bound %d", peak, bound)
-		}
-	})
+		peak = max(peak, walSize(t, dir))
+	}
+	cancel()
+	wg.Wait()
+	t.Logf("WAL peak %d bytes (bound %d)", peak, bound)
+	if peak > bound {
+		t.Errorf("WAL peaked at %d bytes, bound %d", peak, bound)
+	}
 }
 
 // BenchmarkCloseCommits is the two commits of a close (Apply: the attempt begun, then
-// ended, as batch.Service makes them), with the WAL checkpointed by SQLite inside the
-// commit that crosses 1000 pages (checkpoint=commit, the store before the checkpointer)
-// and in the background (checkpoint=background). As the load suite's carried phase does,
-// it first finds the store's saturation (8 closes in flight for a second), then sends
-// closes at half that rate, each on its own goroutine, and reports the latency of a
-// close's two commits at that rate: p50, p99, p99.9 and the worst (max-µs); ns/op is the
-// interval between closes. `benchstat -col /checkpoint` compares the two.
+// ended, as batch.Service makes them), as the store opens SQLite (sync=full: every commit
+// fsynced) and, to show what the fsyncs cost, without them (sync=off: synchronous=OFF,
+// never the store's). As the load suite's carried phase does, it first finds the store's
+// saturation (8 closes in flight for a second), then sends closes at half that rate, each
+// on its own goroutine, and reports the latency of a close's two commits at that rate:
+// p50, p99, p99.9 and the worst (max-µs), the WAL's largest size, and how long runnable
+// goroutines waited for a CPU (sched-p99-µs: the machine's share of the tail); ns/op is
+// the interval between closes. `benchstat -col /sync` compares the two.
 func BenchmarkCloseCommits(b *testing.B) {
-	// One rate for both: half the saturation of the store as it opens by default, measured
+	// One rate for both: half the saturation of the store as it opens, measured
 	// now (so that both modes face the same load whatever else the machine runs).
-	s := openTuned(b, b.TempDir(), checkpointTuning{})
+	s := openSync(b, b.TempDir(), false)
 	rate := closeLoad(b, s).saturate(time.Second) / 2
 	_ = s.Close()
-	for _, mode := range []string{"commit", "background"} {
-		b.Run("checkpoint="+mode, func(b *testing.B) {
+	for _, mode := range []string{"full", "off"} {
+		b.Run("sync="+mode, func(b *testing.B) {
 			dir := b.TempDir()
-			s := openTuned(b, dir, checkpointTuning{inCommit: mode == "commit"})
+			s := openSync(b, dir, mode == "off")
 			defer s.Close()
 			l := closeLoad(b, s)
 			var peak atomic.Int64
@@ -300,6 +241,7 @@ func BenchmarkCloseCommits(b *testing.B) {
 			l.saturate(200 * time.Millisecond) // warm-up
 			lat := make([]time.Duration, b.N)
 			var wg sync.WaitGroup
+			sched0 := schedLatencies()
 			b.ResetTimer()
 			t := time.NewTicker(time.Duration(float64(time.Second) / rate))
 			for i := range b.N {
@@ -309,10 +251,14 @@ func BenchmarkCloseCommits(b *testing.B) {
 			wg.Wait()
 			t.Stop()
 			b.StopTimer()
+			sched := schedLatencies()
 			slices.Sort(lat)
 			q := func(p float64) float64 {
 				return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / float64(time.Microsecond)
 			}
+			// How long runnable goroutines waited for a CPU meanwhile: on a shared machine,
+			// the part of the tail that is the machine's.
+			b.ReportMetric(schedQuantile(sched0, sched, 0.99)*1e6, "sched-p99-µs")
 			b.ReportMetric(q(0.5), "p50-µs")
 			b.ReportMetric(q(0.99), "p99-µs")
 			b.ReportMetric(q(0.999), "p99.9-µs")
@@ -394,4 +340,29 @@ func benchClose(ctx context.Context, s *sqlStore, id string) error {
 		return err
 	}
 	return fmt.Errorf("batch %s: no turn in 100", id)
+}
+
+// schedLatencies is the runtime's histogram of how long goroutines waited to run.
+func schedLatencies() *metrics.Float64Histogram {
+	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(s)
+	return s[0].Value.Float64Histogram()
+}
+
+// schedQuantile is the q-quantile, in seconds (a bucket's upper bound), of the waits
+// between two readings of schedLatencies.
+func schedQuantile(before, after *metrics.Float64Histogram, q float64) float64 {
+	var total uint64
+	d := make([]uint64, len(after.Counts))
+	for i := range d {
+		d[i] = after.Counts[i] - before.Counts[i]
+		total += d[i]
+	}
+	var seen uint64
+	for i, n := range d {
+		if seen += n; total > 0 && float64(seen) >= q*float64(total) {
+			return min(after.Buckets[i+1], 10) // the last bucket is open-ended
+		}
+	}
+	return 0
 }
