@@ -22,7 +22,7 @@ type pgServer struct {
 func openPG(ctx context.Context, base string) (*pgServer, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return nil, errors.New("the PostgreSQL URL must be postgres://...")
+		return nil, errors.New("the PostgreSQL URL must start with postgres://")
 	}
 	q := u.Query()
 	if q.Get("sslmode") == "" {
