@@ -31,6 +31,10 @@ type Config struct {
 	BusyTimeout time.Duration
 	// MaxConns caps the open connections (0 means 8 for SQLite, 10 for PostgreSQL).
 	MaxConns int
+
+	// unsafeNoSync: SQLite with synchronous=OFF, commits not fsynced: only for the
+	// benchmark that shows what the fsyncs of a close's commits cost (BenchmarkCloseCommits).
+	unsafeNoSync bool
 }
 
 // Open opens the store, creating it and applying pending migrations as needed; opening

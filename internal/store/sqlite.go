@@ -23,7 +23,11 @@ const SQLiteFile = "gateway.db"
 // openSQLite opens DataDir/gateway.db: WAL, foreign keys on, synchronous FULL, a long
 // busy timeout, and every write transaction begun IMMEDIATE so that it holds the write
 // lock from its first statement (no read-then-upgrade deadlocks, and the credentials
-// read in UpdateCredentials is already under the lock).
+// read in UpdateCredentials is already under the lock). The WAL is checkpointed by SQLite
+// itself, in the commit that takes it past 1000 pages: a checkpointer in the background was
+// measured (issue 16, bench/results/profiling.md) and, on a disk where its fsync of the
+// database file and the commits' fsyncs of the WAL contend, it lowered the writers'
+// throughput and lengthened their tail rather than shortening it.
 func openSQLite(ctx context.Context, cfg Config, box *secretbox.Box) (Store, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("store: SQLite needs a data directory")
@@ -52,7 +56,11 @@ func openSQLite(ctx context.Context, cfg Config, box *secretbox.Box) (Store, err
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "synchronous(FULL)")
+	if cfg.unsafeNoSync {
+		q.Add("_pragma", "synchronous(OFF)")
+	} else {
+		q.Add("_pragma", "synchronous(FULL)")
+	}
 	db, err := sql.Open("sqlite", path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("store: open SQLite: %w", err)

@@ -21,6 +21,8 @@ type target struct {
 	Header  http.Header // sent with every request
 	Metrics string      // URL of the Prometheus endpoint of the process measured
 	proc    *process    // the process whose CPU and allocations are charged to it
+	db      *pgServer   // PostgreSQL mode: the server whose backends (named dbApp) serve it
+	dbApp   string
 }
 
 // targeter hands out t's URLs round robin. Closes of one batch never overlap as long as

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -12,13 +13,21 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 )
 
-// WritePNG draws the three doors side by side in four panels: saturation throughput,
-// latency quantiles at the fixed rate, CPU per close and heap allocation per close.
+// WritePNG draws the close's doors side by side in four panels (SQLite's four, then the
+// PostgreSQL mode's two): saturation throughput, latency quantiles at the fixed rate, CPU
+// per close and heap allocation per close.
 func (r *Result) WritePNG(w io.Writer) error {
-	names := []string{"simulator", "floor", "gateway"}
+	names := []string{"simulator", "floor", "durable", "gateway"}
+	doors := slices.Clone(r.Close.Rows)
+	if r.Postgres != nil {
+		names = append(names, "durable PG", "gateway PG")
+		doors = append(doors, r.Postgres.Rows...)
+	}
+	names = names[:min(len(names), len(doors))]
+	doors = doors[:len(names)]
 	col := func(f func(Row) float64) plotter.Values {
-		v := make(plotter.Values, len(r.Rows))
-		for i, row := range r.Rows {
+		v := make(plotter.Values, len(doors))
+		for i, row := range doors {
 			v[i] = f(row)
 		}
 		return v
@@ -30,7 +39,7 @@ func (r *Result) WritePNG(w io.Writer) error {
 		legend      []string
 	}{
 		{"Saturation", "closes/s", []plotter.Values{col(func(x Row) float64 { return x.Saturation })}, nil},
-		{fmt.Sprintf("Latency at %d/s", r.FixedRate), "ms", []plotter.Values{
+		{fmt.Sprintf("Latency at %d/s (PostgreSQL: %d/s)", r.Close.Rate, r.pgRate()), "ms", []plotter.Values{
 			col(func(x Row) float64 { return x.P50.Seconds() * 1e3 }),
 			col(func(x Row) float64 { return x.P99.Seconds() * 1e3 }),
 			col(func(x Row) float64 { return x.P999.Seconds() * 1e3 }),
@@ -78,7 +87,7 @@ func (r *Result) WritePNG(w io.Writer) error {
 		plots[k/cols][k%cols] = p
 	}
 
-	img := vgimg.New(vg.Points(900), vg.Points(620))
+	img := vgimg.New(vg.Points(1100), vg.Points(620))
 	dc := draw.New(img)
 	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(12), PadY: vg.Points(12),
 		PadTop: vg.Points(8), PadBottom: vg.Points(8), PadLeft: vg.Points(8), PadRight: vg.Points(8)}
@@ -90,4 +99,11 @@ func (r *Result) WritePNG(w io.Writer) error {
 	}
 	_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(w)
 	return err
+}
+
+func (r *Result) pgRate() int {
+	if r.Postgres == nil {
+		return 0
+	}
+	return r.Postgres.Rate
 }

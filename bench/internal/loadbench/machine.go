@@ -16,10 +16,27 @@ type Machine struct {
 	Kernel   string
 	Go       string
 	Commit   string // vcs.revision of this binary, with "-dirty" when modified
+	// LoadBefore and LoadAfter are /proc/loadavg's 1-, 5- and 15-minute load averages at the
+	// start and the end: on a shared machine, how busy the rest of it was.
+	LoadBefore, LoadAfter string
+}
+
+// readLoad is the three load averages of /proc/loadavg, "" without it.
+func readLoad() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func readMachine() Machine {
-	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version(), CPU: "unknown", Kernel: "unknown", Commit: "unknown"}
+	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version(), CPU: "unknown", Kernel: "unknown", Commit: "unknown",
+		LoadBefore: readLoad()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(b)) {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {

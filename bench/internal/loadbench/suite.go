@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,23 +29,31 @@ import (
 // Config is one run of the suite.
 type Config struct {
 	Gateway, Concursim string // the binaries under test
-	Self               string // this suite's own binary: it serves the floor proxy ("proxy")
-	WorkDir            string // logs and the gateway's database go here
+	Self               string // this suite's own binary: it serves the floors ("proxy", "durable")
+	WorkDir            string // logs and the databases of the gateway and the durable floor go here
+	// Postgres is the PostgreSQL server of the PostgreSQL mode (postgres://...; it must run
+	// on this machine, for its backends' CPU); "" leaves the mode out, as does a server that
+	// does not answer (the report says so).
+	Postgres string
 
-	Warmup     time.Duration // per target, before anything is measured
-	Saturation time.Duration // per target, as fast as Workers go
-	Fixed      time.Duration // per target, at FixedShare of the floor's saturation rate
-	FixedShare float64       // 0.5: the rate of the latency phase, as a share of the floor's saturation
+	Warmup     time.Duration // per door, before anything is measured
+	Saturation time.Duration // per door, as fast as Workers go
+	Fixed      time.Duration // per door, at FixedShare of the judged door's saturation
+	FixedShare float64       // 0.5: the rate of the latency phase, as a share of that saturation
 	Workers    int           // requests in flight
 	Batches    int           // batches the closes rotate over (> Workers)
 	FileBytes  int64         // size of the payment file streamed through the gateway
+
+	// Only, when set, runs only the groups it names (comma-separated: close, postgres,
+	// get, list, file), for a quick look: the verdicts of the rest are then meaningless.
+	Only string
 
 	// ProfileDir, when set, receives the gateway's CPU profile of its fixed-rate phase
 	// (gateway.cpu.pprof) and its allocation profile (gateway.allocs.pprof), from pprof on
 	// its admin listener (GATEWAY_PPROF).
 	ProfileDir string
 
-	Progress io.Writer // one line per step
+	Progress io.Writer `json:"-"` // one line per step
 }
 
 // Defaults is the full run of `make bench`.
@@ -63,7 +72,7 @@ func Smoke() Config {
 	}
 }
 
-// Run starts the three processes, measures, stops them and returns the results.
+// Run starts the processes, measures, stops them and returns the results.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Workers < 1 || cfg.Batches <= cfg.Workers || cfg.FixedShare <= 0 || cfg.FileBytes < 1 {
 		return nil, errors.New("loadbench: workers >= 1, batches > workers, a positive fixed share and file size")
@@ -74,96 +83,140 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	say := func(format string, a ...any) { _, _ = fmt.Fprintf(cfg.Progress, format+"\n", a...) }
 	res := &Result{Started: time.Now().UTC(), Config: cfg, Machine: readMachine()}
 
-	s, err := startStack(ctx, cfg)
+	var pg *pgServer
+	if cfg.Postgres != "" {
+		var err error
+		if pg, err = openPG(ctx, cfg.Postgres); err != nil {
+			res.PostgresSkipped = "PostgreSQL did not answer: " + err.Error()
+		}
+	} else {
+		res.PostgresSkipped = "no PostgreSQL server given (-postgres)"
+	}
+	if res.PostgresSkipped != "" {
+		say("%s", strings.Repeat("*", 78))
+		say("* PostgreSQL mode SKIPPED: %s", res.PostgresSkipped)
+		say("%s", strings.Repeat("*", 78))
+	}
+	defer pg.close()
+
+	s, err := startStack(ctx, cfg, pg)
 	if err != nil {
 		return nil, err
 	}
 	defer s.stop()
-	say("simulator %s, floor proxy %s, gateway %s (logs in %s)", s.sim.URL, s.proxy.URL, s.gw.URL, cfg.WorkDir)
-
-	targets, err := s.targets(ctx, cfg.Batches)
+	say("simulator %s, floor %s, durable floor %s, gateway %s (logs in %s)", s.sim.URL, s.proxy.URL, s.durable.URL, s.gw.URL, cfg.WorkDir)
+	d, err := s.targets(ctx, cfg.Batches)
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range targets {
-		say("warm-up %-9s %v", t.Name, cfg.Warmup)
-		if o := attack(t, pace{Workers: cfg.Workers, Duration: cfg.Warmup}); o.OK != o.Requests || o.OK == 0 {
-			return nil, fmt.Errorf("warm-up of %s: %d of %d requests failed:%s", t.Name, o.Requests-o.OK, o.Requests, o.failureSummary())
+
+	want := func(group string) bool {
+		return cfg.Only == "" || slices.Contains(strings.Split(cfg.Only, ","), group)
+	}
+	if !want("postgres") && res.PostgresSkipped == "" {
+		res.PostgresSkipped = "left out (-only)"
+		res.Postgres = nil
+	}
+	if want("close") {
+		if res.Close, err = s.group(ctx, cfg, say, "close", []*target{d.sim, d.floor, d.durable, d.gw}, len(closeLabels)-1, cfg.ProfileDir); err != nil {
+			return nil, err
 		}
 	}
-
-	rows := make([]Row, len(targets))
-	for i, t := range targets {
-		say("saturate %-9s %v, %d in flight", t.Name, cfg.Saturation, cfg.Workers)
-		o, _, err := s.measure(ctx, t, pace{Workers: cfg.Workers, Duration: cfg.Saturation})
+	if d.pgDurable != nil && want("postgres") {
+		pgRes, err := s.group(ctx, cfg, say, "postgres", []*target{d.pgDurable, d.pgGateway}, 1, "")
 		if err != nil {
 			return nil, err
 		}
-		rows[i] = Row{Target: t.Name, Saturation: o.Throughput(), SaturationRequests: o.OK}
+		res.Postgres = &pgRes
 	}
-	rate := int(rows[floorRow].Saturation * cfg.FixedShare)
-	res.FixedRate = max(rate, 1)
-	for i, t := range targets {
-		say("fixed    %-9s %v at %d/s", t.Name, cfg.Fixed, res.FixedRate)
-		var profiled <-chan error
-		if cfg.ProfileDir != "" && i == gatewayRow {
-			profiled = s.profileGateway(ctx, cfg.ProfileDir, cfg.Fixed)
+	if want("get") {
+		if res.Get, err = s.group(ctx, cfg, say, "get", []*target{d.readFloor, d.get}, 1, ""); err != nil {
+			return nil, err
 		}
-		o, u, err := s.measure(ctx, t, pace{Rate: res.FixedRate, Workers: 4 * cfg.Workers, Duration: cfg.Fixed})
+	}
+	if want("list") {
+		if res.List, err = s.group(ctx, cfg, say, "list", []*target{d.readFloor, d.list}, 1, ""); err != nil {
+			return nil, err
+		}
+	}
+	if want("file") {
+		say("file     %d MiB from the simulator, then through the gateway", cfg.FileBytes>>20)
+		if res.File, err = s.fileBench(ctx, cfg.FileBytes); err != nil {
+			return nil, err
+		}
+	}
+	res.Finished = time.Now().UTC()
+	res.Machine.LoadAfter = readLoad()
+	return res, nil
+}
+
+// group measures doors side by side: warm-up, saturation, then each at FixedShare of the
+// saturation of doors[judged] (a rate that door can carry), for latency, CPU and heap.
+func (s *stack) group(ctx context.Context, cfg Config, say func(string, ...any), name string, doors []*target, judged int, profileDir string) (Group, error) {
+	for _, t := range doors {
+		say("%-8s warm-up  %-16s %v", name, t.Name, cfg.Warmup)
+		if o := attack(t, pace{Workers: cfg.Workers, Duration: cfg.Warmup}); o.OK != o.Requests || o.OK == 0 {
+			return Group{}, fmt.Errorf("warm-up of %s: %d of %d requests failed:%s", t.Name, o.Requests-o.OK, o.Requests, o.failureSummary())
+		}
+	}
+	g := Group{Rows: make([]Row, len(doors))}
+	for i, t := range doors {
+		say("%-8s saturate %-16s %v, %d in flight", name, t.Name, cfg.Saturation, cfg.Workers)
+		o, _, err := s.measure(ctx, t, pace{Workers: cfg.Workers, Duration: cfg.Saturation})
+		if err != nil {
+			return Group{}, err
+		}
+		g.Rows[i] = Row{Target: t.Name, Saturation: o.Throughput(), SaturationRequests: o.OK}
+	}
+	g.Rate = max(int(g.Rows[judged].Saturation*cfg.FixedShare), 1)
+	for i, t := range doors {
+		say("%-8s fixed    %-16s %v at %d/s", name, t.Name, cfg.Fixed, g.Rate)
+		var profiled <-chan error
+		if profileDir != "" && i == judged {
+			profiled = s.profileGateway(ctx, profileDir, cfg.Fixed)
+		}
+		o, u, err := s.measure(ctx, t, pace{Rate: g.Rate, Workers: 4 * cfg.Workers, Duration: cfg.Fixed})
 		if profiled != nil {
 			err = errors.Join(err, <-profiled)
 		}
 		if err != nil {
-			return nil, err
+			return Group{}, err
 		}
 		n := float64(o.Requests)
-		rows[i].FixedRequests = o.Requests
-		rows[i].P50, rows[i].P99, rows[i].P999 = o.Quantile(0.50), o.Quantile(0.99), o.Quantile(0.999)
-		rows[i].CPUPerRequest = time.Duration(float64(u.hop.CPU) / n)
-		rows[i].AllocBytesPerRequest = u.hop.AllocBytes / n
-		rows[i].AllocsPerRequest = u.hop.Allocs / n
-		rows[i].UpstreamCPUPerRequest = time.Duration(float64(u.upstream.CPU) / n)
+		r := &g.Rows[i]
+		r.FixedRequests = o.Requests
+		r.P50, r.P99, r.P999 = o.Quantile(0.50), o.Quantile(0.99), o.Quantile(0.999)
+		r.CPUPerRequest = time.Duration(float64(u.hop.CPU+u.db) / n)
+		r.DBCPUPerRequest = time.Duration(float64(u.db) / n)
+		r.AllocBytesPerRequest = u.hop.AllocBytes / n
+		r.AllocsPerRequest = u.hop.Allocs / n
+		r.UpstreamCPUPerRequest = time.Duration(float64(u.upstream.CPU) / n)
 	}
-	res.Rows = rows
-
-	// When the gateway cannot carry the floor's half rate, its latency there is queueing.
-	// Measure the floor and the gateway again at half the gateway's own saturation too.
-	res.CarriedRate = max(int(rows[gatewayRow].Saturation*cfg.FixedShare), 1)
-	for _, i := range []int{floorRow, gatewayRow} {
-		t := targets[i]
-		say("carried  %-9s %v at %d/s", t.Name, cfg.Fixed, res.CarriedRate)
-		o, _, err := s.measure(ctx, t, pace{Rate: res.CarriedRate, Workers: 4 * cfg.Workers, Duration: cfg.Fixed})
-		if err != nil {
-			return nil, err
-		}
-		rows[i].Carried = [3]time.Duration{o.Quantile(0.50), o.Quantile(0.99), o.Quantile(0.999)}
-	}
-
-	say("file     %d MiB from the simulator, then through the gateway", cfg.FileBytes>>20)
-	if res.File, err = s.fileBench(ctx, cfg.FileBytes); err != nil {
-		return nil, err
-	}
-	res.Finished = time.Now().UTC()
-	return res, nil
+	return g, nil
 }
 
-// Row indexes of Result.Rows.
+// closeLabels name the close group's doors, in order.
+var closeLabels = []string{"simulator (Concur alone)", "bare floor (reverse proxy)", "durable floor (proxy + 2 commits)", "gateway (full path)"}
+
+// stack is the processes under test.
+type stack struct {
+	sim, proxy, durable, gw *process
+	pgDurable, pgGateway    *process // the PostgreSQL mode; nil without it
+	pg                      *pgServer
+	simCreds                url.Values // the refresh grant the simulator accepts
+	apiKey                  string     // the gateway's caller key
+	client                  *http.Client
+}
+
+// The application names of the PostgreSQL mode's connections, whose backends' CPU the
+// suite counts with the process they serve.
 const (
-	simRow = iota
-	floorRow
-	gatewayRow
+	pgAppDurable = "loadbench-durable"
+	pgAppGateway = "loadbench-gateway"
 )
 
-// stack is the three processes under test.
-type stack struct {
-	sim, proxy, gw *process
-	simCreds       url.Values // the refresh grant the simulator accepts
-	apiKey         string     // the gateway's caller key
-	client         *http.Client
-}
-
-func startStack(ctx context.Context, cfg Config) (_ *stack, err error) {
-	s := &stack{client: &http.Client{Timeout: 30 * time.Second}}
+func startStack(ctx context.Context, cfg Config, pg *pgServer) (_ *stack, err error) {
+	s := &stack{client: &http.Client{Timeout: 30 * time.Second}, pg: pg}
 	defer func() {
 		if err != nil {
 			s.stop()
@@ -188,6 +241,11 @@ func startStack(ctx context.Context, cfg Config) (_ *stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.durable, err = start(ctx, "durable", cfg.Self, []string{"durable", "-addr", "127.0.0.1:0", "-target", s.sim.URL,
+		"-data", filepath.Join(cfg.WorkDir, "durable-data")}, nil, cfg.WorkDir)
+	if err != nil {
+		return nil, err
+	}
 	key, hash, err := auth.NewKey()
 	if err != nil {
 		return nil, err
@@ -197,38 +255,75 @@ func startStack(ctx context.Context, cfg Config) (_ *stack, err error) {
 		"scopes": []string{"batches:read", "batches:close", "batches:regenerate"}}})
 	secretKey := make([]byte, 32)
 	_, _ = rand.Read(secretKey)
-	s.gw, err = start(ctx, "gateway", cfg.Gateway, nil, []string{
-		"GATEWAY_ADDR=127.0.0.1:0", "CONCUR_BASE_URL=" + s.sim.URL, "CONCUR_CLIENT_ID=loadbench",
-		"CONCUR_CLIENT_SECRET=" + secret, "CONCUR_REFRESH_TOKEN=" + refresh,
-		"GATEWAY_DATA_DIR=" + filepath.Join(cfg.WorkDir, "gateway-data"),
-		"GATEWAY_SECRET_KEY=" + base64.StdEncoding.EncodeToString(secretKey),
-		"GATEWAY_API_KEYS=" + string(keys),
-		// The per-caller limit (600/min by default) would be the whole measurement.
-		"GATEWAY_RATE_LIMIT_PER_MINUTE=0",
-		// As in production (README): /metrics, and with Profile /debug/pprof/, on their own listener.
-		"GATEWAY_ADMIN_ADDR=127.0.0.1:0",
-		fmt.Sprintf("GATEWAY_PPROF=%t", cfg.ProfileDir != ""),
-	}, cfg.WorkDir)
-	if err != nil {
+	gwEnv := func(dataDir string) []string {
+		return []string{
+			"GATEWAY_ADDR=127.0.0.1:0", "CONCUR_BASE_URL=" + s.sim.URL, "CONCUR_CLIENT_ID=loadbench",
+			"CONCUR_CLIENT_SECRET=" + secret, "CONCUR_REFRESH_TOKEN=" + refresh,
+			"GATEWAY_DATA_DIR=" + filepath.Join(cfg.WorkDir, dataDir),
+			"GATEWAY_SECRET_KEY=" + base64.StdEncoding.EncodeToString(secretKey),
+			"GATEWAY_API_KEYS=" + string(keys),
+			// The per-caller limit (600/min by default) would be the whole measurement.
+			"GATEWAY_RATE_LIMIT_PER_MINUTE=0",
+			// As in production (README): /metrics, and with Profile /debug/pprof/, on their own listener.
+			"GATEWAY_ADMIN_ADDR=127.0.0.1:0",
+			fmt.Sprintf("GATEWAY_PPROF=%t", cfg.ProfileDir != ""),
+		}
+	}
+	if s.gw, err = start(ctx, "gateway", cfg.Gateway, nil, gwEnv("gateway-data"), cfg.WorkDir); err != nil {
 		return nil, err
 	}
 	if s.gw.Admin == "" {
 		return nil, errors.New("the gateway did not log its admin listener (adminAddr)")
 	}
+	if pg == nil {
+		return s, nil
+	}
+	run := strings.ToLower(randomHex()[:8])
+	floorURL, err := pg.schema(ctx, "loadbench_"+run+"_floor", pgAppDurable)
+	if err != nil {
+		return nil, err
+	}
+	gwURL, err := pg.schema(ctx, "loadbench_"+run+"_gateway", pgAppGateway)
+	if err != nil {
+		return nil, err
+	}
+	s.pgDurable, err = start(ctx, "durable-pg", cfg.Self, []string{"durable", "-addr", "127.0.0.1:0", "-target", s.sim.URL,
+		"-database-url", floorURL}, nil, cfg.WorkDir)
+	if err != nil {
+		return nil, err
+	}
+	if s.pgGateway, err = start(ctx, "gateway-pg", cfg.Gateway, nil,
+		append(gwEnv("gateway-pg-data"), "GATEWAY_DATABASE_URL="+gwURL), cfg.WorkDir); err != nil {
+		return nil, err
+	}
+	if s.pgGateway.Admin == "" {
+		return nil, errors.New("the PostgreSQL gateway did not log its admin listener (adminAddr)")
+	}
 	return s, nil
 }
 
 func (s *stack) stop() {
+	s.pgGateway.stop()
 	s.gw.stop()
+	s.pgDurable.stop()
+	s.durable.stop()
 	s.proxy.stop()
 	s.sim.stop()
 }
 
-// targets reads the simulator's batch list and builds the three doors to the same closes:
-// the simulator itself, the floor proxy in front of it, and the gateway (?regenerate=true,
-// since every close after a batch's first closes it again, which the gateway lets through
-// only on purpose, auditing each).
-func (s *stack) targets(ctx context.Context, n int) ([]*target, error) {
+// doors are the targets of the run.
+type doors struct {
+	sim, floor, durable, gw *target // one close, four ways
+	pgDurable, pgGateway    *target // the PostgreSQL mode, nil without it
+	readFloor, get, list    *target // the reads: a bare hop, GET /batches/{id}, GET /batches
+}
+
+// targets reads the simulator's batch list, stores the batches in the durable floors, and
+// builds the doors to the same closes: the simulator itself, the bare floor in front of
+// it, the durable floor, and the gateway (?regenerate=true, since every close after a
+// batch's first closes it again, which the gateway lets through only on purpose, auditing
+// each); and the doors of the reads.
+func (s *stack) targets(ctx context.Context, n int) (*doors, error) {
 	token, err := s.accessToken(ctx)
 	if err != nil {
 		return nil, err
@@ -240,50 +335,98 @@ func (s *stack) targets(ctx context.Context, n int) ([]*target, error) {
 	if len(batches) < n {
 		return nil, fmt.Errorf("the simulator lists %d load batches, want %d", len(batches), n)
 	}
+	var seed strings.Builder
+	for _, b := range batches {
+		fmt.Fprintf(&seed, "%s %s\n", b.ID, b.URL)
+	}
+	for _, p := range []*process{s.durable, s.pgDurable} {
+		if p == nil {
+			continue
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.URL+durableSeedPath, strings.NewReader(seed.String()))
+		resp, err := s.client.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("seeding %s: %w", p.name, err)
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			return nil, fmt.Errorf("seeding %s: %s %s", p.name, resp.Status, b)
+		}
+	}
 	concur := http.Header{"Authorization": {"Bearer " + token}}
-	direct := &target{Name: "simulator", Method: http.MethodPost, Header: concur, Metrics: s.sim.URL + "/_sim/metrics", proc: s.sim}
-	floor := &target{Name: "floor", Method: http.MethodPost, Header: concur, Metrics: s.proxy.URL + proxyMetricsPath, proc: s.proxy}
-	gw := &target{Name: "gateway", Method: http.MethodPost, Header: http.Header{"Authorization": {"Bearer " + s.apiKey}},
-		Metrics: s.gw.Admin + "/metrics", proc: s.gw}
+	gwAuth := http.Header{"Authorization": {"Bearer " + s.apiKey}}
+	simMetrics := s.sim.URL + "/_sim/metrics"
+	d := &doors{
+		sim:       &target{Name: "simulator", Method: http.MethodPost, Header: concur, Metrics: simMetrics, proc: s.sim},
+		floor:     &target{Name: "floor", Method: http.MethodPost, Header: concur, Metrics: s.proxy.URL + proxyMetricsPath, proc: s.proxy},
+		durable:   &target{Name: "durable floor", Method: http.MethodPost, Header: concur, Metrics: s.durable.URL + proxyMetricsPath, proc: s.durable},
+		gw:        &target{Name: "gateway", Method: http.MethodPost, Header: gwAuth, Metrics: s.gw.Admin + "/metrics", proc: s.gw},
+		readFloor: &target{Name: "floor", Method: http.MethodGet, Header: concur, Metrics: s.proxy.URL + proxyMetricsPath, proc: s.proxy, URLs: []string{s.proxy.URL + "/_sim/healthz"}},
+		get:       &target{Name: "GET /batches/{id}", Method: http.MethodGet, Header: gwAuth, Metrics: s.gw.Admin + "/metrics", proc: s.gw},
+		list:      &target{Name: "GET /batches", Method: http.MethodGet, Header: gwAuth, Metrics: s.gw.Admin + "/metrics", proc: s.gw, URLs: []string{s.gw.URL + "/batches"}},
+	}
+	if s.pgDurable != nil {
+		d.pgDurable = &target{Name: "durable floor", Method: http.MethodPost, Header: concur, Metrics: s.pgDurable.URL + proxyMetricsPath,
+			proc: s.pgDurable, db: s.pg, dbApp: pgAppDurable}
+		d.pgGateway = &target{Name: "gateway", Method: http.MethodPost, Header: gwAuth, Metrics: s.pgGateway.Admin + "/metrics",
+			proc: s.pgGateway, db: s.pg, dbApp: pgAppGateway}
+	}
 	for _, b := range batches {
 		u, err := url.Parse(b.URL)
 		if err != nil {
 			return nil, fmt.Errorf("batch %s: %w", b.ID, err)
 		}
-		direct.URLs = append(direct.URLs, b.URL+"/close")
-		floor.URLs = append(floor.URLs, s.proxy.URL+u.EscapedPath()+"/close")
-		gw.URLs = append(gw.URLs, s.gw.URL+"/batches/"+url.PathEscape(b.ID)+"/close?regenerate=true")
+		id := url.PathEscape(b.ID)
+		d.sim.URLs = append(d.sim.URLs, b.URL+"/close")
+		d.floor.URLs = append(d.floor.URLs, s.proxy.URL+u.EscapedPath()+"/close")
+		d.durable.URLs = append(d.durable.URLs, s.durable.URL+u.EscapedPath()+"/close")
+		d.gw.URLs = append(d.gw.URLs, s.gw.URL+"/batches/"+id+"/close?regenerate=true")
+		d.get.URLs = append(d.get.URLs, s.gw.URL+"/batches/"+id)
+		if s.pgDurable != nil {
+			d.pgDurable.URLs = append(d.pgDurable.URLs, s.pgDurable.URL+u.EscapedPath()+"/close")
+			d.pgGateway.URLs = append(d.pgGateway.URLs, s.pgGateway.URL+"/batches/"+id+"/close?regenerate=true")
+		}
 	}
-	return []*target{direct, floor, gw}, nil
+	return d, nil
 }
 
-// measured is the usage a phase charged to the process behind the target (hop) and to the
-// simulator behind it (upstream; for the direct target, the same process).
-type measured struct{ hop, upstream usage }
+// measured is the usage a phase charged to the process behind the target (hop), to its
+// database's backends (db: PostgreSQL) and to the simulator behind it (upstream; for the
+// direct target, the same process).
+type measured struct {
+	hop, upstream usage
+	db            time.Duration
+}
 
-// measure runs a phase against t with the usage of its process and the simulator read
-// before and after, and fails when any request did not succeed.
+// measure runs a phase against t with the usage of its process, its database backends and
+// the simulator read before and after, and fails when any request did not succeed.
 func (s *stack) measure(ctx context.Context, t *target, p pace) (outcome, measured, error) {
-	read := func() (hop, up usage, err error) {
+	read := func() (hop, up usage, db map[int]time.Duration, err error) {
+		if t.db != nil {
+			if db, err = t.db.backends(ctx, t.dbApp); err != nil {
+				return
+			}
+		}
 		if hop, err = t.proc.usage(ctx, s.client, t.Metrics); err != nil || t.proc == s.sim {
-			return hop, hop, err // the direct door: the simulator is the hop
+			return hop, hop, db, err // the direct door: the simulator is the hop
 		}
 		up, err = s.sim.usage(ctx, s.client, s.sim.URL+"/_sim/metrics")
 		return
 	}
-	hop0, up0, err := read()
+	hop0, up0, db0, err := read()
 	if err != nil {
 		return outcome{}, measured{}, err
 	}
 	o := attack(t, p)
-	hop1, up1, err := read()
+	hop1, up1, db1, err := read()
 	if err != nil {
 		return outcome{}, measured{}, err
 	}
 	if o.OK != o.Requests || o.OK == 0 {
 		return outcome{}, measured{}, fmt.Errorf("%s: %d of %d requests failed:%s", t.Name, o.Requests-o.OK, o.Requests, o.failureSummary())
 	}
-	return o, measured{hop: hop1.sub(hop0), upstream: up1.sub(up0)}, nil
+	return o, measured{hop: hop1.sub(hop0), upstream: up1.sub(up0), db: backendsCPU(db0, db1)}, nil
 }
 
 func (s *stack) accessToken(ctx context.Context) (string, error) {
@@ -352,25 +495,35 @@ type Result struct {
 	Started, Finished time.Time
 	Config            Config
 	Machine           Machine
-	FixedRate         int   // requests per second of the latency phase
-	CarriedRate       int   // FixedShare of the gateway's saturation: a rate it can carry
-	Rows              []Row // simulator, floor, gateway
+	Close             Group  // simulator, bare floor, durable floor, gateway: SQLite
+	Postgres          *Group // durable floor, gateway: PostgreSQL; nil when skipped
+	PostgresSkipped   string // why, when it was
+	Get, List         Group  // bare floor, GET /batches/{id}; bare floor, GET /batches
 	File              FileResult
+	Micro             *Micro  // from the micro-benchmarks (loadbench report); nil before
+	Verdicts          []Check // the targets and how the run fared, as written (Checks)
+}
+
+// Group is doors measured side by side, the latency phase at Rate: FixedShare of the
+// saturation of the door judged (the gateway's).
+type Group struct {
+	Rate int
+	Rows []Row
 }
 
 // Row is what the suite measured through one door.
 type Row struct {
 	Target             string
-	Saturation         float64 // successful closes per second, Workers in flight
+	Saturation         float64 // successful requests per second, Workers in flight
 	SaturationRequests int
 
-	FixedRequests        int
-	P50, P99, P999       time.Duration // at the fixed rate
-	CPUPerRequest        time.Duration // of the process behind the door, at the fixed rate
-	AllocBytesPerRequest float64       // its Go heap allocations
-	AllocsPerRequest     float64
+	FixedRequests  int
+	P50, P99, P999 time.Duration // at the group's rate
+	// CPUPerRequest is of the process behind the door and, in the PostgreSQL mode, of the
+	// database backends serving it (DBCPUPerRequest, included), at the group's rate.
+	CPUPerRequest, DBCPUPerRequest time.Duration
+	AllocBytesPerRequest           float64 // the process's Go heap allocations
+	AllocsPerRequest               float64
 	// UpstreamCPUPerRequest is the simulator's share (for the simulator row, the same).
 	UpstreamCPUPerRequest time.Duration
-	// Carried is p50, p99 and p99.9 at CarriedRate (floor and gateway only).
-	Carried [3]time.Duration
 }
