@@ -106,7 +106,7 @@ func (s *Service) obtainFile(ctx context.Context, b Batch, start time.Time) erro
 	res, err := s.up.CloseBatch(callCtx, b.URL)
 	cancel()
 	if err == nil && !succeeded(res) {
-		err = &Error{Code: CodeUpstreamBadResponse, Delivery: MaybeDelivered,
+		err = &Error{Code: CodeUpstreamBadResponse, Delivery: MaybeDelivered, CorrelationID: res.CorrelationID,
 			Detail: "Concur answered the close that obtains the File-Url without calling it a success"}
 	}
 	if err == nil {

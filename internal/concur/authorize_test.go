@@ -334,3 +334,26 @@ func TestRefreshFollowsCode16Once(t *testing.T) {
 		t.Errorf("GLZ got %v, the geolocation %v: want one refresh each, the same token", g, h)
 	}
 }
+
+// A refusal told again without asking Concur carries no answer's correlation id: it was
+// another call's.
+func TestHeldRefusalCarriesNoOldCorrelationID(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	srv := newTokenServer(t, func(map[string]string) (int, map[string]any) {
+		return 400, map[string]any{"error": "invalid_grant", "code": 123}
+	})
+	c, _ := newClient(t, f, func(c *Config) { c.TokenURL = srv.srv.URL + "/oauth2/v0/token" })
+	ctx1, noted1 := batch.WithCorrelations(t.Context())
+	_, err1 := c.CloseBatch(ctx1, batchURL(f.srv.URL))
+	ctx2, noted2 := batch.WithCorrelations(t.Context())
+	_, err2 := c.CloseBatch(ctx2, batchURL(f.srv.URL))
+	first, second := wantCode(t, err1, batch.CodeUpstreamAuthFailed), wantCode(t, err2, batch.CodeUpstreamAuthFailed)
+	ids1, _ := noted1.IDs()
+	ids2, _ := noted2.IDs()
+	if first.CorrelationID != tokenCorrelationID || len(ids1) != 1 || second.CorrelationID != "" || len(ids2) != 0 ||
+		len(srv.received()) != 1 {
+		t.Errorf("first %q (noted %q), second %q (noted %q), token requests %d", first.CorrelationID, ids1,
+			second.CorrelationID, ids2, len(srv.received()))
+	}
+}

@@ -1,6 +1,7 @@
 package concur
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -22,6 +23,15 @@ func (l *signalLog) on(s Signal) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sigs = append(l.sigs, s)
+}
+
+func (l *signalLog) last() Signal {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.sigs) == 0 {
+		return Signal{}
+	}
+	return l.sigs[len(l.sigs)-1]
 }
 
 func (l *signalLog) kinds() []string {
@@ -197,7 +207,7 @@ func TestDeprecationSignals(t *testing.T) {
 	if !s.Sunset.Equal(want) || s.SunsetOperation != OpList || s.APIWarn != "Payment Batch v1.1 is deprecated; use v4" {
 		t.Errorf("signals = %+v", s)
 	}
-	sunset.Store("Mon, 01 Mar 2027 00:00:00 GMT") // an earlier one wins, told a minute later
+	sunset.Store("Mon, 01 Mar 2027 00:00:00 GMT") // an earlier one wins at once, and is told a minute later
 	if _, err := listOf(t.Context(), c, batch.ListOpen); err != nil {
 		t.Fatal(err)
 	}
@@ -205,12 +215,11 @@ func TestDeprecationSignals(t *testing.T) {
 		t.Errorf("signals %+v, told %v", s, log.kinds())
 	}
 	c.sig.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
-	sunset.Store("Mon, 01 Feb 2027 00:00:00 GMT")
 	if _, err := listOf(t.Context(), c, batch.ListOpen); err != nil {
 		t.Fatal(err)
 	}
-	if s := c.Signals(); s.Sunset.Month() != time.February || len(log.kinds()) != 3 {
-		t.Errorf("signals %+v, told %v", s, log.kinds())
+	if got := log.last(); got.Kind != SignalSunset || got.At.Month() != time.March || len(log.kinds()) != 3 {
+		t.Errorf("told %v, last %+v: want the held-back March sunset told now", log.kinds(), got)
 	}
 }
 
@@ -265,5 +274,86 @@ func TestKeepAliveWithoutExpiresIn(t *testing.T) {
 	}
 	if s := rig.a.Signals(); !s.RefreshExpiry.IsZero() || s.RefreshExpiring {
 		t.Errorf("signals = %+v: want the expiry unknown, not the last grant's", s)
+	}
+}
+
+// clockedStore makes UpdatedAt follow the test clock, as the real store's follows the
+// real one (every write: a marker, a release, a commit).
+type clockedStore struct {
+	inner CredentialStore
+	now   func() time.Time
+	mu    sync.Mutex
+	last  time.Time
+}
+
+func (c *clockedStore) UpdateCredentials(ctx context.Context, fn func(Credentials, bool) (*Credentials, error)) (Credentials, error) {
+	return c.inner.UpdateCredentials(ctx, func(cur Credentials, found bool) (*Credentials, error) {
+		c.mu.Lock()
+		cur.UpdatedAt = c.last
+		c.mu.Unlock()
+		next, err := fn(cur, found)
+		if next != nil && err == nil {
+			c.mu.Lock()
+			c.last = c.now()
+			c.mu.Unlock()
+		}
+		return next, err
+	})
+}
+
+// One failed keep-alive renewal of a grant without expires_in does not stop the keep-alive
+// (the stored token's UpdatedAt, moved by the failure's marker, is not its issue time).
+func TestKeepAliveRecoversAfterAFailureWithoutExpiresIn(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	clock := &testClock{}
+	var failing atomic.Bool
+	var n atomic.Int64
+	ts := newTokenServer(t, func(form map[string]string) (int, map[string]any) {
+		if failing.Load() {
+			return http.StatusServiceUnavailable, map[string]any{"error": "temporarily_unavailable"}
+		}
+		k := n.Add(1)
+		at := "at-z" + strconv.FormatInt(k, 10)
+		f.AddAccessToken(at)
+		return 200, map[string]any{"access_token": at, "refresh_token": "rt-z" + strconv.FormatInt(k, 10),
+			"refresh_expires_in": clock.now().Add(2 * time.Hour).Unix()}
+	})
+	st := &clockedStore{inner: newMemCredentials(), now: clock.now}
+	c, _ := newClient(t, f, func(c *Config) {
+		c.TokenURL, c.Credentials, c.RefreshKeepAlive = ts.srv.URL+"/oauth2/v0/token", st, time.Hour
+	})
+	c.tokens.now = clock.now
+	ctx := t.Context()
+	c.tokens.keepAliveOnce(ctx) // the first token
+	clock.advance(65 * time.Minute)
+	failing.Store(true)
+	c.tokens.keepAliveOnce(ctx) // fails: marker and release written now
+	failing.Store(false)
+	clock.advance(time.Minute)
+	c.tokens.keepAliveOnce(ctx)
+	c.tokens.keepAliveOnce(ctx)
+	if got := n.Load(); got != 2 {
+		t.Errorf("successful refreshes = %d, want 2 (the first, and the keep-alive's after Concur recovered); signals %+v",
+			got, c.Signals())
+	}
+}
+
+// A new header value held back by the pace is told once the minute has passed.
+func TestPacedHeaderValueToldLater(t *testing.T) {
+	t.Parallel()
+	log := &signalLog{}
+	s := newSignals(log.on)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	h := func(v string) http.Header { return http.Header{"X-Api-Warn": {v}} }
+	s.answered(OpList, h("A"))
+	now = now.Add(10 * time.Second)
+	s.answered(OpClose, h("B")) // held back
+	now = now.Add(2 * time.Minute)
+	s.answered(OpClose, h("B"))
+	s.answered(OpList, h("A"))
+	if got := log.kinds(); len(got) != 2 || log.last().Value != "B" {
+		t.Errorf("told %v (last %+v), want A, then B after the minute", got, log.last())
 	}
 }

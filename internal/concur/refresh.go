@@ -191,7 +191,7 @@ func (s *tokenSource) plan(ctx context.Context, keepAlive bool) (plan, error) {
 		}
 		p.hash = seedHash(p.rt)
 		if refusedHash != "" && refusedHash == p.hash {
-			p.refuse = refusedErr
+			p.refuse = replayed(refusedErr) // Concur is not asked: no answer's correlation id
 			return nil, nil
 		}
 		next := cur
@@ -208,11 +208,11 @@ func (s *tokenSource) plan(ctx context.Context, keepAlive bool) (plan, error) {
 // storedToken is the stored access token, its geolocation checked as if Concur had just
 // sent it; ok is false when this client may not use it.
 func (s *tokenSource) storedToken(c Credentials) (t *token, ok bool) {
-	t = &token{access: c.AccessToken, expiry: c.AccessExpiry, lifetime: c.AccessLifetime, refreshExpiry: c.RefreshExpiry,
-		issued: c.UpdatedAt} // at the latest: the row was written after Concur issued it
+	t = &token{access: c.AccessToken, expiry: c.AccessExpiry, lifetime: c.AccessLifetime, refreshExpiry: c.RefreshExpiry}
 	if !c.AccessExpiry.IsZero() {
 		t.issued = c.AccessExpiry.Add(-c.AccessLifetime)
-	}
+	} // else unknown, so due for the keep-alive once per process: UpdatedAt moves with every marker
+
 	if g := strings.TrimSpace(c.Geolocation); g != "" {
 		base, err := geoBase(g, s.base)
 		if err != nil {
@@ -388,4 +388,16 @@ func (m *memCredentials) read() Credentials {
 	c := m.cur
 	c.Redeeming.Live = c.Redeeming.TokenHash != "" && time.Now().Before(c.Redeeming.Until)
 	return c
+}
+
+// replayed is a remembered refusal as told again without asking Concur: a copy without the
+// correlation id of the answer it came from, which belongs to another call.
+func replayed(err error) error {
+	e, ok := errors.AsType[*batch.Error](err)
+	if !ok || e.CorrelationID == "" {
+		return err
+	}
+	c := *e
+	c.CorrelationID = ""
+	return &c
 }

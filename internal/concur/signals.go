@@ -96,13 +96,13 @@ func (s *signals) answered(op string, h http.Header) {
 			sunset == s.sunsetValue {
 			s.sunset, s.sunsetValue, s.sunsetOp, s.sunsetSeen = at.UTC(), sunset, op, now
 		}
-		if s.firstLocked(SignalSunset, sunset, now) && s.paceLocked(SignalSunset, now) {
+		if s.newsLocked(SignalSunset, sunset, now) {
 			tell = append(tell, Signal{Kind: SignalSunset, Operation: op, Value: sunset, At: at})
 		}
 	}
 	if warn != "" {
 		s.apiWarn, s.apiWarnOp, s.apiWarnSeen = warn, op, now
-		if s.firstLocked(SignalAPIWarn, warn, now) && s.paceLocked(SignalAPIWarn, now) {
+		if s.newsLocked(SignalAPIWarn, warn, now) {
 			tell = append(tell, Signal{Kind: SignalAPIWarn, Operation: op, Value: warn})
 		}
 	}
@@ -128,15 +128,22 @@ func (s *signals) firstLocked(kind, value string, now time.Time) bool {
 	return !seen || now.Sub(last) > sunsetForget
 }
 
-// paceLocked reports whether a new value of a header of kind may be told now: at most one
-// per headerTellEvery, so that a header whose value changes at every answer (an id or a
-// time in it) does not become a log line per answer. Signals still shows the latest.
-func (s *signals) paceLocked(kind string, now time.Time) bool {
+// newsLocked reports whether a header's value is to be told now, and if so records it as
+// told: it is news (firstLocked) and no other value of the header was told within
+// headerTellEvery, so that a header whose value changes at every answer (an id or a time in
+// it) does not become a log line per answer. A value held back is not recorded: it is told
+// when it comes again after the minute. Signals shows the latest either way.
+func (s *signals) newsLocked(kind, value string, now time.Time) bool {
+	key := kind + "\x00" + value
+	if last, seen := s.told[key]; seen && now.Sub(last) <= sunsetForget {
+		s.told[key] = now // still seen: not news
+		return false
+	}
 	if last, ok := s.toldKind[kind]; ok && now.Sub(last) < headerTellEvery {
 		return false
 	}
 	s.toldKind[kind] = now
-	return true
+	return s.firstLocked(kind, value, now)
 }
 
 // once tells sig unless its kind and value were told already (and seen since).

@@ -235,6 +235,7 @@ func (s *tokenSource) startLocked(ctx context.Context, keepAlive bool) *flight {
 		s.mu.Lock()
 		if err == nil {
 			s.setLocked(tok)
+			s.keepAliveErr = "" // whoever renewed it, the grant works again
 		}
 		s.inflight = nil
 		f.tok, f.err = tok, err

@@ -3,10 +3,12 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -143,13 +145,20 @@ func logRequest(l zerolog.Logger, r *http.Request, sw *statusWriter, o *outcome,
 	if o.stack != "" {
 		ev = ev.Str("stack", o.stack)
 	}
+	var ids []string
 	if o.correlations != nil {
-		if ids, more := o.correlations.IDs(); len(ids) > 0 {
-			ev = ev.Strs("concurCorrelationIds", ids)
-			if more > 0 {
-				ev = ev.Int("concurCorrelationIdsMore", more)
-			}
+		var more int
+		if ids, more = o.correlations.IDs(); more > 0 {
+			ev = ev.Int("concurCorrelationIdsMore", more)
 		}
+	}
+	// An answer this request did not get itself (a batch-list fetch it joined, a refusal
+	// remembered) can still be its error's: the id the problem shows is on the line too.
+	if e, ok := errors.AsType[*batch.Error](o.err); ok && e.CorrelationID != "" && !slices.Contains(ids, e.CorrelationID) {
+		ids = append(ids, e.CorrelationID)
+	}
+	if len(ids) > 0 {
+		ev = ev.Strs("concurCorrelationIds", ids)
 	}
 	ev.Str("method", r.Method).
 		Str("route", pattern).

@@ -252,3 +252,26 @@ func TestCloseAttemptCarriesCorrelationID(t *testing.T) {
 		t.Errorf("attempt without one: %s", b)
 	}
 }
+
+// joined answers with the error of a Concur answer another request got (a batch-list
+// fetch it joined, a refusal remembered): it noted none of its own.
+type joined struct{ panicky }
+
+func (joined) Close(context.Context, batch.CloseRequest) (batch.CloseResult, error) {
+	return batch.CloseResult{}, &batch.Error{Code: batch.CodeUpstreamUnavailable, Delivery: batch.Answered,
+		Upstream: &batch.UpstreamError{Status: 503}, CorrelationID: "corr-other"}
+}
+
+// The id a problem shows is on the request's log line, even when another request got it.
+func TestAccessLogLineCarriesTheProblemsCorrelationID(t *testing.T) {
+	t.Parallel()
+	h, logs := newTestHandler(t, joined{})
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/batches/b-1/close", nil))
+	var line map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(logs.String())), &line); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := line["concurCorrelationIds"], []any{"corr-other"}; !cmp.Equal(got, want) {
+		t.Errorf("concurCorrelationIds = %v, want %v", got, want)
+	}
+}
