@@ -82,16 +82,16 @@ func (s *sqlStore) Apply(ctx context.Context, c batch.Change) (batch.Batch, batc
 			if c.Begin != nil {
 				to.CloseID, to.LeaseUntil = out.ID, out.LeaseUntil
 			}
-			res, err := s.exec(ctx, tx, setStateSQL, string(to.State), string(to.State), string(to.Prev), to.CloseID,
-				micros(to.LeaseUntil), micros(to.SettleUntil), micros(to.CheckAt), to.FileClose, c.BatchID, c.From)
-			if err := oneRow(res, err); errors.Is(err, batch.ErrNotStored) {
+			var err error
+			b, err = scanBatch(s.queryRow(ctx, tx, setStateReturningSQL, string(to.State), string(to.State), string(to.Prev),
+				to.CloseID, micros(to.LeaseUntil), micros(to.SettleUntil), micros(to.CheckAt), to.FileClose, c.BatchID, c.From))
+			if errors.Is(err, sql.ErrNoRows) { // no row of that version: changed, or not stored
 				if _, err := s.getBatch(ctx, tx, c.BatchID); err != nil {
 					return err
 				}
 				return batch.ErrStateChanged
-			} else if err != nil {
-				return err
 			}
+			return err // the batch as the update left it
 		}
 		var err error
 		b, err = s.getBatch(ctx, tx, c.BatchID)

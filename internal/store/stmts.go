@@ -21,13 +21,16 @@ const (
 			close_state = ?, close_version = close_version + 1, close_prev = ?,
 			close_attempt = ?, close_lease_until = ?, settle_until = ?, check_at = ?, file_close = ?
 			WHERE id = ? AND close_version = ?`
+	// setStateReturningSQL is setStateSQL returning the batch as it then is: Apply's answer
+	// without a second read.
+	setStateReturningSQL = setStateSQL + " RETURNING " + batchRead
 	endCloseSQL = `UPDATE closes SET outcome = ?, ended_at = ?, lease_until = 0,
 			upstream_status = ?, error_code = ?, detail = ?, batch_status = ?, status = ?,
 			job_queue_key = ?, file_url = ?, upstream_correlation_id = ? WHERE id = ? AND batch_id = ?`
 )
 
 func hotStatements() []string {
-	return []string{getBatchSQL, getCloseSQL, nowSQL, setStateSQL, endCloseSQL, insertClose}
+	return []string{getBatchSQL, getCloseSQL, nowSQL, setStateReturningSQL, endCloseSQL, insertClose}
 }
 
 // prepareAll prepares queries (written with ?) for exec and queryRow. Only at Open: the
