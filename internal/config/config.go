@@ -116,23 +116,26 @@ type Config struct {
 // at once. A secret's variable NAME may instead be NAME_FILE, the path of a file that
 // holds it.
 func Load(getenv func(string) string) (Config, error) {
-	var c Config
-	l := loader{getenv: getenv}
-	checked := l.read(&c, settings)
-	c.derive()
-	l.check(&c, checked)
-	for _, rule := range rules {
-		rule(&c, l.fail)
-	}
-	callers(&c, l.fail)
-	c.Warnings = l.warnings
-	return c, l.err()
+	return load(getenv, callers)
 }
 
 // LoadAuthorize reads the configuration as Load does, for `gateway authorize`, which
 // runs with the service's environment: it needs no callers (it serves nothing), and it
 // needs the company and its request token (CONCUR_REQUEST_TOKEN may be left for a prompt).
 func LoadAuthorize(getenv func(string) string) (Config, error) {
+	return load(getenv, func(c *Config, fail func(string)) {
+		switch {
+		case !c.UsesRefreshToken():
+			fail("CONCUR_ACCESS_TOKEN is set: a static development token has no grant to authorize (unset it)")
+		case c.ConcurCompanyUUID == "":
+			fail("CONCUR_COMPANY_UUID is required: the company UUID shown with the company request token")
+		}
+	})
+}
+
+// load reads every setting, checks it and the rules, then purpose's own rule (the
+// service's callers; authorize's company).
+func load(getenv func(string) string, purpose func(c *Config, fail func(string))) (Config, error) {
 	var c Config
 	l := loader{getenv: getenv}
 	checked := l.read(&c, settings)
@@ -141,12 +144,7 @@ func LoadAuthorize(getenv func(string) string) (Config, error) {
 	for _, rule := range rules {
 		rule(&c, l.fail)
 	}
-	switch {
-	case !c.UsesRefreshToken():
-		l.fail("CONCUR_ACCESS_TOKEN is set: a static development token has no grant to authorize (unset it)")
-	case c.ConcurCompanyUUID == "":
-		l.fail("CONCUR_COMPANY_UUID is required: the company UUID shown with the company request token")
-	}
+	purpose(&c, l.fail)
 	c.Warnings = l.warnings
 	return c, l.err()
 }
