@@ -24,7 +24,7 @@ const (
 	// setStateReturningSQL is setStateSQL returning the batch as it then is: Apply's answer
 	// without a second read.
 	setStateReturningSQL = setStateSQL + " RETURNING " + batchRead
-	endCloseSQL = `UPDATE closes SET outcome = ?, ended_at = ?, lease_until = 0,
+	endCloseSQL          = `UPDATE closes SET outcome = ?, ended_at = ?, lease_until = 0,
 			upstream_status = ?, error_code = ?, detail = ?, batch_status = ?, status = ?,
 			job_queue_key = ?, file_url = ?, upstream_correlation_id = ? WHERE id = ? AND batch_id = ?`
 )
