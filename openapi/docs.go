@@ -1777,6 +1777,7 @@ const docTemplate = `{
                 "warnings": {
                     "description": "Warnings are what an operator must act on soon, though the gateway is ready: the\nConcur grant's refresh token close to its expiry, or Concur announcing the end of an\nendpoint the gateway calls. They do not change the status.",
                     "type": "array",
+                    "maxItems": 16,
                     "items": {
                         "$ref": "#/definitions/httpapi.ReadinessWarning"
                     }

@@ -401,7 +401,7 @@ func (s *tokenSource) refreshForm(rt string) url.Values {
 }
 
 // tokenEndpointPath is where Concur's token endpoint lives on every one of its hosts.
-const tokenEndpointPath = "/oauth2/v0/token"
+const tokenEndpointPath = "/oauth2/v0/token" // #nosec G101 -- a path, not a credential
 
 // tokenEndpoint is where a grant of geolocation geo is renewed: the token endpoint of the
 // geolocation's origin (only the origin counts: a geolocation may carry a path), or

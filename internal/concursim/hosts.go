@@ -25,7 +25,7 @@ import (
 //     default) and Concur's XML error, as a host refuses a token it did not issue.
 
 // tokenPath is the OAuth2 token endpoint's path.
-const tokenPath = "/oauth2/v0/token"
+const tokenPath = "/oauth2/v0/token" // #nosec G101 -- a path, not a credential
 
 // atDataCentre marks requests that came through DataCentreHandler.
 type atDataCentre struct{}

@@ -188,7 +188,7 @@ func (c *Config) derive() {
 
 // GLZTokenURL is Concur's global token endpoint, the one its documentation names for the
 // company request token grant.
-const GLZTokenURL = "https://glz.api.concursolutions.com/oauth2/v0/token"
+const GLZTokenURL = "https://glz.api.concursolutions.com/oauth2/v0/token" // #nosec G101 -- a URL, not a credential
 
 // AuthorizeTokenURL is where `gateway authorize` exchanges the company request token:
 // CONCUR_TOKEN_URL when set; else GLZ when CONCUR_BASE_URL is one of Concur's production

@@ -80,7 +80,7 @@ type ReadinessReport struct {
 	// Warnings are what an operator must act on soon, though the gateway is ready: the
 	// Concur grant's refresh token close to its expiry, or Concur announcing the end of an
 	// endpoint the gateway calls. They do not change the status.
-	Warnings []ReadinessWarning `json:"warnings,omitempty" maxItems:"16"`
+	Warnings []ReadinessWarning `json:"warnings,omitempty" validate:"max=16"`
 }
 
 // ReadinessWarning is one warning of /readyz.
