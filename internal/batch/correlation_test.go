@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -96,5 +98,47 @@ func TestCorrelations(t *testing.T) {
 	wg.Wait()
 	if ids, more := c.IDs(); len(ids) != 16 || more != 42-16 {
 		t.Errorf("after 42 notes: %d kept, %d more; want 16, 26", len(ids), more)
+	}
+}
+
+// The finisher's close that obtains the File-Url of an asynchronous close, when Concur
+// answers it without calling it a success, records that answer's correlation id.
+func TestFinisherCloseRecordCarriesCorrelationID(t *testing.T) {
+	t.Parallel()
+	var closed atomic.Bool
+	up := &scriptedUp{
+		lists: func(s batch.ListStatus) ([]batch.Summary, error) {
+			b := []batch.Summary{{ID: "b-1", URL: "https://c/b-1", Currency: "USD"}}
+			if (s == batch.ListClosed) == closed.Load() {
+				return b, nil
+			}
+			return nil, nil
+		},
+		closes: func(_ context.Context, _ string, n int) (batch.CloseResult, error) {
+			if n == 1 { // the v1.2 close: scheduled; Concur's job then closes the batch
+				closed.Store(true)
+				return batch.CloseResult{Status: "SUCCESS", JobQueueKey: "jq-1", CorrelationID: "corr-async"}, nil
+			}
+			return batch.CloseResult{Status: "FAILURE", CorrelationID: "corr-finisher"}, nil
+		},
+	}
+	svc := batch.NewService(up, openStore(t), batch.Options{CloseLease: 2 * time.Second,
+		SettleDelay: 10 * time.Millisecond, PollMin: time.Millisecond, PollMax: time.Millisecond})
+	if res, err := svc.Close(t.Context(), batch.CloseRequest{ID: "b-1", Caller: "payroll", Async: true}); err != nil || !res.Accepted {
+		t.Fatalf("async close: %+v, %v", res, err)
+	}
+	if err := svc.FinishPass(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	trail, err := svc.Closes(t.Context(), "b-1", 10)
+	if err != nil || len(trail) != 2 {
+		t.Fatalf("Closes = %+v, %v; want the async close and the finisher's", trail, err)
+	}
+	if got := trail[0]; got.Caller != batch.System || got.UpstreamCorrelationID != "corr-finisher" {
+		t.Errorf("the finisher's record: caller %q, correlation id %q; want %q, corr-finisher", got.Caller,
+			got.UpstreamCorrelationID, batch.System)
+	}
+	if got := trail[1]; got.UpstreamCorrelationID != "corr-async" {
+		t.Errorf("the async close's record: correlation id %q, want corr-async", got.UpstreamCorrelationID)
 	}
 }
