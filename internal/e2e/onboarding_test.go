@@ -224,20 +224,21 @@ func TestRefreshFollowsCode16ToTheGeolocation(t *testing.T) {
 }
 
 // An idle gateway keeps its grant: the keep-alive renews it before the refresh token
-// expires (here every few seconds: the simulator's refresh tokens live 6 s, the margin is
-// 5 s), so it still works long after the first refresh token died; and a grant Concur will
-// not extend beyond the margin is reported, in the log once and in /readyz.
+// expires (here every few seconds: the simulator's refresh tokens live 12 s, the margin is
+// 10 s, so a renewal is due 2 s after the last and has 10 s to happen), so it still works
+// long after the first refresh token died; and a grant Concur will not extend beyond the
+// margin is reported, in the log once and in /readyz.
 func TestKeepAliveKeepsAnIdleGatewaysGrant(t *testing.T) {
 	t.Parallel()
-	d := startDayOne(t, map[string]string{"CONCURSIM_REFRESH_TOKEN_TTL": "6s"})
+	d := startDayOne(t, map[string]string{"CONCURSIM_REFRESH_TOKEN_TTL": "12s"})
 	if out, errOut, err := authorizeRun(t, d.env, map[string]string{"CONCUR_REQUEST_TOKEN": d.requestToken}); err != nil {
 		t.Fatalf("authorize: %v\n%s%s", err, out, errOut)
 	}
-	d.env["CONCUR_REFRESH_KEEPALIVE"] = "5s"
+	d.env["CONCUR_REFRESH_KEEPALIVE"] = "10s"
 	gw := d.startGateway(t)
 	first := d.stats(t).RefreshTokenExpiry
 	waitFor(t, "two keep-alive renewals", func() bool { return d.stats(t).TokenRefreshes >= 2 })
-	time.Sleep(7 * time.Second) // the authorized refresh token, and the first renewal's, are dead by now
+	time.Sleep(13 * time.Second) // the authorized refresh token, and the first renewal's, are dead by now
 	if r := do(t, "GET", gw.URL+"/batches", nil); r.Status != 200 {
 		t.Fatalf("list after the first refresh tokens expired: %d %s", r.Status, r.Body)
 	}
@@ -260,7 +261,7 @@ func TestKeepAliveKeepsAnIdleGatewaysGrant(t *testing.T) {
 	waitFor(t, "the expiring warning", func() bool {
 		return bytes.Contains(do(t, "GET", gw2.URL+"/readyz", nil).Body, []byte("concur_refresh_token_expiring"))
 	})
-	time.Sleep(2 * time.Second) // a few keep-alive ticks
+	time.Sleep(2 * time.Second) // readiness probes meanwhile (the keep-alive's first tick is 30 s away)
 	if n := strings.Count(gw2.logs.String(), "expires within CONCUR_REFRESH_KEEPALIVE"); n != 1 {
 		t.Errorf("the expiring refresh token was logged %d times, want once", n)
 	}
