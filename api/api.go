@@ -103,8 +103,13 @@ type Problem struct {
 	Code string `json:"code" example:"batch_not_found" validate:"required" maxLength:"64"`
 	// RequestID is the request's id, also sent as the X-Request-ID header.
 	RequestID string `json:"requestId,omitempty" example:"d4jb7ksa3fmq2elr0h5pcgvtn8" maxLength:"128"`
-	// Upstream is what Concur answered, when the problem comes from Concur.
+	// Upstream is what Concur answered, when the problem comes from Concur's error answer.
 	Upstream *UpstreamProblem `json:"upstream,omitempty"`
+	// ConcurCorrelationID is the concur-correlationid of the Concur answer the problem comes
+	// from when that answer was no error (a 200 the gateway could not read, as with
+	// close_outcome_unknown): quote it to Concur's support. With upstream, it is
+	// upstream.correlationId instead.
+	ConcurCorrelationID string `json:"concurCorrelationId,omitempty" example:"0b6f8a52-3c1e-4d7a-9f2b-5e8c1a4d7b90" maxLength:"128"`
 	// Recorded is the batch's recorded close, with batch_already_closed.
 	Recorded *CloseResponse `json:"recorded,omitempty"`
 }

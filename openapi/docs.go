@@ -1602,6 +1602,12 @@ const docTemplate = `{
                     "maxLength": 64,
                     "example": "batch_not_found"
                 },
+                "concurCorrelationId": {
+                    "description": "ConcurCorrelationID is the concur-correlationid of the Concur answer the problem comes\nfrom when that answer was no error (a 200 the gateway could not read, as with\nclose_outcome_unknown): quote it to Concur's support. With upstream, it is\nupstream.correlationId instead.",
+                    "type": "string",
+                    "maxLength": 128,
+                    "example": "0b6f8a52-3c1e-4d7a-9f2b-5e8c1a4d7b90"
+                },
                 "detail": {
                     "description": "Detail explains this occurrence.",
                     "type": "string",
@@ -1649,7 +1655,7 @@ const docTemplate = `{
                     "example": "/problems/batch_not_found"
                 },
                 "upstream": {
-                    "description": "Upstream is what Concur answered, when the problem comes from Concur.",
+                    "description": "Upstream is what Concur answered, when the problem comes from Concur's error answer.",
                     "allOf": [
                         {
                             "$ref": "#/definitions/api.UpstreamProblem"

@@ -65,13 +65,19 @@ func TestCorrelationIDsReachLogProblemAndRecord(t *testing.T) {
 	}
 
 	// A 200 the gateway cannot read: no upstream object (Concur answered no error), but
-	// the record, which support reads for a close that probably happened, has the id.
+	// the problem's concurCorrelationId and the record, which support reads for a close
+	// that probably happened, have the id.
 	s.fault(t, `{"op":"close","mode":"malformed","count":1}`)
 	r = do(t, "POST", s.gw.URL+"/batches/"+cardBatch+"/close", map[string]string{"X-Request-ID": "e2e-corr-200"})
-	if p := decode[api.Problem](t, r); p.Code != "upstream_bad_response" || p.Upstream != nil {
-		t.Errorf("malformed close's problem = %+v, want upstream_bad_response without upstream", p)
+	unreadable := decode[api.Problem](t, r)
+	if unreadable.Code != "upstream_bad_response" || unreadable.Upstream != nil {
+		t.Errorf("malformed close's problem = %+v, want upstream_bad_response without upstream", unreadable)
 	}
 	logged = wantLogged(t, s, "e2e-corr-200", nil)
+	if unreadable.ConcurCorrelationID != logged[len(logged)-1] {
+		t.Errorf("malformed close's concurCorrelationId = %q, want the close answer's %q", unreadable.ConcurCorrelationID,
+			logged[len(logged)-1])
+	}
 	cardTrail := decode[api.CloseAttemptList](t, do(t, "GET", s.gw.URL+"/batches/"+cardBatch+"/closes", nil))
 	if len(cardTrail.Items) != 1 || cardTrail.Items[0].UpstreamCorrelationID != logged[len(logged)-1] {
 		t.Errorf("trail = %+v, want upstreamCorrelationId %q", cardTrail.Items, logged[len(logged)-1])

@@ -130,6 +130,8 @@ func problemFor(err error, instance, requestID string) (api.Problem, http.Header
 	if u := e.Upstream; u != nil {
 		p.Upstream = &api.UpstreamProblem{Status: u.Status, Message: u.Message, ID: u.ID, ServerTime: u.ServerTime,
 			CorrelationID: e.CorrelationID}
+	} else {
+		p.ConcurCorrelationID = e.CorrelationID // an answer that was no error, e.g. an unreadable 200
 	}
 	if e.Recorded != nil {
 		rec := closeResponse(e.Recorded.BatchID, *e.Recorded)

@@ -207,11 +207,14 @@ func TestProblemCarriesUpstream(t *testing.T) {
 	if !strings.Contains(p.raw, `"correlationId":"0b6f8a52-3c1e-4d7a-9f2b-5e8c1a4d7b90"`) {
 		t.Errorf("no upstream.correlationId on the wire: %s", p.raw)
 	}
-	// A failure without an answer of Concur's (no Upstream) has no upstream object, even
-	// when a 200 it could not use gave an id: that one is in the close record and the log.
+	if p.ConcurCorrelationID != "" {
+		t.Errorf("concurCorrelationId = %q beside upstream: want it once, in upstream", p.ConcurCorrelationID)
+	}
+	// A failure without an error answer of Concur's (no Upstream) has no upstream object;
+	// the id of a 200 it could not use is the problem's concurCorrelationId, for support.
 	p = render(t, &batch.Error{Code: batch.CodeUpstreamBadResponse, CorrelationID: "from-a-200"})
-	if p.Upstream != nil {
-		t.Errorf("upstream = %+v, want none without an error answer", p.Upstream)
+	if p.Upstream != nil || p.ConcurCorrelationID != "from-a-200" {
+		t.Errorf("upstream = %+v, concurCorrelationId %q; want none, and from-a-200", p.Upstream, p.ConcurCorrelationID)
 	}
 }
 
