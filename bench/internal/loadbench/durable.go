@@ -6,12 +6,9 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -92,31 +89,7 @@ func ServeDurable(ctx context.Context, cfg DurableConfig, stdout io.Writer) erro
 	mux.HandleFunc("POST "+durableSeedPath, d.seed)
 	mux.Handle("/", d.begin(rp))
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	line, _ := json.Marshal(map[string]string{"message": "listening", "addr": ln.Addr().String()})
-	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
-		return err
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return err
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serveUntil(ctx, cfg.Addr, mux, stdout)
 }
 
 type durable struct {

@@ -44,11 +44,17 @@ func ServeProxy(ctx context.Context, addr, target string, stdout io.Writer) erro
 	mux.Handle("GET "+proxyMetricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", rp)
 
+	return serveUntil(ctx, addr, mux, stdout)
+}
+
+// serveUntil serves h on addr, says where on stdout (the "listening" line the suite waits
+// for), and shuts down gracefully when ctx ends.
+func serveUntil(ctx context.Context, addr string, h http.Handler, stdout io.Writer) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	line, _ := json.Marshal(map[string]string{"message": "listening", "addr": ln.Addr().String()})
 	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
 		return err
