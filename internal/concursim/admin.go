@@ -89,13 +89,23 @@ func (s *Sim) handleGetFault(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, f)
 }
 
-// handlePutFault installs the Fault in the JSON body and echoes it.
-func (s *Sim) handlePutFault(w http.ResponseWriter, r *http.Request) {
+// readAdminJSON decodes an admin request's JSON body (bounded, unknown fields refused) as
+// a T, or answers 400 naming what it should have been and reports false.
+func readAdminJSON[T any](w http.ResponseWriter, r *http.Request, what string) (T, bool) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFaultBytes))
 	dec.DisallowUnknownFields()
-	var f Fault
-	if err := dec.Decode(&f); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid fault JSON: " + err.Error()})
+	var v T
+	if err := dec.Decode(&v); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid " + what + " JSON: " + err.Error()})
+		return v, false
+	}
+	return v, true
+}
+
+// handlePutFault installs the Fault in the JSON body and echoes it.
+func (s *Sim) handlePutFault(w http.ResponseWriter, r *http.Request) {
+	f, ok := readAdminJSON[Fault](w, r, "fault")
+	if !ok {
 		return
 	}
 	if err := f.validate(); err != nil {

@@ -1,7 +1,6 @@
 package concursim
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -81,11 +80,8 @@ func (s *Sim) handleGetDeprecation(w http.ResponseWriter, _ *http.Request) {
 
 // handlePutDeprecation installs the Deprecation in the JSON body and echoes it.
 func (s *Sim) handlePutDeprecation(w http.ResponseWriter, r *http.Request) {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFaultBytes))
-	dec.DisallowUnknownFields()
-	var d Deprecation
-	if err := dec.Decode(&d); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid deprecation JSON: " + err.Error()})
+	d, ok := readAdminJSON[Deprecation](w, r, "deprecation")
+	if !ok {
 		return
 	}
 	if err := s.SetDeprecation(d); err != nil {

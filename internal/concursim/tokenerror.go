@@ -2,7 +2,6 @@ package concursim
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -158,11 +157,8 @@ func (s *Sim) handleGetTokenError(w http.ResponseWriter, _ *http.Request) {
 // handlePutTokenError installs the TokenError in the JSON body and echoes it, defaults
 // filled in.
 func (s *Sim) handlePutTokenError(w http.ResponseWriter, r *http.Request) {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFaultBytes))
-	dec.DisallowUnknownFields()
-	var te TokenError
-	if err := dec.Decode(&te); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid token error JSON: " + err.Error()})
+	te, ok := readAdminJSON[TokenError](w, r, "token error")
+	if !ok {
 		return
 	}
 	te, err := s.SetTokenError(te)
