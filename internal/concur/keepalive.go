@@ -31,8 +31,11 @@ func (c *Client) KeepAlive(ctx context.Context) {
 	}
 }
 
-// keepAliveFirstTick bounds the keep-alive's first wait.
-const keepAliveFirstTick = 30 * time.Second
+// The keep-alive's ticks: at most an hour apart, the first within 30 s.
+const (
+	keepAliveMaxTick   = time.Hour
+	keepAliveFirstTick = 30 * time.Second
+)
 
 // keepAliveOnce is one tick: a token that calls may still use but whose grant is due is
 // renewed by a refresh of the keep-alive's own (whose failure leaves the token in use);

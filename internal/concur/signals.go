@@ -50,11 +50,10 @@ type Signals struct {
 }
 
 const (
-	maxSignalValue   = 256            // a header value is cut to this before it is kept or told
-	maxSignalsTold   = 64             // distinct values remembered as told; beyond, the oldest are forgotten
-	sunsetForget     = 24 * time.Hour // a header not seen again for this long is dropped (a Sunset: once its date passed too)
-	headerTellEvery  = time.Minute    // at most one new value of a header told per this
-	keepAliveMaxTick = time.Hour
+	maxSignalValue  = 256            // a header value is cut to this before it is kept or told
+	maxSignalsTold  = 64             // distinct values remembered as told; beyond, the oldest are forgotten
+	sunsetForget    = 24 * time.Hour // a header not seen again for this long is dropped (a Sunset: once its date passed too)
+	headerTellEvery = time.Minute    // at most one new value of a header told per this
 )
 
 // signals keeps what Concur's answers said. Safe for concurrent use.
@@ -92,8 +91,9 @@ func (s *signals) answered(op string, h http.Header) {
 		if err != nil {
 			at = time.Time{}
 		}
-		if s.sunsetValue == "" || now.Sub(s.sunsetSeen) > sunsetForget || (!at.IsZero() && (s.sunset.IsZero() || at.Before(s.sunset))) ||
-			sunset == s.sunsetValue {
+		stale := s.sunsetValue == "" || now.Sub(s.sunsetSeen) > sunsetForget
+		earlier := !at.IsZero() && (s.sunset.IsZero() || at.Before(s.sunset))
+		if stale || earlier || sunset == s.sunsetValue { // the earliest date announced wins
 			s.sunset, s.sunsetValue, s.sunsetOp, s.sunsetSeen = at.UTC(), sunset, op, now
 		}
 		if s.newsLocked(SignalSunset, sunset, now) {
