@@ -98,6 +98,14 @@ func testApplyCompareAndSet(t *testing.T, h *harness) {
 	if b.Close.State != batch.StateClosed || b.Close.FileClose != att.ID || rec.Outcome != batch.OutcomeClosed {
 		t.Errorf("after end: %+v, %+v", b.Close, rec)
 	}
+	// What Apply returns is the batch as stored (its state update's RETURNING): a re-read
+	// differs only in the database's clock.
+	again := mustGet(t, s, "A")
+	returned := b
+	returned.Close.Now, again.Close.Now = time.Time{}, time.Time{}
+	if diff := cmp.Diff(again, returned); diff != "" || returned.Status != "CLOSED" {
+		t.Errorf("Apply returned a batch other than the stored one (-stored +returned):\n%s", diff)
+	}
 	got, err := s.GetClose(t.Context(), att.ID)
 	if err != nil || got.FileURL != "https://h/file" || got.Outcome != batch.OutcomeClosed || !got.LeaseUntil.IsZero() {
 		t.Errorf("GetClose = %+v, %v", got, err)

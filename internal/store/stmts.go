@@ -14,7 +14,6 @@ import (
 const (
 	getBatchSQL = "SELECT " + batchRead + " FROM batches WHERE id = ?"
 	getCloseSQL = "SELECT " + closeColumns + " FROM closes WHERE id = ?"
-	nowSQL      = "SELECT now_us()"
 	// A batch the gateway closed is CLOSED in its status too (Concur never reopens one),
 	// so lists filtered by status show it at once.
 	setStateSQL = `UPDATE batches SET status = CASE WHEN ? = 'closed' THEN 'CLOSED' ELSE status END,
@@ -30,7 +29,7 @@ const (
 )
 
 func hotStatements() []string {
-	return []string{getBatchSQL, getCloseSQL, nowSQL, setStateReturningSQL, endCloseSQL, insertClose}
+	return []string{getBatchSQL, getCloseSQL, setStateReturningSQL, endCloseSQL, insertClose}
 }
 
 // prepareAll prepares queries (written with ?) for exec and queryRow. Only at Open: the
@@ -77,7 +76,9 @@ func (s *sqlStore) queryRow(ctx context.Context, q querier, query string, args .
 	return q.QueryRowContext(ctx, s.q(query), args...)
 }
 
-// stmtContext is the context a prepared statement runs with on q: in a SQLite write
+// stmtContext is the context a prepared statement runs with on q (prepared binds it to
+// the transaction with the caller's ctx, so a statement not yet begun when ctx ends still
+// fails: only one already running is not interrupted): in a SQLite write
 // transaction, ctx without its cancellation. For a statement whose context can end,
 // modernc's driver starts a goroutine that interrupts it when it does (a channel, a
 // closure, a progress handler: in the load suite, 5 % of the gateway's allocations,
